@@ -1,0 +1,147 @@
+package cli
+
+import (
+	"context"
+	"encoding/base64"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/arcasec/arca/internal/server"
+)
+
+func runServer(args []string) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	configPath := fs.String("config", "", "path to an HCL or JSON configuration file")
+	dev := fs.Bool("dev", false, "start an in-memory, unsealed server for development")
+	devRoot := fs.String("dev-root-token-id", "", "root token ID in dev mode (default: random)")
+	devListen := fs.String("dev-listen-address", "127.0.0.1:8200", "address dev mode listens on")
+	logLevel := fs.String("log-level", "", "log level: debug, info, warn, error")
+	logFormat := fs.String("log-format", "", "log format: standard or json")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: arca server -dev | -config=server.hcl")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return 1
+	}
+	if *devRoot == "" {
+		*devRoot = os.Getenv("VAULT_DEV_ROOT_TOKEN_ID")
+	}
+	if !*dev && *configPath == "" {
+		fmt.Fprintln(os.Stderr, "Error: arca server needs -dev or -config=FILE")
+		return 1
+	}
+
+	var conf *server.Config
+	if *configPath != "" {
+		var err error
+		if conf, err = server.LoadConfig(*configPath); err != nil {
+			fmt.Fprintf(os.Stderr, "Error loading configuration: %v\n", err)
+			return 1
+		}
+		if *logLevel == "" {
+			*logLevel = conf.LogLevel
+		}
+		if *logFormat == "" {
+			*logFormat = conf.LogFormat
+		}
+	}
+	logger, err := newLogger(os.Stderr, *logLevel, *logFormat)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+		return 1
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	var srv *server.Server
+	if *dev {
+		var res *server.DevResult
+		srv, res, err = server.StartDev(ctx, server.DevOptions{ListenAddress: *devListen, RootTokenID: *devRoot}, logger)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "Error starting dev server: %v\n", err)
+			return 1
+		}
+		printDevBanner(os.Stdout, res)
+	} else {
+		if srv, err = server.New(conf, logger); err != nil {
+			fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+			return 1
+		}
+		addrs, err := srv.Start()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+			return 1
+		}
+		fmt.Fprintf(os.Stdout, "==> Arca server started (%s storage) on %s; it is sealed until unsealed with 'arca operator unseal'.\n",
+			conf.Storage.Type, strings.Join(addrs, ", "))
+	}
+	<-ctx.Done()
+	fmt.Fprintln(os.Stdout, "==> Arca shutdown triggered")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		fmt.Fprintf(os.Stderr, "Error during shutdown: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "", "info":
+		lv = slog.LevelInfo
+	case "debug", "trace":
+		lv = slog.LevelDebug
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error", "err":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("unknown log level %q (debug, info, warn, error)", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "", "standard", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("unknown log format %q (standard or json)", format)
+}
+
+func printDevBanner(w io.Writer, res *server.DevResult) {
+	addr := "http://" + res.Address
+	fmt.Fprintf(w, `==> Arca server configuration:
+
+             Api Address: %s
+                 Storage: inmem
+                 Version: Arca %s
+
+WARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory
+and starts unsealed with a single unseal key. The root token is already
+authenticated to the CLI, so you can immediately begin using Arca.
+
+You may need to set the following environment variables:
+
+    $ export VAULT_ADDR='%s'
+
+The unseal key and root token are displayed below in case you want to
+seal/unseal the Vault or re-authenticate.
+
+Unseal Key: %s
+Root Token: %s
+
+Development mode should NOT be used in production installations!
+
+`, addr, Version, addr, base64.StdEncoding.EncodeToString(res.UnsealKey), res.RootToken)
+}

@@ -1,0 +1,374 @@
+// Package core is Arca's core: seal state, the mount table and router, the
+// token store, ACL checks and the request pipeline every API call passes
+// through. It knows backends only as logical.Factory values handed to it in
+// a Catalog, and storage only through the barrier.
+package core
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/arcasec/arca/internal/barrier"
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/seal"
+	"github.com/arcasec/arca/internal/seal/shamir"
+	"github.com/arcasec/arca/internal/storage"
+)
+
+// Catalog names the secrets engines and auth methods a core can mount.
+type Catalog struct {
+	Secrets map[string]logical.Factory
+	Auth    map[string]logical.Factory
+}
+
+// Config configures a Core.
+type Config struct {
+	Storage         storage.Backend
+	StorageType     string // reported by sys/seal-status, e.g. "bolt"
+	Catalog         Catalog
+	Logger          *slog.Logger
+	DefaultLeaseTTL time.Duration // 0 means 768h
+	MaxLeaseTTL     time.Duration // 0 means 768h
+	ClusterName     string
+	APIAddr         string
+}
+
+// Core is one Arca server's state.
+type Core struct {
+	conf    Config
+	logger  *slog.Logger
+	phys    storage.Backend
+	barrier *barrier.Barrier
+
+	sealed atomic.Bool
+
+	// stateLock is held for writing while sealing or unsealing and for
+	// reading by every request, so no request runs against a half-torn-down
+	// core.
+	stateLock sync.RWMutex
+	unsealer  *seal.Unsealer
+	sealConf  *seal.Config
+
+	mounts   *mountTable
+	tokens   *tokenStore
+	policies *policyStore
+
+	activeTime  time.Time
+	clusterID   string
+	clusterName string
+}
+
+const sealConfigKey = "core/seal-config"
+
+// New creates a sealed core over conf.Storage.
+func New(conf Config) (*Core, error) {
+	if conf.Storage == nil {
+		return nil, errors.New("core: no storage configured")
+	}
+	if conf.Logger == nil {
+		conf.Logger = slog.Default()
+	}
+	if conf.DefaultLeaseTTL == 0 {
+		conf.DefaultLeaseTTL = 768 * time.Hour
+	}
+	if conf.MaxLeaseTTL == 0 {
+		conf.MaxLeaseTTL = 768 * time.Hour
+	}
+	if conf.DefaultLeaseTTL > conf.MaxLeaseTTL {
+		return nil, fmt.Errorf("default_lease_ttl (%s) is longer than max_lease_ttl (%s)", conf.DefaultLeaseTTL, conf.MaxLeaseTTL)
+	}
+	c := &Core{
+		conf:    conf,
+		logger:  conf.Logger,
+		phys:    conf.Storage,
+		barrier: barrier.New(conf.Storage),
+	}
+	c.sealed.Store(true)
+	return c, nil
+}
+
+// DefaultLeaseTTL and MaxLeaseTTL implement logical.SystemView for the
+// system-wide defaults.
+func (c *Core) DefaultLeaseTTL() time.Duration { return c.conf.DefaultLeaseTTL }
+func (c *Core) MaxLeaseTTL() time.Duration     { return c.conf.MaxLeaseTTL }
+
+// Sealed reports whether the core is sealed.
+func (c *Core) Sealed() bool { return c.sealed.Load() }
+
+// Initialized reports whether the storage holds an initialised Arca.
+func (c *Core) Initialized(ctx context.Context) (bool, error) {
+	conf, err := c.loadSealConfig(ctx)
+	return conf != nil, err
+}
+
+func (c *Core) loadSealConfig(ctx context.Context) (*seal.Config, error) {
+	e, err := c.phys.Get(ctx, sealConfigKey)
+	if err != nil || e == nil {
+		return nil, err
+	}
+	var conf seal.Config
+	if err := json.Unmarshal(e.Value, &conf); err != nil {
+		return nil, fmt.Errorf("reading seal configuration: %w", err)
+	}
+	return &conf, nil
+}
+
+// InitResult is what Init hands back once: the key shares and root token.
+type InitResult struct {
+	Shares    [][]byte
+	RootToken string
+}
+
+// Init initialises storage: it creates the keyring, splits the root key into
+// shares, sets up the system mounts and a root token, and leaves the core
+// sealed.
+func (c *Core) Init(ctx context.Context, conf seal.Config) (*InitResult, error) {
+	c.stateLock.Lock()
+	defer c.stateLock.Unlock()
+	if existing, err := c.loadSealConfig(ctx); err != nil {
+		return nil, err
+	} else if existing != nil {
+		return nil, logical.BadRequest("Vault is already initialized")
+	}
+	if err := conf.Validate(); err != nil {
+		return nil, logical.BadRequest("%v", err)
+	}
+	rootKey, err := barrier.GenerateKey()
+	if err != nil {
+		return nil, err
+	}
+	var shares [][]byte
+	if conf.Shares == 1 {
+		shares = [][]byte{append([]byte(nil), rootKey...)}
+	} else {
+		shares, err = shamir.Split(rootKey, conf.Shares, conf.Threshold)
+		if err != nil {
+			return nil, fmt.Errorf("splitting the root key: %w", err)
+		}
+	}
+	if err := c.barrier.Initialize(ctx, rootKey); err != nil {
+		return nil, fmt.Errorf("initializing the barrier: %w", err)
+	}
+	if err := c.barrier.Unseal(ctx, rootKey); err != nil {
+		return nil, fmt.Errorf("unsealing the new barrier: %w", err)
+	}
+	if err := c.setupFresh(ctx); err != nil {
+		c.barrier.Seal()
+		return nil, err
+	}
+	if err := c.postUnseal(ctx); err != nil {
+		c.barrier.Seal()
+		return nil, err
+	}
+	root, err := c.tokens.createRoot(ctx)
+	if err != nil {
+		c.preSeal(ctx)
+		return nil, err
+	}
+	c.preSeal(ctx)
+	raw, _ := json.Marshal(conf)
+	if err := c.phys.Put(ctx, &storage.Entry{Key: sealConfigKey, Value: raw}); err != nil {
+		return nil, fmt.Errorf("storing the seal configuration: %w", err)
+	}
+	return &InitResult{Shares: shares, RootToken: root}, nil
+}
+
+// SealStatus is the state sys/seal-status reports.
+type SealStatus struct {
+	Initialized bool
+	Sealed      bool
+	Threshold   int
+	Shares      int
+	Progress    int
+	Nonce       string
+	ClusterName string
+	ClusterID   string
+	StorageType string
+}
+
+// SealStatus reports the seal state.
+func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
+	conf, err := c.loadSealConfig(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &SealStatus{Sealed: c.Sealed(), StorageType: c.conf.StorageType}
+	if conf == nil {
+		st.Sealed = true
+		return st, nil
+	}
+	st.Initialized = true
+	st.Threshold, st.Shares = conf.Threshold, conf.Shares
+	c.stateLock.RLock()
+	if u := c.unsealer; u != nil && st.Sealed {
+		st.Progress, st.Nonce = u.Progress(), u.Nonce()
+	}
+	if !st.Sealed {
+		st.ClusterName, st.ClusterID = c.clusterName, c.clusterID
+	}
+	c.stateLock.RUnlock()
+	return st, nil
+}
+
+// Unseal adds one key share. Once enough shares are in, the core unseals.
+func (c *Core) Unseal(ctx context.Context, share []byte) error {
+	c.stateLock.Lock()
+	defer c.stateLock.Unlock()
+	if !c.Sealed() {
+		return nil
+	}
+	conf, err := c.loadSealConfig(ctx)
+	if err != nil {
+		return err
+	}
+	if conf == nil {
+		return logical.BadRequest("Vault is not initialized")
+	}
+	if c.unsealer == nil {
+		c.unsealer = seal.NewUnsealer(*conf)
+	}
+	var rootKey []byte
+	if conf.Shares == 1 {
+		rootKey = share
+	} else {
+		rootKey, err = c.unsealer.Add(share)
+		if err != nil {
+			return logical.BadRequest("%v", err)
+		}
+		if rootKey == nil {
+			return nil
+		}
+	}
+	if err := c.barrier.Unseal(ctx, rootKey); err != nil {
+		c.unsealer.Reset()
+		if errors.Is(err, barrier.ErrBadRootKey) {
+			return logical.BadRequest("the unseal key shares do not combine into this server's root key: %v", err)
+		}
+		return err
+	}
+	c.unsealer.Reset()
+	if err := c.postUnseal(ctx); err != nil {
+		c.preSeal(ctx)
+		return fmt.Errorf("loading state after unseal: %w", err)
+	}
+	c.sealed.Store(false)
+	c.logger.Info("core unsealed")
+	return nil
+}
+
+// ResetUnseal discards the unseal progress.
+func (c *Core) ResetUnseal() error {
+	c.stateLock.Lock()
+	defer c.stateLock.Unlock()
+	if !c.Sealed() {
+		return logical.BadRequest("vault is unsealed")
+	}
+	if c.unsealer != nil {
+		c.unsealer.Reset()
+	}
+	return nil
+}
+
+// Seal seals the core: keys leave memory and every secret path answers 503.
+func (c *Core) Seal(ctx context.Context) {
+	c.stateLock.Lock()
+	defer c.stateLock.Unlock()
+	if c.Sealed() {
+		return
+	}
+	c.sealed.Store(true)
+	c.preSeal(ctx)
+	c.logger.Info("core sealed")
+}
+
+// setupFresh writes the state of a newly initialised server.
+func (c *Core) setupFresh(ctx context.Context) error {
+	if err := c.putJSON(ctx, clusterKey, clusterInfo{ID: newUUID(), Name: c.conf.ClusterName}); err != nil {
+		return err
+	}
+	if err := writeDefaultMounts(ctx, c.barrier); err != nil {
+		return err
+	}
+	return nil
+}
+
+const clusterKey = "core/cluster"
+
+type clusterInfo struct {
+	ID   string `json:"id"`
+	Name string `json:"name"`
+}
+
+// postUnseal loads the state kept behind the barrier.
+func (c *Core) postUnseal(ctx context.Context) error {
+	var ci clusterInfo
+	if _, err := c.getJSON(ctx, clusterKey, &ci); err != nil {
+		return err
+	}
+	c.clusterID = ci.ID
+	c.clusterName = ci.Name
+	if c.clusterName == "" {
+		c.clusterName = "arca-cluster-" + ci.ID[:8]
+	}
+	c.policies = newPolicyStore(newView(c.barrier, "sys/policy/"))
+	if err := c.policies.setupDefaults(ctx); err != nil {
+		return err
+	}
+	c.tokens = newTokenStore(c, newView(c.barrier, "sys/token/"))
+	mt, err := loadMountTable(ctx, c)
+	if err != nil {
+		return err
+	}
+	c.mounts = mt
+	c.tokens.startTidy()
+	c.activeTime = time.Now().UTC()
+	return nil
+}
+
+// preSeal tears down what postUnseal built and seals the barrier.
+func (c *Core) preSeal(ctx context.Context) {
+	if c.tokens != nil {
+		c.tokens.stopTidy()
+	}
+	if c.mounts != nil {
+		c.mounts.cleanup(ctx)
+	}
+	c.mounts, c.tokens, c.policies = nil, nil, nil
+	c.barrier.Seal()
+}
+
+func (c *Core) putJSON(ctx context.Context, key string, v any) error {
+	raw, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return c.barrier.Put(ctx, &storage.Entry{Key: key, Value: raw})
+}
+
+func (c *Core) getJSON(ctx context.Context, key string, v any) (bool, error) {
+	e, err := c.barrier.Get(ctx, key)
+	if err != nil || e == nil {
+		return false, err
+	}
+	return true, json.Unmarshal(e.Value, v)
+}
+
+// KeyStatus reports the barrier's active key.
+func (c *Core) KeyStatus() barrier.KeyInfo { return c.barrier.KeyStatus() }
+
+// ActiveTime is when this core last unsealed.
+func (c *Core) ActiveTime() time.Time { return c.activeTime }
+
+// ClusterInfo returns the cluster name and ID (empty while sealed).
+func (c *Core) ClusterInfo() (name, id string) {
+	if c.Sealed() {
+		return "", ""
+	}
+	return c.clusterName, c.clusterID
+}

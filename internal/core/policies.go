@@ -1,0 +1,162 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/policy"
+	"github.com/arcasec/arca/internal/storage"
+)
+
+// policyStore keeps ACL policies behind the barrier, with parsed policies
+// and compiled ACLs cached in memory. Any change clears the ACL cache.
+type policyStore struct {
+	view storage.Storage
+
+	mu     sync.RWMutex
+	parsed map[string]*policy.Policy
+	acls   map[string]*policy.ACL // by sorted, comma-joined policy names
+}
+
+type storedPolicy struct {
+	Name string `json:"name"`
+	Raw  string `json:"raw"`
+}
+
+func newPolicyStore(v storage.Storage) *policyStore {
+	return &policyStore{view: v, parsed: map[string]*policy.Policy{}, acls: map[string]*policy.ACL{}}
+}
+
+func (ps *policyStore) setupDefaults(ctx context.Context) error {
+	p, err := ps.get(ctx, "default")
+	if err != nil {
+		return err
+	}
+	if p == nil {
+		return ps.set(ctx, "default", policy.DefaultPolicy)
+	}
+	return nil
+}
+
+func normalizePolicyName(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
+
+// get returns the named policy, or nil when there is none.
+func (ps *policyStore) get(ctx context.Context, name string) (*policy.Policy, error) {
+	name = normalizePolicyName(name)
+	ps.mu.RLock()
+	p, ok := ps.parsed[name]
+	ps.mu.RUnlock()
+	if ok {
+		return p, nil
+	}
+	var sp storedPolicy
+	found, err := getJSONFrom(ctx, ps.view, name, &sp)
+	if err != nil || !found {
+		return nil, err
+	}
+	p, err = policy.Parse(name, sp.Raw)
+	if err != nil {
+		return nil, err
+	}
+	ps.mu.Lock()
+	ps.parsed[name] = p
+	ps.mu.Unlock()
+	return p, nil
+}
+
+func (ps *policyStore) set(ctx context.Context, name, text string) error {
+	name = normalizePolicyName(name)
+	if name == "" {
+		return logical.BadRequest("policy name must not be empty")
+	}
+	if name == "root" {
+		return logical.BadRequest("cannot update root policy")
+	}
+	if strings.ContainsAny(name, "/") {
+		return logical.BadRequest("policy name %q must not contain '/'", name)
+	}
+	p, err := policy.Parse(name, text)
+	if err != nil {
+		return logical.BadRequest("failed to parse policy: %v", err)
+	}
+	if _, err := policy.NewACL(p); err != nil {
+		return logical.BadRequest("failed to compile policy: %v", err)
+	}
+	if err := putJSONTo(ctx, ps.view, name, storedPolicy{Name: name, Raw: text}); err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	ps.parsed[name] = p
+	ps.acls = map[string]*policy.ACL{}
+	ps.mu.Unlock()
+	return nil
+}
+
+func (ps *policyStore) delete(ctx context.Context, name string) error {
+	name = normalizePolicyName(name)
+	switch name {
+	case "root":
+		return logical.BadRequest("cannot delete root policy")
+	case "default":
+		return logical.BadRequest("cannot delete default policy")
+	}
+	if err := ps.view.Delete(ctx, name); err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	delete(ps.parsed, name)
+	ps.acls = map[string]*policy.ACL{}
+	ps.mu.Unlock()
+	return nil
+}
+
+func (ps *policyStore) list(ctx context.Context) ([]string, error) {
+	keys, err := ps.view.List(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	out := append([]string{}, keys...)
+	out = append(out, "root")
+	sort.Strings(out)
+	return out, nil
+}
+
+// acl returns the compiled ACL for a set of policy names. Unknown names are
+// skipped, as Vault does: a token may outlive a policy.
+func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, error) {
+	key := strings.Join(names, ",")
+	ps.mu.RLock()
+	a, ok := ps.acls[key]
+	ps.mu.RUnlock()
+	if ok {
+		return a, nil
+	}
+	var pols []*policy.Policy
+	for _, n := range names {
+		if n == "root" {
+			a = policy.RootACL()
+			break
+		}
+		p, err := ps.get(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		if p != nil {
+			pols = append(pols, p)
+		}
+	}
+	if a == nil {
+		var err error
+		if a, err = policy.NewACL(pols...); err != nil {
+			return nil, errors.Join(errors.New("compiling the token's policies"), err)
+		}
+	}
+	ps.mu.Lock()
+	ps.acls[key] = a
+	ps.mu.Unlock()
+	return a, nil
+}

@@ -1,0 +1,201 @@
+package core
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/policy"
+)
+
+// policyCap maps an operation to the capability that allows it.
+func policyCap(op logical.Operation) policy.Capability {
+	switch op {
+	case logical.ReadOperation:
+		return policy.Read
+	case logical.CreateOperation:
+		return policy.Create
+	case logical.UpdateOperation:
+		return policy.Update
+	case logical.PatchOperation:
+		return policy.Patch
+	case logical.DeleteOperation:
+		return policy.Delete
+	case logical.ListOperation:
+		return policy.List
+	}
+	return policy.Read // help: reading a path's help needs read
+}
+
+// matchSpecial reports whether path matches one of patterns, each exact or
+// with a trailing "*" glob.
+func matchSpecial(patterns []string, path string) bool {
+	for _, p := range patterns {
+		if strings.HasSuffix(p, "*") {
+			if strings.HasPrefix(path, p[:len(p)-1]) {
+				return true
+			}
+		} else if p == path {
+			return true
+		}
+	}
+	return false
+}
+
+// HandleRequest runs one request through the pipeline: seal check, route,
+// token, ACL, backend, token issuance for logins. req.Path is the full path
+// below /v1/ (list paths end in "/").
+func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	c.stateLock.RLock()
+	defer c.stateLock.RUnlock()
+	if c.Sealed() {
+		return nil, logical.ErrSealed
+	}
+	fullPath := req.Path
+	m, rel := c.mounts.route(fullPath)
+	if m == nil {
+		return nil, logical.Errorf(404, "no handler for route %q. route entry not found.", fullPath)
+	}
+	special := m.backend.SpecialPaths()
+	unauth := special != nil && matchSpecial(special.Unauthenticated, rel)
+
+	var te *TokenEntry
+	if !unauth {
+		var err error
+		te, err = c.tokens.lookup(ctx, req.ClientToken)
+		if err != nil {
+			return nil, err
+		}
+		if te == nil {
+			return nil, logical.ErrPermissionDenied
+		}
+		acl, err := c.policies.acl(ctx, te.Policies)
+		if err != nil {
+			return nil, err
+		}
+		req.Storage = m.view
+		req.Path = rel
+		if req.Operation == logical.UpdateOperation {
+			// POST/PUT is create-or-update: ask the backend which, unless
+			// the ACL allows both anyway.
+			dec := acl.Check(fullPath, policy.Update, req.Data)
+			if !(dec.Allowed && dec.Capabilities&policy.Create != 0) {
+				checked, exists, err := m.backend.ExistenceCheck(ctx, req)
+				if err != nil {
+					return nil, err
+				}
+				if checked && !exists {
+					req.Operation = logical.CreateOperation
+				}
+			}
+		}
+		dec := acl.Check(fullPath, policyCap(req.Operation), req.Data)
+		if !dec.Allowed {
+			return nil, logical.ErrPermissionDenied
+		}
+		if special != nil && matchSpecial(special.Root, rel) && !dec.Sudo {
+			return nil, logical.ErrPermissionDenied
+		}
+		req.ClientTokenAccessor = te.Accessor
+		req.Auth = te.auth(time.Now())
+		req.EntityID = te.EntityID
+	}
+	req.Path = rel
+	req.Storage = m.view
+	req.MountPoint = m.entry.routePath()
+	req.MountType = m.entry.Type
+
+	resp, err := m.backend.HandleRequest(ctx, req)
+
+	if te != nil && te.NumUses > 0 {
+		last, uerr := c.tokens.use(ctx, te)
+		if uerr == nil && last {
+			defer func() {
+				if err := c.tokens.revokeTree(context.WithoutCancel(ctx), te.ID); err != nil {
+					c.logger.Warn("revoking a token whose uses ran out failed", "accessor", te.Accessor, "error", err)
+				}
+			}()
+		}
+	}
+	if err != nil {
+		return resp, err
+	}
+	if resp != nil && resp.Auth != nil && m.entry.Table == authTable && m.entry.Type != "token" {
+		if err := c.issueLoginToken(ctx, m, resp.Auth); err != nil {
+			return nil, err
+		}
+	}
+	if resp != nil && resp.Secret != nil && resp.Secret.TTL == 0 {
+		resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+	}
+	return resp, nil
+}
+
+// issueLoginToken turns the Auth block of an auth method's login response
+// into a token.
+func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth) error {
+	now := time.Now().UTC()
+	pols := append([]string{}, auth.Policies...)
+	if !containsString(pols, "default") {
+		pols = append(pols, "default")
+	}
+	te := &TokenEntry{
+		Policies:       pols,
+		Meta:           auth.Metadata,
+		DisplayName:    strings.TrimSuffix(m.entry.Path, "/") + "-" + auth.DisplayName,
+		NumUses:        auth.NumUses,
+		CreationTime:   now,
+		ExplicitMaxTTL: auth.ExplicitMaxTTL,
+		Period:         auth.Period,
+		Renewable:      auth.Renewable,
+		Path:           m.entry.routePath() + "login",
+		EntityID:       auth.EntityID,
+		InternalData:   auth.InternalData,
+	}
+	ttl := auth.TTL
+	if auth.Period > 0 {
+		ttl = auth.Period
+	}
+	if ttl == 0 {
+		ttl = m.sys.DefaultLeaseTTL()
+	}
+	if ttl > m.sys.MaxLeaseTTL() && auth.Period == 0 {
+		ttl = m.sys.MaxLeaseTTL()
+	}
+	te.CreationTTL = ttl
+	te.ExpireTime = now.Add(ttl)
+	if err := c.tokens.create(ctx, te); err != nil {
+		return err
+	}
+	*auth = *te.auth(now)
+	return nil
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// CheckToken returns the capabilities decision for a token on a path, for
+// the HTTP layer's own endpoints (sys/seal, sys/step-down).
+func (c *Core) CheckToken(ctx context.Context, token, path string, op logical.Operation) (policy.Decision, error) {
+	c.stateLock.RLock()
+	defer c.stateLock.RUnlock()
+	if c.Sealed() {
+		return policy.Decision{}, logical.ErrSealed
+	}
+	te, err := c.tokens.lookup(ctx, token)
+	if err != nil || te == nil {
+		return policy.Decision{}, err
+	}
+	acl, err := c.policies.acl(ctx, te.Policies)
+	if err != nil {
+		return policy.Decision{}, err
+	}
+	return acl.Check(path, policyCap(op), nil), nil
+}

@@ -1,0 +1,200 @@
+package framework
+
+import (
+	"context"
+	"fmt"
+	"github.com/arcasec/arca/internal/logical"
+	"regexp"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// OperationFunc handles one operation on a declared path.
+type OperationFunc func(ctx context.Context, req *logical.Request, d *FieldData) (*logical.Response, error)
+
+// ExistenceFunc reports whether the target of a write already exists.
+type ExistenceFunc func(ctx context.Context, req *logical.Request, d *FieldData) (bool, error)
+
+// Path declares one path of a backend: a pattern, its typed fields and a
+// handler per operation. Pattern is a regular expression matched against
+// the whole mount-relative path; its named groups become fields.
+type Path struct {
+	Pattern        string
+	Fields         map[string]*FieldSchema
+	Operations     map[logical.Operation]OperationFunc
+	ExistenceCheck ExistenceFunc
+	// TakesArbitraryInput turns off the warning for fields the path does not
+	// declare (KV v1 writes store whatever they are given).
+	TakesArbitraryInput bool
+	HelpSynopsis        string
+	HelpDescription     string
+
+	re *regexp.Regexp
+}
+
+// Backend is a logical.Backend assembled from declared paths.
+type Backend struct {
+	// Help describes the backend as a whole.
+	Help         string
+	Paths        []*Path
+	PathsSpecial *logical.Paths
+	// Clean is called from Cleanup.
+	Clean func(ctx context.Context)
+
+	once sync.Once
+}
+
+var _ logical.Backend = (*Backend)(nil)
+
+func (b *Backend) compile() {
+	b.once.Do(func() {
+		for _, p := range b.Paths {
+			p.re = regexp.MustCompile("^" + p.Pattern + "$")
+		}
+	})
+}
+
+// route finds the first declared path matching path and returns it with the
+// values of its named groups.
+func (b *Backend) route(path string) (*Path, map[string]any) {
+	b.compile()
+	for _, p := range b.Paths {
+		m := p.re.FindStringSubmatch(path)
+		if m == nil {
+			continue
+		}
+		captures := make(map[string]any, len(m))
+		for i, name := range p.re.SubexpNames() {
+			if name != "" && m[i] != "" {
+				captures[name] = m[i]
+			}
+		}
+		return p, captures
+	}
+	return nil, nil
+}
+
+// fieldData builds the FieldData for a request on p, validating every
+// supplied field against its schema.
+func (p *Path) fieldData(req *logical.Request, captures map[string]any) (*FieldData, []string, error) {
+	raw := make(map[string]any, len(req.Data)+len(captures))
+	var unknown []string
+	for k, v := range req.Data {
+		if _, ok := p.Fields[k]; !ok {
+			unknown = append(unknown, k)
+		}
+		raw[k] = v
+	}
+	for k, v := range captures {
+		raw[k] = v
+	}
+	d := &FieldData{Raw: raw, Schema: p.Fields}
+	if err := d.Validate(); err != nil {
+		return nil, nil, err
+	}
+	var warnings []string
+	if len(unknown) > 0 && !p.TakesArbitraryInput {
+		sort.Strings(unknown)
+		warnings = append(warnings, fmt.Sprintf("Endpoint ignored these unrecognized parameters: [%s]", strings.Join(unknown, " ")))
+	}
+	return d, warnings, nil
+}
+
+// HandleRequest routes req to the declared path and operation.
+func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	p, captures := b.route(req.Path)
+	if p == nil {
+		return nil, logical.ErrUnsupportedPath
+	}
+	if req.Operation == logical.HelpOperation {
+		return &logical.Response{Data: map[string]any{"help": p.help(b.Help)}}, nil
+	}
+	op, ok := p.Operations[req.Operation]
+	if !ok && req.Operation == logical.CreateOperation {
+		op, ok = p.Operations[logical.UpdateOperation]
+	}
+	if !ok {
+		return nil, logical.ErrUnsupportedOperation
+	}
+	d, warnings, err := p.fieldData(req, captures)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := op(ctx, req, d)
+	if len(warnings) > 0 && err == nil {
+		if resp == nil {
+			resp = &logical.Response{}
+		}
+		resp.Warnings = append(resp.Warnings, warnings...)
+	}
+	return resp, err
+}
+
+// ExistenceCheck runs the existence check of the path req targets.
+func (b *Backend) ExistenceCheck(ctx context.Context, req *logical.Request) (checked, exists bool, err error) {
+	p, captures := b.route(req.Path)
+	if p == nil || p.ExistenceCheck == nil {
+		return false, false, nil
+	}
+	if _, ok := p.Operations[logical.CreateOperation]; !ok {
+		return false, false, nil
+	}
+	d, _, err := p.fieldData(req, captures)
+	if err != nil {
+		return false, false, err
+	}
+	exists, err = p.ExistenceCheck(ctx, req, d)
+	return true, exists, err
+}
+
+// SpecialPaths returns the declared special paths.
+func (b *Backend) SpecialPaths() *logical.Paths { return b.PathsSpecial }
+
+// Cleanup calls Clean when set.
+func (b *Backend) Cleanup(ctx context.Context) {
+	if b.Clean != nil {
+		b.Clean(ctx)
+	}
+}
+
+func (p *Path) help(backendHelp string) string {
+	var s strings.Builder
+	if p.HelpSynopsis != "" {
+		s.WriteString(p.HelpSynopsis + "\n\n")
+	}
+	if p.HelpDescription != "" {
+		s.WriteString(p.HelpDescription + "\n\n")
+	}
+	if len(p.Fields) > 0 {
+		names := make([]string, 0, len(p.Fields))
+		for n := range p.Fields {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		s.WriteString("Parameters:\n")
+		for _, n := range names {
+			f := p.Fields[n]
+			fmt.Fprintf(&s, "  %s (%s): %s\n", n, f.Type, f.Description)
+		}
+	}
+	if s.Len() == 0 {
+		return backendHelp
+	}
+	return s.String()
+}
+
+// Pattern helpers.
+
+// GenericNameRegex matches a name made of word characters, dashes and dots.
+func GenericNameRegex(name string) string {
+	return fmt.Sprintf(`(?P<%s>\w(([\w.-]+)?\w)?)`, name)
+}
+
+// MatchAllRegex matches the rest of the path, possibly empty.
+func MatchAllRegex(name string) string {
+	return fmt.Sprintf(`(?P<%s>.*)`, name)
+}
+
+// OptionalTrailingSlash matches an optional "/".
+const OptionalTrailingSlash = `/?`

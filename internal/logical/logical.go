@@ -1,0 +1,153 @@
+// Package logical defines what passes between the core and a backend (secrets
+// engine or auth method): the Request, the Response, the Backend interface,
+// the errors that map to HTTP status codes, and the path framework backends
+// use to declare their paths instead of routing by hand.
+package logical
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/arcasec/arca/internal/storage"
+)
+
+// Operation is what a request does to a path.
+type Operation string
+
+const (
+	ReadOperation   Operation = "read"
+	CreateOperation Operation = "create"
+	UpdateOperation Operation = "update"
+	PatchOperation  Operation = "patch"
+	DeleteOperation Operation = "delete"
+	ListOperation   Operation = "list"
+	HelpOperation   Operation = "help"
+)
+
+// Storage is the storage a backend sees: its own view behind the barrier.
+type Storage = storage.Storage
+
+// StorageEntry is one stored key and value.
+type StorageEntry = storage.Entry
+
+// Request is one operation on a backend. Path is relative to the mount.
+type Request struct {
+	ID         string
+	Operation  Operation
+	Path       string
+	Data       map[string]any
+	Storage    Storage
+	MountPoint string // e.g. "secret/"
+	MountType  string
+
+	// Set by the core for authenticated requests.
+	ClientToken         string
+	ClientTokenAccessor string
+	Auth                *Auth // the caller's token as an Auth block; nil when unauthenticated
+	EntityID            string
+
+	Headers    http.Header
+	RemoteAddr string
+	// ContentType of a PATCH body, checked by the HTTP layer.
+	ContentType string
+	// WrapTTL requests response wrapping (not yet supported by every path).
+	WrapTTL time.Duration
+}
+
+// Response is what a backend returns. A nil *Response with a nil error is a
+// 204 No Content.
+type Response struct {
+	Data     map[string]any
+	Secret   *Secret
+	Auth     *Auth
+	Warnings []string
+	// StatusCode, when non-zero, overrides the status the HTTP layer would
+	// choose (KV v2 returns 404 with a body for deleted versions).
+	StatusCode int
+	// Raw, when set, is written as the response body verbatim (with
+	// RawContentType), outside the envelope; used by sys/metrics and the like.
+	Raw            []byte
+	RawContentType string
+}
+
+// AddWarning appends a warning shown to the client.
+func (r *Response) AddWarning(w string) { r.Warnings = append(r.Warnings, w) }
+
+// Secret carries lease information for a response that is leased.
+type Secret struct {
+	LeaseID   string
+	TTL       time.Duration
+	MaxTTL    time.Duration
+	Renewable bool
+	// InternalData is kept with the lease and handed back on renew/revoke; it
+	// is never sent to the client.
+	InternalData map[string]any
+}
+
+// Auth describes a token: the caller's on requests, and the one to issue on
+// a login response.
+type Auth struct {
+	ClientToken    string
+	Accessor       string
+	DisplayName    string
+	Policies       []string // token policies plus identity policies
+	TokenPolicies  []string
+	Metadata       map[string]string
+	TTL            time.Duration
+	MaxTTL         time.Duration
+	ExplicitMaxTTL time.Duration
+	Period         time.Duration
+	Renewable      bool
+	NumUses        int
+	NoParent       bool
+	EntityID       string
+	TokenType      string
+	Orphan         bool
+	// InternalData is kept with the token and handed back on renew.
+	InternalData map[string]any
+}
+
+// Paths lists a backend's special paths, as patterns with an optional
+// trailing "*" glob.
+type Paths struct {
+	// Unauthenticated paths need no token (login endpoints).
+	Unauthenticated []string
+	// Root paths need the sudo capability.
+	Root []string
+}
+
+// SystemView is what the core lends a backend: configuration it needs and
+// hooks into core services, never the core itself.
+type SystemView interface {
+	DefaultLeaseTTL() time.Duration
+	MaxLeaseTTL() time.Duration
+}
+
+// BackendConfig is what a Factory receives when a mount is created or loaded.
+type BackendConfig struct {
+	Storage   Storage
+	System    SystemView
+	Logger    *slog.Logger
+	MountPath string
+	// Options are the mount's options (e.g. {"version": "2"} for KV).
+	Options map[string]string
+}
+
+// Backend is a secrets engine or an auth method.
+type Backend interface {
+	// HandleRequest serves a request routed to this backend.
+	HandleRequest(ctx context.Context, req *Request) (*Response, error)
+	// ExistenceCheck reports, for a create-or-update write, whether the
+	// target exists. checked is false when the backend does not distinguish
+	// create from update, in which case the core treats the write as update.
+	ExistenceCheck(ctx context.Context, req *Request) (checked, exists bool, err error)
+	// SpecialPaths returns the backend's unauthenticated and sudo paths.
+	SpecialPaths() *Paths
+	// Cleanup releases resources when the mount is disabled or the core seals.
+	Cleanup(ctx context.Context)
+}
+
+// Factory creates a backend for a mount.
+type Factory func(ctx context.Context, conf *BackendConfig) (Backend, error)

@@ -1,0 +1,209 @@
+// Package policy parses Vault-compatible ACL policies (HCL or JSON) and
+// compiles a token's policies into an ACL that decides each request.
+//
+// Deny by default: a path nothing grants is denied, and a deny on the rule
+// that matches wins over any grant.
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl"
+	"github.com/hashicorp/hcl/hcl/ast"
+)
+
+// Capability is a bit set of policy capabilities.
+type Capability uint16
+
+const (
+	Deny Capability = 1 << iota
+	Create
+	Read
+	Update
+	Patch
+	Delete
+	List
+	Sudo
+)
+
+var capNames = []struct {
+	c    Capability
+	name string
+}{
+	{Create, "create"}, {Delete, "delete"}, {Deny, "deny"}, {List, "list"},
+	{Patch, "patch"}, {Read, "read"}, {Sudo, "sudo"}, {Update, "update"},
+}
+
+// Strings returns the capability names, sorted. Deny alone is ["deny"].
+func (c Capability) Strings() []string {
+	if c&Deny != 0 {
+		return []string{"deny"}
+	}
+	var out []string
+	for _, cn := range capNames {
+		if c&cn.c != 0 {
+			out = append(out, cn.name)
+		}
+	}
+	return out
+}
+
+// ParseCapability parses one capability name.
+func ParseCapability(s string) (Capability, error) {
+	for _, cn := range capNames {
+		if cn.name == s {
+			return cn.c, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown capability %q (create, read, update, patch, delete, list, sudo, deny)", s)
+}
+
+// Policy is a parsed policy.
+type Policy struct {
+	Name  string
+	Raw   string
+	Paths []*PathRules
+}
+
+// PathRules is one `path "..." { ... }` block.
+type PathRules struct {
+	Path               string
+	Capabilities       Capability
+	AllowedParameters  map[string][]any
+	DeniedParameters   map[string][]any
+	RequiredParameters []string
+	MinWrappingTTL     time.Duration
+	MaxWrappingTTL     time.Duration
+}
+
+// legacyPolicies maps the pre-0.9 `policy = "..."` shorthand.
+var legacyPolicies = map[string]Capability{
+	"deny":  Deny,
+	"read":  Read | List,
+	"write": Read | List | Create | Update | Delete | Patch,
+	"sudo":  Read | List | Create | Update | Delete | Patch | Sudo,
+}
+
+var pathKeys = map[string]bool{
+	"capabilities": true, "policy": true, "allowed_parameters": true, "denied_parameters": true,
+	"required_parameters": true, "min_wrapping_ttl": true, "max_wrapping_ttl": true,
+	"mfa_methods": true, "control_group": true, "subscribe_event_types": true,
+}
+
+// Parse parses policy text in HCL or JSON.
+func Parse(name, text string) (*Policy, error) {
+	file, err := hcl.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("policy %q: %w", name, err)
+	}
+	root, ok := file.Node.(*ast.ObjectList)
+	if !ok {
+		return nil, fmt.Errorf("policy %q: expected path blocks", name)
+	}
+	p := &Policy{Name: name, Raw: text}
+	for _, item := range root.Items {
+		key := item.Keys[0].Token.Value().(string)
+		switch key {
+		case "name":
+			continue
+		case "path":
+		default:
+			return nil, fmt.Errorf("policy %q: unknown key %q (line %d); a policy is made of path blocks", name, key, item.Pos().Line)
+		}
+		pr, err := parsePath(item)
+		if err != nil {
+			return nil, fmt.Errorf("policy %q: %w", name, err)
+		}
+		p.Paths = append(p.Paths, pr)
+	}
+	return p, nil
+}
+
+type pathBody struct {
+	Capabilities       []string         `hcl:"capabilities"`
+	Policy             string           `hcl:"policy"`
+	AllowedParameters  map[string][]any `hcl:"allowed_parameters"`
+	DeniedParameters   map[string][]any `hcl:"denied_parameters"`
+	RequiredParameters []string         `hcl:"required_parameters"`
+	MinWrappingTTL     any              `hcl:"min_wrapping_ttl"`
+	MaxWrappingTTL     any              `hcl:"max_wrapping_ttl"`
+}
+
+func parsePath(item *ast.ObjectItem) (*PathRules, error) {
+	var path string
+	var body *ast.ObjectType
+	switch {
+	case len(item.Keys) >= 2:
+		path = item.Keys[1].Token.Value().(string)
+		b, ok := item.Val.(*ast.ObjectType)
+		if !ok {
+			return nil, fmt.Errorf("path %q: expected a block", path)
+		}
+		body = b
+	default:
+		return nil, fmt.Errorf("line %d: a path block needs a path: path \"secret/*\" { ... }", item.Pos().Line)
+	}
+	path = strings.TrimPrefix(path, "/")
+	if i := strings.Index(path, "*"); i >= 0 && i != len(path)-1 {
+		return nil, fmt.Errorf("path %q: '*' may only appear at the end", path)
+	}
+	for _, bi := range body.List.Items {
+		k := bi.Keys[0].Token.Value().(string)
+		if !pathKeys[k] {
+			return nil, fmt.Errorf("path %q: unknown key %q (line %d)", path, k, bi.Pos().Line)
+		}
+	}
+	var pb pathBody
+	if err := hcl.DecodeObject(&pb, body); err != nil {
+		return nil, fmt.Errorf("path %q: %w", path, err)
+	}
+	pr := &PathRules{Path: path, AllowedParameters: pb.AllowedParameters, DeniedParameters: pb.DeniedParameters, RequiredParameters: pb.RequiredParameters}
+	for _, c := range pb.Capabilities {
+		cp, err := ParseCapability(strings.ToLower(strings.TrimSpace(c)))
+		if err != nil {
+			return nil, fmt.Errorf("path %q: %w", path, err)
+		}
+		pr.Capabilities |= cp
+	}
+	if pb.Policy != "" {
+		cp, ok := legacyPolicies[pb.Policy]
+		if !ok {
+			return nil, fmt.Errorf("path %q: unknown policy %q (deny, read, write, sudo)", path, pb.Policy)
+		}
+		pr.Capabilities |= cp
+	}
+	if pr.Capabilities&Deny != 0 {
+		pr.Capabilities = Deny
+	}
+	var err error
+	if pr.MinWrappingTTL, err = parseTTL(pb.MinWrappingTTL); err != nil {
+		return nil, fmt.Errorf("path %q: min_wrapping_ttl: %w", path, err)
+	}
+	if pr.MaxWrappingTTL, err = parseTTL(pb.MaxWrappingTTL); err != nil {
+		return nil, fmt.Errorf("path %q: max_wrapping_ttl: %w", path, err)
+	}
+	return pr, nil
+}
+
+func parseTTL(v any) (time.Duration, error) {
+	switch t := v.(type) {
+	case nil:
+		return 0, nil
+	case int:
+		return time.Duration(t) * time.Second, nil
+	case int64:
+		return time.Duration(t) * time.Second, nil
+	case string:
+		if t == "" {
+			return 0, nil
+		}
+		var secs int64
+		if _, err := fmt.Sscan(t, &secs); err == nil && fmt.Sprint(secs) == t {
+			return time.Duration(secs) * time.Second, nil
+		}
+		return time.ParseDuration(t)
+	}
+	return 0, fmt.Errorf("expected a duration, got %v", v)
+}

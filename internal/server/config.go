@@ -1,0 +1,234 @@
+package server
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/hashicorp/hcl"
+	"github.com/hashicorp/hcl/hcl/ast"
+
+	"github.com/arcasec/arca/internal/logical/framework"
+)
+
+// Config is a server configuration file, in the shapes Vault users write.
+type Config struct {
+	Storage         StorageConfig
+	Listeners       []ListenerConfig
+	APIAddr         string
+	ClusterName     string
+	LogLevel        string
+	LogFormat       string
+	DefaultLeaseTTL time.Duration
+	MaxLeaseTTL     time.Duration
+	DisableMlock    bool
+	UI              bool
+}
+
+// StorageConfig is the storage stanza: `storage "bolt" { path = "..." }`.
+type StorageConfig struct {
+	Type    string
+	Options map[string]string
+}
+
+// ListenerConfig is a `listener "tcp" { ... }` stanza.
+type ListenerConfig struct {
+	Type           string
+	Address        string
+	TLSDisable     bool
+	TLSCertFile    string
+	TLSKeyFile     string
+	TLSMinVersion  string
+	MaxRequestSize int64
+}
+
+// LoadConfig reads an HCL or JSON configuration file.
+func LoadConfig(path string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the configuration: %w", err)
+	}
+	conf, err := ParseConfig(string(raw))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), err)
+	}
+	return conf, nil
+}
+
+// ParseConfig parses configuration text (HCL, or JSON, which HCL reads too).
+func ParseConfig(text string) (*Config, error) {
+	file, err := hcl.Parse(text)
+	if err != nil {
+		return nil, fmt.Errorf("parsing the configuration: %w", err)
+	}
+	root, ok := file.Node.(*ast.ObjectList)
+	if !ok {
+		return nil, fmt.Errorf("the configuration must be a set of blocks and attributes")
+	}
+	conf := &Config{}
+	for _, item := range root.Items {
+		if len(item.Keys) == 0 {
+			continue
+		}
+		key := item.Keys[0].Token.Value().(string)
+		switch key {
+		case "storage", "backend":
+			typ, body, err := labeledBlock(key, item)
+			if err != nil {
+				return nil, err
+			}
+			if conf.Storage.Type != "" {
+				return nil, fmt.Errorf("only one storage block is allowed")
+			}
+			opts, err := stringAttrs(key, body)
+			if err != nil {
+				return nil, err
+			}
+			conf.Storage = StorageConfig{Type: typ, Options: opts}
+		case "listener":
+			typ, body, err := labeledBlock(key, item)
+			if err != nil {
+				return nil, err
+			}
+			l, err := parseListener(typ, body)
+			if err != nil {
+				return nil, err
+			}
+			conf.Listeners = append(conf.Listeners, l)
+		case "api_addr":
+			conf.APIAddr, err = stringValue(key, item.Val)
+		case "cluster_name":
+			conf.ClusterName, err = stringValue(key, item.Val)
+		case "log_level":
+			conf.LogLevel, err = stringValue(key, item.Val)
+		case "log_format":
+			conf.LogFormat, err = stringValue(key, item.Val)
+		case "default_lease_ttl", "max_lease_ttl":
+			var s string
+			if s, err = stringValue(key, item.Val); err == nil {
+				var d time.Duration
+				if d, err = framework.ParseDuration(s); err != nil {
+					err = fmt.Errorf("%s: %w", key, err)
+				} else if key == "default_lease_ttl" {
+					conf.DefaultLeaseTTL = d
+				} else {
+					conf.MaxLeaseTTL = d
+				}
+			}
+		case "disable_mlock", "ui":
+			var s string
+			if s, err = stringValue(key, item.Val); err == nil {
+				b := s == "true" || s == "1"
+				if key == "ui" {
+					conf.UI = b
+				} else {
+					conf.DisableMlock = b
+				}
+			}
+		case "cluster_addr", "plugin_directory", "telemetry", "seal", "pid_file", "disable_cache", "raw_storage_endpoint", "enable_response_header_hostname":
+			// Accepted for compatibility with Vault configurations; not used.
+		default:
+			return nil, fmt.Errorf("unknown configuration key %q (line %d)", key, item.Pos().Line)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if conf.Storage.Type == "" {
+		return nil, fmt.Errorf("a storage block is required, e.g. storage \"bolt\" { path = \"/var/lib/arca/arca.db\" }")
+	}
+	if len(conf.Listeners) == 0 {
+		return nil, fmt.Errorf("at least one listener block is required, e.g. listener \"tcp\" { address = \"127.0.0.1:8200\" }")
+	}
+	if conf.DefaultLeaseTTL > 0 && conf.MaxLeaseTTL > 0 && conf.DefaultLeaseTTL > conf.MaxLeaseTTL {
+		return nil, fmt.Errorf("default_lease_ttl must not be longer than max_lease_ttl")
+	}
+	return conf, nil
+}
+
+// labeledBlock reads `name "label" { ... }`, in HCL or its JSON form.
+func labeledBlock(name string, item *ast.ObjectItem) (string, *ast.ObjectList, error) {
+	if len(item.Keys) >= 2 {
+		obj, ok := item.Val.(*ast.ObjectType)
+		if !ok {
+			return "", nil, fmt.Errorf("%s: expected a block", name)
+		}
+		return item.Keys[1].Token.Value().(string), obj.List, nil
+	}
+	// JSON form: "storage": {"bolt": {...}}
+	obj, ok := item.Val.(*ast.ObjectType)
+	if !ok || len(obj.List.Items) != 1 || len(obj.List.Items[0].Keys) == 0 {
+		return "", nil, fmt.Errorf("%s: expected a block with a type label, e.g. %s \"tcp\" { ... }", name, name)
+	}
+	inner := obj.List.Items[0]
+	body, ok := inner.Val.(*ast.ObjectType)
+	if !ok {
+		return "", nil, fmt.Errorf("%s: expected a block", name)
+	}
+	return inner.Keys[0].Token.Value().(string), body.List, nil
+}
+
+func stringValue(key string, n ast.Node) (string, error) {
+	lit, ok := n.(*ast.LiteralType)
+	if !ok {
+		return "", fmt.Errorf("%s: expected a single value", key)
+	}
+	switch v := lit.Token.Value().(type) {
+	case string:
+		return v, nil
+	default:
+		return fmt.Sprint(v), nil
+	}
+}
+
+func stringAttrs(block string, body *ast.ObjectList) (map[string]string, error) {
+	out := map[string]string{}
+	for _, item := range body.Items {
+		k := item.Keys[0].Token.Value().(string)
+		v, err := stringValue(block+"."+k, item.Val)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = v
+	}
+	return out, nil
+}
+
+func parseListener(typ string, body *ast.ObjectList) (ListenerConfig, error) {
+	l := ListenerConfig{Type: typ, Address: "127.0.0.1:8200"}
+	if typ != "tcp" {
+		return l, fmt.Errorf("listener %q: only \"tcp\" listeners are supported", typ)
+	}
+	attrs, err := stringAttrs("listener", body)
+	if err != nil {
+		return l, err
+	}
+	for k, v := range attrs {
+		switch k {
+		case "address":
+			l.Address = v
+		case "tls_disable":
+			l.TLSDisable = v == "true" || v == "1"
+		case "tls_cert_file":
+			l.TLSCertFile = v
+		case "tls_key_file":
+			l.TLSKeyFile = v
+		case "tls_min_version":
+			l.TLSMinVersion = v
+		case "max_request_size":
+			var n int64
+			if _, err := fmt.Sscan(v, &n); err != nil {
+				return l, fmt.Errorf("listener.max_request_size: %q is not a number of bytes", v)
+			}
+			l.MaxRequestSize = n
+		case "cluster_address", "tls_client_ca_file", "tls_require_and_verify_client_cert", "x_forwarded_for_authorized_addrs", "proxy_protocol_behavior":
+		default:
+			return l, fmt.Errorf("listener: unknown key %q", k)
+		}
+	}
+	if !l.TLSDisable && (l.TLSCertFile == "" || l.TLSKeyFile == "") {
+		return l, fmt.Errorf("listener %s: set tls_cert_file and tls_key_file, or tls_disable = true", l.Address)
+	}
+	return l, nil
+}

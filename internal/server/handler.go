@@ -1,0 +1,448 @@
+// Package server is Arca's HTTP front: listeners and TLS, request decoding,
+// the Vault-compatible response envelope and error mapping, the seal and
+// health endpoints that live outside the core's logical paths, config
+// loading and dev mode.
+package server
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/arcasec/arca/internal/core"
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/google/uuid"
+)
+
+func init() {
+	// Request IDs come from crypto/rand through a buffer: one read serves
+	// many requests.
+	uuid.EnableRandPool()
+}
+
+// DefaultMaxRequestSize is the largest request body accepted unless the
+// listener configures another limit.
+const DefaultMaxRequestSize = 32 << 20
+
+// Handler serves the /v1/ API for one core.
+type Handler struct {
+	core           *core.Core
+	logger         *slog.Logger
+	maxRequestSize int64
+}
+
+// NewHandler returns the API handler. maxRequestSize <= 0 selects the
+// default.
+func NewHandler(c *core.Core, logger *slog.Logger, maxRequestSize int64) *Handler {
+	if maxRequestSize <= 0 {
+		maxRequestSize = DefaultMaxRequestSize
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Handler{core: c, logger: logger, maxRequestSize: maxRequestSize}
+}
+
+// injectedPaths are the legacy sys/ routes whose data members are repeated
+// at the top level of the response, where old clients read them.
+var injectedExact = map[string]bool{
+	"sys/audit": true, "sys/auth": true, "sys/capabilities": true, "sys/capabilities-accessor": true,
+	"sys/capabilities-self": true, "sys/ha-status": true, "sys/key-status": true, "sys/mounts": true,
+	"sys/policy": true, "sys/remount": true, "sys/rotate": true, "sys/wrapping/wrap": true,
+	"sys/config/cors": true, "sys/rotate/keyring": true,
+}
+
+var injectedPrefixes = []string{"sys/audit/", "sys/audit-hash/", "sys/auth/", "sys/mounts/", "sys/policy/"}
+
+func injected(path string) bool {
+	path = strings.TrimSuffix(path, "/")
+	if injectedExact[path] {
+		return true
+	}
+	for _, p := range injectedPrefixes {
+		if strings.HasPrefix(path, p) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !strings.HasPrefix(r.URL.Path, "/v1/") {
+		writeErrors(w, http.StatusNotFound)
+		return
+	}
+	path := r.URL.Path[len("/v1/"):]
+	if err := checkPath(path); err != nil {
+		writeErrors(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	switch path {
+	case "sys/init":
+		h.handleInit(w, r)
+		return
+	case "sys/seal-status":
+		h.handleSealStatus(w, r)
+		return
+	case "sys/unseal":
+		h.handleUnseal(w, r)
+		return
+	case "sys/seal":
+		h.handleSeal(w, r)
+		return
+	case "sys/step-down":
+		h.handleStepDown(w, r)
+		return
+	case "sys/health":
+		h.handleHealth(w, r)
+		return
+	case "sys/leader":
+		h.handleLeader(w, r)
+		return
+	}
+	h.handleLogical(w, r, path)
+}
+
+// checkPath refuses paths that try to climb out of where they point.
+func checkPath(path string) error {
+	for _, seg := range strings.Split(path, "/") {
+		if seg == ".." || seg == "." {
+			return fmt.Errorf("invalid path %q: '.' and '..' segments are not allowed", path)
+		}
+	}
+	if strings.ContainsAny(path, "\x00") {
+		return errors.New("invalid path: contains a NUL byte")
+	}
+	return nil
+}
+
+func clientToken(r *http.Request) string {
+	if t := r.Header.Get("X-Vault-Token"); t != "" {
+		return t
+	}
+	if a := r.Header.Get("Authorization"); len(a) > 7 && strings.EqualFold(a[:7], "bearer ") {
+		return strings.TrimSpace(a[7:])
+	}
+	return ""
+}
+
+// operation maps the HTTP method (and ?list) to a logical operation.
+func operation(r *http.Request) (logical.Operation, error) {
+	switch r.Method {
+	case http.MethodGet:
+		if v := r.URL.Query().Get("list"); v != "" {
+			list, err := strconv.ParseBool(v)
+			if err != nil {
+				return "", logical.BadRequest("invalid value for 'list' query parameter: %q", v)
+			}
+			if list {
+				return logical.ListOperation, nil
+			}
+		}
+		if v := r.URL.Query().Get("help"); v != "" {
+			if help, _ := strconv.ParseBool(v); help {
+				return logical.HelpOperation, nil
+			}
+		}
+		return logical.ReadOperation, nil
+	case "LIST":
+		return logical.ListOperation, nil
+	case http.MethodPost, http.MethodPut:
+		return logical.UpdateOperation, nil
+	case http.MethodPatch:
+		return logical.PatchOperation, nil
+	case http.MethodDelete:
+		return logical.DeleteOperation, nil
+	}
+	return "", logical.Errorf(http.StatusMethodNotAllowed, "unsupported method %s", r.Method)
+}
+
+func (h *Handler) handleLogical(w http.ResponseWriter, r *http.Request, path string) {
+	op, err := operation(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	req := &logical.Request{
+		ID:          uuid.NewString(),
+		Operation:   op,
+		Path:        path,
+		ClientToken: clientToken(r),
+		Headers:     r.Header,
+		RemoteAddr:  r.RemoteAddr,
+	}
+	switch op {
+	case logical.UpdateOperation, logical.PatchOperation:
+		if op == logical.PatchOperation {
+			ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+			if ct != "application/merge-patch+json" {
+				writeErrors(w, http.StatusUnsupportedMediaType, fmt.Sprintf("PATCH requires Content-Type application/merge-patch+json, got %q", r.Header.Get("Content-Type")))
+				return
+			}
+			req.ContentType = ct
+		}
+		data, err := h.decodeBody(w, r)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		req.Data = data
+	default:
+		req.Data = queryData(r)
+	}
+	if op == logical.ListOperation && !strings.HasSuffix(req.Path, "/") {
+		req.Path += "/"
+	}
+	resp, err := h.core.HandleRequest(r.Context(), req)
+	h.respond(w, r, req, path, resp, err)
+}
+
+// queryData turns query parameters into request data; "list" and "help"
+// steer the operation and are not data.
+func queryData(r *http.Request) map[string]any {
+	if r.URL.RawQuery == "" {
+		return nil
+	}
+	q := r.URL.Query()
+	data := make(map[string]any, len(q))
+	for k, vs := range q {
+		if k == "list" || k == "help" {
+			continue
+		}
+		if len(vs) == 1 {
+			data[k] = vs[0]
+			continue
+		}
+		list := make([]any, len(vs))
+		for i, v := range vs {
+			list[i] = v
+		}
+		data[k] = list
+	}
+	return data
+}
+
+// decodeBody reads a JSON object body within the size limit.
+func (h *Handler) decodeBody(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	body := http.MaxBytesReader(w, r.Body, h.maxRequestSize)
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, logical.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than the %d-byte limit", h.maxRequestSize)
+		}
+		return nil, logical.BadRequest("reading the request body: %v", err)
+	}
+	return DecodeJSONBody(raw)
+}
+
+// DecodeJSONBody parses a request body: empty, or one JSON object. Numbers
+// stay json.Number so integers survive exactly.
+func DecodeJSONBody(raw []byte) (map[string]any, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	if raw[0] != '{' {
+		return nil, logical.BadRequest("the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var data map[string]any
+	if err := dec.Decode(&data); err != nil {
+		return nil, logical.BadRequest("failed to parse JSON input: %v", jsonErrorText(err))
+	}
+	if dec.More() {
+		return nil, logical.BadRequest("failed to parse JSON input: unexpected data after the JSON object")
+	}
+	return data, nil
+}
+
+// jsonErrorText describes a JSON syntax error without echoing the input,
+// which may hold a secret.
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("value of type %s cannot go into %s", te.Value, te.Type)
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		return "unexpected end of input"
+	}
+	return "malformed JSON"
+}
+
+// envelope is the Vault response body.
+type envelope struct {
+	RequestID     string         `json:"request_id"`
+	LeaseID       string         `json:"lease_id"`
+	Renewable     bool           `json:"renewable"`
+	LeaseDuration int64          `json:"lease_duration"`
+	Data          map[string]any `json:"data"`
+	WrapInfo      any            `json:"wrap_info"`
+	Warnings      []string       `json:"warnings"`
+	Auth          *authBlock     `json:"auth"`
+	MountType     string         `json:"mount_type"`
+}
+
+type authBlock struct {
+	ClientToken    string            `json:"client_token"`
+	Accessor       string            `json:"accessor"`
+	Policies       []string          `json:"policies"`
+	TokenPolicies  []string          `json:"token_policies"`
+	Metadata       map[string]string `json:"metadata"`
+	LeaseDuration  int64             `json:"lease_duration"`
+	Renewable      bool              `json:"renewable"`
+	EntityID       string            `json:"entity_id"`
+	TokenType      string            `json:"token_type"`
+	Orphan         bool              `json:"orphan"`
+	MFARequirement any               `json:"mfa_requirement"`
+	NumUses        int               `json:"num_uses"`
+}
+
+func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *logical.Request, path string, resp *logical.Response, err error) {
+	if err != nil {
+		if resp != nil && resp.Data != nil && logical.StatusOf(err) < 500 {
+			writeJSON(w, logical.StatusOf(err), map[string]any{"errors": []string{err.Error()}, "data": resp.Data})
+			return
+		}
+		h.writeError(w, r, err)
+		return
+	}
+	if resp == nil {
+		switch req.Operation {
+		case logical.ReadOperation, logical.ListOperation, logical.HelpOperation:
+			writeErrors(w, http.StatusNotFound)
+		default:
+			w.WriteHeader(http.StatusNoContent)
+		}
+		return
+	}
+	if resp.Raw != nil {
+		ct := resp.RawContentType
+		if ct == "" {
+			ct = "application/json"
+		}
+		w.Header().Set("Content-Type", ct)
+		w.Header().Set("Cache-Control", "no-store")
+		status := resp.StatusCode
+		if status == 0 {
+			status = http.StatusOK
+		}
+		w.WriteHeader(status)
+		w.Write(resp.Raw)
+		return
+	}
+	if resp.Data == nil && resp.Auth == nil && resp.Secret == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	env := envelope{RequestID: req.ID, Data: resp.Data, Warnings: resp.Warnings, MountType: req.MountType}
+	if s := resp.Secret; s != nil {
+		env.LeaseID = ""
+		env.Renewable = s.Renewable
+		env.LeaseDuration = int64(s.TTL / time.Second)
+	}
+	if a := resp.Auth; a != nil {
+		env.Auth = &authBlock{
+			ClientToken:   a.ClientToken,
+			Accessor:      a.Accessor,
+			Policies:      a.Policies,
+			TokenPolicies: a.TokenPolicies,
+			Metadata:      a.Metadata,
+			LeaseDuration: int64(a.TTL / time.Second),
+			Renewable:     a.Renewable,
+			EntityID:      a.EntityID,
+			TokenType:     a.TokenType,
+			Orphan:        a.Orphan,
+			NumUses:       a.NumUses,
+		}
+	}
+	status := resp.StatusCode
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if injected(path) && resp.Data != nil {
+		writeJSON(w, status, injectData(env))
+		return
+	}
+	writeJSON(w, status, env)
+}
+
+// injectData renders the envelope with the data members also at the top
+// level.
+func injectData(env envelope) map[string]any {
+	out := make(map[string]any, len(env.Data)+9)
+	for k, v := range env.Data {
+		out[k] = v
+	}
+	out["request_id"] = env.RequestID
+	out["lease_id"] = env.LeaseID
+	out["renewable"] = env.Renewable
+	out["lease_duration"] = env.LeaseDuration
+	out["data"] = env.Data
+	out["wrap_info"] = nil
+	out["warnings"] = env.Warnings
+	out["auth"] = env.Auth
+	out["mount_type"] = env.MountType
+	return out
+}
+
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := logical.StatusOf(err)
+	if status >= 500 && status != http.StatusServiceUnavailable {
+		id := uuid.NewString()
+		h.logger.Error("request failed", "error_id", id, "method", r.Method, "path", r.URL.Path, "error", err)
+		writeErrors(w, status, fmt.Sprintf("internal error; the server log has details under error_id %s", id))
+		return
+	}
+	if errors.Is(err, logical.ErrUnsupportedPath) {
+		writeErrors(w, status, "unsupported path")
+		return
+	}
+	writeErrors(w, status, err.Error())
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if err := json.NewEncoder(buf).Encode(v); err != nil {
+		buf.Reset()
+		status = http.StatusInternalServerError
+		buf.WriteString(`{"errors":["the response could not be encoded"]}` + "\n")
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json")
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func writeErrors(w http.ResponseWriter, status int, msgs ...string) {
+	if msgs == nil {
+		msgs = []string{}
+	}
+	writeJSON(w, status, map[string][]string{"errors": msgs})
+}
+
+// requestContext bounds a non-logical request's work.
+func requestContext(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), 90*time.Second)
+}

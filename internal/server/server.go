@@ -1,0 +1,195 @@
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/arcasec/arca/internal/core"
+	"github.com/arcasec/arca/internal/engines/kv"
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/seal"
+	"github.com/arcasec/arca/internal/storage"
+)
+
+// Catalog is every secrets engine and auth method this build can mount.
+// Adding an engine means adding it here and in its own folder, nothing else.
+func Catalog() core.Catalog {
+	return core.Catalog{
+		Secrets: map[string]logical.Factory{
+			"kv": kv.Factory,
+		},
+		Auth: map[string]logical.Factory{},
+	}
+}
+
+// Server is a running Arca server: a core and its listeners.
+type Server struct {
+	Core    *core.Core
+	conf    *Config
+	logger  *slog.Logger
+	storage storage.Backend
+
+	mu        sync.Mutex
+	servers   []*http.Server
+	listeners []net.Listener
+}
+
+// New builds a server from a configuration: storage, core (sealed) and
+// handlers. Listeners open in Start.
+func New(conf *Config, logger *slog.Logger) (*Server, error) {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	kind := conf.Storage.Type
+	if kind == "file" { // Vault's name for a local single-file store
+		kind = "bolt"
+	}
+	phys, err := storage.New(kind, conf.Storage.Options)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s storage: %w", conf.Storage.Type, err)
+	}
+	c, err := core.New(core.Config{
+		Storage:         phys,
+		StorageType:     kind,
+		Catalog:         Catalog(),
+		Logger:          logger,
+		DefaultLeaseTTL: conf.DefaultLeaseTTL,
+		MaxLeaseTTL:     conf.MaxLeaseTTL,
+		ClusterName:     conf.ClusterName,
+		APIAddr:         conf.APIAddr,
+	})
+	if err != nil {
+		phys.Close()
+		return nil, err
+	}
+	return &Server{Core: c, conf: conf, logger: logger, storage: phys}, nil
+}
+
+// Start opens every listener and serves in the background. It returns the
+// addresses actually bound (useful with port 0).
+func (s *Server) Start() ([]string, error) {
+	var addrs []string
+	for _, lc := range s.conf.Listeners {
+		ln, err := net.Listen("tcp", lc.Address)
+		if err != nil {
+			s.Shutdown(context.Background())
+			return nil, fmt.Errorf("listening on %s: %w", lc.Address, err)
+		}
+		if !lc.TLSDisable {
+			tlsConf, err := tlsConfig(lc)
+			if err != nil {
+				ln.Close()
+				s.Shutdown(context.Background())
+				return nil, err
+			}
+			ln = tls.NewListener(ln, tlsConf)
+		}
+		srv := &http.Server{
+			Handler:           NewHandler(s.Core, s.logger, lc.MaxRequestSize),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       5 * time.Minute,
+			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
+		}
+		s.mu.Lock()
+		s.servers = append(s.servers, srv)
+		s.listeners = append(s.listeners, ln)
+		s.mu.Unlock()
+		addrs = append(addrs, ln.Addr().String())
+		go func() {
+			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.logger.Error("listener stopped", "address", ln.Addr().String(), "error", err)
+			}
+		}()
+	}
+	return addrs, nil
+}
+
+func tlsConfig(lc ListenerConfig) (*tls.Config, error) {
+	cert, err := tls.LoadX509KeyPair(lc.TLSCertFile, lc.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("listener %s: loading the TLS certificate: %w", lc.Address, err)
+	}
+	min := uint16(tls.VersionTLS12)
+	switch lc.TLSMinVersion {
+	case "", "tls12":
+	case "tls13":
+		min = tls.VersionTLS13
+	default:
+		return nil, fmt.Errorf("listener %s: tls_min_version %q is not supported (tls12 or tls13)", lc.Address, lc.TLSMinVersion)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: min}, nil
+}
+
+// Shutdown stops the listeners, seals the core and closes storage.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	servers := s.servers
+	s.servers = nil
+	s.mu.Unlock()
+	for _, srv := range servers {
+		srv.Shutdown(ctx)
+	}
+	s.Core.Seal(ctx)
+	return s.storage.Close()
+}
+
+// DevOptions configure dev mode.
+type DevOptions struct {
+	ListenAddress string // default 127.0.0.1:8200
+	RootTokenID   string // default: a random token
+}
+
+// DevResult is what dev mode prints.
+type DevResult struct {
+	Address   string
+	RootToken string
+	UnsealKey []byte
+}
+
+// StartDev starts an in-memory server that is initialised with a single
+// unseal key, unsealed, and has KV v2 mounted at secret/.
+func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Server, *DevResult, error) {
+	addr := opts.ListenAddress
+	if addr == "" {
+		addr = "127.0.0.1:8200"
+	}
+	s, err := New(&Config{
+		Storage:   StorageConfig{Type: "inmem"},
+		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true}},
+	}, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	res, err := s.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := s.Core.Unseal(ctx, res.Shares[0]); err != nil {
+		return nil, nil, err
+	}
+	root := res.RootToken
+	if opts.RootTokenID != "" {
+		if root, err = s.Core.CreateRootToken(ctx, opts.RootTokenID); err != nil {
+			return nil, nil, err
+		}
+		// Only the chosen root token exists, as in Vault's dev mode.
+		if err := s.Core.RevokeToken(ctx, res.RootToken); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := s.Core.EnableSecretsEngine(ctx, "secret/", "kv", map[string]string{"version": "2"}, "key/value secret storage"); err != nil {
+		return nil, nil, err
+	}
+	addrs, err := s.Start()
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, &DevResult{Address: addrs[0], RootToken: root, UnsealKey: res.Shares[0]}, nil
+}

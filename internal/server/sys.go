@@ -1,0 +1,298 @@
+package server
+
+import (
+	"encoding/base64"
+	"encoding/hex"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/logical/framework"
+	"github.com/arcasec/arca/internal/seal"
+	"github.com/arcasec/arca/internal/version"
+)
+
+// buildDate is reported by seal-status; set at link time for releases.
+var buildDate = "2026-11-22T00:00:00Z"
+
+func methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	writeErrors(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not supported on "+r.URL.Path)
+}
+
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request) (map[string]any, bool) {
+	data, err := h.decodeBody(w, r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return nil, false
+	}
+	return data, true
+}
+
+func (h *Handler) handleInit(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	switch r.Method {
+	case http.MethodGet:
+		ok, err := h.core.Initialized(ctx)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]bool{"initialized": ok})
+	case http.MethodPut, http.MethodPost:
+		data, ok := h.readBody(w, r)
+		if !ok {
+			return
+		}
+		shares, err1 := intField(data, "secret_shares")
+		threshold, err2 := intField(data, "secret_threshold")
+		for _, err := range []error{err1, err2} {
+			if err != nil {
+				h.writeError(w, r, err)
+				return
+			}
+		}
+		if keys, _ := data["pgp_keys"].([]any); len(keys) > 0 {
+			h.writeError(w, r, logical.BadRequest("pgp_keys are not supported: Arca returns the key shares in plaintext over TLS"))
+			return
+		}
+		res, err := h.core.Init(ctx, seal.Config{Shares: shares, Threshold: threshold})
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		hexKeys := make([]string, len(res.Shares))
+		b64Keys := make([]string, len(res.Shares))
+		for i, s := range res.Shares {
+			hexKeys[i] = hex.EncodeToString(s)
+			b64Keys[i] = base64.StdEncoding.EncodeToString(s)
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"keys": hexKeys, "keys_base64": b64Keys, "root_token": res.RootToken})
+	default:
+		methodNotAllowed(w, r)
+	}
+}
+
+func intField(data map[string]any, name string) (int, error) {
+	v, ok := data[name]
+	if !ok {
+		return 0, logical.BadRequest("missing required field %q", name)
+	}
+	d := &framework.FieldData{Raw: map[string]any{name: v}, Schema: map[string]*framework.FieldSchema{name: {Type: framework.TypeInt}}}
+	if err := d.Validate(); err != nil {
+		return 0, err
+	}
+	return d.Int(name), nil
+}
+
+// sealStatusBody is the bare (non-envelope) body of seal-status and unseal.
+func (h *Handler) sealStatusBody(r *http.Request) (map[string]any, error) {
+	st, err := h.core.SealStatus(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	body := map[string]any{
+		"type":          "shamir",
+		"initialized":   st.Initialized,
+		"sealed":        st.Sealed,
+		"t":             st.Threshold,
+		"n":             st.Shares,
+		"progress":      st.Progress,
+		"nonce":         st.Nonce,
+		"version":       version.VaultAPI,
+		"build_date":    buildDate,
+		"migration":     false,
+		"recovery_seal": false,
+		"storage_type":  st.StorageType,
+	}
+	if !st.Sealed {
+		body["cluster_name"] = st.ClusterName
+		body["cluster_id"] = st.ClusterID
+	}
+	return body, nil
+}
+
+func (h *Handler) handleSealStatus(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r)
+		return
+	}
+	body, err := h.sealStatusBody(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+func (h *Handler) handleUnseal(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+		methodNotAllowed(w, r)
+		return
+	}
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	data, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	if reset, _ := data["reset"].(bool); reset {
+		if err := h.core.ResetUnseal(); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	} else {
+		key, _ := data["key"].(string)
+		if key == "" {
+			h.writeError(w, r, logical.BadRequest("'key' must be specified in request body as JSON, or 'reset' set to true"))
+			return
+		}
+		share, err := decodeKey(key)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if err := h.core.Unseal(ctx, share); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+	}
+	body, err := h.sealStatusBody(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, body)
+}
+
+// decodeKey accepts an unseal key share in hex or base64.
+func decodeKey(key string) ([]byte, error) {
+	key = strings.TrimSpace(key)
+	if b, err := hex.DecodeString(key); err == nil {
+		return b, nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(key); err == nil {
+		return b, nil
+	}
+	return nil, logical.BadRequest("'key' must be a valid hex or base64 string")
+}
+
+// requireSudo checks that the request's token has sudo on path.
+func (h *Handler) requireSudo(w http.ResponseWriter, r *http.Request, path string) bool {
+	dec, err := h.core.CheckToken(r.Context(), clientToken(r), path, logical.UpdateOperation)
+	if err != nil {
+		h.writeError(w, r, err)
+		return false
+	}
+	if !dec.Allowed || !dec.Sudo {
+		writeErrors(w, http.StatusForbidden, "permission denied")
+		return false
+	}
+	return true
+}
+
+func (h *Handler) handleSeal(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+		methodNotAllowed(w, r)
+		return
+	}
+	if !h.requireSudo(w, r, "sys/seal") {
+		return
+	}
+	h.core.Seal(r.Context())
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) handleStepDown(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+		methodNotAllowed(w, r)
+		return
+	}
+	if !h.requireSudo(w, r, "sys/step-down") {
+		return
+	}
+	// A single node is always active: stepping down is a no-op.
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *Handler) handleHealth(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		methodNotAllowed(w, r)
+		return
+	}
+	q := r.URL.Query()
+	code := func(name string, def int) (int, bool) {
+		v := q.Get(name)
+		if v == "" {
+			return def, true
+		}
+		c, err := strconv.Atoi(v)
+		if err != nil || c < 100 || c > 999 {
+			writeErrors(w, http.StatusBadRequest, "invalid value for "+name+": "+strconv.Quote(v))
+			return 0, false
+		}
+		return c, true
+	}
+	active, ok1 := code("activecode", http.StatusOK)
+	sealedCode, ok2 := code("sealedcode", http.StatusServiceUnavailable)
+	uninit, ok3 := code("uninitcode", http.StatusNotImplemented)
+	_, ok4 := code("standbycode", http.StatusTooManyRequests)
+	_, ok5 := code("perfstandbycode", 473)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
+		return
+	}
+	initialized, err := h.core.Initialized(r.Context())
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	sealed := h.core.Sealed()
+	status := active
+	switch {
+	case !initialized:
+		status = uninit
+	case sealed:
+		status = sealedCode
+	}
+	if r.Method == http.MethodHead {
+		w.WriteHeader(status)
+		return
+	}
+	body := map[string]any{
+		"initialized":                  initialized,
+		"sealed":                       sealed,
+		"standby":                      false,
+		"performance_standby":          false,
+		"replication_performance_mode": "disabled",
+		"replication_dr_mode":          "disabled",
+		"server_time_utc":              time.Now().Unix(),
+		"version":                      version.VaultAPI,
+		"enterprise":                   false,
+	}
+	if name, id := h.core.ClusterInfo(); id != "" {
+		body["cluster_name"], body["cluster_id"] = name, id
+	}
+	writeJSON(w, status, body)
+}
+
+func (h *Handler) handleLeader(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		methodNotAllowed(w, r)
+		return
+	}
+	if h.core.Sealed() {
+		writeErrors(w, http.StatusServiceUnavailable, logical.ErrSealed.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"ha_enabled":                          false,
+		"is_self":                             false,
+		"active_time":                         "0001-01-01T00:00:00Z",
+		"leader_address":                      "",
+		"leader_cluster_address":              "",
+		"performance_standby":                 false,
+		"performance_standby_last_remote_wal": 0,
+	})
+}
