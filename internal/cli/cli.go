@@ -5,7 +5,6 @@ package cli
 
 import (
 	"fmt"
-	"os"
 	"sort"
 	"strings"
 )
@@ -21,6 +20,18 @@ var commands = map[string]command{
 	"server": {"Start an Arca server", runServer},
 	"scan":   {"Find leaked secrets in files, git history, staged changes and logs", runScan},
 	"file":   {"Encrypt and decrypt SOPS-format files", runFile},
+
+	"status":   {"Print seal and server status", runStatus},
+	"operator": {"Initialize, unseal, seal and rotate the server", runOperator},
+	"login":    {"Authenticate and store the token", runLogin},
+	"token":    {"Create, look up, renew and revoke tokens", runToken},
+	"policy":   {"Manage ACL policies", runPolicy},
+	"secrets":  {"Enable, tune, move and disable secrets engines", runSecrets},
+	"kv":       {"Read and write KV secrets (v1 and v2)", runKV},
+	"read":     {"Read data at any path", runRead},
+	"write":    {"Write data to any path", runWrite},
+	"delete":   {"Delete data at any path", runDelete},
+	"list":     {"List keys under any path", runList},
 }
 
 // Run executes the command named by args[0] and returns the exit code.
@@ -33,12 +44,12 @@ func Run(args []string) int {
 		return 0
 	}
 	if args[0] == "version" || args[0] == "-version" || args[0] == "--version" {
-		fmt.Println("Arca " + Version)
+		fmt.Fprintln(stdout, "Arca "+Version)
 		return 0
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "arca: unknown command %q; run 'arca -help' for the list\n", args[0])
+		fmt.Fprintf(stderr, "arca: unknown command %q; run 'arca -help' for the list\n", args[0])
 		return 1
 	}
 	return cmd.run(args[1:])
@@ -55,5 +66,5 @@ func usage() {
 	for _, n := range names {
 		fmt.Fprintf(&b, "    %-12s %s\n", n, commands[n].synopsis)
 	}
-	fmt.Fprint(os.Stderr, b.String())
+	fmt.Fprint(stderr, b.String())
 }

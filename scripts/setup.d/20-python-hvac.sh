@@ -8,4 +8,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq python3-hvac >/dev/null
-/usr/bin/python3 -c 'import hvac; print("python3-hvac", hvac.__version__)'
+/usr/bin/python3 -c 'import hvac' && echo 'python3-hvac installed'

@@ -1,0 +1,320 @@
+// Package api is Arca's Go client for the Vault-compatible HTTP API. The
+// CLI and the agent talk to servers only through it.
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// DefaultAddress is where a client looks for a server when nothing says
+// otherwise.
+const DefaultAddress = "http://127.0.0.1:8200"
+
+// TokenFile is where `arca login` keeps the token, relative to the home
+// directory.
+const TokenFile = ".arca-token"
+
+// Config configures a Client.
+type Config struct {
+	Address       string
+	Token         string
+	CACert        string // PEM file of CAs to trust for TLS
+	TLSSkipVerify bool
+	Timeout       time.Duration
+	HTTPClient    *http.Client
+}
+
+// DefaultConfig reads VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT and
+// VAULT_SKIP_VERIFY; ARCA_ADDR and ARCA_TOKEN win when set. Without a token
+// in the environment it uses the one `arca login` stored.
+func DefaultConfig() Config {
+	c := Config{Address: DefaultAddress, Timeout: 60 * time.Second}
+	if v := firstEnv("ARCA_ADDR", "VAULT_ADDR"); v != "" {
+		c.Address = v
+	}
+	c.Token = firstEnv("ARCA_TOKEN", "VAULT_TOKEN")
+	if c.Token == "" {
+		c.Token, _ = ReadTokenFile()
+	}
+	c.CACert = firstEnv("ARCA_CACERT", "VAULT_CACERT")
+	if v := firstEnv("ARCA_SKIP_VERIFY", "VAULT_SKIP_VERIFY"); v == "1" || strings.EqualFold(v, "true") {
+		c.TLSSkipVerify = true
+	}
+	return c
+}
+
+func firstEnv(names ...string) string {
+	for _, n := range names {
+		if v := os.Getenv(n); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// ReadTokenFile returns the token `arca login` stored, if any.
+func ReadTokenFile() (string, error) {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(filepath.Join(home, TokenFile))
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+// WriteTokenFile stores token for later commands, readable only by the user.
+func WriteTokenFile(token string) error {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(home, TokenFile), []byte(token), 0o600)
+}
+
+// Client talks to one server.
+type Client struct {
+	addr  *url.URL
+	token string
+	hc    *http.Client
+}
+
+// NewClient returns a client for conf.
+func NewClient(conf Config) (*Client, error) {
+	u, err := url.Parse(strings.TrimSuffix(conf.Address, "/"))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return nil, fmt.Errorf("the server address %q is not a URL like https://127.0.0.1:8200", conf.Address)
+	}
+	hc := conf.HTTPClient
+	if hc == nil {
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: conf.TLSSkipVerify}
+		if conf.CACert != "" {
+			pem, err := os.ReadFile(conf.CACert)
+			if err != nil {
+				return nil, fmt.Errorf("reading the CA certificate: %w", err)
+			}
+			pool := x509.NewCertPool()
+			if !pool.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%s holds no PEM certificate", conf.CACert)
+			}
+			tlsConf.RootCAs = pool
+		}
+		tr.TLSClientConfig = tlsConf
+		hc = &http.Client{Transport: tr, Timeout: conf.Timeout}
+	}
+	return &Client{addr: u, token: conf.Token, hc: hc}, nil
+}
+
+// Address is the server's address.
+func (c *Client) Address() string { return c.addr.String() }
+
+// Token is the token requests carry.
+func (c *Client) Token() string { return c.token }
+
+// SetToken changes the token requests carry.
+func (c *Client) SetToken(t string) { c.token = t }
+
+// Secret is the response envelope.
+type Secret struct {
+	RequestID     string         `json:"request_id"`
+	LeaseID       string         `json:"lease_id"`
+	LeaseDuration int64          `json:"lease_duration"`
+	Renewable     bool           `json:"renewable"`
+	Data          map[string]any `json:"data"`
+	Warnings      []string       `json:"warnings"`
+	Auth          *SecretAuth    `json:"auth"`
+	WrapInfo      any            `json:"wrap_info"`
+	MountType     string         `json:"mount_type,omitempty"`
+}
+
+// SecretAuth is the auth block of a login or token response.
+type SecretAuth struct {
+	ClientToken   string            `json:"client_token"`
+	Accessor      string            `json:"accessor"`
+	Policies      []string          `json:"policies"`
+	TokenPolicies []string          `json:"token_policies"`
+	Metadata      map[string]string `json:"metadata"`
+	LeaseDuration int64             `json:"lease_duration"`
+	Renewable     bool              `json:"renewable"`
+	EntityID      string            `json:"entity_id"`
+	TokenType     string            `json:"token_type"`
+	Orphan        bool              `json:"orphan"`
+	NumUses       int               `json:"num_uses"`
+}
+
+// ResponseError is an error status from the server.
+type ResponseError struct {
+	Method     string
+	Path       string
+	StatusCode int
+	Errors     []string
+}
+
+func (e *ResponseError) Error() string {
+	msg := strings.Join(e.Errors, "; ")
+	if msg == "" {
+		msg = http.StatusText(e.StatusCode)
+	}
+	return fmt.Sprintf("%s (HTTP %d)", msg, e.StatusCode)
+}
+
+// IsStatus reports whether err is a ResponseError with the given status.
+func IsStatus(err error, status int) bool {
+	var re *ResponseError
+	return errors.As(err, &re) && re.StatusCode == status
+}
+
+// Raw sends a request and returns the status and body. body, when not nil,
+// is sent as JSON; a []byte is sent as is.
+func (c *Client) Raw(ctx context.Context, method, path string, query url.Values, body any, contentType string) (int, []byte, error) {
+	u := *c.addr
+	u.Path = strings.TrimSuffix(u.Path, "/") + "/v1/" + strings.TrimPrefix(path, "/")
+	u.RawQuery = query.Encode()
+	var rd io.Reader
+	if body != nil {
+		raw, ok := body.([]byte)
+		if !ok {
+			var err error
+			if raw, err = json.Marshal(body); err != nil {
+				return 0, nil, fmt.Errorf("encoding the request: %w", err)
+			}
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return 0, nil, err
+	}
+	if c.token != "" {
+		req.Header.Set("X-Vault-Token", c.token)
+	}
+	req.Header.Set("X-Vault-Request", "true")
+	if contentType == "" && body != nil {
+		contentType = "application/json"
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("cannot reach the server at %s: %w", c.addr, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return resp.StatusCode, nil, fmt.Errorf("reading the response: %w", err)
+	}
+	return resp.StatusCode, b, nil
+}
+
+func unwrapURLError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// request sends a logical request and decodes the envelope. A 404 without
+// data is (nil, nil), as in the vault client.
+func (c *Client) request(ctx context.Context, method, path string, query url.Values, body any, contentType string) (*Secret, error) {
+	status, raw, err := c.Raw(ctx, method, path, query, body, contentType)
+	if err != nil {
+		return nil, err
+	}
+	if status == http.StatusNoContent || len(bytes.TrimSpace(raw)) == 0 {
+		if status >= 400 {
+			return nil, &ResponseError{Method: method, Path: path, StatusCode: status}
+		}
+		return nil, nil
+	}
+	if status >= 400 {
+		var e struct {
+			Errors []string       `json:"errors"`
+			Data   map[string]any `json:"data"`
+		}
+		json.Unmarshal(raw, &e)
+		if status == http.StatusNotFound && len(e.Errors) == 0 {
+			if e.Data == nil {
+				return nil, nil
+			}
+			return decodeSecret(raw)
+		}
+		return nil, &ResponseError{Method: method, Path: path, StatusCode: status, Errors: e.Errors}
+	}
+	return decodeSecret(raw)
+}
+
+func decodeSecret(raw []byte) (*Secret, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var s Secret
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("decoding the response: %w", err)
+	}
+	return &s, nil
+}
+
+// Read reads a path.
+func (c *Client) Read(ctx context.Context, path string, query url.Values) (*Secret, error) {
+	return c.request(ctx, http.MethodGet, path, query, nil, "")
+}
+
+// Write writes data to a path (create or update).
+func (c *Client) Write(ctx context.Context, path string, data map[string]any) (*Secret, error) {
+	if data == nil {
+		data = map[string]any{}
+	}
+	return c.request(ctx, http.MethodPost, path, nil, data, "")
+}
+
+// Patch applies a JSON merge patch to a path.
+func (c *Client) Patch(ctx context.Context, path string, data map[string]any) (*Secret, error) {
+	return c.request(ctx, http.MethodPatch, path, nil, data, "application/merge-patch+json")
+}
+
+// Delete deletes a path.
+func (c *Client) Delete(ctx context.Context, path string, query url.Values) (*Secret, error) {
+	return c.request(ctx, http.MethodDelete, path, query, nil, "")
+}
+
+// List lists the keys under a path.
+func (c *Client) List(ctx context.Context, path string) (*Secret, error) {
+	return c.request(ctx, "LIST", strings.TrimSuffix(path, "/")+"/", nil, nil, "")
+}
+
+// SysJSON calls one of the bare-object sys endpoints (seal-status, init,
+// unseal, health) and decodes the answer into out.
+func (c *Client) SysJSON(ctx context.Context, method, path string, body any, out any) error {
+	status, raw, err := c.Raw(ctx, method, path, nil, body, "")
+	if err != nil {
+		return err
+	}
+	if status >= 400 && !strings.HasPrefix(path, "sys/health") {
+		var e struct{ Errors []string }
+		json.Unmarshal(raw, &e)
+		return &ResponseError{Method: method, Path: path, StatusCode: status, Errors: e.Errors}
+	}
+	if out == nil || len(raw) == 0 {
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(out)
+}
