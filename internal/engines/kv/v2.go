@@ -233,13 +233,13 @@ func (b *v2) writeConfig(ctx context.Context, req *logical.Request, d *fw.FieldD
 // readData reads a version: the latest by default.
 func (b *v2) readData(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 	path := d.String("path")
-	m, err := b.loadMetadata(ctx, req.Storage, path)
-	if err != nil || m == nil {
-		return nil, err
-	}
 	n := d.Int("version")
 	if n < 0 {
 		return nil, logical.BadRequest("version must not be negative")
+	}
+	m, err := b.loadMetadata(ctx, req.Storage, path)
+	if err != nil || m == nil {
+		return nil, err
 	}
 	if n == 0 {
 		n = m.CurrentVersion

@@ -1,0 +1,159 @@
+"""Drives an Arca server with Debian's python3-hvac (0.11), the way Python
+users of Vault do. Exits non-zero with a message on the first failure.
+
+Environment: VAULT_ADDR, VAULT_TOKEN (root, dev server with KV v2 at
+secret/), SEALED_ADDR (an uninitialised server)."""
+
+import os
+import sys
+import time
+
+import hvac
+from hvac import exceptions
+
+
+def check(cond, msg):
+    if not cond:
+        print("FAIL: " + msg, file=sys.stderr)
+        sys.exit(1)
+
+
+def expect(exc_type, fn, msg):
+    try:
+        fn()
+    except exc_type:
+        return
+    except Exception as e:  # noqa: BLE001
+        check(False, "%s: raised %r, want %s" % (msg, e, exc_type.__name__))
+    check(False, "%s: no %s raised" % (msg, exc_type.__name__))
+
+
+def seal_flow(addr):
+    c = hvac.Client(url=addr)
+    check(not c.sys.is_initialized(), "fresh server reports initialized")
+    health = c.sys.read_health_status(method="GET")
+    # hvac hands back the raw response for the non-200 (501) status.
+    if not isinstance(health, dict):
+        check(health.status_code == 501, "health status before init: %d" % health.status_code)
+        health = health.json()
+    check(health["initialized"] is False, "health before init: %r" % health)
+    res = c.sys.initialize(secret_shares=3, secret_threshold=2)
+    check(len(res["keys"]) == 3 and res["root_token"], "initialize: %r" % res)
+    check(c.sys.is_sealed(), "sealed after init")
+    c.sys.submit_unseal_keys(res["keys"][:2])
+    check(not c.sys.is_sealed(), "still sealed after two keys")
+    c.token = res["root_token"]
+    check(c.is_authenticated(), "root token not accepted")
+    c.sys.seal()
+    check(c.sys.is_sealed(), "not sealed after seal")
+    st = c.sys.submit_unseal_key(res["keys_base64"][1])
+    check(st["progress"] == 1 and st["sealed"], "progress after one key: %r" % st)
+    st = c.sys.submit_unseal_key(reset=True)
+    check(st["progress"] == 0, "reset: %r" % st)
+
+
+def kv2(c):
+    kv = c.secrets.kv.v2
+    r = kv.create_or_update_secret(path="app/db", secret={"user": "app", "password": "p1"})
+    check(r["data"]["version"] == 1, "first version: %r" % r)
+    kv.create_or_update_secret(path="app/db", secret={"user": "app", "password": "p2"}, cas=1)
+    expect(exceptions.InvalidRequest,
+           lambda: kv.create_or_update_secret(path="app/db", secret={"password": "stale"}, cas=1),
+           "stale cas write")
+    r = kv.read_secret_version(path="app/db")
+    check(r["data"]["data"]["password"] == "p2" and r["data"]["metadata"]["version"] == 2, "read latest: %r" % r)
+    r = kv.read_secret_version(path="app/db", version=1)
+    check(r["data"]["data"]["password"] == "p1", "read version 1: %r" % r)
+    kv.patch(path="app/db", secret={"port": "5432"})
+    r = kv.read_secret_version(path="app/db")
+    check(r["data"]["data"] == {"user": "app", "password": "p2", "port": "5432"}, "after patch: %r" % r)
+    kv.delete_latest_version_of_secret(path="app/db")
+    md = kv.read_secret_metadata(path="app/db")
+    check(md["data"]["versions"]["3"]["deletion_time"] != "", "deleted version 3: %r" % md)
+    kv.undelete_secret_versions(path="app/db", versions=[3])
+    kv.destroy_secret_versions(path="app/db", versions=[1])
+    md = kv.read_secret_metadata(path="app/db")
+    check(md["data"]["versions"]["1"]["destroyed"] is True, "destroyed: %r" % md)
+    check(md["data"]["versions"]["3"]["deletion_time"] == "", "undeleted: %r" % md)
+    kv.update_metadata(path="app/db", max_versions=5, cas_required=False)
+    # hvac 0.11 predates custom_metadata: set it with the generic write.
+    c.write("secret/metadata/app/db", custom_metadata={"owner": "py"})
+    md = kv.read_secret_metadata(path="app/db")
+    check(md["data"]["max_versions"] == 5 and md["data"]["custom_metadata"] == {"owner": "py"}, "metadata: %r" % md)
+    kv.create_or_update_secret(path="app/api", secret={"k": "v"})
+    keys = kv.list_secrets(path="app")["data"]["keys"]
+    check(keys == ["api", "db"], "list: %r" % keys)
+    kv.delete_metadata_and_all_versions(path="app/db")
+    expect(exceptions.InvalidPath, lambda: kv.read_secret_version(path="app/db"), "read after metadata delete")
+
+
+def kv1(c):
+    c.sys.enable_secrets_engine(backend_type="kv", path="kv1", options={"version": "1"})
+    mounts = c.sys.list_mounted_secrets_engines()
+    check("kv1/" in mounts["data"], "kv1 not listed: %r" % mounts)
+    kv = c.secrets.kv.v1
+    kv.create_or_update_secret(path="team/a", secret={"token": "t"}, mount_point="kv1")
+    r = kv.read_secret(path="team/a", mount_point="kv1")
+    check(r["data"] == {"token": "t"}, "kv1 read: %r" % r)
+    check(kv.list_secrets(path="team", mount_point="kv1")["data"]["keys"] == ["a"], "kv1 list")
+    kv.delete_secret(path="team/a", mount_point="kv1")
+    expect(exceptions.InvalidPath, lambda: kv.read_secret(path="team/a", mount_point="kv1"), "kv1 read after delete")
+    c.sys.tune_mount_configuration(path="kv1", default_lease_ttl="1h")
+    tuned = c.sys.read_mount_configuration(path="kv1")
+    check(tuned["data"]["default_lease_ttl"] == 3600, "tune: %r" % tuned)
+    c.sys.disable_secrets_engine(path="kv1")
+
+
+def policies_and_tokens(c, addr):
+    policy = 'path "secret/data/app/*" { capabilities = ["read"] }'
+    c.sys.create_or_update_policy(name="app-read", policy=policy)
+    check(c.sys.read_policy(name="app-read")["data"]["rules"] == policy, "read_policy")
+    check("app-read" in c.sys.list_policies()["data"]["policies"], "list_policies")
+    c.secrets.kv.v2.create_or_update_secret(path="app/cfg", secret={"x": "1"})
+    c.secrets.kv.v2.create_or_update_secret(path="other/cfg", secret={"x": "2"})
+
+    tok = c.auth.token.create(policies=["app-read"], ttl="1h")["auth"]
+    check(tok["client_token"].startswith("hvs.") and tok["lease_duration"] == 3600, "token create: %r" % tok)
+    look = c.auth.token.lookup(tok["client_token"])["data"]
+    check("app-read" in look["policies"], "lookup: %r" % look)
+    app = hvac.Client(url=addr, token=tok["client_token"])
+    r = app.secrets.kv.v2.read_secret_version(path="app/cfg")
+    check(r["data"]["data"]["x"] == "1", "allowed read: %r" % r)
+    expect(exceptions.Forbidden, lambda: app.secrets.kv.v2.create_or_update_secret(path="app/cfg", secret={"x": "no"}),
+           "write on a read-only path")
+    expect(exceptions.Forbidden, lambda: app.secrets.kv.v2.read_secret_version(path="other/cfg"), "read outside policy")
+    self_look = app.auth.token.lookup_self()["data"]
+    check(self_look["accessor"] == tok["accessor"], "lookup_self")
+    renewed = app.auth.token.renew_self(increment="30m")["auth"]
+    check(renewed["lease_duration"] == 1800, "renew_self: %r" % renewed)
+    caps = app.sys.get_capabilities(paths=["secret/data/app/cfg"])
+    check(caps["capabilities"] == ["read"], "capabilities-self: %r" % caps)
+
+    # Revoking a parent revokes its child.
+    c.sys.create_or_update_policy(name="creator", policy='path "auth/token/create" { capabilities = ["update"] }')
+    parent = c.auth.token.create(policies=["creator"])["auth"]["client_token"]
+    pc = hvac.Client(url=addr, token=parent)
+    child = pc.auth.token.create()["auth"]["client_token"]
+    c.auth.token.revoke(parent)
+    expect(exceptions.Forbidden, lambda: c.auth.token.lookup(child), "child lookup after parent revoke")
+
+    short = c.auth.token.create(policies=["default"], ttl="1s")["auth"]["client_token"]
+    time.sleep(1.5)
+    expect(exceptions.Forbidden, lambda: hvac.Client(url=addr, token=short).auth.token.lookup_self(), "expired token")
+    c.sys.delete_policy(name="app-read")
+    check("app-read" not in c.sys.list_policies()["data"]["policies"], "delete_policy")
+
+
+def main():
+    seal_flow(os.environ["SEALED_ADDR"])
+    addr = os.environ["VAULT_ADDR"]
+    c = hvac.Client(url=addr, token=os.environ["VAULT_TOKEN"])
+    check(c.is_authenticated(), "root token not accepted")
+    kv2(c)
+    kv1(c)
+    policies_and_tokens(c, addr)
+    print("python3-hvac %s: all checks passed" % getattr(hvac, "__version__", "0.11"))
+
+
+if __name__ == "__main__":
+    main()
