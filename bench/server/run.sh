@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Load test of a real arca server on bolt storage with wrk (Debian), beside a
+# bare net/http JSON handler as the ceiling. Usage: bench/server/run.sh
+# [DURATION] (default 10s). Prints requests/s and p50/p99 latency per case.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DUR="${1:-10s}"
+command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
+
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+go build -o "$work/arca" ./cmd/arca
+go build -o "$work/bare" ./bench/server/bare
+
+ADDR=127.0.0.1:8298
+cat > "$work/server.hcl" <<HCL
+storage "bolt" { path = "$work/arca.db" }
+listener "tcp" {
+  address     = "$ADDR"
+  tls_disable = true
+}
+log_level = "warn"
+HCL
+"$work/arca" server -config="$work/server.hcl" >"$work/server.log" 2>&1 &
+"$work/bare" -addr=127.0.0.1:8299 &
+for _ in $(seq 50); do curl -sf "http://$ADDR/v1/sys/seal-status" >/dev/null && break; sleep 0.1; done
+
+api() { curl -sf -X "$1" -H "X-Vault-Token: ${ROOT:-}" "http://$ADDR/v1/$2" ${3:+-d "$3"}; }
+init=$(api PUT sys/init '{"secret_shares":1,"secret_threshold":1}')
+KEY=$(echo "$init" | sed -E 's/.*"keys":\["([^"]+)".*/\1/')
+ROOT=$(echo "$init" | sed -E 's/.*"root_token":"([^"]+)".*/\1/')
+api PUT sys/unseal "{\"key\":\"$KEY\"}" >/dev/null
+api POST sys/mounts/secret '{"type":"kv","options":{"version":"2"}}' >/dev/null
+api PUT sys/policies/acl/bench '{"policy":"path \"secret/data/bench/*\" { capabilities = [\"read\", \"create\", \"update\"] }"}' >/dev/null
+POLICY_TOKEN=$(api POST auth/token/create '{"policies":["bench"],"ttl":"24h"}' | sed -E 's/.*"client_token":"([^"]+)".*/\1/')
+
+echo "populating 10,000 keys..."
+api POST secret/data/bench/hot '{"data":{"username":"app","password":"s3cr3t"}}' >/dev/null
+seq 0 9999 | xargs -P 16 -I{} curl -sf -o /dev/null -X POST -H "X-Vault-Token: $ROOT" \
+  "http://$ADDR/v1/secret/data/bench/k{}" -d '{"data":{"username":"app","password":"s3cr3t"}}'
+
+printf '%-34s %5s %10s %9s %9s %7s\n' case conc req/s p50_ms p99_ms errors
+run() { # name conc script token keys url
+	local out
+	out=$(TOKEN="$4" KEYS="$5" wrk -t2 -c"$2" -d"$DUR" --latency -s "bench/server/$3" "$6" 2>&1 | grep RESULT || true)
+	printf '%-34s %5s %10s %9s %9s %7s\n' "$1" "$2" \
+		"$(echo "$out" | sed -E 's/.*rps=([0-9]+).*/\1/')" \
+		"$(echo "$out" | sed -E 's/.*p50_ms=([0-9.]+).*/\1/')" \
+		"$(echo "$out" | sed -E 's/.*p99_ms=([0-9.]+).*/\1/')" \
+		"$(echo "$out" | sed -E 's/.*errors=([0-9]+).*/\1/')"
+}
+for c in 16 64; do
+	run "bare net/http JSON" $c read.lua "" 1 "http://127.0.0.1:8299"
+	run "kv2 read hot key, root" $c read.lua "$ROOT" 1 "http://$ADDR"
+	run "kv2 read hot key, policy token" $c read.lua "$POLICY_TOKEN" 1 "http://$ADDR"
+	run "kv2 read 10k keys, root" $c read.lua "$ROOT" 10000 "http://$ADDR"
+	run "kv2 read 10k keys, policy token" $c read.lua "$POLICY_TOKEN" 10000 "http://$ADDR"
+	run "kv2 write (fsync'd), root" $c write.lua "$ROOT" 0 "http://$ADDR"
+	run "kv2 write (fsync'd), policy token" $c write.lua "$POLICY_TOKEN" 0 "http://$ADDR"
+done
