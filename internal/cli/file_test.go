@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"filippo.io/age"
+	"gopkg.in/yaml.v3"
+)
+
+// sopsBinary finds the real sops the test command installs. In CI its
+// absence is a failure; elsewhere the interop tests skip.
+func sopsBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("sops"); err == nil {
+		return p
+	}
+	out, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(out)), "bin", "sops")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("sops is not installed: scripts/setup.d/40-sops.sh should have installed it")
+	}
+	t.Skip("sops is not installed; run ./scripts/test to install it")
+	return ""
+}
+
+// ageEnv makes a test-only age key, points SOPS_AGE_KEY_FILE at it and
+// returns the recipient.
+func ageEnv(t *testing.T) (recipient string) {
+	t.Helper()
+	id, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "keys.txt")
+	os.WriteFile(keyFile, []byte("# test key\n"+id.String()+"\n"), 0o600)
+	t.Setenv("SOPS_AGE_KEY_FILE", keyFile)
+	t.Setenv("SOPS_AGE_KEY", "")
+	t.Setenv("SOPS_AGE_RECIPIENTS", "")
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv("HOME", dir)
+	return id.Recipient().String()
+}
+
+var interopSamples = map[string]string{
+	"app.yaml": "name: app\nport: 5432\nratio: 1.5\nenabled: true\nnested:\n    password: s3cr3t\n    hosts:\n        - a\n        - b\npublic_unencrypted: visible\n",
+	"app.json": "{\n\t\"name\": \"app\",\n\t\"port\": 5432,\n\t\"nested\": {\n\t\t\"password\": \"s3cr3t\",\n\t\t\"list\": [\n\t\t\t1,\n\t\t\ttrue\n\t\t]\n\t}\n}\n",
+	"app.env":  "NAME=app\nPASSWORD=s3cr3t\n",
+	"app.bin":  "raw \x00 bytes\nPASSWORD=s3cr3t\n",
+}
+
+// sameDocument compares two decrypted documents: exactly, or as parsed
+// YAML/JSON when only layout differs.
+func sameDocument(t *testing.T, name string, got, want []byte) {
+	t.Helper()
+	if bytes.Equal(got, want) {
+		return
+	}
+	if strings.HasSuffix(name, ".yaml") || strings.HasSuffix(name, ".json") {
+		var a, b any
+		if yaml.Unmarshal(got, &a) == nil && yaml.Unmarshal(want, &b) == nil && equalYAML(a, b) {
+			return
+		}
+	}
+	t.Fatalf("%s: decrypted content differs:\n--- got\n%q\n--- want\n%q", name, got, want)
+}
+
+func equalYAML(a, b any) bool {
+	ab, _ := yaml.Marshal(a)
+	bb, _ := yaml.Marshal(b)
+	return bytes.Equal(ab, bb)
+}
+
+func TestFileInteropWithSops(t *testing.T) {
+	sops := sopsBinary(t)
+	recipient := ageEnv(t)
+	dir := t.TempDir()
+	for name, plain := range interopSamples {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(dir, name)
+			os.WriteFile(path, []byte(plain), 0o600)
+
+			// Arca encrypts, sops decrypts.
+			code, enc, errOut := arca(t, "", "file", "encrypt", "--age", recipient, path)
+			if code != 0 {
+				t.Fatalf("arca file encrypt: %d %s", code, errOut)
+			}
+			if strings.Contains(enc, "s3cr3t") {
+				t.Fatalf("plaintext in the encrypted output:\n%s", enc)
+			}
+			encPath := filepath.Join(dir, "arca-"+name)
+			os.WriteFile(encPath, []byte(enc), 0o600)
+			cmd := exec.Command(sops, "--decrypt", encPath)
+			out, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("sops -d of arca's file: %v\n%s", err, exitStderr(err))
+			}
+			sameDocument(t, name, out, []byte(plain))
+
+			// sops encrypts, Arca decrypts.
+			sopsEnc, err := exec.Command(sops, "--encrypt", "--age", recipient, path).Output()
+			if err != nil {
+				t.Fatalf("sops -e: %v\n%s", err, exitStderr(err))
+			}
+			sopsPath := filepath.Join(dir, "sops-"+name)
+			os.WriteFile(sopsPath, sopsEnc, 0o600)
+			code, dec, errOut := arca(t, "", "file", "decrypt", sopsPath)
+			if code != 0 {
+				t.Fatalf("arca file decrypt of sops's file: %d %s\n%s", code, errOut, sopsEnc)
+			}
+			sameDocument(t, name, []byte(dec), []byte(plain))
+		})
+	}
+}
+
+func exitStderr(err error) string {
+	if ee, ok := err.(*exec.ExitError); ok {
+		return string(ee.Stderr)
+	}
+	return ""
+}
+
+func TestFileKeyGroupsInteropWithSops(t *testing.T) {
+	sops := sopsBinary(t)
+	recipient := ageEnv(t)
+	other1, _ := age.GenerateX25519Identity()
+	other2, _ := age.GenerateX25519Identity()
+	dir := t.TempDir()
+	// Three groups, threshold 2: our key is in groups 1 and 3.
+	cfg := "creation_rules:\n  - path_regex: \\.yaml$\n    shamir_threshold: 2\n    key_groups:\n" +
+		"      - age: [" + recipient + "]\n      - age: [" + other1.Recipient().String() + "]\n" +
+		"      - age: [" + recipient + ", " + other2.Recipient().String() + "]\n"
+	os.WriteFile(filepath.Join(dir, ".sops.yaml"), []byte(cfg), 0o600)
+	t.Chdir(dir)
+	os.WriteFile("g.yaml", []byte("token: abc\n"), 0o600)
+	if code, _, errOut := arca(t, "", "file", "encrypt", "-i", "g.yaml"); code != 0 {
+		t.Fatalf("encrypt with key groups: %s", errOut)
+	}
+	enc, _ := os.ReadFile("g.yaml")
+	if !bytes.Contains(enc, []byte("key_groups")) || !bytes.Contains(enc, []byte("shamir_threshold: 2")) {
+		t.Fatalf("no key groups in:\n%s", enc)
+	}
+	out, err := exec.Command(sops, "-d", "g.yaml").Output()
+	if err != nil || string(out) != "token: abc\n" {
+		t.Fatalf("sops -d of a key-group file: %q %v %s", out, err, exitStderr(err))
+	}
+}
+
+func TestFileCommands(t *testing.T) {
+	recipient := ageEnv(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile(".sops.yaml", []byte("creation_rules:\n  - path_regex: secrets/.*\\.yaml$\n    encrypted_regex: ^(password|token)$\n    age: "+recipient+"\n"), 0o600)
+	os.MkdirAll("secrets", 0o700)
+	plain := "user: app\npassword: s3cr3t\nport: 5432\n"
+	os.WriteFile("secrets/db.yaml", []byte(plain), 0o600)
+
+	// The creation rule supplies the key and the encrypted_regex.
+	if code, _, errOut := arca(t, "", "file", "encrypt", "-i", "secrets/db.yaml"); code != 0 {
+		t.Fatalf("encrypt: %s", errOut)
+	}
+	enc, _ := os.ReadFile("secrets/db.yaml")
+	if !bytes.Contains(enc, []byte("user: app")) || bytes.Contains(enc, []byte("s3cr3t")) || !bytes.Contains(enc, []byte("encrypted_regex")) {
+		t.Fatalf("creation rule not applied:\n%s", enc)
+	}
+	if code, out, _ := arca(t, "", "file", "filestatus", "secrets/db.yaml"); code != 0 || !strings.Contains(out, `"encrypted":true`) {
+		t.Fatalf("filestatus: %s", out)
+	}
+	if code, _, _ := arca(t, "", "file", "encrypt", "secrets/db.yaml"); code != exitFileAlreadyEncr {
+		t.Fatalf("encrypting twice: exit %d, want %d", code, exitFileAlreadyEncr)
+	}
+	if code, out, _ := arca(t, "", "file", "decrypt", "--extract", `["password"]`, "secrets/db.yaml"); code != 0 || out != "s3cr3t" {
+		t.Fatalf("extract: %d %q", code, out)
+	}
+	// set / unset.
+	if code, _, errOut := arca(t, "", "file", "set", "secrets/db.yaml", `["password"]`, `"rotated"`); code != 0 {
+		t.Fatalf("set: %s", errOut)
+	}
+	arca(t, "", "file", "unset", "secrets/db.yaml", `["port"]`)
+	if _, out, _ := arca(t, "", "file", "decrypt", "secrets/db.yaml"); out != "user: app\npassword: rotated\n" {
+		t.Fatalf("after set/unset: %q", out)
+	}
+	// rotate changes the data key and keeps the content.
+	before, _ := os.ReadFile("secrets/db.yaml")
+	if code, _, errOut := arca(t, "", "file", "rotate", "-i", "secrets/db.yaml"); code != 0 {
+		t.Fatalf("rotate: %s", errOut)
+	}
+	after, _ := os.ReadFile("secrets/db.yaml")
+	if bytes.Equal(before, after) {
+		t.Fatal("rotate changed nothing")
+	}
+	if _, out, _ := arca(t, "", "file", "decrypt", "secrets/db.yaml"); out != "user: app\npassword: rotated\n" {
+		t.Fatalf("after rotate: %q", out)
+	}
+	// exec-env passes top-level values to the child.
+	if code, out, errOut := arca(t, "", "file", "exec-env", "secrets/db.yaml", "--", "echo $password-$user"); code != 0 || out != "rotated-app\n" {
+		t.Fatalf("exec-env: %d %q %s", code, out, errOut)
+	}
+	if code, out, _ := arca(t, "", "file", "exec-file", "secrets/db.yaml", "--", "grep -c rotated {}"); code != 0 || out != "1\n" {
+		t.Fatalf("exec-file: %d %q", code, out)
+	}
+	// edit with a scripted editor.
+	t.Setenv("EDITOR", "sed -i s/rotated/edited/")
+	if code, _, errOut := arca(t, "", "file", "edit", "secrets/db.yaml"); code != 0 {
+		t.Fatalf("edit: %s", errOut)
+	}
+	if _, out, _ := arca(t, "", "file", "decrypt", "secrets/db.yaml"); !strings.Contains(out, "password: edited") {
+		t.Fatalf("after edit: %q", out)
+	}
+	t.Setenv("EDITOR", "true")
+	if code, _, _ := arca(t, "", "file", "edit", "secrets/db.yaml"); code != exitFileNotModified {
+		t.Fatalf("unchanged edit: exit %d, want %d", code, exitFileNotModified)
+	}
+	// No plaintext left behind by edit or exec-file.
+	leftovers, _ := filepath.Glob(filepath.Join(os.TempDir(), "arca-edit-*"))
+	leftovers2, _ := filepath.Glob(filepath.Join(os.TempDir(), "arca-exec-*"))
+	if len(leftovers)+len(leftovers2) > 0 {
+		t.Fatalf("temporary plaintext left behind: %v %v", leftovers, leftovers2)
+	}
+}
+
+func TestFileTamperAndWrongKey(t *testing.T) {
+	recipient := ageEnv(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.yaml")
+	os.WriteFile(path, []byte("a: one\nb: two\n"), 0o600)
+	arca(t, "", "file", "encrypt", "-i", "--age", recipient, path)
+	good, _ := os.ReadFile(path)
+
+	tampered := bytes.Replace(good, []byte("\nb: ENC"), []byte("\nc: ENC"), 1)
+	os.WriteFile(path, tampered, 0o600)
+	code, out, errOut := arca(t, "", "file", "decrypt", "-i", path)
+	if code == 0 || out != "" || !strings.Contains(errOut, "Error") {
+		t.Fatalf("renamed key: exit %d, stdout %q", code, out)
+	}
+	if now, _ := os.ReadFile(path); !bytes.Equal(now, tampered) {
+		t.Fatal("a failed in-place decrypt changed the file")
+	}
+	lines := strings.SplitN(string(good), "\n", 3)
+	swapped := lines[1] + "\n" + lines[0] + "\n" + lines[2]
+	os.WriteFile(path, []byte(swapped), 0o600)
+	if code, _, errOut := arca(t, "", "file", "decrypt", path); code != exitFileMACMismatch {
+		t.Fatalf("reordered values: exit %d (%s), want %d", code, errOut, exitFileMACMismatch)
+	}
+	os.WriteFile(path, good, 0o600)
+	ageEnv(t) // a different key
+	if code, _, _ := arca(t, "", "file", "decrypt", path); code != exitFileNoDataKey {
+		t.Fatalf("wrong key: exit %d, want %d", code, exitFileNoDataKey)
+	}
+}
+
+func TestFileFixturesFromOlderSops(t *testing.T) {
+	// Files written by sops 3.8.1 (metadata in struct order, JSON numbers as
+	// floats), with the test-only key beside them.
+	dir := filepath.Join("testdata", "sops-3.8.1")
+	key, err := os.ReadFile(filepath.Join(dir, "keys.txt"))
+	if err != nil {
+		t.Skip("no fixtures")
+	}
+	t.Setenv("SOPS_AGE_KEY", string(key))
+	t.Setenv("SOPS_AGE_KEY_FILE", "")
+	for _, name := range []string{"app.yaml", "app.json", "app.env"} {
+		want, _ := os.ReadFile(filepath.Join(dir, "plain-"+name))
+		code, out, errOut := arca(t, "", "file", "decrypt", filepath.Join(dir, name))
+		if code != 0 {
+			t.Fatalf("%s: %s", name, errOut)
+		}
+		sameDocument(t, name, []byte(out), want)
+	}
+}
