@@ -67,7 +67,7 @@ func parseTree(data []byte, f Format) (*Map, error) {
 	case Dotenv:
 		return decodeDotenv(data)
 	case Binary:
-		return &Map{Items: []Item{{Key: "data", Value: string(data)}}}, nil
+		return &Map{Items: []Item{{Key: "data", Value: data}}}, nil
 	}
 	return nil, fmt.Errorf("unknown format %q", f)
 }
@@ -161,8 +161,13 @@ func (f *File) Plaintext(out Format) ([]byte, error) {
 	}
 	if f.Format == Binary && out == Binary {
 		v, _ := f.Tree.Get("data")
-		s, _ := v.(string)
-		return []byte(s), nil
+		switch t := v.(type) {
+		case []byte:
+			return t, nil
+		case string:
+			return readOnlyBytes(t), nil // written out, never modified
+		}
+		return nil, errors.New("the binary file has no data value")
 	}
 	return emitTree(f.Tree, out)
 }

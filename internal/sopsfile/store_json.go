@@ -81,54 +81,83 @@ func jsonValue(dec *json.Decoder) (any, error) {
 // as sops does.
 func encodeJSON(m *Map) ([]byte, error) {
 	var buf bytes.Buffer
-	if err := writeJSON(&buf, m); err != nil {
+	if err := writeJSON(&buf, m, 0); err != nil {
 		return nil, err
 	}
-	var out bytes.Buffer
-	if err := json.Indent(&out, buf.Bytes(), "", "\t"); err != nil {
-		return nil, err
-	}
-	out.WriteByte('\n')
-	return out.Bytes(), nil
+	buf.WriteByte('\n')
+	return buf.Bytes(), nil
 }
 
-func writeJSON(buf *bytes.Buffer, v any) error {
+func newline(buf *bytes.Buffer, depth int) {
+	buf.WriteByte('\n')
+	for i := 0; i < depth; i++ {
+		buf.WriteByte('\t')
+	}
+}
+
+// writeJSONString writes s quoted; strings that need no escaping (every
+// ENC[...] value) are copied as they are.
+func writeJSONString(buf *bytes.Buffer, s string) {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s)
+			buf.Write(b)
+			return
+		}
+	}
+	buf.Grow(len(s) + 2)
+	buf.WriteByte('"')
+	buf.WriteString(s)
+	buf.WriteByte('"')
+}
+
+func writeJSON(buf *bytes.Buffer, v any, depth int) error {
 	switch t := v.(type) {
 	case *Map:
 		buf.WriteByte('{')
-		first := true
+		n := 0
 		for _, it := range t.Items {
 			if _, isComment := it.Value.(Comment); isComment {
 				continue // JSON has no comments
 			}
-			if !first {
+			if n > 0 {
 				buf.WriteByte(',')
 			}
-			first = false
-			k, _ := json.Marshal(it.Key)
-			buf.Write(k)
-			buf.WriteByte(':')
-			if err := writeJSON(buf, it.Value); err != nil {
+			n++
+			newline(buf, depth+1)
+			writeJSONString(buf, it.Key)
+			buf.WriteString(": ")
+			if err := writeJSON(buf, it.Value, depth+1); err != nil {
 				return err
 			}
+		}
+		if n > 0 {
+			newline(buf, depth)
 		}
 		buf.WriteByte('}')
 	case []any:
 		buf.WriteByte('[')
-		first := true
+		n := 0
 		for _, e := range t {
 			if _, isComment := e.(Comment); isComment {
 				continue
 			}
-			if !first {
+			if n > 0 {
 				buf.WriteByte(',')
 			}
-			first = false
-			if err := writeJSON(buf, e); err != nil {
+			n++
+			newline(buf, depth+1)
+			if err := writeJSON(buf, e, depth+1); err != nil {
 				return err
 			}
 		}
+		if n > 0 {
+			newline(buf, depth)
+		}
 		buf.WriteByte(']')
+	case string:
+		writeJSONString(buf, t)
 	case float64:
 		if math.IsInf(t, 0) || math.IsNaN(t) {
 			return fmt.Errorf("%v cannot be written as JSON", t)
@@ -140,11 +169,9 @@ func writeJSON(buf *bytes.Buffer, v any) error {
 			buf.Write(b)
 		}
 	case time.Time:
-		b, _ := json.Marshal(t.Format(time.RFC3339Nano))
-		buf.Write(b)
+		writeJSONString(buf, t.Format(time.RFC3339Nano))
 	case []byte:
-		b, _ := json.Marshal(string(t))
-		buf.Write(b)
+		writeJSONString(buf, string(t))
 	default:
 		b, err := json.Marshal(t)
 		if err != nil {

@@ -7,18 +7,49 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unsafe"
 )
 
 // ivSize is the GCM nonce length sops uses.
 const ivSize = 32
 
-var encPattern = regexp.MustCompile(`^ENC\[AES256_GCM,data:(.*),iv:(.+),tag:(.+),type:(.+)\]$`)
+// readOnlyBytes views s as bytes without copying; callers only read them.
+func readOnlyBytes(s string) []byte { return unsafe.Slice(unsafe.StringData(s), len(s)) }
+
+const encPrefix = "ENC[AES256_GCM,data:"
+
+// splitEnc splits ENC[AES256_GCM,data:D,iv:I,tag:T,type:Y] into its
+// fields. It scans from the end, where the short fields are, so a large
+// value costs no more than its length once.
+func splitEnc(s string) (data, iv, tag, typ string, ok bool) {
+	if !strings.HasPrefix(s, encPrefix) || !strings.HasSuffix(s, "]") {
+		return "", "", "", "", false
+	}
+	body := s[len(encPrefix) : len(s)-1]
+	cut := func(sep string) (string, bool) {
+		i := strings.LastIndex(body, sep)
+		if i < 0 {
+			return "", false
+		}
+		field := body[i+len(sep):]
+		body = body[:i]
+		return field, field != ""
+	}
+	var okType, okTag, okIV bool
+	typ, okType = cut(",type:")
+	tag, okTag = cut(",tag:")
+	iv, okIV = cut(",iv:")
+	return body, iv, tag, typ, okType && okTag && okIV
+}
 
 // IsEncrypted reports whether s has the ENC[...] form.
-func IsEncrypted(s string) bool { return encPattern.MatchString(s) }
+func IsEncrypted(s string) bool {
+	_, _, _, _, ok := splitEnc(s)
+	return ok
+}
 
 // encValue is a parsed ENC[...] string.
 type encValue struct {
@@ -28,28 +59,45 @@ type encValue struct {
 
 // parseEnc parses the ENC[AES256_GCM,...] form.
 func parseEnc(s string) (*encValue, error) {
-	m := encPattern.FindStringSubmatch(s)
-	if m == nil {
+	data, iv, tag, typ, ok := splitEnc(s)
+	if !ok {
 		return nil, errors.New("the value is not in the ENC[AES256_GCM,data:...,iv:...,tag:...,type:...] form")
 	}
 	var ev encValue
-	var err error
-	if ev.data, err = base64.StdEncoding.DecodeString(m[1]); err != nil {
+	// Room for the tag after the data, so decryption works in place.
+	buf := make([]byte, base64.StdEncoding.DecodedLen(len(data))+16)
+	n, err := base64.StdEncoding.Decode(buf, readOnlyBytes(data))
+	if err != nil {
 		return nil, fmt.Errorf("the data field is not base64: %w", err)
 	}
-	if ev.iv, err = base64.StdEncoding.DecodeString(m[2]); err != nil || len(ev.iv) == 0 {
+	ev.data = buf[:n]
+	if ev.iv, err = base64.StdEncoding.DecodeString(iv); err != nil || len(ev.iv) == 0 {
 		return nil, errors.New("the iv field is not base64")
 	}
-	if ev.tag, err = base64.StdEncoding.DecodeString(m[3]); err != nil || len(ev.tag) != 16 {
+	if ev.tag, err = base64.StdEncoding.DecodeString(tag); err != nil || len(ev.tag) != 16 {
 		return nil, errors.New("the tag field is not a base64 16-byte tag")
 	}
-	ev.typ = m[4]
+	ev.typ = typ
 	return &ev, nil
 }
 
 func (ev *encValue) String() string {
-	b64 := base64.StdEncoding.EncodeToString
-	return fmt.Sprintf("ENC[AES256_GCM,data:%s,iv:%s,tag:%s,type:%s]", b64(ev.data), b64(ev.iv), b64(ev.tag), ev.typ)
+	enc := base64.StdEncoding
+	var b strings.Builder
+	b.Grow(len(encPrefix) + enc.EncodedLen(len(ev.data)) + enc.EncodedLen(len(ev.iv)) + enc.EncodedLen(len(ev.tag)) + len(ev.typ) + 20)
+	b.WriteString(encPrefix)
+	// Encode straight into the builder: a large value is copied once.
+	w := base64.NewEncoder(enc, &b)
+	w.Write(ev.data)
+	w.Close()
+	b.WriteString(",iv:")
+	b.WriteString(enc.EncodeToString(ev.iv))
+	b.WriteString(",tag:")
+	b.WriteString(enc.EncodeToString(ev.tag))
+	b.WriteString(",type:")
+	b.WriteString(ev.typ)
+	b.WriteString("]")
+	return b.String()
 }
 
 func newGCM(key []byte, nonceSize int) (cipher.AEAD, error) {
@@ -93,7 +141,10 @@ func plaintextOf(v any) ([]byte, string, error) {
 func fromPlaintext(b []byte, typ string) (any, error) {
 	switch typ {
 	case "str":
-		return string(b), nil
+		// b is the fresh output of the decryption and nothing else refers
+		// to it, so the string can share its memory instead of copying a
+		// possibly large value.
+		return unsafe.String(unsafe.SliceData(b), len(b)), nil
 	case "bytes":
 		return b, nil
 	case "int":
@@ -142,7 +193,8 @@ func decryptValue(key []byte, s, aad string) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	plain, err := gcm.Open(nil, ev.iv, append(append([]byte(nil), ev.data...), ev.tag...), []byte(aad))
+	sealed := append(ev.data, ev.tag...) // in place: parseEnc left room
+	plain, err := gcm.Open(sealed[:0], ev.iv, sealed, []byte(aad))
 	if err != nil {
 		return nil, fmt.Errorf("message authentication failed for the value at %q: wrong key, or the value or its key name was changed", aad)
 	}
