@@ -42,6 +42,15 @@ func Validate(ruleID, secret string) bool {
 		return validPrivateKeyPEM(secret)
 	case "generic-api-key", "hashicorp-tf-password", "kubernetes-secret-yaml":
 		return plausibleGenericSecret(secret)
+	case "vault-service-token":
+		// Legacy "s." tokens are 24 random base62 characters; words and
+		// identifiers of that length lack digits.
+		return !strings.HasPrefix(secret, "s.") || strings.ContainsAny(secret, "0123456789")
+	case "curl-auth-user", "database-url-password", "url-basic-auth-password":
+		// user:password pairs: judge the password alone.
+		if _, pw, ok := strings.Cut(secret, ":"); ok {
+			return !isPlaceholder(pw)
+		}
 	}
 	return true
 }
@@ -175,6 +184,17 @@ var (
 	}
 	placeholderLower = lowerAll(placeholderWords)
 
+	// weakDefaults are values that stand for "a password goes here" in
+	// documentation and sample configuration; matched whole, ignoring case.
+	weakDefaults = map[string]bool{
+		"password": true, "passw0rd": true, "p@ssw0rd": true, "p@ssword": true, "secret": true,
+		"changeit": true, "admin": true, "root": true, "guest": true, "test": true, "testing": true,
+		"user": true, "username": true, "pass": true, "pwd": true, "token": true, "apikey": true,
+		"api_key": true, "mysecret": true, "mypassword": true, "letmein": true, "qwerty": true,
+		"default": true, "foobar": true, "foo": true, "bar": true, "secret123": true, "password123": true,
+		"password1": true, "admin123": true, "hunter2": true, "s3cr3t": true,
+	}
+
 	// documentedExamples are well-known sample credentials from vendor docs.
 	documentedExamples = map[string]bool{
 		"AKIAIOSFODNN7EXAMPLE":                     true,
@@ -206,16 +226,18 @@ var (
 		`|(?:vault|secret|ssm|awssm|gcpsm|azkv|op|doppler|sops):[\w/.:#-]{1,200}` +
 		`)$`)
 
+	// identifierShapes are camelCase and PascalCase words such as
+	// "searchConfluenceUsingCql": code, not random tokens.
+	identifierShapes = regexp.MustCompile(`^(?:[a-z]+(?:[A-Z][a-z]+)+|[A-Z][a-z]+(?:[A-Z][a-z]+)+)$`)
+
 	// nonSecretShapes are values that are identifiers, not credentials; they
 	// only disqualify candidates of the generic rule.
-	nonSecretShapes = regexp.MustCompile(`(?i)^(?:` +
-		`[0-9a-f]{40}` + // git commit SHA-1
-		`|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}` + // UUID
+	nonSecretShapes = regexp.MustCompile(`^(?:` +
+		`[0-9a-fA-F]{40}` + // git commit SHA-1
+		`|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}` + // UUID
 		`|sha(?:1|256|384|512)-[A-Za-z0-9+/]{20,}={0,2}` + // lockfile integrity hashes
-		`|(?:sha1|sha256|sha512|md5):[0-9a-f]{32,128}` + // digests
+		`|(?:sha1|sha256|sha512|md5):[0-9a-fA-F]{32,128}` + // digests
 		`|[a-z]+(?:[_.-][a-z]+)*` + // snake_case / dotted identifiers
-		`|[a-z]+(?:[A-Z][a-z]+)+` + // camelCase identifiers
-		`|[A-Z][a-z]+(?:[A-Z][a-z]+)+` + // PascalCase identifiers
 		`|[A-Z]+(?:_[A-Z]+)*` + // CONSTANT_NAMES
 		`|[\w.-]+\(.*` + // function calls
 		`)$`)
@@ -240,15 +262,23 @@ func isPlaceholder(secret string) bool {
 		return true
 	}
 	lower := strings.ToLower(s)
+	if weakDefaults[lower] {
+		return true
+	}
 	for _, w := range placeholderLower {
 		if strings.Contains(lower, w) {
 			return true
 		}
 	}
-	if placeholderShapes.MatchString(s) || references.MatchString(s) {
+	// The shape regexes only run on values that could match them: most
+	// candidates are plain tokens and skip both.
+	if strings.IndexByte("${<%#[", s[0]) >= 0 && placeholderShapes.MatchString(s) {
 		return true
 	}
-	return lowVariety(s) || hasSequentialRun(s, 8) || hasRepeatedRun(s)
+	if strings.ContainsAny(s, ".([:") && references.MatchString(s) {
+		return true
+	}
+	return identifierShapes.MatchString(s) || lowVariety(s) || hasSequentialRun(s, 8) || hasRepeatedRun(s)
 }
 
 // hasSequentialRun reports a run of n ascending or descending neighbours,
@@ -317,5 +347,6 @@ func plausibleGenericSecret(secret string) bool {
 			classes++
 		}
 	}
-	return classes >= 2 && (digit || (symbol && (lower || upper)))
+	// Mixed-case letters alone pass only at token length: short ones are words.
+	return classes >= 2 && (digit || (symbol && (lower || upper)) || len(s) >= 16)
 }

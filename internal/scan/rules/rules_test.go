@@ -212,7 +212,7 @@ func TestDefaultRulesAreWellFormed(t *testing.T) {
 	lowerKeyword := regexp.MustCompile(`^[^A-Z]{2,40}$`)
 	// An unbounded repetition is allowed only on a negated class, which stops
 	// at the first excluded character.
-	unboundedClass := regexp.MustCompile(`(\[\^?)(?:\\.|[^\]])*\](?:\*|\+|\{\d+,\})`)
+	unboundedClass := regexp.MustCompile(`(\[\^?)(?:\\.|[^\]])*\](\*|\+|\{\d+,\})?`)
 	unboundedAny := regexp.MustCompile(`(?:^|[^\\])(?:\.|\\[sSwWdD])(?:\*|\+|\{\d+,\})`)
 	for _, r := range cfg.Rules {
 		if r.ID == "" || r.Description == "" {
@@ -233,11 +233,11 @@ func TestDefaultRulesAreWellFormed(t *testing.T) {
 				t.Errorf("rule %s: keyword %q must be short and lower-case", r.ID, k)
 			}
 		}
-		if unboundedAny.MatchString(r.Regex) {
+		if unboundedAny.MatchString(unboundedClass.ReplaceAllString(r.Regex, "C")) {
 			t.Errorf("rule %s: regex has an unbounded repetition", r.ID)
 		}
 		for _, m := range unboundedClass.FindAllStringSubmatch(r.Regex, -1) {
-			if m[1] != "[^" {
+			if m[2] != "" && m[1] != "[^" {
 				t.Errorf("rule %s: regex repeats %s without bound", r.ID, m[0])
 			}
 		}
@@ -321,7 +321,7 @@ func TestGitleaksCompatibility(t *testing.T) {
 	for i := range cfg.Rules {
 		byID[cfg.Rules[i].ID] = &cfg.Rules[i]
 	}
-	var tpHit, tpAll, fpHit, fpAll int
+	var tpHit, tpAll, fpHit, fpAll, tpValidated int
 	var missingRules []string
 	for _, c := range cases {
 		r, ok := byID[c.Rule]
@@ -331,8 +331,11 @@ func TestGitleaksCompatibility(t *testing.T) {
 		}
 		var hit, fps int
 		for _, in := range c.TP {
-			if detect(r, global, in) == reported {
+			switch detect(r, global, in) {
+			case reported:
 				hit++
+			case invalid:
+				tpValidated++
 			}
 		}
 		for _, in := range c.FP {
@@ -350,6 +353,11 @@ func TestGitleaksCompatibility(t *testing.T) {
 	fpRate := float64(fpHit) / float64(max(fpAll, 1))
 	t.Logf("gitleaks cases: %d rules compared, %d without an Arca rule %v", len(cases)-len(missingRules), len(missingRules), missingRules)
 	t.Logf("gitleaks cases: recall %.1f%% (%d/%d), false-positive rate %.1f%% (%d/%d)", 100*recall, tpHit, tpAll, 100*fpRate, fpHit, fpAll)
+	// gitleaks's generated true positives are random strings: GitHub and npm
+	// tokens without a valid checksum, JWTs that do not decode, "12345678-ABCD"
+	// filler. Validate rejects those on purpose; count them apart.
+	t.Logf("gitleaks cases: %d true positives matched a rule but were rejected by Validate; recall before validation %.1f%%",
+		tpValidated, 100*float64(tpHit+tpValidated)/float64(max(tpAll, 1)))
 	if recall < minGitleaksRecall {
 		t.Errorf("recall on gitleaks's true positives fell to %.3f (floor %.2f)", recall, minGitleaksRecall)
 	}
@@ -360,8 +368,8 @@ func TestGitleaksCompatibility(t *testing.T) {
 
 // Floors set from the measured figures, so a regression fails the test.
 const (
-	minGitleaksRecall = 0.80
-	maxGitleaksFPRate = 0.10
+	minGitleaksRecall = 0.92
+	maxGitleaksFPRate = 0.07
 )
 
 func ghToken(prefix, body string) string {
@@ -489,7 +497,14 @@ func FuzzValidate(f *testing.F) {
 	})
 }
 
+// BenchmarkValidate measures Validate on the secrets the rules extract from
+// every case in cases.toml, true and false positives alike.
 func BenchmarkValidate(b *testing.B) {
+	cfg := loadConfig(b)
+	byID := map[string]*testRule{}
+	for i := range cfg.Rules {
+		byID[cfg.Rules[i].ID] = &cfg.Rules[i]
+	}
 	var file struct {
 		Case []testCase `toml:"case"`
 	}
@@ -499,13 +514,73 @@ func BenchmarkValidate(b *testing.B) {
 	type cand struct{ id, s string }
 	var cands []cand
 	for _, c := range file.Case {
-		for _, s := range append(c.TP, c.FP...) {
-			cands = append(cands, cand{c.Rule, s})
+		r := byID[c.Rule]
+		if r == nil || r.re == nil {
+			continue
+		}
+		for _, in := range append(c.TP, c.FP...) {
+			m := r.re.FindStringSubmatch(in)
+			if m == nil {
+				continue
+			}
+			secret := m[0]
+			for _, g := range m[1:] {
+				if g != "" {
+					secret = g
+					break
+				}
+			}
+			cands = append(cands, cand{c.Rule, secret})
 		}
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		c := cands[i%len(cands)]
 		Validate(c.id, c.s)
+	}
+}
+
+func TestValidateRuleSpecificBranches(t *testing.T) {
+	for _, tc := range []struct {
+		rule, secret string
+		want         bool
+	}{
+		{"vault-service-token", "s.Xk3mP9qL2wR7tY5vB8nC4dF6", true},
+		{"vault-service-token", "s.AcceptanceTimeoutSecond", false},
+		{"vault-service-token", "hvs.CAESIJk3mP9qL2wR7tY5vB8nC4dF6gH1jK0lZ", true},
+		{"curl-auth-user", "admin:Xk3mP9qL2wR7", true},
+		{"curl-auth-user", "admin:password", false},
+		{"curl-auth-user", "$USER:$PASS", false},
+		{"database-url-password", "app:${DB_PASSWORD}", false},
+		{"atlassian-api-token", "searchConfluenceUsingCql", false},
+		{"generic-api-key", "AfsGMoWJTyWiasGIdGya", true},
+		{"generic-api-key", "SecretValue", false},
+	} {
+		if got := Validate(tc.rule, tc.secret); got != tc.want {
+			t.Errorf("Validate(%s, %q) = %v, want %v", tc.rule, tc.secret, got, tc.want)
+		}
+	}
+}
+
+func TestGlobalPathAllowlist(t *testing.T) {
+	cfg := loadConfig(t)
+	var paths []*regexp.Regexp
+	for _, al := range cfg.Allowlists {
+		for _, p := range al.Paths {
+			paths = append(paths, regexp.MustCompile(p))
+		}
+	}
+	allowed := func(path string) bool {
+		return slices.ContainsFunc(paths, func(re *regexp.Regexp) bool { return re.MatchString(path) })
+	}
+	for _, p := range []string{"package-lock.json", "web/yarn.lock", "go.sum", "a/node_modules/x/index.js", "static/app.min.js", "infra/.terraform.lock.hcl"} {
+		if !allowed(p) {
+			t.Errorf("path %s should be skipped", p)
+		}
+	}
+	for _, p := range []string{"config/app.env", "main.go", "terraform.tfstate", "secrets.zip", "keys/server.p12", "src/lock.go"} {
+		if allowed(p) {
+			t.Errorf("path %s must be scanned", p)
+		}
 	}
 }

@@ -1,0 +1,101 @@
+package scan
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestDefaultConfigLoads(t *testing.T) {
+	c := DefaultConfig()
+	if len(c.Rules) < 150 {
+		t.Fatalf("only %d built-in rules", len(c.Rules))
+	}
+}
+
+func detect(t *testing.T, path, text string) []Finding {
+	t.Helper()
+	return NewDetector(DefaultConfig()).Detect(Fragment{Raw: []byte(text), Path: path})
+}
+
+func TestDetectBasics(t *testing.T) {
+	// A syntactically valid GitHub token with a correct checksum is built
+	// by the rules package's tests; here an AWS key and a PEM block.
+	text := "config:\n  aws_access_key_id: AKIAQYLPMN5HHHFPZAM2\n  other: 1\n"
+	fs := detect(t, "app.yaml", text)
+	if len(fs) != 1 || fs[0].RuleID != "aws-access-token" || fs[0].StartLine != 2 || fs[0].Secret != "AKIAQYLPMN5HHHFPZAM2" {
+		t.Fatalf("findings = %+v", fs)
+	}
+	if fs[0].StartColumn != 22 {
+		t.Fatalf("column = %d", fs[0].StartColumn)
+	}
+	// Documented example value: dropped.
+	if fs := detect(t, "a.env", "AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE\n"); len(fs) != 0 {
+		t.Fatalf("example key reported: %+v", fs)
+	}
+	// Inline allow comments.
+	for _, marker := range []string{"gitleaks:allow", "arca:allow"} {
+		if fs := detect(t, "a.go", `key := "AKIAQYLPMN5HHHFPZAM2" // `+marker+"\n"); len(fs) != 0 {
+			t.Fatalf("%s ignored: %+v", marker, fs)
+		}
+	}
+	// Lockfiles are skipped whole.
+	if fs := detect(t, "web/package-lock.json", text); len(fs) != 0 {
+		t.Fatalf("lockfile scanned: %+v", fs)
+	}
+}
+
+func TestFingerprintIgnoresLineNumbers(t *testing.T) {
+	a := detect(t, "x.env", "A=1\nAWS=AKIAQYLPMN5HHHFPZAM2\n")
+	b := detect(t, "x.env", "A=1\nB=2\nC=3\nAWS=AKIAQYLPMN5HHHFPZAM2\n")
+	c := detect(t, "x.env", "A=1\nAWS=AKIAQYLPMN5HHHFPZAX7\n")
+	if len(a) != 1 || len(b) != 1 || len(c) != 1 {
+		t.Fatalf("findings: %d %d %d", len(a), len(b), len(c))
+	}
+	if a[0].Fingerprint != b[0].Fingerprint {
+		t.Fatal("moving a line changed the fingerprint")
+	}
+	if a[0].Fingerprint == c[0].Fingerprint {
+		t.Fatal("a different secret on the same line has the same fingerprint")
+	}
+}
+
+func TestCustomConfigExtendsDefaults(t *testing.T) {
+	c, err := ParseConfig(`
+[extend]
+useDefault = true
+disabledRules = ["aws-access-token"]
+
+[[rules]]
+id = "acme-token"
+description = "ACME internal token"
+regex = '''acme_[a-z0-9]{24}'''
+keywords = ["acme_"]
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := NewDetector(c)
+	fs := d.Detect(Fragment{Raw: []byte("t = acme_q8w2e7r1t5y9u3i6o0p4a8s2\nk = AKIAQYLPMN5HHHFPZAM2\n"), Path: "x"})
+	if len(fs) != 1 || fs[0].RuleID != "acme-token" {
+		t.Fatalf("findings = %+v", fs)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for text, mention := range map[string]string{
+		`[[rules]]
+id = "x"
+regex = "("`: "regex",
+		`[[rules]]
+regex = "x"`: "id",
+		`[[rules]]
+id = "x"
+regx = "x"`: "regx",
+		`not toml`: "",
+	} {
+		_, err := ParseConfig(text)
+		if err == nil || !strings.Contains(err.Error(), mention) {
+			t.Errorf("%q: err = %v", text, err)
+		}
+	}
+}
