@@ -35,8 +35,10 @@ type Rule struct {
 	Path        *regexp.Regexp
 	Tags        []string
 	Allowlists  []*Allowlist
-	// window is how far around a keyword hit the regex looks.
-	window int
+	// window is how many bytes around a keyword hit one match can reach;
+	// multiline says whether a match can cross a line break.
+	window    int
+	multiline bool
 }
 
 // Allowlist drops findings that match it.
@@ -228,9 +230,8 @@ func compileRule(tr *tomlRule) (*Rule, error) {
 		}
 		r.Allowlists = append(r.Allowlists, al)
 	}
-	r.window = 512
-	if strings.Contains(tr.Regex, `[\s\S`) {
-		r.window = 64 << 10 // multi-line matches such as PEM blocks
+	if r.Regex != nil {
+		r.window, r.multiline = regexShape(tr.Regex)
 	}
 	return r, nil
 }

@@ -159,7 +159,7 @@ func (d *Detector) Detect(f Fragment) []Finding {
 	for m := it.Next(); m != nil; m = it.Next() {
 		for _, ri := range d.byKeyword[m.Pattern()] {
 			r := d.cfg.Rules[ri]
-			w := hitWindow(raw, m.Start(), m.End(), r.window)
+			w := hitWindow(raw, m.Start(), m.End(), r.window, r.multiline)
 			if prev, ok := scanned[ri]; ok && w.start >= prev.start && w.end <= prev.end {
 				continue
 			}
@@ -181,23 +181,27 @@ func (d *Detector) Detect(f Fragment) []Finding {
 	return dedupeGeneric(out)
 }
 
-// hitWindow is the line(s) around a keyword hit, bounded by size bytes on
-// each side; multi-line rules look size bytes ahead.
-func hitWindow(raw []byte, s, e, size int) window {
-	lo := s - size
-	if lo < 0 {
-		lo = 0
-	}
-	if i := bytes.LastIndexByte(raw[lo:s], '\n'); i >= 0 && size <= 512 {
-		lo += i + 1
-	}
-	hi := e + size
-	if hi > len(raw) {
-		hi = len(raw)
-	}
-	if size <= 512 {
+// hitWindow is the part of raw a match around a keyword hit can occupy:
+// span bytes to either side, and no further than the hit's own line when
+// the rule cannot match across lines. The window starts at a line start so
+// anchors and word boundaries see what they would in the whole text.
+func hitWindow(raw []byte, s, e, span int, multiline bool) window {
+	lo := max(s-span, 0)
+	hi := min(e+span, len(raw))
+	if !multiline {
+		if i := bytes.LastIndexByte(raw[lo:s], '\n'); i >= 0 {
+			lo += i + 1
+		}
 		if i := bytes.IndexByte(raw[e:hi], '\n'); i >= 0 {
 			hi = e + i
+		}
+	}
+	// Back up to a line start so a match starting at lo is not cut.
+	if lo > 0 {
+		if i := bytes.LastIndexByte(raw[:lo], '\n'); i >= 0 && lo-i < 4096 {
+			lo = i + 1
+		} else if i < 0 && lo < 4096 {
+			lo = 0
 		}
 	}
 	return window{lo, hi}

@@ -189,7 +189,7 @@ const commitMark = "\x00arca-commit\x00"
 // hunk is scanned once, however many commits carry it.
 func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([]Finding, error) {
 	args := []string{"-C", repo, "log", "-p", "-U0", "--no-color", "--no-ext-diff", "--full-history",
-		"--format=" + commitMark + "%H%x00%an%x00%ae%x00%aI%x00%s"}
+		"--format=%x00arca-commit%x00%H%x00%an%x00%ae%x00%aI%x00%s"}
 	switch {
 	case opts.SinceCommit != "":
 		args = append(args, opts.SinceCommit+"..HEAD")

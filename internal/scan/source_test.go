@@ -1,0 +1,240 @@
+package scan
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"encoding/xml"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const awsKey = "AKIAQYLPMN5HHHFPZAM2"
+
+func git(t *testing.T, dir string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com",
+		"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com", "GIT_CONFIG_GLOBAL=/dev/null")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+}
+
+func TestGitHistory(t *testing.T) {
+	dir := t.TempDir()
+	git(t, dir, "init", "-q", "-b", "main")
+	os.WriteFile(filepath.Join(dir, "README.md"), []byte("hello\n"), 0o644)
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "first")
+	// A secret added, then deleted in the next commit: still in history.
+	os.WriteFile(filepath.Join(dir, "config.env"), []byte("A=1\nAWS_ACCESS_KEY_ID="+awsKey+"\n"), 0o644)
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "add config")
+	os.WriteFile(filepath.Join(dir, "config.env"), []byte("A=1\n"), 0o644)
+	git(t, dir, "commit", "-q", "-am", "remove the key")
+	// The same hunk again in another file is reported once per file.
+	d := NewDetector(DefaultConfig())
+	fs, err := d.ScanGit(context.Background(), dir, GitOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(fs) != 1 {
+		t.Fatalf("findings = %+v", fs)
+	}
+	f := fs[0]
+	if f.File != "config.env" || f.StartLine != 2 || f.Message != "add config" || f.Author != "Ada" || f.Email != "ada@example.com" || len(f.Commit) != 40 || f.Date == "" {
+		t.Fatalf("finding lacks commit metadata: %+v", f)
+	}
+	// --since-commit HEAD~1 sees only the deletion: nothing added.
+	fs, err = d.ScanGit(context.Background(), dir, GitOptions{SinceCommit: "HEAD~1"})
+	if err != nil || len(fs) != 0 {
+		t.Fatalf("since HEAD~1: %v %+v", err, fs)
+	}
+	if _, err := d.ScanGit(context.Background(), t.TempDir(), GitOptions{}); err == nil {
+		t.Fatal("scanning a non-repository succeeded")
+	}
+}
+
+func TestStaged(t *testing.T) {
+	dir := t.TempDir()
+	git(t, dir, "init", "-q")
+	os.WriteFile(filepath.Join(dir, "a.py"), []byte("x = 1\n"), 0o644)
+	git(t, dir, "add", ".")
+	git(t, dir, "commit", "-q", "-m", "x")
+	os.WriteFile(filepath.Join(dir, "a.py"), []byte("x = 1\nkey = '"+awsKey+"'\n"), 0o644)
+	d := NewDetector(DefaultConfig())
+	if fs, _ := d.ScanStaged(context.Background(), dir); len(fs) != 0 {
+		t.Fatalf("unstaged change reported: %+v", fs)
+	}
+	git(t, dir, "add", "a.py")
+	fs, err := d.ScanStaged(context.Background(), dir)
+	if err != nil || len(fs) != 1 || fs[0].StartLine != 2 {
+		t.Fatalf("staged: %v %+v", err, fs)
+	}
+}
+
+func TestDirHonoursGitignore(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "build"), 0o755)
+	os.MkdirAll(filepath.Join(dir, "src"), 0o755)
+	os.WriteFile(filepath.Join(dir, ".gitignore"), []byte("build/\n*.log\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "build", "out.txt"), []byte(awsKey+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "debug.log"), []byte(awsKey+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src", "app.go"), []byte(`const k = "`+awsKey+`"`+"\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "src", "blob.bin"), append([]byte{0, 1, 2}, []byte(awsKey)...), 0o644)
+	d := NewDetector(DefaultConfig())
+	fs, err := d.ScanDir(context.Background(), dir, DirOptions{})
+	if err != nil || len(fs) != 1 || fs[0].File != "src/app.go" {
+		t.Fatalf("with .gitignore: %v %+v", err, fs)
+	}
+	fs, _ = d.ScanDir(context.Background(), dir, DirOptions{NoGitignore: true})
+	if len(fs) != 3 {
+		t.Fatalf("--no-gitignore: %d findings, want 3 (binary skipped)", len(fs))
+	}
+}
+
+func TestKubernetesSecretDecoded(t *testing.T) {
+	// The generic rule sees the decoded value of a Secret's data entry.
+	doc := "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\ndata:\n  aws: " + b64(awsKey) + "\n"
+	fs := NewDetector(DefaultConfig()).scanDecoded([]byte(doc), "secret.yaml")
+	if len(fs) == 0 || fs[0].StartLine != 6 {
+		t.Fatalf("decoded findings = %+v", fs)
+	}
+}
+
+func b64(s string) string {
+	return strings.TrimSpace(string(mustB64(s)))
+}
+
+func TestReports(t *testing.T) {
+	fs := detect(t, "x.env", "AWS="+awsKey+"\n")
+	Redact(fs, 100)
+	if fs[0].Secret != "REDACTED" || strings.Contains(fs[0].Match, awsKey) {
+		t.Fatalf("redaction: %+v", fs[0])
+	}
+	var buf bytes.Buffer
+	// JSON with gitleaks's field names.
+	WriteReport(&buf, "json", fs)
+	var generic []map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &generic); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"RuleID", "Description", "File", "StartLine", "EndLine", "StartColumn", "EndColumn", "Match", "Secret", "Entropy", "Commit", "Author", "Email", "Date", "Message", "Tags", "Fingerprint"} {
+		if _, ok := generic[0][k]; !ok {
+			t.Errorf("JSON report lacks %s", k)
+		}
+	}
+	// SARIF 2.1.0 with rules, locations and partial fingerprints.
+	buf.Reset()
+	WriteReport(&buf, "sarif", fs)
+	var sarif struct {
+		Version string
+		Runs    []struct {
+			Tool struct {
+				Driver struct {
+					Rules []struct{ ID string }
+				}
+			}
+			Results []struct {
+				RuleID    string
+				Locations []struct {
+					PhysicalLocation struct{ Region struct{ StartLine int } }
+				}
+				PartialFingerprints map[string]string
+			}
+		}
+	}
+	if err := json.Unmarshal(buf.Bytes(), &sarif); err != nil || sarif.Version != "2.1.0" {
+		t.Fatalf("sarif: %v %s", err, buf.String())
+	}
+	r := sarif.Runs[0].Results[0]
+	if sarif.Runs[0].Tool.Driver.Rules[0].ID != "aws-access-token" || r.Locations[0].PhysicalLocation.Region.StartLine != 1 || r.PartialFingerprints["arcaFingerprint/v1"] == "" {
+		t.Fatalf("sarif content: %+v", sarif)
+	}
+	if strings.Contains(buf.String(), awsKey) {
+		t.Fatal("the SARIF report carries the secret")
+	}
+	buf.Reset()
+	WriteReport(&buf, "csv", fs)
+	rows, err := csv.NewReader(&buf).ReadAll()
+	if err != nil || len(rows) != 2 || rows[0][0] != "RuleID" {
+		t.Fatalf("csv: %v %v", err, rows)
+	}
+	buf.Reset()
+	WriteReport(&buf, "junit", fs)
+	var suite struct {
+		Failures int `xml:"failures,attr"`
+	}
+	if err := xml.Unmarshal(buf.Bytes(), &suite); err != nil || suite.Failures != 1 {
+		t.Fatalf("junit: %v %s", err, buf.String())
+	}
+}
+
+func TestSuppressions(t *testing.T) {
+	dir := t.TempDir()
+	fs := detect(t, "x.env", "AWS="+awsKey+"\nB=AKIAQYLPMN5HHHFPZAX7\n")
+	if len(fs) != 2 {
+		t.Fatalf("findings = %d", len(fs))
+	}
+	ignore := filepath.Join(dir, ".gitleaksignore")
+	os.WriteFile(ignore, []byte("# reviewed\n"+fs[0].Fingerprint+"\nx.env:aws-access-token:2\n"), 0o644)
+	s := NewSuppressions()
+	if err := s.LoadIgnoreFile(ignore); err != nil {
+		t.Fatal(err)
+	}
+	if left := s.Filter(fs); len(left) != 0 {
+		t.Fatalf("ignore file (ours and gitleaks's fingerprints): %+v", left)
+	}
+	baseline := filepath.Join(dir, "baseline.json")
+	f, _ := os.Create(baseline)
+	WriteReport(f, "json", fs[:1])
+	f.Close()
+	s = NewSuppressions()
+	s.LoadBaseline(baseline)
+	if left := s.Filter(fs); len(left) != 1 || left[0].Secret != "AKIAQYLPMN5HHHFPZAX7" {
+		t.Fatalf("baseline: %+v", left)
+	}
+}
+
+func FuzzLoadConfig(f *testing.F) {
+	f.Add("[[rules]]\nid = \"x\"\nregex = '''a[0-9]+'''\nkeywords = [\"a\"]\n")
+	f.Add("[extend]\nuseDefault = true\ndisabledRules = [\"jwt\"]\n")
+	f.Add("[[allowlists]]\npaths = ['''x''']\ncondition = \"AND\"\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		c, err := ParseConfig(text)
+		if err != nil {
+			return
+		}
+		NewDetector(c).Detect(Fragment{Raw: []byte("a123 token = 'x9!kq2mZ0pL' " + awsKey), Path: "f"})
+	})
+}
+
+func FuzzDetect(f *testing.F) {
+	d := NewDetector(DefaultConfig())
+	f.Add([]byte("password = \"hunter2hunter2Xy9!\"\n" + awsKey))
+	f.Add([]byte("-----BEGIN RSA PRIVATE KEY-----\nabc\n"))
+	f.Add([]byte("kind: Secret\ndata:\n  a: QUtJQQ==\n"))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		for _, fd := range d.Detect(Fragment{Raw: raw, Path: "fuzz.txt"}) {
+			if fd.StartLine < 1 || fd.StartColumn < 1 || fd.EndLine < fd.StartLine {
+				t.Fatalf("bad position: %+v", fd)
+			}
+		}
+		d.scanDecoded(raw, "fuzz.yaml")
+	})
+}
+
+func mustB64(s string) []byte {
+	out := make([]byte, base64Std.EncodedLen(len(s)))
+	base64Std.Encode(out, []byte(s))
+	return out
+}
+
+var base64Std = base64.StdEncoding
