@@ -137,12 +137,16 @@ func walkFiles(ctx context.Context, root string, noGitignore bool, out chan<- st
 			}
 			return nil
 		}
-		if e.Type().IsRegular() {
+		if e.Type().IsRegular() && !suppressionFiles[name] {
 			out <- p
 		}
 		return nil
 	})
 }
+
+// suppressionFiles list fingerprints, which look like tokens; scanning
+// them would report the very findings they suppress.
+var suppressionFiles = map[string]bool{".gitleaksignore": true, ".arcaignore": true}
 
 // readText reads a file unless it is binary (a NUL in its first 8 KB) or
 // over the size limit.
