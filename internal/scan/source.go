@@ -68,8 +68,7 @@ func (d *Detector) ScanDir(ctx context.Context, root string, opts DirOptions) ([
 						rel = filepath.ToSlash(r)
 					}
 				}
-				fs := d.Detect(Fragment{Raw: data, Path: rel})
-				fs = append(fs, d.scanDecoded(data, rel)...)
+				fs := d.scanFile(data, rel)
 				if len(fs) > 0 {
 					mu.Lock()
 					out = append(out, fs...)
@@ -168,6 +167,20 @@ func readText(p string, max int64) ([]byte, bool) {
 		return nil, false
 	}
 	return data, true
+}
+
+// scanFile runs every check that applies to a whole file: the rules,
+// base64-decoded values, and the Terraform checks for .tf code, state and
+// plans.
+func (d *Detector) scanFile(data []byte, rel string) []Finding {
+	fs := d.Detect(Fragment{Raw: data, Path: rel})
+	fs = append(fs, d.scanDecoded(data, rel)...)
+	if isTerraformCode(rel) {
+		fs = append(fs, d.scanTerraformCode(data, rel)...)
+	} else if isTerraformJSON(rel, data) {
+		fs = append(fs, d.scanTerraformJSON(data, rel)...)
+	}
+	return fs
 }
 
 // ScanReader scans everything read from r (stdin, CI logs).

@@ -1,0 +1,407 @@
+package scan
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"path"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+)
+
+// Terraform checks: secrets written into .tf/.tfvars code, variables and
+// outputs that should be sensitive, unencrypted state backends, and the
+// values Terraform state and plan files hold in plaintext.
+
+// isTerraformCode reports whether name is Terraform HCL code.
+func isTerraformCode(name string) bool {
+	base := path.Base(name)
+	return strings.HasSuffix(base, ".tf") || strings.HasSuffix(base, ".tfvars") || strings.HasSuffix(base, ".tofu") || base == "terragrunt.hcl"
+}
+
+// isTerraformJSON reports whether name may be state or a plan.
+func isTerraformJSON(name string, raw []byte) bool {
+	base := path.Base(name)
+	if strings.HasSuffix(base, ".tfstate") || strings.HasSuffix(base, ".tfstate.backup") {
+		return true
+	}
+	if !strings.HasSuffix(base, ".json") {
+		return false
+	}
+	head := raw
+	if len(head) > 4096 {
+		head = head[:4096]
+	}
+	return bytes.Contains(head, []byte(`"terraform_version"`)) || bytes.Contains(head, []byte(`"format_version"`))
+}
+
+// secretName matches attribute and variable names that hold secrets.
+var secretName = regexp.MustCompile(`(?i)(?:^|_)(?:password|passwd|secret|token|api_?key|access_?key|secret_?key|private_?key|client_?secret|auth_?token|credentials?|connection_?string|passphrase|ssh_?key|sas_?token|master_?password|admin_?password|secret_?string|secret_?id)(?:$|_)`)
+
+// notSecretName excludes names that describe a secret rather than hold it.
+var notSecretName = regexp.MustCompile(`(?i)(?:_id|_ids|_arn|_name|_version|_length|_count|_type|_ttl|_policy|_rotation\w*|_kms\w*|_path|_file|_enabled|_expir\w*|_prefix|_special|_upper|_lower|_numeric|_min\w*|_max\w*)$`)
+
+func isSecretName(n string) bool { return secretName.MatchString(n) && !notSecretName.MatchString(n) }
+
+func tfFinding(rule, desc, file string, rng hcl.Range, match, secret string) Finding {
+	return Finding{
+		RuleID: rule, Description: desc, File: file,
+		StartLine: rng.Start.Line, EndLine: rng.End.Line, StartColumn: rng.Start.Column, EndColumn: rng.End.Column,
+		Match: match, Secret: secret, Entropy: float32(shannon(secret)), Tags: []string{"terraform"},
+		Fingerprint: fingerprint(rule, file, match+"\x00"+secret),
+	}
+}
+
+// literalString returns the value of an expression that is a plain string
+// literal (no references or function calls).
+func literalString(e hclsyntax.Expression) (string, bool) {
+	switch t := e.(type) {
+	case *hclsyntax.TemplateExpr:
+		if len(t.Parts) == 1 {
+			if lit, ok := t.Parts[0].(*hclsyntax.LiteralValueExpr); ok && lit.Val.Type().FriendlyName() == "string" {
+				return lit.Val.AsString(), true
+			}
+		}
+	case *hclsyntax.LiteralValueExpr:
+		if t.Val.Type().FriendlyName() == "string" && !t.Val.IsNull() {
+			return t.Val.AsString(), true
+		}
+	}
+	return "", false
+}
+
+func exprText(raw []byte, e hclsyntax.Expression) string {
+	r := e.Range()
+	if r.End.Byte <= len(raw) && r.Start.Byte <= r.End.Byte {
+		return string(raw[r.Start.Byte:r.End.Byte])
+	}
+	return ""
+}
+
+// scanTerraformCode runs the HCL checks on one file.
+func (d *Detector) scanTerraformCode(raw []byte, file string) []Finding {
+	f, diags := hclsyntax.ParseConfig(raw, file, hcl.Pos{Line: 1, Column: 1})
+	if diags.HasErrors() || f == nil {
+		return nil
+	}
+	body, ok := f.Body.(*hclsyntax.Body)
+	if !ok {
+		return nil
+	}
+	var out []Finding
+	plausible := func(v string) bool {
+		return len(v) >= 6 && (d.Validate == nil || d.Validate("generic-api-key", v)) && !strings.Contains(v, "${")
+	}
+	// Literal secrets in attributes, at any depth (resources, providers,
+	// modules, nested blocks, and .tfvars assignments).
+	var walk func(b *hclsyntax.Body, inVariable bool)
+	walk = func(b *hclsyntax.Body, skipDefaults bool) {
+		for name, attr := range b.Attributes {
+			if strings.Contains(exprText(raw, attr.Expr), "nonsensitive(") {
+				out = append(out, tfFinding("terraform-nonsensitive", "nonsensitive() exposes a sensitive value", file, attr.SrcRange, exprText(raw, attr.Expr), ""))
+			}
+			if skipDefaults || !isSecretName(name) {
+				continue
+			}
+			if v, ok := literalString(attr.Expr); ok && plausible(v) {
+				out = append(out, tfFinding("terraform-hardcoded-secret", fmt.Sprintf("secret literal in the %q attribute", name), file, attr.SrcRange, name+" = "+exprText(raw, attr.Expr), v))
+			}
+		}
+		for _, blk := range b.Blocks {
+			switch blk.Type {
+			case "variable":
+				out = append(out, d.checkVariable(raw, file, blk, plausible)...)
+				continue
+			case "output":
+				out = append(out, checkOutput(raw, file, blk)...)
+			case "terraform":
+				out = append(out, checkBackend(file, blk)...)
+			}
+			walk(blk.Body, false)
+		}
+	}
+	walk(body, false)
+	return out
+}
+
+func boolAttr(b *hclsyntax.Body, name string) bool {
+	a, ok := b.Attributes[name]
+	if !ok {
+		return false
+	}
+	v, diags := a.Expr.Value(nil)
+	return !diags.HasErrors() && v.Type().FriendlyName() == "bool" && v.True()
+}
+
+func (d *Detector) checkVariable(raw []byte, file string, blk *hclsyntax.Block, plausible func(string) bool) []Finding {
+	if len(blk.Labels) == 0 || !isSecretName(blk.Labels[0]) {
+		return nil
+	}
+	name := blk.Labels[0]
+	var out []Finding
+	if !boolAttr(blk.Body, "sensitive") {
+		out = append(out, tfFinding("terraform-variable-not-sensitive", fmt.Sprintf("variable %q holds a secret but is not marked sensitive = true", name), file, blk.DefRange(), "variable \""+name+"\"", ""))
+	}
+	if def, ok := blk.Body.Attributes["default"]; ok {
+		if v, ok := literalString(def.Expr); ok && plausible(v) {
+			out = append(out, tfFinding("terraform-variable-secret-default", fmt.Sprintf("variable %q has a secret default value", name), file, def.SrcRange, "default = "+exprText(raw, def.Expr), v))
+		}
+	}
+	return out
+}
+
+func checkOutput(raw []byte, file string, blk *hclsyntax.Block) []Finding {
+	v, ok := blk.Body.Attributes["value"]
+	if !ok || boolAttr(blk.Body, "sensitive") {
+		return nil
+	}
+	text := exprText(raw, v.Expr)
+	for _, tr := range v.Expr.Variables() {
+		parts := []string{}
+		for _, step := range tr {
+			switch s := step.(type) {
+			case hcl.TraverseRoot:
+				parts = append(parts, s.Name)
+			case hcl.TraverseAttr:
+				parts = append(parts, s.Name)
+			}
+		}
+		last := parts[len(parts)-1]
+		if isSecretName(last) || (len(parts) >= 2 && knownSecretAttr(parts[0], last)) {
+			name := ""
+			if len(blk.Labels) > 0 {
+				name = blk.Labels[0]
+			}
+			return []Finding{tfFinding("terraform-output-not-sensitive", fmt.Sprintf("output %q exposes %s without sensitive = true", name, strings.Join(parts, ".")), file, blk.DefRange(), "output \""+name+"\" = "+text, "")}
+		}
+	}
+	return nil
+}
+
+func checkBackend(file string, blk *hclsyntax.Block) []Finding {
+	var out []Finding
+	for _, b := range blk.Body.Blocks {
+		if b.Type == "backend" && len(b.Labels) > 0 && b.Labels[0] == "s3" && !boolAttr(b.Body, "encrypt") {
+			out = append(out, tfFinding("terraform-s3-backend-unencrypted", "the s3 state backend does not set encrypt = true; state holds secrets in plaintext", file, b.DefRange(), "backend \"s3\"", ""))
+		}
+	}
+	return out
+}
+
+// knownSecretAttrs are attributes of well-known resources that hold
+// secrets in state, by resource type.
+var knownSecretAttrs = map[string][]string{
+	"aws_db_instance":                           {"password"},
+	"aws_rds_cluster":                           {"master_password"},
+	"aws_docdb_cluster":                         {"master_password"},
+	"aws_redshift_cluster":                      {"master_password"},
+	"aws_elasticache_replication_group":         {"auth_token"},
+	"aws_iam_access_key":                        {"secret", "ses_smtp_password_v4", "encrypted_secret"},
+	"aws_iam_user_login_profile":                {"password"},
+	"aws_secretsmanager_secret_version":         {"secret_string", "secret_binary"},
+	"aws_ssm_parameter":                         {"value"},
+	"aws_mq_broker":                             {"password"},
+	"random_password":                           {"result", "bcrypt_hash"},
+	"tls_private_key":                           {"private_key_pem", "private_key_openssh", "private_key_pem_pkcs8"},
+	"google_service_account_key":                {"private_key"},
+	"google_sql_user":                           {"password"},
+	"google_secret_manager_secret_version":      {"secret_data"},
+	"azurerm_storage_account":                   {"primary_access_key", "secondary_access_key", "primary_connection_string", "secondary_connection_string", "primary_blob_connection_string"},
+	"azurerm_key_vault_secret":                  {"value"},
+	"azurerm_mssql_server":                      {"administrator_login_password"},
+	"azurerm_postgresql_flexible_server":        {"administrator_password"},
+	"azurerm_cosmosdb_account":                  {"primary_key", "secondary_key", "primary_master_key", "connection_strings"},
+	"azuread_application_password":              {"value"},
+	"azuread_service_principal_password":        {"value"},
+	"kubernetes_secret":                         {"data"},
+	"kubernetes_secret_v1":                      {"data"},
+	"github_actions_secret":                     {"plaintext_value"},
+	"tfe_team_token":                            {"token"},
+	"tfe_organization_token":                    {"token"},
+	"vault_token":                               {"client_token"},
+	"vault_approle_auth_backend_role_secret_id": {"secret_id"},
+	"vault_generic_secret":                      {"data_json", "data"},
+	"vault_kv_secret_v2":                        {"data_json", "data"},
+	"digitalocean_database_cluster":             {"password", "uri", "private_uri"},
+	"heroku_app":                                {"all_config_vars"},
+	"databricks_token":                          {"token_value"},
+	"datadog_api_key":                           {"key"},
+	"cloudflare_api_token":                      {"value"},
+}
+
+func knownSecretAttr(resourceType, attr string) bool {
+	for _, a := range knownSecretAttrs[resourceType] {
+		if a == attr {
+			return true
+		}
+	}
+	return false
+}
+
+// scanTerraformJSON reports the secrets a state file or plan holds.
+func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
+	var doc struct {
+		Resources []struct {
+			Mode      string `json:"mode"`
+			Type      string `json:"type"`
+			Name      string `json:"name"`
+			Module    string `json:"module"`
+			Instances []struct {
+				IndexKey            any               `json:"index_key"`
+				Attributes          map[string]any    `json:"attributes"`
+				SensitiveAttributes []json.RawMessage `json:"sensitive_attributes"`
+			} `json:"instances"`
+		} `json:"resources"`
+		Outputs map[string]struct {
+			Value     any  `json:"value"`
+			Sensitive bool `json:"sensitive"`
+		} `json:"outputs"`
+		ResourceChanges []struct {
+			Address string `json:"address"`
+			Type    string `json:"type"`
+			Change  struct {
+				After          map[string]any `json:"after"`
+				AfterSensitive any            `json:"after_sensitive"`
+			} `json:"change"`
+		} `json:"resource_changes"`
+		Variables map[string]struct {
+			Value any `json:"value"`
+		} `json:"variables"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil
+	}
+	var out []Finding
+	seen := map[string]bool{}
+	add := func(rule, address, attr string, value any) {
+		s := flattenValue(value)
+		if s == "" || len(s) < 4 || seen[address+"."+attr] {
+			return
+		}
+		seen[address+"."+attr] = true
+		f := Finding{RuleID: rule, Description: "secret in Terraform state or plan: " + address + "." + attr,
+			File: file, Match: address + "." + attr, Secret: s, Entropy: float32(shannon(s)), Tags: []string{"terraform"},
+			Fingerprint: fingerprint(rule, file, address+"."+attr+"\x00"+s)}
+		f.StartLine, f.StartColumn = lineOf(raw, s)
+		f.EndLine = f.StartLine
+		out = append(out, f)
+	}
+	for _, r := range doc.Resources {
+		if r.Mode == "data" && !strings.HasPrefix(r.Type, "vault_") {
+			continue
+		}
+		address := r.Type + "." + r.Name
+		if r.Module != "" {
+			address = r.Module + "." + address
+		}
+		for _, inst := range r.Instances {
+			addr := address
+			if inst.IndexKey != nil {
+				addr = fmt.Sprintf("%s[%v]", address, inst.IndexKey)
+			}
+			marked := sensitivePaths(inst.SensitiveAttributes)
+			for _, attr := range sortedAttrKeys(inst.Attributes) {
+				if marked[attr] || knownSecretAttr(r.Type, attr) || (isSecretName(attr) && attr != "id") {
+					add("terraform-state-secret", addr, attr, inst.Attributes[attr])
+				}
+			}
+		}
+	}
+	for name, o := range doc.Outputs {
+		if o.Sensitive || isSecretName(name) {
+			add("terraform-state-secret", "output", name, o.Value)
+		}
+	}
+	for _, rc := range doc.ResourceChanges {
+		mask, _ := rc.Change.AfterSensitive.(map[string]any)
+		for _, attr := range sortedAttrKeys(rc.Change.After) {
+			if m, ok := mask[attr]; (ok && m == true) || knownSecretAttr(rc.Type, attr) || isSecretName(attr) {
+				add("terraform-plan-secret", rc.Address, attr, rc.Change.After[attr])
+			}
+		}
+	}
+	for name, v := range doc.Variables {
+		if isSecretName(name) {
+			add("terraform-plan-secret", "var", name, v.Value)
+		}
+	}
+	return out
+}
+
+// sensitivePaths reads the first attribute name of each path in a state's
+// sensitive_attributes (both the v4 list-of-steps form and the object form).
+func sensitivePaths(paths []json.RawMessage) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range paths {
+		var steps []struct {
+			Type  string `json:"type"`
+			Value any    `json:"value"`
+		}
+		if json.Unmarshal(p, &steps) == nil && len(steps) > 0 {
+			if s, ok := steps[0].Value.(string); ok {
+				out[s] = true
+			}
+			continue
+		}
+		var obj struct {
+			Path []struct {
+				Value any `json:"value"`
+			} `json:"path"`
+		}
+		if json.Unmarshal(p, &obj) == nil && len(obj.Path) > 0 {
+			if s, ok := obj.Path[0].Value.(string); ok {
+				out[s] = true
+			}
+		}
+	}
+	return out
+}
+
+func sortedAttrKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// flattenValue renders a state value as the text that would leak: strings
+// as they are, maps and lists as JSON; empty and null as "".
+func flattenValue(v any) string {
+	switch t := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return t
+	case bool, float64:
+		return ""
+	case map[string]any:
+		if len(t) == 0 {
+			return ""
+		}
+	case []any:
+		if len(t) == 0 {
+			return ""
+		}
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// lineOf finds where a value appears in the raw JSON (1-based line and
+// column), or line 1 when it cannot be found verbatim.
+func lineOf(raw []byte, s string) (int, int) {
+	quoted, _ := json.Marshal(s)
+	i := bytes.Index(raw, quoted[1:len(quoted)-1])
+	if i < 0 {
+		return 1, 1
+	}
+	line := 1 + bytes.Count(raw[:i], []byte{'\n'})
+	col := i - bytes.LastIndexByte(raw[:i], '\n')
+	return line, col
+}
