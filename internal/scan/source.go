@@ -203,7 +203,8 @@ type GitOptions struct {
 const commitMark = "\x00arca-commit\x00"
 
 // ScanGit scans the lines added in a repository's history. Each unique
-// hunk is scanned once, however many commits carry it.
+// hunk is scanned once, and a secret found in several commits is reported
+// once, for the earliest of them.
 func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([]Finding, error) {
 	args := []string{"-C", repo, "log", "-p", "-U0", "--no-color", "--no-ext-diff", "--full-history",
 		"--format=%x00arca-commit%x00%H%x00%an%x00%ae%x00%aI%x00%s"}
@@ -215,16 +216,39 @@ func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([
 	default:
 		args = append(args, "--all")
 	}
-	return d.scanGitCommand(ctx, args, false)
+	fs, err := d.scanGitCommand(ctx, args, nil)
+	if err != nil {
+		return nil, err
+	}
+	return sortFindings(earliest(fs)), nil
+}
+
+// earliest keeps, of findings with the same fingerprint, the one from the
+// earliest commit.
+func earliest(fs []Finding) []Finding {
+	best := map[string]int{}
+	var out []Finding
+	for _, f := range fs {
+		if i, ok := best[f.Fingerprint]; ok {
+			if f.Date < out[i].Date {
+				out[i] = f
+			}
+			continue
+		}
+		best[f.Fingerprint] = len(out)
+		out = append(out, f)
+	}
+	return out
 }
 
 // ScanStaged scans what `git commit` would add: the staged changes.
 func (d *Detector) ScanStaged(ctx context.Context, repo string) ([]Finding, error) {
-	return d.scanGitCommand(ctx, []string{"-C", repo, "diff", "--cached", "-U0", "--no-color", "--no-ext-diff"}, true)
+	return d.scanGitCommand(ctx, []string{"-C", repo, "diff", "--cached", "-U0", "--no-color", "--no-ext-diff"}, nil)
 }
 
-func (d *Detector) scanGitCommand(ctx context.Context, args []string, staged bool) ([]Finding, error) {
+func (d *Detector) scanGitCommand(ctx context.Context, args []string, input io.Reader) ([]Finding, error) {
 	cmd := exec.CommandContext(ctx, "git", args...)
+	cmd.Stdin = input
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
