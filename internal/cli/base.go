@@ -76,6 +76,14 @@ func (cf *clientFlags) parse(args []string) error {
 	return nil
 }
 
+// setup parses the flags and builds the client.
+func (cf *clientFlags) setup(args []string) (*api.Client, error) {
+	if err := cf.parse(args); err != nil {
+		return nil, err
+	}
+	return cf.client()
+}
+
 func (cf *clientFlags) client() (*api.Client, error) {
 	conf := api.DefaultConfig()
 	if cf.address != "" {

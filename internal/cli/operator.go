@@ -11,10 +11,7 @@ import (
 func runStatus(args []string) int {
 	cf := newClientFlags("status")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}
@@ -132,10 +129,7 @@ func operatorInit(args []string) int {
 	cf.fs.IntVar(threshold, "t", 3, "alias of -key-threshold")
 	status := cf.fs.Bool("status", false, "only report whether the server is initialized (exit 0 yes, 2 no)")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}
@@ -177,10 +171,7 @@ func operatorUnseal(args []string) int {
 	cf := newClientFlags("operator unseal")
 	reset := cf.fs.Bool("reset", false, "discard the unseal progress")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}

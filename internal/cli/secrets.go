@@ -30,10 +30,7 @@ func runSecrets(args []string) int {
 		cf.fs.BoolVar(&detailed, "detailed", false, "show mount details")
 	}
 	return runCommand(func() error {
-		if err := cf.parse(rest); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(rest)
 		if err != nil {
 			return err
 		}

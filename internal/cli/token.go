@@ -126,10 +126,7 @@ func tokenCreate(args []string) int {
 	role := cf.fs.String("role", "", "create through this token role")
 	id := cf.fs.String("id", "", "custom token ID (root or sudo only)")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}
@@ -171,10 +168,7 @@ func tokenLookup(args []string) int {
 	cf := newClientFlags("token lookup")
 	accessor := cf.fs.Bool("accessor", false, "the argument is an accessor")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}
@@ -200,10 +194,7 @@ func tokenRenew(args []string) int {
 	cf.fs.StringVar(increment, "i", "", "alias of -increment")
 	accessor := cf.fs.Bool("accessor", false, "the argument is an accessor")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}
@@ -233,10 +224,7 @@ func tokenRevoke(args []string) int {
 	self := cf.fs.Bool("self", false, "revoke the token in use")
 	mode := cf.fs.String("mode", "", "\"orphan\" revokes only the token, keeping its children")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}
@@ -266,10 +254,7 @@ func tokenRevoke(args []string) int {
 func tokenCapabilities(args []string) int {
 	cf := newClientFlags("token capabilities")
 	return runCommand(func() error {
-		if err := cf.parse(args); err != nil {
-			return err
-		}
-		c, err := cf.client()
+		c, err := cf.setup(args)
 		if err != nil {
 			return err
 		}

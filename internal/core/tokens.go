@@ -172,7 +172,7 @@ func (ts *tokenStore) create(ctx context.Context, te *TokenEntry) error {
 	if te.Parent != "" {
 		ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: tokenParentPrefix + hashID(te.Parent) + "/" + hashID(te.ID), Value: []byte("{}")}})
 	}
-	if err := transact(ctx, ts.view, ops); err != nil {
+	if err := storage.Apply(ctx, ts.view, ops); err != nil {
 		return fmt.Errorf("storing the token: %w", err)
 	}
 	ts.mu.Lock()
@@ -320,7 +320,7 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if te.Parent != "" {
 		ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: tokenParentPrefix + hashID(te.Parent) + "/" + h}})
 	}
-	if err := transact(ctx, ts.view, ops); err != nil {
+	if err := storage.Apply(ctx, ts.view, ops); err != nil {
 		return err
 	}
 	ts.mu.Lock()
@@ -482,22 +482,4 @@ func (c *Core) tokenMountSystemView() logical.SystemView {
 		}
 	}
 	return c
-}
-
-func transact(ctx context.Context, s storage.Storage, ops []storage.Op) error {
-	if t, ok := s.(storage.Transactional); ok {
-		return t.Transaction(ctx, ops)
-	}
-	for _, op := range ops {
-		var err error
-		if op.Kind == storage.OpDelete {
-			err = s.Delete(ctx, op.Entry.Key)
-		} else {
-			err = s.Put(ctx, op.Entry)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
 }

@@ -61,3 +61,25 @@ type Backend interface {
 
 // ErrReadOnly is returned by writes to a view that refuses them.
 var ErrReadOnly = errors.New("storage is read-only")
+
+// Apply writes ops as one transaction when s supports transactions, and
+// otherwise one at a time, in order: callers put the write that commits a
+// change (metadata, an index) last, so a crash never leaves it pointing at
+// data that is not there.
+func Apply(ctx context.Context, s Storage, ops []Op) error {
+	if t, ok := s.(Transactional); ok {
+		return t.Transaction(ctx, ops)
+	}
+	for _, op := range ops {
+		var err error
+		if op.Kind == OpDelete {
+			err = s.Delete(ctx, op.Entry.Key)
+		} else {
+			err = s.Put(ctx, op.Entry)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -56,27 +56,6 @@ func putOp(key string, v any) (storage.Op, error) {
 	return storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: key, Value: raw}}, nil
 }
 
-// apply writes ops atomically when the storage supports it. Otherwise puts
-// of versions go first and the metadata last, so a crash never leaves
-// metadata pointing at a version that is not there.
-func apply(ctx context.Context, s logical.Storage, ops []storage.Op) error {
-	if t, ok := s.(storage.Transactional); ok {
-		return t.Transaction(ctx, ops)
-	}
-	for _, op := range ops {
-		var err error
-		if op.Kind == storage.OpDelete {
-			err = s.Delete(ctx, op.Entry.Key)
-		} else {
-			err = s.Put(ctx, op.Entry)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func listResponse(keys []string) *logical.Response {
 	if len(keys) == 0 {
 		return nil

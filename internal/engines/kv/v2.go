@@ -227,7 +227,7 @@ func (b *v2) writeConfig(ctx context.Context, req *logical.Request, d *fw.FieldD
 	if err != nil {
 		return nil, err
 	}
-	return nil, apply(ctx, req.Storage, []storage.Op{op})
+	return nil, storage.Apply(ctx, req.Storage, []storage.Op{op})
 }
 
 // readData reads a version: the latest by default.
@@ -364,7 +364,7 @@ func (b *v2) putVersion(ctx context.Context, req *logical.Request, path string, 
 		return nil, err
 	}
 	ops = append(ops, mop)
-	if err := apply(ctx, req.Storage, ops); err != nil {
+	if err := storage.Apply(ctx, req.Storage, ops); err != nil {
 		return nil, err
 	}
 	out := vm.data(n, m.CustomMetadata)
@@ -483,7 +483,7 @@ func (b *v2) changeVersions(ctx context.Context, req *logical.Request, path stri
 	if err != nil {
 		return nil, err
 	}
-	return nil, apply(ctx, req.Storage, append(ops, mop))
+	return nil, storage.Apply(ctx, req.Storage, append(ops, mop))
 }
 
 func (b *v2) deleteLatest(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -640,7 +640,7 @@ func (b *v2) updateMetadata(ctx context.Context, req *logical.Request, d *fw.Fie
 	if err != nil {
 		return nil, err
 	}
-	return nil, apply(ctx, req.Storage, append(ops, mop))
+	return nil, storage.Apply(ctx, req.Storage, append(ops, mop))
 }
 
 func (b *v2) deleteMetadata(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -659,7 +659,7 @@ func (b *v2) deleteMetadata(ctx context.Context, req *logical.Request, d *fw.Fie
 		ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: versionKey(path, n)}})
 	}
 	ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: metadataPrefix + path}})
-	return nil, apply(ctx, req.Storage, ops)
+	return nil, storage.Apply(ctx, req.Storage, ops)
 }
 
 func (b *v2) listMetadata(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
