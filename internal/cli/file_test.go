@@ -54,6 +54,7 @@ var interopSamples = map[string]string{
 	"app.yaml": "name: app\nport: 5432\nratio: 1.5\nenabled: true\nnested:\n    password: s3cr3t\n    hosts:\n        - a\n        - b\npublic_unencrypted: visible\n",
 	"app.json": "{\n\t\"name\": \"app\",\n\t\"port\": 5432,\n\t\"nested\": {\n\t\t\"password\": \"s3cr3t\",\n\t\t\"list\": [\n\t\t\t1,\n\t\t\ttrue\n\t\t]\n\t}\n}\n",
 	"app.env":  "NAME=app\nPASSWORD=s3cr3t\n",
+	"app.ini":  "[db]\nuser     = app\npassword = s3cr3t\n\n[api]\ntoken = abc123\n",
 	"app.bin":  "raw \x00 bytes\nPASSWORD=s3cr3t\n",
 }
 

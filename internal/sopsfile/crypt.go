@@ -191,8 +191,9 @@ func decryptTree(tree *Map, dataKey []byte, rule Rule) (string, error) {
 		enc := c.encrypts(path)
 		out := v
 		if cm, ok := v.(Comment); ok {
-			if IsEncrypted(string(cm)) {
-				d, err := decryptValue(dataKey, string(cm), aadOf(path))
+			// Writers may put a space between '#' and the ENC[...] text.
+			if enc := strings.TrimSpace(string(cm)); IsEncrypted(enc) {
+				d, err := decryptValue(dataKey, enc, aadOf(path))
 				if err != nil {
 					return nil, err
 				}

@@ -18,6 +18,7 @@ const (
 	YAML   Format = "yaml"
 	JSON   Format = "json"
 	Dotenv Format = "dotenv"
+	INI    Format = "ini"
 	Binary Format = "binary"
 )
 
@@ -30,10 +31,12 @@ func ParseFormat(s string) (Format, error) {
 		return JSON, nil
 	case "dotenv", "env":
 		return Dotenv, nil
+	case "ini":
+		return INI, nil
 	case "binary":
 		return Binary, nil
 	}
-	return "", fmt.Errorf("unknown format %q (yaml, json, dotenv, binary)", s)
+	return "", fmt.Errorf("unknown format %q (yaml, json, dotenv, ini, binary)", s)
 }
 
 // FormatFor picks the format from a file name, as sops does: anything not
@@ -46,6 +49,8 @@ func FormatFor(name string) Format {
 		return JSON
 	case ".env":
 		return Dotenv
+	case ".ini":
+		return INI
 	}
 	return Binary
 }
@@ -66,6 +71,8 @@ func parseTree(data []byte, f Format) (*Map, error) {
 		return decodeJSON(data)
 	case Dotenv:
 		return decodeDotenv(data)
+	case INI:
+		return decodeINI(data)
 	case Binary:
 		return &Map{Items: []Item{{Key: "data", Value: data}}}, nil
 	}
@@ -80,6 +87,8 @@ func emitTree(m *Map, f Format) ([]byte, error) {
 		return encodeJSON(m)
 	case Dotenv:
 		return encodeDotenv(m)
+	case INI:
+		return encodeINI(m)
 	}
 	return nil, fmt.Errorf("unknown format %q", f)
 }
@@ -95,7 +104,11 @@ func Load(data []byte, f Format) (*File, error) {
 		return nil, err
 	}
 	var mdMap *Map
-	if f == Dotenv {
+	if f == INI {
+		if mdMap, err = iniMetadata(tree); err != nil {
+			return nil, err
+		}
+	} else if f == Dotenv {
 		var rest, flat []Item
 		for _, it := range tree.Items {
 			if k, ok := strings.CutPrefix(it.Key, "sops_"); ok {
@@ -239,7 +252,9 @@ func EncryptTree(tree *Map, groups []KeyGroup, opts EncryptOptions) ([]byte, err
 		md.Rule = Rule{MACOnlyEncrypted: rule.MACOnlyEncrypted}
 	}
 	mdMap := md.toMap()
-	if opts.Format == Dotenv {
+	if opts.Format == INI {
+		tree.Items = append(tree.Items, Item{Key: "sops", Value: iniMetadataSection(mdMap)})
+	} else if opts.Format == Dotenv {
 		for _, it := range flattenMetadata(mdMap) {
 			tree.Items = append(tree.Items, Item{Key: "sops_" + it.Key, Value: it.Value})
 		}

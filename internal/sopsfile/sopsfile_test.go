@@ -76,6 +76,7 @@ public_unencrypted: visible
 	"public_unencrypted": "visible"
 }
 `,
+	INI:    "# top\n[db]\nuser     = app\n# the password\npassword = s3cr3t\n\n[api]\ntoken              = abc123\npublic_unencrypted = visible\n",
 	Dotenv: "# comment\nNAME=app\nMULTI=line one\\nline two\nEMPTY=\nPUBLIC_unencrypted=visible\n",
 	Binary: "\x00\x01binary\xffdata\n",
 }
