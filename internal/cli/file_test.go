@@ -277,3 +277,37 @@ func TestFileFixturesFromOlderSops(t *testing.T) {
 		sameDocument(t, name, []byte(out), want)
 	}
 }
+
+func TestFileKeepsForeignKeysAndGitDiff(t *testing.T) {
+	recipient := ageEnv(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.yaml")
+	os.WriteFile(path, []byte("token: abc\n"), 0o600)
+	if code, _, errOut := arca(t, "", "file", "encrypt", "-i", "--age", recipient, path); code != 0 {
+		t.Fatal(errOut)
+	}
+	// Add a PGP and a KMS entry, as a sops user with those keys would have.
+	enc, _ := os.ReadFile(path)
+	foreign := "    pgp:\n        - created_at: \"2024-01-01T00:00:00Z\"\n          enc: |\n            -----BEGIN PGP MESSAGE-----\n            wcBMA0xxx\n            -----END PGP MESSAGE-----\n          fp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21\n" +
+		"    kms:\n        - arn: arn:aws:kms:eu-west-1:111122223333:key/abcd\n          created_at: \"2024-01-01T00:00:00Z\"\n          enc: AQICAHh==\n          aws_profile: \"\"\n"
+	withForeign := strings.Replace(string(enc), "    lastmodified:", foreign+"    lastmodified:", 1)
+	os.WriteFile(path, []byte(withForeign), 0o600)
+	// Editing a value keeps them, untouched.
+	if code, _, errOut := arca(t, "", "file", "set", path, `["token"]`, `"xyz"`); code != 0 {
+		t.Fatalf("set: %s", errOut)
+	}
+	after, _ := os.ReadFile(path)
+	for _, want := range []string{"fp: 85D77543B3D624B63CEA9E6DBC17301B491B3F21", "wcBMA0xxx", "arn: arn:aws:kms:eu-west-1:111122223333:key/abcd", "enc: AQICAHh=="} {
+		if !strings.Contains(string(after), want) {
+			t.Fatalf("%q was lost:\n%s", want, after)
+		}
+	}
+	// git-diff prints the decrypted text, and the file as it is without a key.
+	if code, out, _ := arca(t, "", "file", "git-diff", path); code != 0 || out != "token: xyz\n" {
+		t.Fatalf("git-diff: %d %q", code, out)
+	}
+	ageEnv(t)
+	if code, out, _ := arca(t, "", "file", "git-diff", path); code != 0 || !strings.Contains(out, "ENC[AES256_GCM") {
+		t.Fatalf("git-diff without a key: %d %q", code, out)
+	}
+}
