@@ -21,20 +21,6 @@ func iniLoadOptions() ini.LoadOptions {
 	}
 }
 
-// iniComments reads an ini.v1 comment block, whose lines keep their ';'
-// or '#'.
-func iniComments(block string) []Item {
-	var out []Item
-	for _, line := range strings.Split(block, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" {
-			continue
-		}
-		out = append(out, Item{Value: Comment(strings.TrimLeft(line, ";#"))})
-	}
-	return out
-}
-
 func decodeINI(data []byte) (*Map, error) {
 	cfg, err := ini.LoadSources(iniLoadOptions(), data)
 	if err != nil {
@@ -45,10 +31,10 @@ func decodeINI(data []byte) (*Map, error) {
 		if sec.Name() == ini.DefaultSection && len(sec.Keys()) == 0 {
 			continue
 		}
-		root.Items = append(root.Items, iniComments(sec.Comment)...)
+		root.Items = append(root.Items, commentItems(sec.Comment)...)
 		m := &Map{}
 		for _, k := range sec.Keys() {
-			m.Items = append(m.Items, iniComments(k.Comment)...)
+			m.Items = append(m.Items, commentItems(k.Comment)...)
 			m.Items = append(m.Items, Item{Key: k.Name(), Value: k.Value()})
 		}
 		root.Items = append(root.Items, Item{Key: sec.Name(), Value: m})

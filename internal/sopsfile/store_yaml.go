@@ -33,7 +33,8 @@ func decodeYAML(data []byte) (*Map, error) {
 	return m, nil
 }
 
-// commentItems turns a YAML comment block into comment items.
+// commentItems turns a comment block (YAML's '#' lines, INI's '#' or ';'
+// lines) into comment items without the comment character.
 func commentItems(block string) []Item {
 	var out []Item
 	for _, line := range strings.Split(block, "\n") {
@@ -41,7 +42,10 @@ func commentItems(block string) []Item {
 		if line == "" {
 			continue
 		}
-		out = append(out, Item{Value: Comment(strings.TrimPrefix(line, "#"))})
+		if line[0] == '#' || line[0] == ';' {
+			line = line[1:]
+		}
+		out = append(out, Item{Value: Comment(line)})
 	}
 	return out
 }
