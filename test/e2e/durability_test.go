@@ -26,6 +26,14 @@ var (
 	buildErr  error
 )
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if arcaBin != "" {
+		os.RemoveAll(filepath.Dir(arcaBin))
+	}
+	os.Exit(code)
+}
+
 // arcaBinary builds cmd/arca once per test run.
 func arcaBinary(t *testing.T) string {
 	t.Helper()
