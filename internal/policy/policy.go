@@ -10,8 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hashicorp/hcl"
 	"github.com/hashicorp/hcl/hcl/ast"
+
+	"github.com/arcasec/arca/internal/hclsafe"
 )
 
 // Capability is a bit set of policy capabilities.
@@ -94,7 +95,7 @@ var pathKeys = map[string]bool{
 
 // Parse parses policy text in HCL or JSON.
 func Parse(name, text string) (*Policy, error) {
-	file, err := hcl.Parse(text)
+	file, err := hclsafe.Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("policy %q: %w", name, err)
 	}
@@ -104,7 +105,7 @@ func Parse(name, text string) (*Policy, error) {
 	}
 	p := &Policy{Name: name, Raw: text}
 	for _, item := range root.Items {
-		key := item.Keys[0].Token.Value().(string)
+		key := keyName(item.Keys[0])
 		switch key {
 		case "name":
 			continue
@@ -136,7 +137,7 @@ func parsePath(item *ast.ObjectItem) (*PathRules, error) {
 	var body *ast.ObjectType
 	switch {
 	case len(item.Keys) >= 2:
-		path = item.Keys[1].Token.Value().(string)
+		path = keyName(item.Keys[1])
 		b, ok := item.Val.(*ast.ObjectType)
 		if !ok {
 			return nil, fmt.Errorf("path %q: expected a block", path)
@@ -150,13 +151,13 @@ func parsePath(item *ast.ObjectItem) (*PathRules, error) {
 		return nil, fmt.Errorf("path %q: '*' may only appear at the end", path)
 	}
 	for _, bi := range body.List.Items {
-		k := bi.Keys[0].Token.Value().(string)
+		k := keyName(bi.Keys[0])
 		if !pathKeys[k] {
 			return nil, fmt.Errorf("path %q: unknown key %q (line %d)", path, k, bi.Pos().Line)
 		}
 	}
 	var pb pathBody
-	if err := hcl.DecodeObject(&pb, body); err != nil {
+	if err := hclsafe.DecodeObject(&pb, body); err != nil {
 		return nil, fmt.Errorf("path %q: %w", path, err)
 	}
 	pr := &PathRules{Path: path, AllowedParameters: pb.AllowedParameters, DeniedParameters: pb.DeniedParameters, RequiredParameters: pb.RequiredParameters}
@@ -185,6 +186,13 @@ func parsePath(item *ast.ObjectItem) (*PathRules, error) {
 		return nil, fmt.Errorf("path %q: max_wrapping_ttl: %w", path, err)
 	}
 	return pr, nil
+}
+
+// keyName is an object key's text; a key the parser cannot read becomes
+// "", which every caller rejects.
+func keyName(k *ast.ObjectKey) string {
+	s, _ := hclsafe.String(k.Token)
+	return s
 }
 
 func parseTTL(v any) (time.Duration, error) {

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/hashicorp/hcl"
 	"github.com/hashicorp/hcl/hcl/ast"
 
+	"github.com/arcasec/arca/internal/hclsafe"
 	"github.com/arcasec/arca/internal/logical/framework"
 )
 
@@ -58,7 +58,7 @@ func LoadConfig(path string) (*Config, error) {
 
 // ParseConfig parses configuration text (HCL, or JSON, which HCL reads too).
 func ParseConfig(text string) (*Config, error) {
-	file, err := hcl.Parse(text)
+	file, err := hclsafe.Parse(text)
 	if err != nil {
 		return nil, fmt.Errorf("parsing the configuration: %w", err)
 	}
@@ -71,7 +71,7 @@ func ParseConfig(text string) (*Config, error) {
 		if len(item.Keys) == 0 {
 			continue
 		}
-		key := item.Keys[0].Token.Value().(string)
+		key := keyName(item.Keys[0])
 		switch key {
 		case "storage", "backend":
 			typ, body, err := labeledBlock(key, item)
@@ -154,7 +154,7 @@ func labeledBlock(name string, item *ast.ObjectItem) (string, *ast.ObjectList, e
 		if !ok {
 			return "", nil, fmt.Errorf("%s: expected a block", name)
 		}
-		return item.Keys[1].Token.Value().(string), obj.List, nil
+		return keyName(item.Keys[1]), obj.List, nil
 	}
 	// JSON form: "storage": {"bolt": {...}}
 	obj, ok := item.Val.(*ast.ObjectType)
@@ -166,7 +166,7 @@ func labeledBlock(name string, item *ast.ObjectItem) (string, *ast.ObjectList, e
 	if !ok {
 		return "", nil, fmt.Errorf("%s: expected a block", name)
 	}
-	return inner.Keys[0].Token.Value().(string), body.List, nil
+	return keyName(inner.Keys[0]), body.List, nil
 }
 
 func stringValue(key string, n ast.Node) (string, error) {
@@ -174,18 +174,24 @@ func stringValue(key string, n ast.Node) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("%s: expected a single value", key)
 	}
-	switch v := lit.Token.Value().(type) {
-	case string:
-		return v, nil
-	default:
-		return fmt.Sprint(v), nil
+	s, err := hclsafe.String(lit.Token)
+	if err != nil {
+		return "", fmt.Errorf("%s: %w", key, err)
 	}
+	return s, nil
+}
+
+// keyName is an object key's text; a key the parser cannot read becomes
+// "", which every caller rejects as unknown.
+func keyName(k *ast.ObjectKey) string {
+	s, _ := hclsafe.String(k.Token)
+	return s
 }
 
 func stringAttrs(block string, body *ast.ObjectList) (map[string]string, error) {
 	out := map[string]string{}
 	for _, item := range body.Items {
-		k := item.Keys[0].Token.Value().(string)
+		k := keyName(item.Keys[0])
 		v, err := stringValue(block+"."+k, item.Val)
 		if err != nil {
 			return nil, err

@@ -99,3 +99,11 @@ func FuzzHandler(f *testing.F) {
 		}
 	})
 }
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add(`storage "bolt" { path = "/tmp/a.db" }` + "\n" + `listener "tcp" { address = "127.0.0.1:8200" tls_disable = true }`)
+	f.Add(`{"storage": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:0", "tls_disable": true}}}`)
+	f.Fuzz(func(t *testing.T, text string) {
+		ParseConfig(text) // an error is fine; a panic is not
+	})
+}
