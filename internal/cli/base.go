@@ -140,7 +140,7 @@ func (cf *clientFlags) output(s *api.Secret) error {
 		return nil
 	}
 	if cf.field != "" {
-		return printField(s, cf.field)
+		return printField(s, cf.field, cf.format)
 	}
 	switch cf.format {
 	case "json":
@@ -152,23 +152,33 @@ func (cf *clientFlags) output(s *api.Secret) error {
 	return nil
 }
 
-// printField prints one field of the data (or of the auth block).
-func printField(s *api.Secret, field string) error {
+// printField prints one field of the data (or of the auth block): raw for
+// table output, JSON-encoded with -format=json, as vault does.
+func printField(s *api.Secret, field, format string) error {
 	if s.Data != nil {
 		if v, ok := s.Data[field]; ok {
-			fmt.Fprintln(stdout, formatValue(v))
-			return nil
+			return printValue(v, format)
 		}
 	}
 	if s.Auth != nil {
 		for k, v := range authRows(s.Auth) {
 			if k == field {
-				fmt.Fprintln(stdout, formatValue(v))
-				return nil
+				return printValue(v, format)
 			}
 		}
 	}
 	return fmt.Errorf("field %q not present in the response", field)
+}
+
+func printValue(v any, format string) error {
+	switch format {
+	case "json":
+		return printJSON(v)
+	case "yaml":
+		return printYAML(v)
+	}
+	fmt.Fprintln(stdout, formatValue(v))
+	return nil
 }
 
 func printJSON(v any) error {

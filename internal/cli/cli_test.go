@@ -57,6 +57,9 @@ func TestKVCommands(t *testing.T) {
 	if out := mustRun(t, "kv", "get", "-field=password", "secret/app/db"); out != "s3cr3t\n" {
 		t.Fatalf("-field output %q", out)
 	}
+	if out := mustRun(t, "kv", "get", "-format=json", "-field=password", "secret/app/db"); out != "\"s3cr3t\"\n" {
+		t.Fatalf("-format=json -field output %q", out)
+	}
 	out = mustRun(t, "kv", "get", "-format=json", "secret/app/db")
 	var env struct {
 		Data struct {

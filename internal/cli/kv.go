@@ -221,8 +221,7 @@ func printKVSecret(cf *clientFlags, t kvTarget, s *api.Secret) error {
 		if !ok {
 			return fmt.Errorf("field %q not present in secret", cf.field)
 		}
-		fmt.Fprintln(stdout, formatValue(v))
-		return nil
+		return printValue(v, cf.format)
 	}
 	if cf.format != "table" {
 		return cf.output(s)
