@@ -27,6 +27,7 @@ var commands = map[string]command{
 	"token":    {"Create, look up, renew and revoke tokens", runToken},
 	"policy":   {"Manage ACL policies", runPolicy},
 	"secrets":  {"Enable, tune, move and disable secrets engines", runSecrets},
+	"audit":    {"Enable, list and disable audit devices; see who read a secret", runAudit},
 	"kv":       {"Read and write KV secrets (v1 and v2)", runKV},
 	"read":     {"Read data at any path", runRead},
 	"write":    {"Write data to any path", runWrite},

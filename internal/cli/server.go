@@ -84,7 +84,22 @@ func runServer(args []string) int {
 		fmt.Fprintf(os.Stdout, "==> Arca server started (%s storage) on %s; it is sealed until unsealed with 'arca operator unseal'.\n",
 			conf.Storage.Type, strings.Join(addrs, ", "))
 	}
-	<-ctx.Done()
+	// SIGHUP reopens audit files, so logrotate can move them away.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for done := false; !done; {
+		select {
+		case <-hup:
+			if err := srv.Core.ReopenAudit(); err != nil {
+				logger.Error("reopening audit devices after SIGHUP failed", "error", err)
+			} else {
+				logger.Info("reopened audit devices after SIGHUP")
+			}
+		case <-ctx.Done():
+			done = true
+		}
+	}
 	fmt.Fprintln(os.Stdout, "==> Arca shutdown triggered")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

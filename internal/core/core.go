@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/arcasec/arca/internal/audit"
 	"github.com/arcasec/arca/internal/barrier"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
@@ -59,6 +60,17 @@ type Core struct {
 	tokens   *tokenStore
 	policies *policyStore
 
+	// audit holds the enabled audit devices; auditState the audit table.
+	// auditMu serialises changes to both.
+	audit      *audit.Broker
+	auditMu    sync.Mutex
+	auditState atomic.Pointer[auditState]
+	access     *accessReport
+	quotas     *quotaStore
+
+	metrics    *metrics
+	tokenCount atomic.Int64
+
 	activeTime  time.Time
 	clusterID   string
 	clusterName string
@@ -84,11 +96,15 @@ func New(conf Config) (*Core, error) {
 		return nil, fmt.Errorf("default_lease_ttl (%s) is longer than max_lease_ttl (%s)", conf.DefaultLeaseTTL, conf.MaxLeaseTTL)
 	}
 	c := &Core{
-		conf:    conf,
-		logger:  conf.Logger,
-		phys:    conf.Storage,
-		barrier: barrier.New(conf.Storage),
+		conf:   conf,
+		logger: conf.Logger,
+		audit:  audit.NewBroker(conf.Logger),
 	}
+	c.metrics = newMetrics(c)
+	c.phys = newTimedStorage(conf.Storage, conf.StorageType, c.metrics)
+	c.barrier = barrier.New(c.phys)
+	c.audit.OnFailure = func(path, typ string) { c.metrics.auditFailures.WithLabelValues(path, typ).Inc() }
+	c.quotas = newQuotaStore()
 	c.sealed.Store(true)
 	return c, nil
 }
@@ -326,6 +342,23 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.mounts = mt
+	if err := c.tokens.countTokens(ctx); err != nil {
+		return err
+	}
+	if err := c.loadAudit(ctx); err != nil {
+		return err
+	}
+	c.access = newAccessReport(newView(c.barrier, accessReportPrefix), c.authMountOf)
+	if err := c.access.load(ctx); err != nil {
+		return fmt.Errorf("loading the access report: %w", err)
+	}
+	c.access.start(c.logger)
+	if err := c.quotas.load(ctx, newView(c.barrier, quotaPrefix)); err != nil {
+		return fmt.Errorf("loading quotas: %w", err)
+	}
+	if err := c.recordVersion(ctx); err != nil {
+		return err
+	}
 	c.tokens.startTidy()
 	c.activeTime = time.Now().UTC()
 	return nil
@@ -336,6 +369,16 @@ func (c *Core) preSeal(ctx context.Context) {
 	if c.tokens != nil {
 		c.tokens.stopTidy()
 	}
+	if c.access != nil {
+		if err := c.access.close(ctx); err != nil {
+			c.logger.Warn("storing the access report on seal failed", "error", err)
+		}
+		c.access = nil
+	}
+	c.audit.Close()
+	c.auditState.Store(nil)
+	c.quotas.clear()
+	c.tokenCount.Store(0)
 	if c.mounts != nil {
 		c.mounts.cleanup(ctx)
 	}

@@ -2,9 +2,11 @@ package core
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/arcasec/arca/internal/audit"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/policy"
 )
@@ -43,19 +45,54 @@ func matchSpecial(patterns []string, path string) bool {
 	return false
 }
 
+// errNotAudited is what a client sees when no audit device could record
+// its request: the request is refused rather than served unrecorded.
+var errNotAudited = logical.Errorf(http.StatusInternalServerError, "the request could not be recorded by any audit device, so it was refused")
+
 // HandleRequest runs one request through the pipeline: seal check, route,
-// token, ACL, backend, token issuance for logins. req.Path is the full path
-// below /v1/ (list paths end in "/").
+// token, ACL, audit of the request, backend, token issuance for logins,
+// audit of the response. req.Path is the full path below /v1/ (list paths
+// end in "/"). If audit devices are enabled and none records the request or
+// its response, the request fails and nothing of the response is returned.
 func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
 	if c.Sealed() {
 		return nil, logical.ErrSealed
 	}
+	start := time.Now()
+	in := &audit.Input{Time: start.UTC(), Path: req.Path, Request: req}
+	if st := c.auditState.Load(); st != nil && len(st.headers) > 0 {
+		in.Headers = auditHeaders(st.headers, req.Headers)
+		in.HMACHeaders = st.headers
+	}
+	mountLabel := ""
+	resp, err := c.handle(ctx, req, in, &mountLabel)
+	c.metrics.observeRequest(mountLabel, req.Operation, err, time.Since(start))
+	return resp, err
+}
+
+// refuse records a request that fails before it reaches a backend (no
+// route, bad token, denied by policy) and returns its error.
+func (c *Core) refuse(ctx context.Context, in *audit.Input, err error) (*logical.Response, error) {
+	in.Err = err
+	if aerr := c.audit.LogRequest(ctx, in); aerr != nil {
+		return nil, errNotAudited
+	}
+	return nil, err
+}
+
+func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input, mountLabel *string) (*logical.Response, error) {
 	fullPath := req.Path
 	m, rel := c.mounts.route(fullPath)
 	if m == nil {
-		return nil, logical.Errorf(404, "no handler for route %q. route entry not found.", fullPath)
+		return c.refuse(ctx, in, logical.Errorf(404, "no handler for route %q. route entry not found.", fullPath))
+	}
+	*mountLabel = m.entry.routePath()
+	in.MountAccessor = m.entry.Accessor
+	in.MountClass = "secret"
+	if m.entry.Table == authTable {
+		in.MountClass = "auth"
 	}
 	special := m.backend.SpecialPaths()
 	unauth := special != nil && matchSpecial(special.Unauthenticated, rel)
@@ -65,14 +102,18 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 		var err error
 		te, err = c.tokens.lookup(ctx, req.ClientToken)
 		if err != nil {
-			return nil, err
+			return c.refuse(ctx, in, err)
 		}
 		if te == nil {
-			return nil, logical.ErrPermissionDenied
+			return c.refuse(ctx, in, logical.ErrPermissionDenied)
 		}
+		req.ClientTokenAccessor = te.Accessor
+		req.Auth = te.auth(time.Now())
+		req.EntityID = te.EntityID
+		in.Auth = req.Auth
 		acl, err := c.policies.acl(ctx, te.Policies)
 		if err != nil {
-			return nil, err
+			return c.refuse(ctx, in, err)
 		}
 		req.Storage = m.view
 		req.Path = rel
@@ -83,7 +124,7 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 			if !(dec.Allowed && dec.Capabilities&policy.Create != 0) {
 				checked, exists, err := m.backend.ExistenceCheck(ctx, req)
 				if err != nil {
-					return nil, err
+					return c.refuse(ctx, in, err)
 				}
 				if checked && !exists {
 					req.Operation = logical.CreateOperation
@@ -92,19 +133,20 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 		}
 		dec := acl.Check(fullPath, policyCap(req.Operation), req.Data)
 		if !dec.Allowed {
-			return nil, logical.ErrPermissionDenied
+			return c.refuse(ctx, in, logical.ErrPermissionDenied)
 		}
 		if special != nil && matchSpecial(special.Root, rel) && !dec.Sudo {
-			return nil, logical.ErrPermissionDenied
+			return c.refuse(ctx, in, logical.ErrPermissionDenied)
 		}
-		req.ClientTokenAccessor = te.Accessor
-		req.Auth = te.auth(time.Now())
-		req.EntityID = te.EntityID
 	}
 	req.Path = rel
 	req.Storage = m.view
 	req.MountPoint = m.entry.routePath()
 	req.MountType = m.entry.Type
+
+	if err := c.audit.LogRequest(ctx, in); err != nil {
+		return nil, errNotAudited
+	}
 
 	resp, err := m.backend.HandleRequest(ctx, req)
 
@@ -118,16 +160,21 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 			}()
 		}
 	}
+	if err == nil && resp != nil && resp.Auth != nil && m.entry.Table == authTable && m.entry.Type != "token" {
+		err = c.issueLoginToken(ctx, m, resp.Auth)
+	}
+	if err == nil && resp != nil && resp.Secret != nil && resp.Secret.TTL == 0 {
+		resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+	}
+	in.Response, in.Err = resp, err
+	if aerr := c.audit.LogResponse(ctx, in); aerr != nil {
+		return nil, errNotAudited
+	}
 	if err != nil {
 		return resp, err
 	}
-	if resp != nil && resp.Auth != nil && m.entry.Table == authTable && m.entry.Type != "token" {
-		if err := c.issueLoginToken(ctx, m, resp.Auth); err != nil {
-			return nil, err
-		}
-	}
-	if resp != nil && resp.Secret != nil && resp.Secret.TTL == 0 {
-		resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+	if te != nil && req.Operation == logical.ReadOperation && resp != nil && m.entry.Table == mountsTable && inAccessReport(m.entry.Type) {
+		c.access.record(fullPath, te, req.RemoteAddr, in.Time)
 	}
 	return resp, nil
 }

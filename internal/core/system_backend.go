@@ -66,33 +66,38 @@ func newSystemBackend(c *Core) logical.Backend {
 	b := &systemBackend{core: c}
 	rd, up, del, list := logical.ReadOperation, logical.UpdateOperation, logical.DeleteOperation, logical.ListOperation
 	type opmap = map[logical.Operation]fw.OperationFunc
+	paths := []*fw.Path{
+		{Pattern: "mounts/?", Operations: opmap{rd: b.listMounts(mountsTable)}},
+		{Pattern: "mounts/(?P<path>.+?)/tune", Fields: tuneFields, Operations: opmap{rd: b.readTune(mountsTable), up: b.writeTune(mountsTable)}},
+		{Pattern: "mounts/(?P<path>.+)", Fields: mountFields, Operations: opmap{rd: b.readMount(mountsTable), up: b.enable(mountsTable), del: b.disable(mountsTable)}},
+		{Pattern: "auth/?", Operations: opmap{rd: b.listMounts(authTable)}},
+		{Pattern: "auth/(?P<path>.+?)/tune", Fields: tuneFields, Operations: opmap{rd: b.readTune(authTable), up: b.writeTune(authTable)}},
+		{Pattern: "auth/(?P<path>.+)", Fields: mountFields, Operations: opmap{rd: b.readMount(authTable), up: b.enable(authTable), del: b.disable(authTable)}},
+		{Pattern: "remount", Fields: map[string]*fw.FieldSchema{"from": {Type: fw.TypeString, Required: true}, "to": {Type: fw.TypeString, Required: true}}, Operations: opmap{up: b.remount}},
+		{Pattern: "remount/status/(?P<id>.+)", Fields: map[string]*fw.FieldSchema{"id": {Type: fw.TypeString}}, Operations: opmap{rd: b.remountStatus}},
+		{Pattern: "policy/?", Operations: opmap{rd: b.listPoliciesLegacy, list: b.listPolicies}},
+		{Pattern: "policy/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(true), up: b.writePolicy, del: b.deletePolicy}},
+		{Pattern: "policies/acl/?", Operations: opmap{list: b.listPolicies}},
+		{Pattern: "policies/acl/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(false), up: b.writePolicy, del: b.deletePolicy}},
+		{Pattern: "capabilities", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsByToken)}},
+		{Pattern: "capabilities-self", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsSelf)}},
+		{Pattern: "capabilities-accessor", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsByAccessor)}},
+		{Pattern: "internal/ui/mounts/?", Operations: opmap{rd: b.uiMounts}},
+		{Pattern: "internal/ui/mounts/(?P<path>.+)", Fields: map[string]*fw.FieldSchema{"path": {Type: fw.TypeString}}, Operations: opmap{rd: b.uiMount}},
+		{Pattern: "key-status", Operations: opmap{rd: b.keyStatus}},
+		{Pattern: "rotate(/keyring)?", Operations: opmap{up: b.rotate}},
+	}
+	paths = append(paths, b.auditPaths()...)
+	paths = append(paths, b.observePaths()...)
+	paths = append(paths, b.quotaPaths()...)
 	return &fw.Backend{
-		Help: "The system backend is built in and controls the server: mounts, auth methods, policies.",
+		Help: "The system backend is built in and controls the server: mounts, auth methods, policies, audit, quotas.",
 		PathsSpecial: &logical.Paths{
 			Unauthenticated: []string{"internal/ui/mounts", "internal/ui/mounts/*"},
-			Root:            []string{"auth/*", "remount", "rotate", "rotate/*", "seal", "step-down"},
+			Root: []string{"auth/*", "remount", "rotate", "rotate/*", "seal", "step-down",
+				"audit", "audit/*", "config/auditing/*", "access-report", "access-report/*", "host-info"},
 		},
-		Paths: []*fw.Path{
-			{Pattern: "mounts/?", Operations: opmap{rd: b.listMounts(mountsTable)}},
-			{Pattern: "mounts/(?P<path>.+?)/tune", Fields: tuneFields, Operations: opmap{rd: b.readTune(mountsTable), up: b.writeTune(mountsTable)}},
-			{Pattern: "mounts/(?P<path>.+)", Fields: mountFields, Operations: opmap{rd: b.readMount(mountsTable), up: b.enable(mountsTable), del: b.disable(mountsTable)}},
-			{Pattern: "auth/?", Operations: opmap{rd: b.listMounts(authTable)}},
-			{Pattern: "auth/(?P<path>.+?)/tune", Fields: tuneFields, Operations: opmap{rd: b.readTune(authTable), up: b.writeTune(authTable)}},
-			{Pattern: "auth/(?P<path>.+)", Fields: mountFields, Operations: opmap{rd: b.readMount(authTable), up: b.enable(authTable), del: b.disable(authTable)}},
-			{Pattern: "remount", Fields: map[string]*fw.FieldSchema{"from": {Type: fw.TypeString, Required: true}, "to": {Type: fw.TypeString, Required: true}}, Operations: opmap{up: b.remount}},
-			{Pattern: "remount/status/(?P<id>.+)", Fields: map[string]*fw.FieldSchema{"id": {Type: fw.TypeString}}, Operations: opmap{rd: b.remountStatus}},
-			{Pattern: "policy/?", Operations: opmap{rd: b.listPoliciesLegacy, list: b.listPolicies}},
-			{Pattern: "policy/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(true), up: b.writePolicy, del: b.deletePolicy}},
-			{Pattern: "policies/acl/?", Operations: opmap{list: b.listPolicies}},
-			{Pattern: "policies/acl/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(false), up: b.writePolicy, del: b.deletePolicy}},
-			{Pattern: "capabilities", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsByToken)}},
-			{Pattern: "capabilities-self", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsSelf)}},
-			{Pattern: "capabilities-accessor", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsByAccessor)}},
-			{Pattern: "internal/ui/mounts/?", Operations: opmap{rd: b.uiMounts}},
-			{Pattern: "internal/ui/mounts/(?P<path>.+)", Fields: map[string]*fw.FieldSchema{"path": {Type: fw.TypeString}}, Operations: opmap{rd: b.uiMount}},
-			{Pattern: "key-status", Operations: opmap{rd: b.keyStatus}},
-			{Pattern: "rotate(/keyring)?", Operations: opmap{up: b.rotate}},
-		},
+		Paths: paths,
 	}
 }
 

@@ -106,6 +106,17 @@ func newTokenStore(c *Core, v storage.Storage) *tokenStore {
 	return &tokenStore{core: c, view: v, cache: make(map[string]*TokenEntry)}
 }
 
+// countTokens sets the core's token gauge from storage, once on unseal;
+// create and revoke keep it current after that.
+func (ts *tokenStore) countTokens(ctx context.Context) error {
+	hashes, err := ts.view.List(ctx, tokenIDPrefix)
+	if err != nil {
+		return err
+	}
+	ts.core.tokenCount.Store(int64(len(hashes)))
+	return nil
+}
+
 func newTokenID() string { return tokenIDPrefixStr + randomBase62(24) }
 
 // createRoot issues a root token.
@@ -178,6 +189,7 @@ func (ts *tokenStore) create(ctx context.Context, te *TokenEntry) error {
 	ts.mu.Lock()
 	ts.cache[te.ID] = te
 	ts.mu.Unlock()
+	ts.core.tokenCount.Add(1)
 	return nil
 }
 
@@ -326,6 +338,7 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	ts.mu.Lock()
 	delete(ts.cache, te.ID)
 	ts.mu.Unlock()
+	ts.core.tokenCount.Add(-1)
 	return nil
 }
 

@@ -34,13 +34,15 @@ type StorageConfig struct {
 
 // ListenerConfig is a `listener "tcp" { ... }` stanza.
 type ListenerConfig struct {
-	Type           string
-	Address        string
-	TLSDisable     bool
-	TLSCertFile    string
-	TLSKeyFile     string
-	TLSMinVersion  string
-	MaxRequestSize int64
+	Type               string
+	Address            string
+	TLSDisable         bool
+	TLSCertFile        string
+	TLSKeyFile         string
+	TLSMinVersion      string
+	MaxRequestSize     int64
+	MaxRequestDuration time.Duration
+	JSON               JSONLimits
 }
 
 // LoadConfig reads an HCL or JSON configuration file.
@@ -228,6 +230,27 @@ func parseListener(typ string, body *ast.ObjectList) (ListenerConfig, error) {
 				return l, fmt.Errorf("listener.max_request_size: %q is not a number of bytes", v)
 			}
 			l.MaxRequestSize = n
+		case "max_request_duration":
+			d, err := framework.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return l, fmt.Errorf("listener.max_request_duration: %q is not a positive duration", v)
+			}
+			l.MaxRequestDuration = d
+		case "max_json_depth", "max_json_string_value_length", "max_json_object_entry_count", "max_json_array_element_count":
+			var n int
+			if _, err := fmt.Sscan(v, &n); err != nil || n <= 0 {
+				return l, fmt.Errorf("listener.%s: %q is not a positive number", k, v)
+			}
+			switch k {
+			case "max_json_depth":
+				l.JSON.MaxDepth = n
+			case "max_json_string_value_length":
+				l.JSON.MaxStringLength = n
+			case "max_json_object_entry_count":
+				l.JSON.MaxObjectEntries = n
+			default:
+				l.JSON.MaxArrayElements = n
+			}
 		case "cluster_address", "tls_client_ca_file", "tls_require_and_verify_client_cert", "x_forwarded_for_authorized_addrs", "proxy_protocol_behavior":
 		default:
 			return l, fmt.Errorf("listener: unknown key %q", k)

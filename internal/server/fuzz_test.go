@@ -53,7 +53,7 @@ func newTestHandler(tb testing.TB) (*Handler, string) {
 	if err := c.EnableSecretsEngine(ctx, "secret/", "kv", map[string]string{"version": "2"}, ""); err != nil {
 		tb.Fatal(err)
 	}
-	return NewHandler(c, logger, 1<<20), res.RootToken
+	return NewHandler(c, logger, HandlerOptions{MaxRequestSize: 1 << 20}), res.RootToken
 }
 
 // FuzzHandler sends arbitrary methods, paths and bodies through the whole

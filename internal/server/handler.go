@@ -36,21 +36,36 @@ const DefaultMaxRequestSize = 32 << 20
 
 // Handler serves the /v1/ API for one core.
 type Handler struct {
-	core           *core.Core
-	logger         *slog.Logger
-	maxRequestSize int64
+	core               *core.Core
+	logger             *slog.Logger
+	maxRequestSize     int64
+	maxRequestDuration time.Duration
+	json               JSONLimits
 }
 
-// NewHandler returns the API handler. maxRequestSize <= 0 selects the
-// default.
-func NewHandler(c *core.Core, logger *slog.Logger, maxRequestSize int64) *Handler {
-	if maxRequestSize <= 0 {
-		maxRequestSize = DefaultMaxRequestSize
+// HandlerOptions are a listener's request limits; zero values take the
+// defaults.
+type HandlerOptions struct {
+	MaxRequestSize     int64
+	MaxRequestDuration time.Duration
+	JSON               JSONLimits
+}
+
+type rateDecision = core.RateLimitDecision
+
+// NewHandler returns the API handler.
+func NewHandler(c *core.Core, logger *slog.Logger, opts HandlerOptions) *Handler {
+	if opts.MaxRequestSize <= 0 {
+		opts.MaxRequestSize = DefaultMaxRequestSize
+	}
+	if opts.MaxRequestDuration <= 0 {
+		opts.MaxRequestDuration = DefaultMaxRequestDuration
 	}
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Handler{core: c, logger: logger, maxRequestSize: maxRequestSize}
+	return &Handler{core: c, logger: logger, maxRequestSize: opts.MaxRequestSize,
+		maxRequestDuration: opts.MaxRequestDuration, json: opts.JSON.withDefaults()}
 }
 
 // injectedPaths are the legacy sys/ routes whose data members are repeated
@@ -85,6 +100,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path[len("/v1/"):]
 	if err := checkPath(path); err != nil {
 		writeErrors(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	d := h.core.CheckRateLimit(path, r.RemoteAddr)
+	setRateLimitHeaders(w, d)
+	if !d.Allowed {
+		h.logger.Warn("request refused by a rate limit quota", "quota", d.Quota, "path", path, "remote_address", r.RemoteAddr)
+		writeRateLimited(w, path, d)
 		return
 	}
 	switch path {
@@ -203,7 +225,17 @@ func (h *Handler) handleLogical(w http.ResponseWriter, r *http.Request, path str
 	if op == logical.ListOperation && !strings.HasSuffix(req.Path, "/") {
 		req.Path += "/"
 	}
-	resp, err := h.core.HandleRequest(r.Context(), req)
+	ctx, cancel := context.WithTimeout(r.Context(), h.maxRequestDuration)
+	defer cancel()
+	start := time.Now()
+	resp, err := h.core.HandleRequest(ctx, req)
+	if err == nil && ctx.Err() == context.DeadlineExceeded {
+		err = logical.Errorf(http.StatusServiceUnavailable, "the request took longer than the %s limit (max_request_duration)", h.maxRequestDuration)
+	}
+	if h.logger.Enabled(ctx, slog.LevelDebug) {
+		h.logger.Debug("request", "request_id", req.ID, "method", r.Method, "path", path,
+			"operation", string(req.Operation), "status", logical.StatusOf(err), "duration", time.Since(start), "remote_address", r.RemoteAddr)
+	}
 	h.respond(w, r, req, path, resp, err)
 }
 
@@ -242,6 +274,9 @@ func (h *Handler) decodeBody(w http.ResponseWriter, r *http.Request) (map[string
 			return nil, logical.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than the %d-byte limit", h.maxRequestSize)
 		}
 		return nil, logical.BadRequest("reading the request body: %v", err)
+	}
+	if err := h.json.check(raw); err != nil {
+		return nil, err
 	}
 	return DecodeJSONBody(raw)
 }
@@ -319,7 +354,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *logical.R
 			writeJSON(w, logical.StatusOf(err), map[string]any{"errors": []string{err.Error()}, "data": resp.Data})
 			return
 		}
-		h.writeError(w, r, err)
+		h.writeRequestError(w, r, req.ID, err)
 		return
 	}
 	if resp == nil {
@@ -402,11 +437,22 @@ func injectData(env envelope) map[string]any {
 }
 
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	h.writeRequestError(w, r, "", err)
+}
+
+// writeRequestError answers with err. The details of an unexpected internal
+// error go to the server log only, under the request ID the audit log also
+// carries, so the client learns nothing about the server's insides; a
+// CodedError's message is written for the client and is sent as is.
+func (h *Handler) writeRequestError(w http.ResponseWriter, r *http.Request, requestID string, err error) {
 	status := logical.StatusOf(err)
-	if status >= 500 && status != http.StatusServiceUnavailable {
-		id := uuid.NewString()
-		h.logger.Error("request failed", "error_id", id, "method", r.Method, "path", r.URL.Path, "error", err)
-		writeErrors(w, status, fmt.Sprintf("internal error; the server log has details under error_id %s", id))
+	var coded *logical.CodedError
+	if status >= 500 && status != http.StatusServiceUnavailable && !errors.As(err, &coded) {
+		if requestID == "" {
+			requestID = uuid.NewString()
+		}
+		h.logger.Error("request failed", "request_id", requestID, "method", r.Method, "path", r.URL.Path, "error", err)
+		writeErrors(w, status, fmt.Sprintf("internal error; the server log has details under request_id %s", requestID))
 		return
 	}
 	if errors.Is(err, logical.ErrUnsupportedPath) {

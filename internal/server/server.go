@@ -92,7 +92,7 @@ func (s *Server) Start() ([]string, error) {
 			ln = tls.NewListener(ln, tlsConf)
 		}
 		srv := &http.Server{
-			Handler:           NewHandler(s.Core, s.logger, lc.MaxRequestSize),
+			Handler:           NewHandler(s.Core, s.logger, HandlerOptions{MaxRequestSize: lc.MaxRequestSize, MaxRequestDuration: lc.MaxRequestDuration, JSON: lc.JSON}),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       5 * time.Minute,
 			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),

@@ -19,7 +19,20 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // when the test ends.
 func StartDev(t testing.TB) (addr, rootToken string) {
 	t.Helper()
-	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0"}, quietLogger())
+	_, addr, rootToken = StartDevServer(t, nil)
+	return addr, rootToken
+}
+
+// StartDevServer is StartDev that also returns the server, for tests that
+// act on it directly (reopening audit devices as SIGHUP does). When log is
+// not nil, the server writes JSON logs at debug level to it.
+func StartDevServer(t testing.TB, log io.Writer) (srv *server.Server, addr, rootToken string) {
+	t.Helper()
+	logger := quietLogger()
+	if log != nil {
+		logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0"}, logger)
 	if err != nil {
 		t.Fatalf("starting dev server: %v", err)
 	}
@@ -28,7 +41,7 @@ func StartDev(t testing.TB) (addr, rootToken string) {
 		defer cancel()
 		srv.Shutdown(ctx)
 	})
-	return "http://" + res.Address, res.RootToken
+	return srv, "http://" + res.Address, res.RootToken
 }
 
 // StartSealed starts an uninitialised server on in-memory storage and

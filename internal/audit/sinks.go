@@ -1,0 +1,281 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/syslog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fileSink appends lines to a file, or writes them to stdout, or drops
+// them ("discard", for tests of the pipeline itself).
+type fileSink struct {
+	path string
+	mode os.FileMode // 0: leave the file's mode alone
+
+	mu sync.Mutex
+	w  io.Writer
+	f  *os.File
+}
+
+func newFileSink(o options) (*fileSink, error) {
+	path, _ := o.get("file_path")
+	if path == "" {
+		path, _ = o.get("path") // the option's name before Vault 0.x
+	}
+	if path == "" {
+		return nil, errors.New(`option file_path is required (a file, "stdout" or "discard")`)
+	}
+	s := &fileSink{path: path, mode: 0o600}
+	if m, ok := o.get("mode"); ok && m != "" {
+		n, err := strconv.ParseUint(m, 8, 32)
+		if err != nil || n > 0o777 {
+			return nil, fmt.Errorf("option mode: %q is not an octal file mode", m)
+		}
+		s.mode = os.FileMode(n)
+	}
+	return s, nil
+}
+
+func (s *fileSink) open() error {
+	switch s.path {
+	case "stdout":
+		s.w = os.Stdout
+		return nil
+	case "discard":
+		s.w = io.Discard
+		return nil
+	}
+	perm := s.mode
+	if perm == 0 {
+		perm = 0o600
+	}
+	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
+	if err != nil {
+		return fmt.Errorf("opening the audit file: %w", err)
+	}
+	if s.mode != 0 {
+		if err := f.Chmod(s.mode); err != nil {
+			f.Close()
+			return fmt.Errorf("setting the audit file's mode: %w", err)
+		}
+	}
+	s.f, s.w = f, f
+	return nil
+}
+
+func (s *fileSink) closeLocked() error {
+	var err error
+	if s.f != nil {
+		err = s.f.Close()
+	}
+	s.f, s.w = nil, nil
+	return err
+}
+
+// write appends one line with one write call, so concurrent entries never
+// interleave. A failed write closes the file and tries once more on a fresh
+// handle, which also picks up a file that was moved away or restored.
+func (s *fileSink) write(_ context.Context, line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if s.w == nil {
+			if err := s.open(); err != nil {
+				return err
+			}
+		}
+		_, err := s.w.Write(line)
+		if err == nil {
+			return nil
+		}
+		s.closeLocked()
+		if attempt == 1 {
+			return fmt.Errorf("writing to the audit file: %w", err)
+		}
+	}
+}
+
+func (s *fileSink) reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closeLocked()
+	return s.open()
+}
+
+func (s *fileSink) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closeLocked()
+}
+
+// socketSink writes lines to a TCP, UDP or Unix socket, reconnecting when
+// the peer goes away. Every dial and write has a deadline, so a stuck
+// listener costs a request at most the write timeout.
+type socketSink struct {
+	network, address string
+	timeout          time.Duration
+
+	mu   sync.Mutex
+	conn net.Conn
+}
+
+func newSocketSink(o options) (*socketSink, error) {
+	addr, _ := o.get("address")
+	if addr == "" {
+		return nil, errors.New("option address is required")
+	}
+	network, _ := o.get("socket_type")
+	switch network {
+	case "":
+		network = "tcp"
+	case "tcp", "udp", "unix":
+	default:
+		return nil, fmt.Errorf("option socket_type: %q is not tcp, udp or unix", network)
+	}
+	timeout, err := o.duration("write_timeout", 2*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	return &socketSink{network: network, address: addr, timeout: timeout}, nil
+}
+
+func (s *socketSink) dial() error {
+	conn, err := net.DialTimeout(s.network, s.address, s.timeout)
+	if err != nil {
+		return fmt.Errorf("connecting to the audit socket: %w", err)
+	}
+	s.conn = conn
+	return nil
+}
+
+func (s *socketSink) write(ctx context.Context, line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if s.conn == nil {
+			if err := s.dial(); err != nil {
+				return err
+			}
+		}
+		deadline := time.Now().Add(s.timeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		s.conn.SetWriteDeadline(deadline)
+		_, err := s.conn.Write(line)
+		if err == nil {
+			return nil
+		}
+		s.conn.Close()
+		s.conn = nil
+		if attempt == 1 {
+			return fmt.Errorf("writing to the audit socket: %w", err)
+		}
+	}
+}
+
+func (s *socketSink) reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn != nil {
+		s.conn.Close()
+		s.conn = nil
+	}
+	return s.dial()
+}
+
+func (s *socketSink) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.conn == nil {
+		return nil
+	}
+	err := s.conn.Close()
+	s.conn = nil
+	return err
+}
+
+// syslogSink writes lines to the local syslog daemon.
+type syslogSink struct {
+	priority syslog.Priority
+	tag      string
+
+	mu sync.Mutex
+	w  *syslog.Writer
+}
+
+var facilities = map[string]syslog.Priority{
+	"KERN": syslog.LOG_KERN, "USER": syslog.LOG_USER, "MAIL": syslog.LOG_MAIL, "DAEMON": syslog.LOG_DAEMON,
+	"AUTH": syslog.LOG_AUTH, "SYSLOG": syslog.LOG_SYSLOG, "LPR": syslog.LOG_LPR, "NEWS": syslog.LOG_NEWS,
+	"UUCP": syslog.LOG_UUCP, "CRON": syslog.LOG_CRON, "AUTHPRIV": syslog.LOG_AUTHPRIV, "FTP": syslog.LOG_FTP,
+	"LOCAL0": syslog.LOG_LOCAL0, "LOCAL1": syslog.LOG_LOCAL1, "LOCAL2": syslog.LOG_LOCAL2, "LOCAL3": syslog.LOG_LOCAL3,
+	"LOCAL4": syslog.LOG_LOCAL4, "LOCAL5": syslog.LOG_LOCAL5, "LOCAL6": syslog.LOG_LOCAL6, "LOCAL7": syslog.LOG_LOCAL7,
+}
+
+func newSyslogSink(o options) (*syslogSink, error) {
+	fac, _ := o.get("facility")
+	if fac == "" {
+		fac = "AUTH"
+	}
+	p, ok := facilities[strings.ToUpper(fac)]
+	if !ok {
+		return nil, fmt.Errorf("option facility: %q is not a syslog facility (AUTH, DAEMON, LOCAL0..LOCAL7, ...)", fac)
+	}
+	tag, _ := o.get("tag")
+	if tag == "" {
+		tag = "arca"
+	}
+	return &syslogSink{priority: p | syslog.LOG_INFO, tag: tag}, nil
+}
+
+func (s *syslogSink) write(_ context.Context, line []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		if err := s.dialLocked(); err != nil {
+			return err
+		}
+	}
+	if _, err := s.w.Write(line); err != nil {
+		return fmt.Errorf("writing to syslog: %w", err)
+	}
+	return nil
+}
+
+func (s *syslogSink) dialLocked() error {
+	w, err := syslog.New(s.priority, s.tag)
+	if err != nil {
+		return fmt.Errorf("connecting to the local syslog daemon: %w", err)
+	}
+	s.w = w
+	return nil
+}
+
+func (s *syslogSink) reopen() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w != nil {
+		s.w.Close()
+		s.w = nil
+	}
+	return s.dialLocked()
+}
+
+func (s *syslogSink) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return nil
+	}
+	err := s.w.Close()
+	s.w = nil
+	return err
+}
