@@ -2,6 +2,8 @@
 # Load test of a real arca server on bolt storage with wrk (Debian), beside a
 # bare net/http JSON handler as the ceiling. Usage: bench/server/run.sh
 # [DURATION] (default 10s). Prints requests/s and p50/p99 latency per case.
+# ONLY=audit runs just the file-audit overhead comparison; AUDIT_DIR puts its
+# file elsewhere than the temporary directory.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR="${1:-10s}"
@@ -49,6 +51,25 @@ run() { # name conc script token keys url
 		"$(echo "$out" | sed -E 's/.*p99_ms=([0-9.]+).*/\1/')" \
 		"$(echo "$out" | sed -E 's/.*errors=([0-9]+).*/\1/')"
 }
+AUDIT_DIR="${AUDIT_DIR:-$work}" # where the audit file goes; e.g. /dev/shm to leave the disk out
+audit_cases() { # KV v2 reads without and with one file audit device, alternated
+	local round
+	for round in 1 2; do
+		api DELETE sys/audit/file >/dev/null || true
+		run "kv2 read hot, policy, no audit" 16 read.lua "$POLICY_TOKEN" 1 "http://$ADDR"
+		run "kv2 read 10k, policy, no audit" 16 read.lua "$POLICY_TOKEN" 10000 "http://$ADDR"
+		rm -f "$AUDIT_DIR/audit.log"
+		api PUT sys/audit/file "{\"type\":\"file\",\"options\":{\"file_path\":\"$AUDIT_DIR/audit.log\"}}" >/dev/null
+		run "kv2 read hot, policy, file audit" 16 read.lua "$POLICY_TOKEN" 1 "http://$ADDR"
+		run "kv2 read 10k, policy, file audit" 16 read.lua "$POLICY_TOKEN" 10000 "http://$ADDR"
+	done
+	echo "audit log: $(wc -l <"$AUDIT_DIR/audit.log") lines, $(du -h "$AUDIT_DIR/audit.log" | cut -f1)"
+	api DELETE sys/audit/file >/dev/null
+}
+if [ "${ONLY:-}" = audit ]; then
+	audit_cases
+	exit 0
+fi
 for c in 16 64; do
 	run "bare net/http JSON" $c read.lua "" 1 "http://127.0.0.1:8299"
 	run "kv2 read hot key, root" $c read.lua "$ROOT" 1 "http://$ADDR"
@@ -58,3 +79,4 @@ for c in 16 64; do
 	run "kv2 write (fsync'd), root" $c write.lua "$ROOT" 0 "http://$ADDR"
 	run "kv2 write (fsync'd), policy token" $c write.lua "$POLICY_TOKEN" 0 "http://$ADDR"
 done
+audit_cases

@@ -114,8 +114,16 @@ func (b *Broker) LogResponse(ctx context.Context, in *Input) error {
 	return b.log(ctx, "response", in)
 }
 
+// LogRequestAndResponse records both entries of a request at once, after
+// the backend has answered. The core uses it for operations that only read:
+// the response is still withheld until the entries are recorded, and one
+// write instead of two is a fifth of a KV read's cost saved.
+func (b *Broker) LogRequestAndResponse(ctx context.Context, in *Input) error {
+	return b.log(ctx, "", in)
+}
+
 // log writes to every device and succeeds when at least one recorded the
-// entry, or when no device is enabled.
+// entry, or when no device is enabled. typ "" writes both entries.
 func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 	devices := *b.devices.Load()
 	if len(devices) == 0 {
@@ -123,10 +131,21 @@ func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 	}
 	recorded := false
 	for _, d := range devices {
-		if err := d.Log(ctx, typ, in); err != nil {
+		var err error
+		if typ == "" {
+			err = d.LogPair(ctx, in)
+		} else {
+			err = d.Log(ctx, typ, in)
+		}
+		if err != nil {
 			b.logger.Error("audit device failed to record an entry", "path", d.path, "type", typ, "request_id", in.Request.ID, "error", err)
 			if b.OnFailure != nil {
-				b.OnFailure(d.path, typ)
+				if typ == "" {
+					b.OnFailure(d.path, "request")
+					b.OnFailure(d.path, "response")
+				} else {
+					b.OnFailure(d.path, typ)
+				}
 			}
 			continue
 		}

@@ -1,75 +1,18 @@
 package audit
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
 )
 
-// The entry shapes follow the JSON Vault's audit devices write, so log
-// pipelines built for Vault read Arca's lines unchanged.
-
-type entry struct {
-	Time     string         `json:"time"`
-	Type     string         `json:"type"`
-	Auth     *entryAuth     `json:"auth,omitempty"`
-	Request  *entryRequest  `json:"request,omitempty"`
-	Response *entryResponse `json:"response,omitempty"`
-	Error    string         `json:"error,omitempty"`
-}
-
-type entryAuth struct {
-	ClientToken   string            `json:"client_token,omitempty"`
-	Accessor      string            `json:"accessor,omitempty"`
-	DisplayName   string            `json:"display_name,omitempty"`
-	Policies      []string          `json:"policies,omitempty"`
-	TokenPolicies []string          `json:"token_policies,omitempty"`
-	Metadata      map[string]string `json:"metadata,omitempty"`
-	EntityID      string            `json:"entity_id,omitempty"`
-	TokenType     string            `json:"token_type,omitempty"`
-	TokenTTL      int64             `json:"token_ttl,omitempty"`
-	NumUses       int               `json:"num_uses,omitempty"`
-}
-
-type entryNamespace struct {
-	ID string `json:"id"`
-}
-
-type entryRequest struct {
-	ID                  string              `json:"id"`
-	Operation           string              `json:"operation"`
-	MountPoint          string              `json:"mount_point,omitempty"`
-	MountType           string              `json:"mount_type,omitempty"`
-	MountAccessor       string              `json:"mount_accessor,omitempty"`
-	MountClass          string              `json:"mount_class,omitempty"`
-	ClientToken         string              `json:"client_token,omitempty"`
-	ClientTokenAccessor string              `json:"client_token_accessor,omitempty"`
-	Namespace           entryNamespace      `json:"namespace"`
-	Path                string              `json:"path"`
-	Data                map[string]any      `json:"data,omitempty"`
-	RemoteAddress       string              `json:"remote_address,omitempty"`
-	RemotePort          int                 `json:"remote_port,omitempty"`
-	WrapTTL             int64               `json:"wrap_ttl,omitempty"`
-	Headers             map[string][]string `json:"headers,omitempty"`
-}
-
-type entrySecret struct {
-	LeaseID string `json:"lease_id"`
-}
-
-type entryResponse struct {
-	MountPoint    string         `json:"mount_point,omitempty"`
-	MountType     string         `json:"mount_type,omitempty"`
-	MountAccessor string         `json:"mount_accessor,omitempty"`
-	MountClass    string         `json:"mount_class,omitempty"`
-	Auth          *entryAuth     `json:"auth,omitempty"`
-	Secret        *entrySecret   `json:"secret,omitempty"`
-	Data          map[string]any `json:"data,omitempty"`
-	Warnings      []string       `json:"warnings,omitempty"`
-}
+// The entry shapes follow the JSON Vault's audit devices write (time, type,
+// auth, request, response, error), so log pipelines built for Vault read
+// Arca's lines unchanged. Entries are encoded by hand, hashing values on the
+// way out: with reflection and a hashed copy of the data, a device cost a
+// third of a KV read's throughput.
 
 // formatter turns an Input into one line.
 type formatter struct {
@@ -103,133 +46,248 @@ func newFormatter(o options) (formatter, error) {
 	return f, nil
 }
 
-func (f formatter) entry(typ string, in *Input, h *Hasher) ([]byte, error) {
-	hash := h.Hash
-	hashData := h.hashMap
-	if f.raw {
-		hash = func(s string) string { return s }
-		hashData = func(m map[string]any) map[string]any { return m }
+// valueEncoder writes values as JSON, passing strings through hash first
+// (or writing them as they are, for log_raw).
+type valueEncoder struct {
+	h   *Hasher
+	raw bool
+}
+
+func (e valueEncoder) str(b []byte, s string) []byte {
+	if e.raw || s == "" {
+		return appendJSONString(b, s)
 	}
-	hashAccessor := hash
+	return e.h.appendHash(b, s)
+}
+
+// object writes the members of one JSON object, placing the commas.
+type object struct {
+	b     []byte
+	empty bool
+}
+
+func openObject(b []byte) *object { return &object{b: append(b, '{'), empty: true} }
+
+// key starts a member.
+func (o *object) key(name string) *object {
+	if !o.empty {
+		o.b = append(o.b, ',')
+	}
+	o.empty = false
+	o.b = append(o.b, '"')
+	o.b = append(o.b, name...)
+	o.b = append(o.b, '"', ':')
+	return o
+}
+
+// anyKey starts a member whose name may need escaping.
+func (o *object) anyKey(name string) {
+	if !o.empty {
+		o.b = append(o.b, ',')
+	}
+	o.empty = false
+	o.b = append(appendJSONString(o.b, name), ':')
+}
+
+func (o *object) str(name, v string) {
+	if v != "" {
+		o.key(name)
+		o.b = appendJSONString(o.b, v)
+	}
+}
+
+func (o *object) int(name string, v int64) {
+	if v != 0 {
+		o.key(name)
+		o.b = strconv.AppendInt(o.b, v, 10)
+	}
+}
+
+func (o *object) close() []byte { return append(o.b, '}') }
+
+// entry appends the entry of the given type to b.
+func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, error) {
+	enc := valueEncoder{h: h, raw: f.raw}
+	accessor := enc
 	if !f.hmacAccessor {
-		hashAccessor = func(s string) string { return s }
+		accessor.raw = true
 	}
-	hashOpt := func(fn func(string) string, s string) string {
-		if s == "" {
-			return ""
+	req := in.Request
+	// The caller's token and accessor appear twice in an entry and again in
+	// the response entry; hash each once per request.
+	tokenHash, accessorHash := in.tokenHash, in.accessorHash
+	if in.hashedBy != h || f.raw || !f.hmacAccessor {
+		tokenHash, accessorHash = nil, nil
+		if req.ClientToken != "" {
+			tokenHash = enc.str(nil, req.ClientToken)
 		}
-		return fn(s)
+		if req.ClientTokenAccessor != "" {
+			accessorHash = accessor.str(nil, req.ClientTokenAccessor)
+		}
+		if !f.raw && f.hmacAccessor {
+			in.hashedBy, in.tokenHash, in.accessorHash = h, tokenHash, accessorHash
+		}
+	}
+	if in.timeText == "" {
+		in.timeText = in.Time.UTC().Format(time.RFC3339Nano)
 	}
 
-	req := in.Request
-	e := entry{
-		Time:  in.Time.UTC().Format(time.RFC3339Nano),
-		Type:  typ,
-		Auth:  f.auth(in.Auth, hashOpt, hash, hashAccessor),
-		Error: errorText(in.Err),
+	b = append(b, f.prefix...)
+	start := len(b)
+	e := openObject(b)
+	e.str("time", in.timeText)
+	e.str("type", typ)
+	if in.Auth != nil {
+		e.key("auth")
+		e.b = appendAuth(e.b, in.Auth, enc, accessor, tokenHash, accessorHash)
+	}
+
+	e.key("request")
+	r := openObject(e.b)
+	r.str("id", req.ID)
+	r.str("operation", string(req.Operation))
+	appendMount(r, req, in)
+	if tokenHash != nil {
+		r.key("client_token")
+		r.b = append(r.b, tokenHash...)
+	}
+	if accessorHash != nil {
+		r.key("client_token_accessor")
+		r.b = append(r.b, accessorHash...)
+	}
+	r.key("namespace")
+	r.b = append(r.b, `{"id":"root"}`...)
+	r.key("path")
+	r.b = appendJSONString(r.b, in.Path)
+	if len(req.Data) > 0 {
+		r.key("data")
+		r.b = enc.value(r.b, req.Data)
 	}
 	host, port := remoteHostPort(req.RemoteAddr)
-	e.Request = &entryRequest{
-		ID:                  req.ID,
-		Operation:           string(req.Operation),
-		MountPoint:          req.MountPoint,
-		MountType:           req.MountType,
-		MountAccessor:       in.MountAccessor,
-		MountClass:          in.MountClass,
-		ClientToken:         hashOpt(hash, req.ClientToken),
-		ClientTokenAccessor: hashOpt(hashAccessor, req.ClientTokenAccessor),
-		Namespace:           entryNamespace{ID: "root"},
-		Path:                in.Path,
-		Data:                hashData(req.Data),
-		RemoteAddress:       host,
-		RemotePort:          port,
-		WrapTTL:             int64(req.WrapTTL / time.Second),
-	}
+	r.str("remote_address", host)
+	r.int("remote_port", int64(port))
+	r.int("wrap_ttl", int64(req.WrapTTL/time.Second))
 	if len(in.Headers) > 0 {
-		hdrs := make(map[string][]string, len(in.Headers))
-		for k, vs := range in.Headers {
-			if in.HMACHeaders[k] {
-				hv := make([]string, len(vs))
-				for i, v := range vs {
-					hv[i] = hash(v)
+		r.key("headers")
+		hd := openObject(r.b)
+		for _, k := range sortedKeys(in.Headers) {
+			hd.key(k)
+			hd.b = append(hd.b, '[')
+			for j, v := range in.Headers[k] {
+				if j > 0 {
+					hd.b = append(hd.b, ',')
 				}
-				vs = hv
+				if in.HMACHeaders[k] {
+					hd.b = enc.str(hd.b, v)
+				} else {
+					hd.b = appendJSONString(hd.b, v)
+				}
 			}
-			hdrs[k] = vs
+			hd.b = append(hd.b, ']')
 		}
-		e.Request.Headers = hdrs
+		r.b = hd.close()
 	}
+	e.b = r.close()
+
 	if typ == "response" {
-		r := &entryResponse{
-			MountPoint:    req.MountPoint,
-			MountType:     req.MountType,
-			MountAccessor: in.MountAccessor,
-			MountClass:    in.MountClass,
-		}
+		e.key("response")
+		o := openObject(e.b)
+		appendMount(o, req, in)
 		if resp := in.Response; resp != nil {
-			r.Auth = f.auth(resp.Auth, hashOpt, hash, hashAccessor)
+			if resp.Auth != nil {
+				o.key("auth")
+				o.b = appendAuth(o.b, resp.Auth, enc, accessor, nil, nil)
+			}
 			if resp.Secret != nil {
-				r.Secret = &entrySecret{LeaseID: resp.Secret.LeaseID}
+				o.key("secret")
+				o.b = append(o.b, `{"lease_id":`...)
+				o.b = append(appendJSONString(o.b, resp.Secret.LeaseID), '}')
 			}
-			data := resp.Data
-			if f.elideLists && req.Operation == logical.ListOperation {
-				data = elideList(data)
-			}
-			if resp.Raw != nil && data == nil {
+			switch {
+			case resp.Raw != nil && resp.Data == nil:
 				// sys/metrics and the like: record that a body went out, not
 				// the body.
-				data = map[string]any{"raw_body_bytes": len(resp.Raw)}
-			} else {
-				data = hashData(data)
+				o.key("data")
+				o.b = append(o.b, `{"raw_body_bytes":`...)
+				o.b = append(strconv.AppendInt(o.b, int64(len(resp.Raw)), 10), '}')
+			case len(resp.Data) > 0:
+				data := resp.Data
+				if f.elideLists && req.Operation == logical.ListOperation {
+					data = elideList(data)
+				}
+				o.key("data")
+				o.b = enc.value(o.b, data)
 			}
-			r.Data = data
-			r.Warnings = resp.Warnings
+			if len(resp.Warnings) > 0 {
+				o.key("warnings")
+				o.b = valueEncoder{raw: true}.value(o.b, resp.Warnings)
+			}
 		}
-		e.Response = r
+		e.b = o.close()
 	}
-	var buf bytes.Buffer
-	buf.WriteString(f.prefix)
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(e); err != nil {
-		return nil, err
+	if in.Err != nil {
+		e.str("error", in.Err.Error())
 	}
+	b = append(e.close(), '\n')
 	if f.jsonx {
-		x, err := toJSONx(buf.Bytes()[len(f.prefix):])
+		x, err := toJSONx(b[start:])
 		if err != nil {
 			return nil, err
 		}
-		buf.Truncate(len(f.prefix))
-		buf.Write(x)
-		buf.WriteByte('\n')
+		b = append(append(b[:start], x...), '\n')
 	}
-	return buf.Bytes(), nil
+	return b, nil
 }
 
-func (f formatter) auth(a *logical.Auth, hashOpt func(func(string) string, string) string, hash, hashAccessor func(string) string) *entryAuth {
-	if a == nil {
-		return nil
+func appendMount(o *object, req *logical.Request, in *Input) {
+	o.str("mount_point", req.MountPoint)
+	o.str("mount_type", req.MountType)
+	o.str("mount_accessor", in.MountAccessor)
+	o.str("mount_class", in.MountClass)
+}
+
+func appendAuth(b []byte, a *logical.Auth, enc, accessor valueEncoder, tokenHash, accessorHash []byte) []byte {
+	o := openObject(b)
+	if a.ClientToken != "" {
+		o.key("client_token")
+		if tokenHash != nil {
+			o.b = append(o.b, tokenHash...)
+		} else {
+			o.b = enc.str(o.b, a.ClientToken)
+		}
 	}
-	return &entryAuth{
-		ClientToken:   hashOpt(hash, a.ClientToken),
-		Accessor:      hashOpt(hashAccessor, a.Accessor),
-		DisplayName:   a.DisplayName,
-		Policies:      a.Policies,
-		TokenPolicies: a.TokenPolicies,
-		Metadata:      a.Metadata,
-		EntityID:      a.EntityID,
-		TokenType:     a.TokenType,
-		TokenTTL:      int64(a.TTL / time.Second),
-		NumUses:       a.NumUses,
+	if a.Accessor != "" {
+		o.key("accessor")
+		if accessorHash != nil {
+			o.b = append(o.b, accessorHash...)
+		} else {
+			o.b = accessor.str(o.b, a.Accessor)
+		}
 	}
+	plain := valueEncoder{raw: true}
+	o.str("display_name", a.DisplayName)
+	if len(a.Policies) > 0 {
+		o.key("policies")
+		o.b = plain.value(o.b, a.Policies)
+	}
+	if len(a.TokenPolicies) > 0 {
+		o.key("token_policies")
+		o.b = plain.value(o.b, a.TokenPolicies)
+	}
+	if len(a.Metadata) > 0 {
+		o.key("metadata")
+		o.b = plain.value(o.b, a.Metadata)
+	}
+	o.str("entity_id", a.EntityID)
+	o.str("token_type", a.TokenType)
+	o.int("token_ttl", int64(a.TTL/time.Second))
+	o.int("num_uses", int64(a.NumUses))
+	return o.close()
 }
 
 // elideList replaces the keys of a list response by their count, as
 // Vault's elide_list_responses does.
 func elideList(data map[string]any) map[string]any {
-	if data == nil {
-		return nil
-	}
 	out := make(map[string]any, len(data))
 	for k, v := range data {
 		switch k {

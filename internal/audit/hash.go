@@ -7,8 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"hash"
+	"math"
+	"sort"
+	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // SaltSize is the length of a device's HMAC key.
@@ -28,84 +32,200 @@ const HashPrefix = "hmac-sha256:"
 
 // Hasher computes a device's HMACs. It is safe for concurrent use.
 type Hasher struct {
-	pool sync.Pool
+	pool sync.Pool // of *hmacState
+}
+
+type hmacState struct {
+	mac     hash.Hash
+	scratch []byte
 }
 
 // NewHasher returns a Hasher keyed by salt.
 func NewHasher(salt []byte) *Hasher {
 	key := append([]byte(nil), salt...)
-	return &Hasher{pool: sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+	return &Hasher{pool: sync.Pool{New: func() any { return &hmacState{mac: hmac.New(sha256.New, key)} }}}
 }
 
 // Hash returns "hmac-sha256:" and the hex HMAC-SHA256 of value.
 func (h *Hasher) Hash(value string) string {
-	m := h.pool.Get().(hash.Hash)
-	m.Reset()
-	m.Write([]byte(value))
-	var sum [sha256.Size]byte
-	out := make([]byte, len(HashPrefix)+2*sha256.Size)
-	copy(out, HashPrefix)
-	hex.Encode(out[len(HashPrefix):], m.Sum(sum[:0]))
-	h.pool.Put(m)
-	return string(out)
+	return string(h.appendRaw(nil, value))
 }
 
-// hashValue returns a copy of v with every string in it HMAC'd. Numbers
-// that arrived as JSON text (json.Number) are HMAC'd too, since a PIN is a
-// secret; numbers, booleans and times a backend produced are kept. A value of
-// any other type goes through JSON first, so nothing of an unknown shape
+// appendRaw appends the bare hash text (no quotes) of value to b.
+func (h *Hasher) appendRaw(b []byte, value string) []byte {
+	st := h.pool.Get().(*hmacState)
+	st.mac.Reset()
+	st.scratch = append(st.scratch[:0], value...)
+	st.mac.Write(st.scratch)
+	var sum [sha256.Size]byte
+	b = append(b, HashPrefix...)
+	n := len(b)
+	b = append(b, make([]byte, 2*sha256.Size)...)
+	hex.Encode(b[n:], st.mac.Sum(sum[:0]))
+	if cap(st.scratch) > 64<<10 {
+		st.scratch = nil // do not pin a huge value's buffer
+	}
+	h.pool.Put(st)
+	return b
+}
+
+// appendHash appends the hash of value to b as a JSON string.
+func (h *Hasher) appendHash(b []byte, value string) []byte {
+	b = append(b, '"')
+	b = h.appendRaw(b, value)
+	return append(b, '"')
+}
+
+// value appends v as JSON. Strings are HMAC'd (unless e.raw), and so are
+// numbers that arrived as JSON text (json.Number), since a PIN is a secret;
+// numbers, booleans and times a backend produced are written as they are.
+// Map keys are written in plaintext, sorted, as Vault writes them. A value
+// of any other type goes through JSON first, so nothing of an unknown shape
 // reaches the log unhashed.
-func (h *Hasher) hashValue(v any) any {
+func (e valueEncoder) value(b []byte, v any) []byte {
 	switch v := v.(type) {
-	case nil, bool, int, int64, int32, uint, uint64, uint32, float64, float32, time.Duration:
-		return v
+	case nil:
+		return append(b, "null"...)
+	case bool:
+		return strconv.AppendBool(b, v)
 	case string:
-		return h.Hash(v)
+		return e.str(b, v)
 	case json.Number:
-		return h.Hash(string(v))
+		if e.raw {
+			return append(b, v...)
+		}
+		return e.str(b, string(v))
+	case int:
+		return strconv.AppendInt(b, int64(v), 10)
+	case int64:
+		return strconv.AppendInt(b, v, 10)
+	case int32:
+		return strconv.AppendInt(b, int64(v), 10)
+	case uint:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case uint64:
+		return strconv.AppendUint(b, v, 10)
+	case uint32:
+		return strconv.AppendUint(b, uint64(v), 10)
+	case time.Duration:
+		return strconv.AppendInt(b, int64(v), 10)
+	case float64:
+		return appendFloat(b, v)
+	case float32:
+		return appendFloat(b, float64(v))
 	case time.Time:
-		return v.UTC().Format(time.RFC3339Nano)
-	case map[string]any:
-		return h.hashMap(v)
-	case map[string]string:
-		out := make(map[string]any, len(v))
-		for k, s := range v {
-			out[k] = h.Hash(s)
-		}
-		return out
-	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
-			out[i] = h.hashValue(x)
-		}
-		return out
-	case []string:
-		out := make([]any, len(v))
-		for i, s := range v {
-			out[i] = h.Hash(s)
-		}
-		return out
+		return appendJSONString(b, v.UTC().Format(time.RFC3339Nano))
 	case []byte:
-		return h.Hash(string(v))
+		return e.str(b, string(v))
+	case map[string]any:
+		o := openObject(b)
+		for _, k := range sortedKeys(v) {
+			o.anyKey(k)
+			o.b = e.value(o.b, v[k])
+		}
+		return o.close()
+	case map[string]string:
+		o := openObject(b)
+		for _, k := range sortedKeys(v) {
+			o.anyKey(k)
+			o.b = e.str(o.b, v[k])
+		}
+		return o.close()
+	case []any:
+		b = append(b, '[')
+		for i, x := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = e.value(b, x)
+		}
+		return append(b, ']')
+	case []string:
+		b = append(b, '[')
+		for i, x := range v {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = e.str(b, x)
+		}
+		return append(b, ']')
 	}
 	raw, err := json.Marshal(v)
 	if err != nil {
-		return h.Hash("<unencodable>")
+		return e.str(b, "<unencodable>")
 	}
 	var generic any
 	if err := json.Unmarshal(raw, &generic); err != nil {
-		return h.Hash(string(raw))
+		return e.str(b, string(raw))
 	}
-	return h.hashValue(generic)
+	return e.value(b, generic)
 }
 
-func (h *Hasher) hashMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return append(b, "null"...)
 	}
-	out := make(map[string]any, len(m))
-	for k, v := range m {
-		out[k] = h.hashValue(v)
+	return strconv.AppendFloat(b, f, 'g', -1, 64)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	return out
+	sort.Strings(keys)
+	return keys
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string: quotes, backslashes and
+// control characters escaped, invalid UTF-8 replaced by U+FFFD, as
+// encoding/json does.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, "\\ufffd"...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -16,13 +17,31 @@ import (
 
 // fileSink appends lines to a file, or writes them to stdout, or drops
 // them ("discard", for tests of the pipeline itself).
+//
+// Concurrent entries are group-committed: while one caller writes, the
+// lines of the others gather in the next batch, which goes out in a single
+// write when the first finishes. Each caller still returns only once its
+// own line is written (or failed), so fail-closed auditing holds, and a busy
+// server makes a few large writes instead of one system call per entry.
 type fileSink struct {
 	path string
 	mode os.FileMode // 0: leave the file's mode alone
 
-	mu sync.Mutex
-	w  io.Writer
-	f  *os.File
+	mu       sync.Mutex // guards next, writing and spareBuf
+	next     *fileBatch // lines waiting for the writer
+	writing  bool
+	spareBuf []byte
+
+	ioMu sync.Mutex // guards w and f
+	w    io.Writer
+	f    *os.File
+}
+
+// fileBatch is lines written together; done closes once they are.
+type fileBatch struct {
+	buf  []byte
+	done chan struct{}
+	err  error
 }
 
 func newFileSink(o options) (*fileSink, error) {
@@ -80,19 +99,51 @@ func (s *fileSink) closeLocked() error {
 	return err
 }
 
-// write appends one line with one write call, so concurrent entries never
-// interleave. A failed write closes the file and tries once more on a fresh
-// handle, which also picks up a file that was moved away or restored.
+// write appends line to the file and returns once it is written.
 func (s *fileSink) write(_ context.Context, line []byte) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	if s.next == nil {
+		s.next = &fileBatch{buf: s.spareBuf[:0], done: make(chan struct{})}
+		s.spareBuf = nil
+	}
+	mine := s.next
+	mine.buf = append(mine.buf, line...)
+	if s.writing {
+		s.mu.Unlock()
+		<-mine.done
+		return mine.err
+	}
+	// Become the writer until no batch is waiting.
+	s.writing = true
+	for s.next != nil {
+		b := s.next
+		s.next = nil
+		s.mu.Unlock() // callers gather in the next batch meanwhile
+		s.ioMu.Lock()
+		b.err = s.writeLocked(b.buf)
+		s.ioMu.Unlock()
+		close(b.done)
+		s.mu.Lock()
+		if cap(b.buf) <= 1<<20 {
+			s.spareBuf = b.buf
+		}
+	}
+	s.writing = false
+	s.mu.Unlock()
+	return mine.err
+}
+
+// writeLocked writes p with one call, so lines never interleave. A failed
+// write closes the file and tries once more on a fresh handle, which also
+// picks up a file that was moved away or restored.
+func (s *fileSink) writeLocked(p []byte) error {
 	for attempt := 0; ; attempt++ {
 		if s.w == nil {
 			if err := s.open(); err != nil {
 				return err
 			}
 		}
-		_, err := s.w.Write(line)
+		_, err := s.w.Write(p)
 		if err == nil {
 			return nil
 		}
@@ -104,15 +155,15 @@ func (s *fileSink) write(_ context.Context, line []byte) error {
 }
 
 func (s *fileSink) reopen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.ioMu.Lock()
+	defer s.ioMu.Unlock()
 	s.closeLocked()
 	return s.open()
 }
 
 func (s *fileSink) close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.ioMu.Lock()
+	defer s.ioMu.Unlock()
 	return s.closeLocked()
 }
 
@@ -244,8 +295,17 @@ func (s *syslogSink) write(_ context.Context, line []byte) error {
 			return err
 		}
 	}
-	if _, err := s.w.Write(line); err != nil {
-		return fmt.Errorf("writing to syslog: %w", err)
+	// One message per entry, even when the caller wrote two at once.
+	for len(line) > 0 {
+		entry := line
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			entry, line = line[:i+1], line[i+1:]
+		} else {
+			line = nil
+		}
+		if _, err := s.w.Write(entry); err != nil {
+			return fmt.Errorf("writing to syslog: %w", err)
+		}
 	}
 	return nil
 }

@@ -144,8 +144,14 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	req.MountPoint = m.entry.routePath()
 	req.MountType = m.entry.Type
 
-	if err := c.audit.LogRequest(ctx, in); err != nil {
-		return nil, errNotAudited
+	// An operation that changes state is recorded before it runs, so no
+	// change happens unrecorded. One that only reads is recorded with its
+	// response, before the response leaves.
+	readOnly := req.Operation == logical.ReadOperation || req.Operation == logical.ListOperation || req.Operation == logical.HelpOperation
+	if !readOnly {
+		if err := c.audit.LogRequest(ctx, in); err != nil {
+			return nil, errNotAudited
+		}
 	}
 
 	resp, err := m.backend.HandleRequest(ctx, req)
@@ -167,7 +173,11 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		resp.Secret.TTL = m.sys.DefaultLeaseTTL()
 	}
 	in.Response, in.Err = resp, err
-	if aerr := c.audit.LogResponse(ctx, in); aerr != nil {
+	logResponse := c.audit.LogResponse
+	if readOnly {
+		logResponse = c.audit.LogRequestAndResponse
+	}
+	if aerr := logResponse(ctx, in); aerr != nil {
 		return nil, errNotAudited
 	}
 	if err != nil {

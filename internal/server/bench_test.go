@@ -74,3 +74,24 @@ func between(s, start, end string) string {
 	}
 	return s
 }
+
+// BenchmarkKVv2ReadPolicyTokenFileAudit is BenchmarkKVv2ReadPolicyToken
+// with one file audit device enabled.
+func BenchmarkKVv2ReadPolicyTokenFileAudit(b *testing.B) {
+	h, root := newTestHandler(b)
+	benchRequest(b, h, "PUT", "sys/audit/file", root, fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, b.TempDir()+"/audit.log"))
+	benchRequest(b, h, "POST", "secret/data/app/db", root, `{"data":{"username":"app","password":"s3cr3t"}}`)
+	benchRequest(b, h, "PUT", "sys/policies/acl/app", root, `{"policy":"path \"secret/data/app/*\" { capabilities = [\"read\"] }"}`)
+	req := httptest.NewRequest("POST", "/v1/auth/token/create", strings.NewReader(`{"policies":["app"]}`))
+	req.Header.Set("X-Vault-Token", root)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	tok := between(w.Body.String(), `"client_token":"`, `"`)
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			benchRequest(b, h, "GET", "secret/data/app/db", tok, "")
+		}
+	})
+}
