@@ -36,6 +36,11 @@ type Input struct {
 
 	MountAccessor string
 	MountClass    string // "secret", "auth" or "" when no mount matched
+	// NonHMACRequestKeys and NonHMACResponseKeys are data keys, at any
+	// depth, whose values are written in plaintext (the mount's
+	// audit_non_hmac_request_keys and audit_non_hmac_response_keys).
+	NonHMACRequestKeys  []string
+	NonHMACResponseKeys []string
 	// Headers are the request headers chosen for auditing, with the names
 	// whose values are HMAC'd.
 	Headers map[string][]string

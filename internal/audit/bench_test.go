@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"encoding/json"
 	"path/filepath"
 	"testing"
 	"time"
@@ -65,4 +64,3 @@ func BenchmarkFormat(b *testing.B) {
 	}
 }
 
-var _ = json.Marshal

@@ -51,6 +51,8 @@ func newFormatter(o options) (formatter, error) {
 type valueEncoder struct {
 	h   *Hasher
 	raw bool
+	// plain lists map keys whose values are written as they are.
+	plain []string
 }
 
 func (e valueEncoder) str(b []byte, s string) []byte {
@@ -161,7 +163,7 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 	r.b = appendJSONString(r.b, in.Path)
 	if len(req.Data) > 0 {
 		r.key("data")
-		r.b = enc.value(r.b, req.Data)
+		r.b = valueEncoder{h: enc.h, raw: enc.raw, plain: in.NonHMACRequestKeys}.value(r.b, req.Data)
 	}
 	host, port := remoteHostPort(req.RemoteAddr)
 	r.str("remote_address", host)
@@ -216,7 +218,7 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 					data = elideList(data)
 				}
 				o.key("data")
-				o.b = enc.value(o.b, data)
+				o.b = valueEncoder{h: enc.h, raw: enc.raw, plain: in.NonHMACResponseKeys}.value(o.b, data)
 			}
 			if len(resp.Warnings) > 0 {
 				o.key("warnings")

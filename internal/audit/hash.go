@@ -121,14 +121,14 @@ func (e valueEncoder) value(b []byte, v any) []byte {
 		o := openObject(b)
 		for _, k := range sortedKeys(v) {
 			o.anyKey(k)
-			o.b = e.value(o.b, v[k])
+			o.b = e.forKey(k).value(o.b, v[k])
 		}
 		return o.close()
 	case map[string]string:
 		o := openObject(b)
 		for _, k := range sortedKeys(v) {
 			o.anyKey(k)
-			o.b = e.str(o.b, v[k])
+			o.b = e.forKey(k).str(o.b, v[k])
 		}
 		return o.close()
 	case []any:
@@ -159,6 +159,20 @@ func (e valueEncoder) value(b []byte, v any) []byte {
 		return e.str(b, string(raw))
 	}
 	return e.value(b, generic)
+}
+
+// forKey returns the encoder for the value under map key k: a plaintext
+// one when k is listed as not to be HMAC'd.
+func (e valueEncoder) forKey(k string) valueEncoder {
+	if e.raw || len(e.plain) == 0 {
+		return e
+	}
+	for _, p := range e.plain {
+		if p == k {
+			return valueEncoder{raw: true}
+		}
+	}
+	return e
 }
 
 func appendFloat(b []byte, f float64) []byte {

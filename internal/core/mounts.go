@@ -31,6 +31,10 @@ type MountConfig struct {
 	DefaultLeaseTTL   time.Duration `json:"default_lease_ttl"`
 	MaxLeaseTTL       time.Duration `json:"max_lease_ttl"`
 	ListingVisibility string        `json:"listing_visibility,omitempty"`
+	// Keys of request and response data that audit devices write in
+	// plaintext instead of HMAC'd.
+	AuditNonHMACRequestKeys  []string `json:"audit_non_hmac_request_keys,omitempty"`
+	AuditNonHMACResponseKeys []string `json:"audit_non_hmac_response_keys,omitempty"`
 }
 
 // routePath is the path the router matches: "auth/<path>" for auth mounts.

@@ -90,6 +90,8 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	}
 	*mountLabel = m.entry.routePath()
 	in.MountAccessor = m.entry.Accessor
+	in.NonHMACRequestKeys = m.entry.Config.AuditNonHMACRequestKeys
+	in.NonHMACResponseKeys = m.entry.Config.AuditNonHMACResponseKeys
 	in.MountClass = "secret"
 	if m.entry.Table == authTable {
 		in.MountClass = "auth"

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync"
 	"time"
@@ -212,12 +213,47 @@ func applyMountConfig(mc *MountConfig, conf map[string]any) error {
 		case "listing_visibility":
 			s, _ := v.(string)
 			mc.ListingVisibility = s
+		case "audit_non_hmac_request_keys", "audit_non_hmac_response_keys":
+			keys, err := stringList(v)
+			if err != nil {
+				return logical.BadRequest("invalid value for config.%s: %v", k, err)
+			}
+			if k == "audit_non_hmac_request_keys" {
+				mc.AuditNonHMACRequestKeys = keys
+			} else {
+				mc.AuditNonHMACResponseKeys = keys
+			}
 		}
 	}
 	if mc.MaxLeaseTTL > 0 && mc.DefaultLeaseTTL > mc.MaxLeaseTTL {
 		return logical.BadRequest("config.default_lease_ttl must not be longer than config.max_lease_ttl")
 	}
 	return nil
+}
+
+// stringList reads a list given as a JSON array, a []string or a
+// comma-separated string.
+func stringList(v any) ([]string, error) {
+	switch v := v.(type) {
+	case []string:
+		return v, nil
+	case string:
+		if v == "" {
+			return nil, nil
+		}
+		return strings.Split(v, ","), nil
+	case []any:
+		out := make([]string, 0, len(v))
+		for _, x := range v {
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("expected a list of strings")
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("expected a list of strings")
 }
 
 func (b *systemBackend) disable(table string) fw.OperationFunc {
@@ -249,6 +285,12 @@ func (b *systemBackend) readTune(table string) fw.OperationFunc {
 		if m.entry.Options != nil {
 			data["options"] = m.entry.Options
 		}
+		if keys := m.entry.Config.AuditNonHMACRequestKeys; len(keys) > 0 {
+			data["audit_non_hmac_request_keys"] = keys
+		}
+		if keys := m.entry.Config.AuditNonHMACResponseKeys; len(keys) > 0 {
+			data["audit_non_hmac_response_keys"] = keys
+		}
 		if m.entry.Config.ListingVisibility != "" {
 			data["listing_visibility"] = m.entry.Config.ListingVisibility
 		}
@@ -273,8 +315,10 @@ func (b *systemBackend) writeTune(table string) fw.OperationFunc {
 					conf[k] = s
 				}
 			}
-			if v, ok := d.GetOk("listing_visibility"); ok {
-				conf["listing_visibility"] = v
+			for _, k := range []string{"listing_visibility", "audit_non_hmac_request_keys", "audit_non_hmac_response_keys"} {
+				if v, ok := d.GetOk(k); ok {
+					conf[k] = v
+				}
 			}
 			if err := applyMountConfig(&e.Config, conf); err != nil {
 				return err

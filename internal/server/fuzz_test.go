@@ -1,7 +1,9 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -10,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/arcasec/arca/internal/core"
+	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/storage"
 )
@@ -105,5 +108,70 @@ func FuzzParseConfig(f *testing.F) {
 	f.Add(`{"storage": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:0", "tls_disable": true}}}`)
 	f.Fuzz(func(t *testing.T, text string) {
 		ParseConfig(text) // an error is fine; a panic is not
+	})
+}
+
+// FuzzJSONLimits checks the pre-decode shape scan: it never panics, and a
+// valid document it lets through is within every limit.
+func FuzzJSONLimits(f *testing.F) {
+	for _, s := range []string{`{}`, `{"a":[1,2,[3,[4]]]}`, `[[[[[[1]]]]]]`, `{"a":"\"}\\"}`, `{"a":1,"b":2,"c":3,"d":4}`, `"xxxxxxxxxx"`} {
+		f.Add([]byte(s))
+	}
+	limits := JSONLimits{MaxDepth: 4, MaxStringLength: 8, MaxObjectEntries: 3, MaxArrayElements: 3}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if err := limits.check(raw); err != nil {
+			if logical.StatusOf(err) != http.StatusBadRequest {
+				t.Fatalf("limit error is not a 400: %v", err)
+			}
+			return
+		}
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		type level struct {
+			object bool
+			n      int
+		}
+		var stack []level
+		for {
+			tok, err := dec.Token()
+			if err != nil {
+				return // invalid JSON is the decoder's to refuse
+			}
+			switch v := tok.(type) {
+			case json.Delim:
+				switch v {
+				case '{', '[':
+					if len(stack) > 0 {
+						stack[len(stack)-1].n++
+					}
+					stack = append(stack, level{object: v == '{'})
+					if len(stack) > limits.MaxDepth {
+						t.Fatalf("%q is deeper than %d and passed", raw, limits.MaxDepth)
+					}
+				default:
+					stack = stack[:len(stack)-1]
+				}
+				continue
+			case string:
+				if len(v) > 3*limits.MaxStringLength {
+					// The limit counts encoded bytes; decoding turns an
+					// invalid byte into U+FFFD (three bytes) and shrinks
+					// escapes, so a passed string decodes to at most three
+					// times the limit.
+					t.Fatalf("%q has a string over %d bytes and passed", raw, limits.MaxStringLength)
+				}
+			}
+			if len(stack) > 0 {
+				top := &stack[len(stack)-1]
+				top.n++
+				max := limits.MaxArrayElements
+				n := top.n
+				if top.object {
+					max, n = limits.MaxObjectEntries, (top.n+1)/2 // keys and values alternate
+				}
+				if n > max {
+					t.Fatalf("%q has a container over its limit and passed", raw)
+				}
+			}
+		}
 	})
 }

@@ -446,3 +446,76 @@ func (b *lockedBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// TestAuditSocketStalled points a socket device at a listener that accepts
+// and never reads. Once the socket's buffers fill, each write waits at most
+// write_timeout; the file device keeps recording, so requests keep being
+// served rather than hanging behind the stuck peer.
+func TestAuditSocketStalled(t *testing.T) {
+	ctx := context.Background()
+	_, addr, root := servertest.StartDevServer(t, nil)
+	c := newClient(t, addr, root)
+	sock := filepath.Join(t.TempDir(), "stall.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var held []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			held = append(held, conn) // never read
+			mu.Unlock()
+		}
+	}()
+	defer func() {
+		mu.Lock()
+		for _, c := range held {
+			c.Close()
+		}
+		mu.Unlock()
+	}()
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().EnableAuditWithOptions("stuck", &vault.EnableAuditOptions{Type: "socket", Options: map[string]string{
+		"address": sock, "socket_type": "unix", "write_timeout": "200ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A payload big enough that a few hundred entries fill the socket.
+	big := strings.Repeat("x", 16<<10)
+	if _, err := c.KVv2("secret").Put(ctx, "big", map[string]any{"v": big}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; i < 300; i++ {
+			if _, err := c.KVv2("secret").Get(ctx, "big"); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("a read failed with a working file device: %v", err)
+		}
+	case <-time.After(2 * time.Minute):
+		t.Fatal("requests hang behind a stalled audit socket")
+	}
+	mu.Lock()
+	conns := len(held)
+	mu.Unlock()
+	if conns < 2 {
+		t.Fatalf("the device connected %d times; a stalled socket should have been dropped and redialled", conns)
+	}
+}

@@ -112,6 +112,19 @@ async function main() {
   await c.removePolicy({ name: 'node-app' });
   r = await c.policies();
   check(!r.policies.includes('node-app'), 'removePolicy');
+
+  // Audit devices.
+  const auditLog = require('path').join(require('os').tmpdir(), `node-audit-${process.pid}.log`);
+  await c.enableAudit({ name: 'node-file', type: 'file', options: { file_path: auditLog } });
+  r = await c.audits();
+  check(r['node-file/'] && r['node-file/'].options.file_path === auditLog, `audits: ${JSON.stringify(r)}`);
+  await c.read('secret/data/app/cfg');
+  const lines = require('fs').readFileSync(auditLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  check(lines.some((e) => e.type === 'response' && e.request.path === 'secret/data/app/cfg'), 'no audit entry for the read');
+  await c.disableAudit({ name: 'node-file' });
+  r = await c.audits();
+  check(!r['node-file/'], 'disableAudit');
+  require('fs').unlinkSync(auditLog);
   console.log('node-vault: all checks passed');
 }
 

@@ -144,6 +144,32 @@ def policies_and_tokens(c, addr):
     check("app-read" not in c.sys.list_policies()["data"]["policies"], "delete_policy")
 
 
+def audit(c):
+    """Audit devices through hvac's sys.audit calls: enable, list, hash, disable."""
+    import json
+    import tempfile
+    log = os.path.join(tempfile.mkdtemp(), "audit.log")
+    c.sys.enable_audit_device(device_type="file", path="hvac-file", options={"file_path": log},
+                              description="hvac test")
+    listed = c.sys.list_enabled_audit_devices()
+    dev = listed["data"]["hvac-file/"]
+    check(dev["type"] == "file" and dev["options"]["file_path"] == log and dev["description"] == "hvac test",
+          "list_enabled_audit_devices: %r" % listed)
+    c.secrets.kv.v2.create_or_update_secret(path="audited", secret={"token": "hvac-audit-marker"})
+    c.secrets.kv.v2.read_secret_version(path="audited")
+    h = c.sys.calculate_hash(path="hvac-file", input_to_hash="hvac-audit-marker")["data"]["hash"]
+    check(h.startswith("hmac-sha256:"), "calculate_hash: %r" % h)
+    with open(log) as f:
+        text = f.read()
+    check("hvac-audit-marker" not in text, "the audit log holds the plaintext")
+    reads = [json.loads(l) for l in text.splitlines()]
+    reads = [e for e in reads if e["type"] == "response" and e["request"]["path"] == "secret/data/audited"
+             and e["request"]["operation"] == "read"]
+    check(reads and reads[0]["response"]["data"]["data"]["token"] == h, "read entry: %r" % reads)
+    c.sys.disable_audit_device(path="hvac-file")
+    check("hvac-file/" not in c.sys.list_enabled_audit_devices()["data"], "disable_audit_device")
+
+
 def main():
     seal_flow(os.environ["SEALED_ADDR"])
     addr = os.environ["VAULT_ADDR"]
@@ -152,6 +178,7 @@ def main():
     kv2(c)
     kv1(c)
     policies_and_tokens(c, addr)
+    audit(c)
     print("python3-hvac %s: all checks passed" % getattr(hvac, "__version__", "0.11"))
 
 
