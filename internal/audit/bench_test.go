@@ -63,4 +63,3 @@ func BenchmarkFormat(b *testing.B) {
 		}
 	}
 }
-
