@@ -519,3 +519,26 @@ func TestAuditSocketStalled(t *testing.T) {
 		t.Fatalf("the device connected %d times; a stalled socket should have been dropped and redialled", conns)
 	}
 }
+
+// TestAuditSyslog enables a syslog device: it works where a local syslog
+// daemon listens, and is refused with a clear 400 where none does.
+func TestAuditSyslog(t *testing.T) {
+	_, addr, root := servertest.StartDevServer(t, nil)
+	c := newClient(t, addr, root)
+	err := c.Sys().EnableAuditWithOptions("syslog", &vault.EnableAuditOptions{Type: "syslog", Options: map[string]string{"tag": "arca-test"}})
+	if _, statErr := os.Stat("/dev/log"); statErr != nil {
+		if statusOf(err) != 400 || !strings.Contains(err.Error(), "syslog") {
+			t.Fatalf("syslog device without a daemon: %v, want a 400 that says so", err)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("syslog device with /dev/log present: %v", err)
+	}
+	if _, err := c.KVv2("secret").Get(context.Background(), "nothing"); statusOf(err) != 404 {
+		t.Fatalf("read with a syslog device: %v", err)
+	}
+	if err := c.Sys().EnableAuditWithOptions("syslog2", &vault.EnableAuditOptions{Type: "syslog", Options: map[string]string{"facility": "NOPE"}}); statusOf(err) != 400 {
+		t.Fatalf("unknown facility: %v, want 400", err)
+	}
+}
