@@ -48,11 +48,11 @@ type Input struct {
 	HMACHeaders map[string]bool
 
 	// What the request entry computed that the response entry reuses: the
-	// time text and, for the device that computed them, the token hashes.
-	timeText     string
-	hashedBy     *Hasher
-	tokenHash    []byte
-	accessorHash []byte
+	// time text and, for the device that encoded it, the auth and request
+	// members (the same in both entries).
+	timeText string
+	commonBy *Hasher
+	common   []byte
 }
 
 // Types are the audit device types this build provides.

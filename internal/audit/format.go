@@ -115,21 +115,6 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 		accessor.raw = true
 	}
 	req := in.Request
-	// The caller's token and accessor appear twice in an entry and again in
-	// the response entry; hash each once per request.
-	tokenHash, accessorHash := in.tokenHash, in.accessorHash
-	if in.hashedBy != h || f.raw || !f.hmacAccessor {
-		tokenHash, accessorHash = nil, nil
-		if req.ClientToken != "" {
-			tokenHash = enc.str(nil, req.ClientToken)
-		}
-		if req.ClientTokenAccessor != "" {
-			accessorHash = accessor.str(nil, req.ClientTokenAccessor)
-		}
-		if !f.raw && f.hmacAccessor {
-			in.hashedBy, in.tokenHash, in.accessorHash = h, tokenHash, accessorHash
-		}
-	}
 	if in.timeText == "" {
 		in.timeText = in.Time.UTC().Format(time.RFC3339Nano)
 	}
@@ -139,6 +124,78 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 	e := openObject(b)
 	e.str("time", in.timeText)
 	e.str("type", typ)
+	// The auth and request members are the same in the request and the
+	// response entry: encode them once per request and device.
+	if in.commonBy != h {
+		mark := len(e.b)
+		f.appendCommon(e, in, enc, accessor)
+		in.common = append(in.common[:0], e.b[mark:]...)
+		in.commonBy = h
+	} else {
+		e.b = append(e.b, in.common...)
+	}
+
+	if typ == "response" {
+		e.key("response")
+		o := openObject(e.b)
+		appendMount(o, req, in)
+		if resp := in.Response; resp != nil {
+			if resp.Auth != nil {
+				o.key("auth")
+				o.b = appendAuth(o.b, resp.Auth, enc, accessor, nil, nil)
+			}
+			if resp.Secret != nil {
+				o.key("secret")
+				o.b = append(o.b, `{"lease_id":`...)
+				o.b = append(appendJSONString(o.b, resp.Secret.LeaseID), '}')
+			}
+			switch {
+			case resp.Raw != nil && resp.Data == nil:
+				// sys/metrics and the like: record that a body went out, not
+				// the body.
+				o.key("data")
+				o.b = append(o.b, `{"raw_body_bytes":`...)
+				o.b = append(strconv.AppendInt(o.b, int64(len(resp.Raw)), 10), '}')
+			case len(resp.Data) > 0:
+				data := resp.Data
+				if f.elideLists && req.Operation == logical.ListOperation {
+					data = elideList(data)
+				}
+				o.key("data")
+				o.b = valueEncoder{h: enc.h, raw: enc.raw, plain: in.NonHMACResponseKeys}.value(o.b, data)
+			}
+			if len(resp.Warnings) > 0 {
+				o.key("warnings")
+				o.b = valueEncoder{raw: true}.value(o.b, resp.Warnings)
+			}
+		}
+		e.b = o.close()
+	}
+	if in.Err != nil {
+		e.str("error", in.Err.Error())
+	}
+	b = append(e.close(), '\n')
+	if f.jsonx {
+		x, err := toJSONx(b[start:])
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(b[:start], x...), '\n')
+	}
+	return b, nil
+}
+
+// appendCommon writes the auth and request members of an entry.
+func (f formatter) appendCommon(e *object, in *Input, enc, accessor valueEncoder) {
+	req := in.Request
+	// The caller's token and accessor appear twice; hash each once.
+	var tokenHash, accessorHash []byte
+	if req.ClientToken != "" {
+		tokenHash = enc.str(nil, req.ClientToken)
+	}
+	if req.ClientTokenAccessor != "" {
+		accessorHash = accessor.str(nil, req.ClientTokenAccessor)
+	}
 	if in.Auth != nil {
 		e.key("auth")
 		e.b = appendAuth(e.b, in.Auth, enc, accessor, tokenHash, accessorHash)
@@ -190,55 +247,6 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 		r.b = hd.close()
 	}
 	e.b = r.close()
-
-	if typ == "response" {
-		e.key("response")
-		o := openObject(e.b)
-		appendMount(o, req, in)
-		if resp := in.Response; resp != nil {
-			if resp.Auth != nil {
-				o.key("auth")
-				o.b = appendAuth(o.b, resp.Auth, enc, accessor, nil, nil)
-			}
-			if resp.Secret != nil {
-				o.key("secret")
-				o.b = append(o.b, `{"lease_id":`...)
-				o.b = append(appendJSONString(o.b, resp.Secret.LeaseID), '}')
-			}
-			switch {
-			case resp.Raw != nil && resp.Data == nil:
-				// sys/metrics and the like: record that a body went out, not
-				// the body.
-				o.key("data")
-				o.b = append(o.b, `{"raw_body_bytes":`...)
-				o.b = append(strconv.AppendInt(o.b, int64(len(resp.Raw)), 10), '}')
-			case len(resp.Data) > 0:
-				data := resp.Data
-				if f.elideLists && req.Operation == logical.ListOperation {
-					data = elideList(data)
-				}
-				o.key("data")
-				o.b = valueEncoder{h: enc.h, raw: enc.raw, plain: in.NonHMACResponseKeys}.value(o.b, data)
-			}
-			if len(resp.Warnings) > 0 {
-				o.key("warnings")
-				o.b = valueEncoder{raw: true}.value(o.b, resp.Warnings)
-			}
-		}
-		e.b = o.close()
-	}
-	if in.Err != nil {
-		e.str("error", in.Err.Error())
-	}
-	b = append(e.close(), '\n')
-	if f.jsonx {
-		x, err := toJSONx(b[start:])
-		if err != nil {
-			return nil, err
-		}
-		b = append(append(b[:start], x...), '\n')
-	}
-	return b, nil
 }
 
 func appendMount(o *object, req *logical.Request, in *Input) {
