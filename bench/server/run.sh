@@ -53,18 +53,21 @@ run() { # name conc script token keys url
 }
 AUDIT_DIR="${AUDIT_DIR:-$work}" # where the audit file goes; e.g. /dev/shm to leave the disk out
 audit_cases() { # KV v2 reads without and with one file audit device, alternated
-	local round
-	for round in 1 2; do
+	local round rounds="${ROUNDS:-3}"
+	: >"$work/audit-rps"
+	for round in $(seq "$rounds"); do
 		api DELETE sys/audit/file >/dev/null || true
-		run "kv2 read hot, policy, no audit" 16 read.lua "$POLICY_TOKEN" 1 "http://$ADDR"
-		run "kv2 read 10k, policy, no audit" 16 read.lua "$POLICY_TOKEN" 10000 "http://$ADDR"
+		run "kv2 read hot, policy, no audit" 16 read.lua "$POLICY_TOKEN" 1 "http://$ADDR" | tee -a "$work/audit-rps"
+		run "kv2 read 10k, policy, no audit" 16 read.lua "$POLICY_TOKEN" 10000 "http://$ADDR" | tee -a "$work/audit-rps"
 		rm -f "$AUDIT_DIR/audit.log"
 		api PUT sys/audit/file "{\"type\":\"file\",\"options\":{\"file_path\":\"$AUDIT_DIR/audit.log\"}}" >/dev/null
-		run "kv2 read hot, policy, file audit" 16 read.lua "$POLICY_TOKEN" 1 "http://$ADDR"
-		run "kv2 read 10k, policy, file audit" 16 read.lua "$POLICY_TOKEN" 10000 "http://$ADDR"
+		run "kv2 read hot, policy, file audit" 16 read.lua "$POLICY_TOKEN" 1 "http://$ADDR" | tee -a "$work/audit-rps"
+		run "kv2 read 10k, policy, file audit" 16 read.lua "$POLICY_TOKEN" 10000 "http://$ADDR" | tee -a "$work/audit-rps"
 	done
 	echo "audit log: $(wc -l <"$AUDIT_DIR/audit.log") lines, $(du -h "$AUDIT_DIR/audit.log" | cut -f1)"
 	api DELETE sys/audit/file >/dev/null
+	awk '/no audit/ {n += $(NF-3); nn++} /file audit/ {a += $(NF-3); na++}
+		END { printf "mean req/s: no audit %.0f, file audit %.0f: %.1f%% of the throughput without audit\n", n/nn, a/na, 100*(a/na)/(n/nn) }' "$work/audit-rps"
 }
 if [ "${ONLY:-}" = audit ]; then
 	audit_cases
