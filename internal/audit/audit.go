@@ -47,10 +47,9 @@ type Input struct {
 	// HMACHeaders names the headers in Headers whose values are HMAC'd.
 	HMACHeaders map[string]bool
 
-	// What the request entry computed that the response entry reuses: the
-	// time text and, for the device that encoded it, the auth and request
-	// members (the same in both entries).
-	timeText string
+	// What the request entry computed that the response entry reuses: for
+	// the device that encoded them, the auth and request members (the same
+	// in both entries).
 	commonBy *Hasher
 	common   []byte
 }

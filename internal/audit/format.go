@@ -115,14 +115,12 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 		accessor.raw = true
 	}
 	req := in.Request
-	if in.timeText == "" {
-		in.timeText = in.Time.UTC().Format(time.RFC3339Nano)
-	}
 
 	b = append(b, f.prefix...)
 	start := len(b)
 	e := openObject(b)
-	e.str("time", in.timeText)
+	e.key("time")
+	e.b = append(in.Time.UTC().AppendFormat(append(e.b, '"'), time.RFC3339Nano), '"')
 	e.str("type", typ)
 	// The auth and request members are the same in the request and the
 	// response entry: encode them once per request and device.
@@ -229,7 +227,7 @@ func (f formatter) appendCommon(e *object, in *Input, enc, accessor valueEncoder
 	if len(in.Headers) > 0 {
 		r.key("headers")
 		hd := openObject(r.b)
-		for _, k := range sortedKeys(in.Headers) {
+		for _, k := range appendSortedKeys(nil, in.Headers) {
 			hd.key(k)
 			hd.b = append(hd.b, '[')
 			for j, v := range in.Headers[k] {

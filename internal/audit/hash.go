@@ -35,9 +35,12 @@ type Hasher struct {
 	pool sync.Pool // of *hmacState
 }
 
+// hmacState is one pooled HMAC with the buffers it needs, so hashing a
+// value allocates nothing.
 type hmacState struct {
 	mac     hash.Hash
 	scratch []byte
+	sum     []byte
 }
 
 // NewHasher returns a Hasher keyed by salt.
@@ -57,11 +60,9 @@ func (h *Hasher) appendRaw(b []byte, value string) []byte {
 	st.mac.Reset()
 	st.scratch = append(st.scratch[:0], value...)
 	st.mac.Write(st.scratch)
-	var sum [sha256.Size]byte
+	st.sum = st.mac.Sum(st.sum[:0])
 	b = append(b, HashPrefix...)
-	n := len(b)
-	b = append(b, make([]byte, 2*sha256.Size)...)
-	hex.Encode(b[n:], st.mac.Sum(sum[:0]))
+	b = hex.AppendEncode(b, st.sum)
 	if cap(st.scratch) > 64<<10 {
 		st.scratch = nil // do not pin a huge value's buffer
 	}
@@ -118,15 +119,17 @@ func (e valueEncoder) value(b []byte, v any) []byte {
 	case []byte:
 		return e.str(b, string(v))
 	case map[string]any:
+		var arr [16]string
 		o := openObject(b)
-		for _, k := range sortedKeys(v) {
+		for _, k := range appendSortedKeys(arr[:0], v) {
 			o.anyKey(k)
 			o.b = e.forKey(k).value(o.b, v[k])
 		}
 		return o.close()
 	case map[string]string:
+		var arr [16]string
 		o := openObject(b)
-		for _, k := range sortedKeys(v) {
+		for _, k := range appendSortedKeys(arr[:0], v) {
 			o.anyKey(k)
 			o.b = e.forKey(k).str(o.b, v[k])
 		}
@@ -182,8 +185,9 @@ func appendFloat(b []byte, f float64) []byte {
 	return strconv.AppendFloat(b, f, 'g', -1, 64)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
+// appendSortedKeys appends m's keys to keys, sorted. Callers pass a small
+// array's slice so the usual few keys need no allocation.
+func appendSortedKeys[V any](keys []string, m map[string]V) []string {
 	for k := range m {
 		keys = append(keys, k)
 	}
