@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
@@ -69,21 +70,28 @@ type mount struct {
 }
 
 // mountSystemView is the SystemView a mount's backend sees: the mount's own
-// TTLs, falling back to the system's.
+// TTLs, falling back to the system's. It follows the mount through tunes,
+// which replace the entry rather than change it in place.
 type mountSystemView struct {
 	core  *Core
-	entry *MountEntry
+	entry atomic.Pointer[MountEntry]
+}
+
+func newMountSystemView(c *Core, e *MountEntry) *mountSystemView {
+	s := &mountSystemView{core: c}
+	s.entry.Store(e)
+	return s
 }
 
 func (s *mountSystemView) DefaultLeaseTTL() time.Duration {
-	if d := s.entry.Config.DefaultLeaseTTL; d > 0 {
+	if d := s.entry.Load().Config.DefaultLeaseTTL; d > 0 {
 		return d
 	}
 	return s.core.conf.DefaultLeaseTTL
 }
 
 func (s *mountSystemView) MaxLeaseTTL() time.Duration {
-	if d := s.entry.Config.MaxLeaseTTL; d > 0 {
+	if d := s.entry.Load().Config.MaxLeaseTTL; d > 0 {
 		return d
 	}
 	return s.core.conf.MaxLeaseTTL
@@ -154,7 +162,7 @@ func loadMountTable(ctx context.Context, c *Core) (*mountTable, error) {
 func (mt *mountTable) instantiate(ctx context.Context, e *MountEntry) (*mount, error) {
 	c := mt.core
 	m := &mount{entry: e, view: newView(c.barrier, e.storagePrefix())}
-	m.sys = &mountSystemView{core: c, entry: e}
+	m.sys = newMountSystemView(c, e)
 	var err error
 	switch {
 	case e.Type == "system":
@@ -386,12 +394,15 @@ func (mt *mountTable) tune(ctx context.Context, routePath string, apply func(*Mo
 	if err := apply(&updated); err != nil {
 		return err
 	}
-	old := *m.entry
-	*m.entry = updated
+	// Requests in flight keep reading the mount they routed to, so the
+	// tuned mount is a new value, not the old one changed in place.
+	tuned := &mount{entry: &updated, backend: m.backend, view: m.view, sys: m.sys}
+	mt.byPath[routePath] = tuned
 	if err := mt.persistLocked(ctx, updated.Table); err != nil {
-		*m.entry = old
+		mt.byPath[routePath] = m
 		return err
 	}
+	m.sys.entry.Store(&updated)
 	return nil
 }
 
