@@ -80,12 +80,18 @@ func runScan(args []string) int {
 	fs.BoolVar(verbose, "v", false, "alias of --verbose")
 	fs.Bool("no-banner", true, "accepted for gitleaks compatibility")
 	fs.Bool("no-color", true, "accepted for gitleaks compatibility")
-	if err := fs.Parse(rest); err != nil {
+	// gitleaks takes flags after the target too: "gitleaks dir . -r out.json".
+	positional, err := parseInterspersed(fs, rest)
+	if err != nil {
 		return 2
 	}
-	target := fs.Arg(0)
-	if target == "" {
-		target = "."
+	if len(positional) > 1 {
+		fmt.Fprintf(stderr, "Error: scan %s takes one target, got %q\n", source, positional)
+		return 2
+	}
+	target := "."
+	if len(positional) == 1 {
+		target = positional[0]
 	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)

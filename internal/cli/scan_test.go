@@ -58,3 +58,22 @@ func TestScanCommand(t *testing.T) {
 		t.Fatalf("bad config: exit %d, want 2", code)
 	}
 }
+
+func TestScanFlagsAfterTarget(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "a.env"), []byte("aws_key = \"AKIAQWERTYUIOPASDFGH\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	report := filepath.Join(t.TempDir(), "out.csv")
+	code, _, errOut := arca(t, "", "scan", "dir", dir, "-f", "csv", "-r", report, "--exit-code", "0")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	raw, err := os.ReadFile(report)
+	if err != nil || !strings.HasPrefix(string(raw), "RuleID,") || !strings.Contains(string(raw), "aws-access-token") {
+		t.Fatalf("flags after the target were not applied: %v %q", err, raw)
+	}
+	if code, _, _ := arca(t, "", "scan", "dir", dir, "other"); code != 2 {
+		t.Fatalf("two targets: exit %d, want 2", code)
+	}
+}
