@@ -202,27 +202,6 @@ type GitOptions struct {
 // commitMark starts each commit's header in the git log stream.
 const commitMark = "\x00arca-commit\x00"
 
-// ScanGit scans the lines added in a repository's history. Each unique
-// hunk is scanned once, and a secret found in several commits is reported
-// once, for the earliest of them.
-func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([]Finding, error) {
-	args := []string{"-C", repo, "log", "-p", "-U0", "--no-color", "--no-ext-diff", "--full-history",
-		"--format=%x00arca-commit%x00%H%x00%an%x00%ae%x00%aI%x00%s"}
-	switch {
-	case opts.SinceCommit != "":
-		args = append(args, opts.SinceCommit+"..HEAD")
-	case opts.LogOpts != "":
-		args = append(args, strings.Fields(opts.LogOpts)...)
-	default:
-		args = append(args, "--all")
-	}
-	fs, err := d.scanGitCommand(ctx, args, nil)
-	if err != nil {
-		return nil, err
-	}
-	return sortFindings(earliest(fs)), nil
-}
-
 // earliest keeps, of findings with the same fingerprint, the one from the
 // earliest commit.
 func earliest(fs []Finding) []Finding {
