@@ -117,11 +117,18 @@ type window struct{ start, end int }
 
 // Detect returns the findings in one fragment.
 func (d *Detector) Detect(f Fragment) []Finding {
-	if f.StartLine == 0 {
-		f.StartLine = 1
-	}
 	if d.allowedPath(f.Path) {
 		return nil
+	}
+	return d.detect(f)
+}
+
+// detect is Detect for a fragment whose path the caller has already checked
+// against the allowlist (git history checks it once per file, not once per
+// run of added lines).
+func (d *Detector) detect(f Fragment) []Finding {
+	if f.StartLine == 0 {
+		f.StartLine = 1
 	}
 	raw := f.Raw
 	var out []Finding

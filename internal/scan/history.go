@@ -191,10 +191,13 @@ func (d *Detector) scanChanges(ctx context.Context, repo string, changes []blobC
 			defer wg.Done()
 			var local []Finding
 			for j := range jobs {
+				if d.allowedPath(j.change.path) {
+					continue
+				}
 				forAddedRuns(j.old, j.new, func(raw []byte, line int) {
 					f := *j.change.meta
 					f.Raw, f.Path, f.StartLine = raw, j.change.path, line
-					local = append(local, d.Detect(f)...)
+					local = append(local, d.detect(f)...)
 				})
 			}
 			mu.Lock()
