@@ -38,6 +38,12 @@ func Validate(ruleID, secret string) bool {
 		return validBase62Checksum(secret, 4)
 	case "jwt":
 		return validJWT(secret)
+	case "jwt-base64":
+		raw, err := base64.StdEncoding.DecodeString(secret)
+		if err != nil {
+			raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(secret, "="))
+		}
+		return err == nil && jwtShaped(strings.TrimSpace(string(raw)))
 	case "private-key":
 		return validPrivateKeyPEM(secret)
 	case "generic-api-key", "hashicorp-tf-password", "kubernetes-secret-yaml":
@@ -99,6 +105,43 @@ func validJWT(token string) bool {
 	}
 	var claims map[string]json.RawMessage
 	return json.Unmarshal(payload, &claims) == nil
+}
+
+// jwtKeys are names a JWT's first part starts with in practice: the
+// registered JOSE header parameters (RFC 7515, 7516, 7797, 8225), JWT
+// claims (RFC 7519) for tokens built the other way round, and JWK members
+// (RFC 7517) for headers that embed a key.
+var jwtKeys = map[string]bool{
+	"alg": true, "jku": true, "jwk": true, "kid": true, "x5u": true, "x5c": true, "x5t": true, "x5t#S256": true,
+	"typ": true, "cty": true, "crit": true, "enc": true, "zip": true, "epk": true, "apu": true, "apv": true,
+	"iv": true, "tag": true, "p2s": true, "p2c": true, "b64": true, "ppt": true, "svt": true, "url": true, "nonce": true,
+	"iss": true, "sub": true, "aud": true, "exp": true, "nbf": true, "iat": true, "jti": true,
+	"kty": true, "use": true, "key_ops": true, "ver": true, "version": true,
+}
+
+// jwtShaped reports whether token is header.payload[.signature] with a JSON
+// object in both parts and a name from jwtKeys in the first. It does not
+// insist on alg: tokens whose header holds only x5c, jku or zip exist.
+func jwtShaped(token string) bool {
+	parts := strings.SplitN(token, ".", 4)
+	if len(parts) < 2 || len(parts) > 3 {
+		return false
+	}
+	var header, payload map[string]json.RawMessage
+	h, err := decodeBase64URL(parts[0])
+	if err != nil || json.Unmarshal(h, &header) != nil {
+		return false
+	}
+	p, err := decodeBase64URL(parts[1])
+	if err != nil || json.Unmarshal(p, &payload) != nil {
+		return false
+	}
+	for k := range header {
+		if jwtKeys[k] {
+			return true
+		}
+	}
+	return false
 }
 
 func decodeBase64URL(s string) ([]byte, error) {
