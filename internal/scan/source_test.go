@@ -238,3 +238,40 @@ func mustB64(s string) []byte {
 }
 
 var base64Std = base64.StdEncoding
+
+// TestKubernetesSecretLayouts covers the manifests Secrets come in: JSON,
+// several documents with other kinds between them, List objects, folded
+// values and a .dockerconfigjson.
+func TestKubernetesSecretLayouts(t *testing.T) {
+	d := NewDetector(DefaultConfig())
+	dockerCfg := `{"auths":{"registry.example.com":{"auth":"` + b64("deploy:Zq8#vR2!mN5pLx") + `"}}}`
+	cases := []struct {
+		name, doc string
+		rule      string
+		line      int
+	}{
+		{"json manifest", `{"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+  "data": {"aws": "` + b64(awsKey) + `"}}`, "aws-access-token", 2},
+		{"multi-document", "apiVersion: v1\nkind: ConfigMap\ndata:\n  a: b\n---\napiVersion: v1\nkind: Secret\ndata:\n  key: " + b64(awsKey) + "\n", "aws-access-token", 9},
+		{"list", "apiVersion: v1\nkind: List\nitems:\n  - apiVersion: v1\n    kind: Secret\n    data:\n      id: " + b64(awsKey) + "\n", "aws-access-token", 7},
+		{"key name judged", "kind: Secret\ndata:\n  db-password: " + b64("Xk9mQ2vL7pRtW4ab") + "\n", "generic-api-key", 3},
+		{"docker config", "kind: Secret\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: " + b64(dockerCfg) + "\n", "docker-config-auth", 4},
+		{"template falls back", "kind: Secret\ndata:\n  aws: " + b64(awsKey) + "\n  x: {{ .Values.x | b64enc }}\n", "aws-access-token", 3},
+	}
+	for _, c := range cases {
+		fs := d.scanDecoded([]byte(c.doc), "secret.yaml")
+		found := false
+		for _, f := range fs {
+			if f.RuleID == c.rule && f.StartLine == c.line {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("%s: no %s at line %d in %+v", c.name, c.rule, c.line, fs)
+		}
+	}
+	// A ConfigMap's base64-looking values are not decoded.
+	if fs := d.scanDecoded([]byte("kind: ConfigMap\ndata:\n  aws: "+b64(awsKey)+"\n---\nkind: Secret\n"), "cm.yaml"); len(fs) != 0 {
+		t.Errorf("ConfigMap data decoded: %+v", fs)
+	}
+}
