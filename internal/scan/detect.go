@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"math"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -227,6 +228,9 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 	if d.Validate != nil && !d.Validate(r.ID, secret) {
 		return Finding{}, false
 	}
+	if slices.Contains(r.Tags, "generic") && namesItself(string(raw[start:secStart]), secret) {
+		return Finding{}, false
+	}
 	lineStart := bytes.LastIndexByte(raw[:start], '\n') + 1
 	lineEnd := bytes.IndexByte(raw[end:], '\n')
 	if lineEnd < 0 {
@@ -253,6 +257,27 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 		Author: f.Author, Email: f.Email, Date: f.Date, Message: f.Message, Tags: r.Tags,
 		Fingerprint: fingerprint(r.ID, f.Path, secret), line: line,
 	}, true
+}
+
+// namesItself reports whether a generic assignment's value contains the
+// name it is assigned to ("encryptionKey": "encryptionKey1024", Credit :=
+// flags&gcDrainFlushBgCredit): an identifier or a placeholder, not a
+// secret. before is the match up to the value.
+func namesItself(before, secret string) bool {
+	end := len(before)
+	for end > 0 && !isNameByte(before[end-1]) {
+		end--
+	}
+	begin := end
+	for begin > 0 && isNameByte(before[begin-1]) {
+		begin--
+	}
+	name := before[begin:end]
+	return len(name) >= 4 && strings.Contains(strings.ToLower(secret), strings.ToLower(name))
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
 }
 
 var inlineMarkers = []string{"gitleaks:allow", "arca:allow", "pragma: allowlist secret", "trufflehog:ignore"}

@@ -99,3 +99,21 @@ regx = "x"`: "regx",
 		}
 	}
 }
+
+// TestGenericValueNamingItself drops assignments whose value contains the
+// name it is assigned to: identifiers and placeholders, not secrets.
+func TestGenericValueNamingItself(t *testing.T) {
+	d := NewDetector(DefaultConfig())
+	for _, line := range []string{
+		`"encryptionKey": "encryptionKey1024"`,
+		"flushBgCredit := flags&gcDrainFlushBgCredit != 0",
+		"api_token = api_token_v2_prod",
+	} {
+		if fs := d.Detect(Fragment{Raw: []byte(line + "\n"), Path: "x.go"}); len(fs) != 0 {
+			t.Errorf("%q reported: %+v", line, fs)
+		}
+	}
+	if fs := d.Detect(Fragment{Raw: []byte("api_token = \"Xk9mQ2vL7pRtW4ab\"\n"), Path: "x.env"}); len(fs) != 1 {
+		t.Errorf("a real generic secret is no longer reported: %+v", fs)
+	}
+}
