@@ -242,6 +242,9 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 	if inlineAllowed(line) {
 		return Finding{}, false
 	}
+	if slices.Contains(r.Tags, "generic") && goTestOutput.MatchString(line) {
+		return Finding{}, false // "--- PASS: TestLogin/password" is a test result, not a password
+	}
 	for _, al := range append(r.Allowlists, d.cfg.Allowlists...) {
 		if al.allows(f, secret, match, line) {
 			return Finding{}, false
@@ -258,6 +261,10 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 		Fingerprint: fingerprint(r.ID, f.Path, secret), line: line,
 	}, true
 }
+
+// goTestOutput matches the result lines of `go test -v`, common in the CI
+// logs `arca scan stdin` reads.
+var goTestOutput = regexp.MustCompile(`^\s*(?:---|===) (?:PASS|FAIL|SKIP|RUN|PAUSE|CONT|NAME):? `)
 
 // namesItself reports whether a generic assignment's value contains the
 // name it is assigned to ("encryptionKey": "encryptionKey1024", Credit :=

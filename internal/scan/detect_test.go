@@ -117,3 +117,11 @@ func TestGenericValueNamingItself(t *testing.T) {
 		t.Errorf("a real generic secret is no longer reported: %+v", fs)
 	}
 }
+
+func TestGoTestOutputIsNotAPassword(t *testing.T) {
+	d := NewDetector(DefaultConfig())
+	log := "=== RUN   TestLogin/wrong_password\n--- PASS: TestAddrStringAllocs/ipv4-in-ipv6+zone (0.00s)\n    --- FAIL: TestPasswordReset9 (0.01s)\n"
+	if fs := d.Detect(Fragment{Raw: []byte(log), Path: "ci.log"}); len(fs) != 0 {
+		t.Fatalf("go test output reported: %+v", fs)
+	}
+}
