@@ -262,9 +262,9 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 	}, true
 }
 
-// goTestOutput matches the result lines of `go test -v`, common in the CI
-// logs `arca scan stdin` reads.
-var goTestOutput = regexp.MustCompile(`^\s*(?:---|===) (?:PASS|FAIL|SKIP|RUN|PAUSE|CONT|NAME):? `)
+// goTestOutput matches the result lines of `go test -v` (also inside
+// test2json's JSON), common in the CI logs `arca scan stdin` reads.
+var goTestOutput = regexp.MustCompile(`(?:^|["\s])(?:---|===) (?:PASS|FAIL|SKIP|RUN|PAUSE|CONT|NAME):? `)
 
 // namesItself reports whether a generic assignment's value contains the
 // name it is assigned to ("encryptionKey": "encryptionKey1024", Credit :=
