@@ -231,6 +231,9 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 	if slices.Contains(r.Tags, "generic") && namesItself(string(raw[start:secStart]), secret) {
 		return Finding{}, false
 	}
+	if insideBase64(raw, secStart) {
+		return Finding{}, false
+	}
 	lineStart := bytes.LastIndexByte(raw[:start], '\n') + 1
 	lineEnd := bytes.IndexByte(raw[end:], '\n')
 	if lineEnd < 0 {
@@ -260,6 +263,25 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 		Author: f.Author, Email: f.Email, Date: f.Date, Message: f.Message, Tags: r.Tags,
 		Fingerprint: fingerprint(r.ID, f.Path, secret), line: line,
 	}, true
+}
+
+// insideBase64 reports whether the secret starting at i continues a long
+// run of base64 text: "EAAA..." after "...Qm+" in an encoded binary is a
+// coincidence of the alphabet, not a token. A token after a URL's "/v1/"
+// is not affected: the run before it is short.
+func insideBase64(raw []byte, i int) bool {
+	if i == 0 || (raw[i-1] != '+' && raw[i-1] != '/') {
+		return false
+	}
+	n := 0
+	for j := i - 1; j >= 0 && n < 16; j-- {
+		c := raw[j]
+		if !(c == '+' || c == '/' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			break
+		}
+		n++
+	}
+	return n >= 16
 }
 
 // goTestOutput matches the result lines of `go test -v` (also inside

@@ -125,3 +125,14 @@ func TestGoTestOutputIsNotAPassword(t *testing.T) {
 		t.Fatalf("go test output reported: %+v", fs)
 	}
 }
+
+func TestTokenInsideBase64IsCoincidence(t *testing.T) {
+	d := NewDetector(DefaultConfig())
+	blob := "f0VMRgIBAQAAAAAAAAAAAAIAPgABAAAAADtFAAAAAABAAAAAAAAAAMgBAAAAAAAA+EAAAAAAA5mRABAAB0C0mLTjCQiZkQAQAAgD22CQkAAHQmSIN6\n"
+	if fs := d.Detect(Fragment{Raw: []byte(blob), Path: "x.base64"}); len(fs) != 0 {
+		t.Fatalf("a token shape inside base64 reported: %+v", fs)
+	}
+	if fs := d.Detect(Fragment{Raw: []byte("GET https://api.example.com/v1/" + awsKey + "\n"), Path: "x.log"}); len(fs) != 1 {
+		t.Fatalf("a key after a short URL path is no longer reported: %+v", fs)
+	}
+}
