@@ -110,7 +110,7 @@ func runScan(args []string) int {
 	case "dir", "files", "directory":
 		findings, err = det.ScanDir(ctx, target, scan.DirOptions{NoGitignore: *noGitignore, MaxFileBytes: int64(*maxMB) << 20, Progress: progress.update})
 	case "git":
-		findings, err = det.ScanGit(ctx, target, scan.GitOptions{LogOpts: logOpts, SinceCommit: since})
+		findings, err = det.ScanGit(ctx, target, scan.GitOptions{LogOpts: logOpts, SinceCommit: since, Progress: progress.update})
 	case "staged", "protect":
 		findings, err = det.ScanStaged(ctx, target)
 	case "stdin":

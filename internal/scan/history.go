@@ -54,7 +54,7 @@ func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([
 	if err != nil {
 		return nil, err
 	}
-	fs, err := d.scanChanges(ctx, repo, changes)
+	fs, err := d.scanChanges(ctx, repo, changes, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -123,7 +123,7 @@ func gitChanges(ctx context.Context, args []string) ([]blobChange, error) {
 
 // scanChanges streams the blobs of changes from one cat-file process and
 // scans their added lines on a worker per CPU.
-func (d *Detector) scanChanges(ctx context.Context, repo string, changes []blobChange) ([]Finding, error) {
+func (d *Detector) scanChanges(ctx context.Context, repo string, changes []blobChange, progress func(files, bytes int64)) ([]Finding, error) {
 	if len(changes) == 0 {
 		return nil, nil
 	}
@@ -224,6 +224,7 @@ func (d *Detector) scanChanges(ctx context.Context, repo string, changes []blobC
 		}
 		return b, err
 	}
+	var scannedBytes int64
 	readErr := func() error {
 		defer close(jobs)
 		for i := range changes {
@@ -238,6 +239,10 @@ func (d *Detector) scanChanges(ctx context.Context, repo string, changes []blobC
 			content, err := next()
 			if err != nil {
 				return err
+			}
+			if progress != nil {
+				scannedBytes += int64(len(content))
+				progress(int64(i+1), scannedBytes)
 			}
 			if isBinary(content) {
 				continue

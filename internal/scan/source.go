@@ -197,6 +197,9 @@ func (d *Detector) ScanReader(r io.Reader, name string) ([]Finding, error) {
 type GitOptions struct {
 	LogOpts     string // extra git log arguments, e.g. "--all" or "main..feature"
 	SinceCommit string // scan only commits after this one
+	// Progress, when set, is called as blobs are read with the number of
+	// file versions and bytes so far.
+	Progress func(files, bytes int64)
 }
 
 // commitMark starts each commit's header in the git log stream.
