@@ -76,6 +76,7 @@ func runScan(args []string) int {
 	maxMB := fs.Int("max-target-megabytes", 0, "skip files larger than this (0: no limit)")
 	fs.StringVar(&logOpts, "log-opts", "", "git: arguments for git log, e.g. '--since=2024-01-01 main'")
 	fs.StringVar(&since, "since-commit", "", "git: only commits after this one (what a pull request adds)")
+	archiveDepth := fs.Int("max-archive-depth", 0, "dir: open zip, tar and gzip archives, and archives in them, this many levels deep (0: do not open)")
 	verbose := fs.Bool("verbose", false, "print each finding")
 	fs.BoolVar(verbose, "v", false, "alias of --verbose")
 	fs.Bool("no-banner", true, "accepted for gitleaks compatibility")
@@ -108,7 +109,7 @@ func runScan(args []string) int {
 	var findings []scan.Finding
 	switch source {
 	case "dir", "files", "directory":
-		findings, err = det.ScanDir(ctx, target, scan.DirOptions{NoGitignore: *noGitignore, MaxFileBytes: int64(*maxMB) << 20, Progress: progress.update})
+		findings, err = det.ScanDir(ctx, target, scan.DirOptions{NoGitignore: *noGitignore, MaxFileBytes: int64(*maxMB) << 20, Progress: progress.update, MaxArchiveDepth: *archiveDepth})
 	case "git":
 		findings, err = det.ScanGit(ctx, target, scan.GitOptions{LogOpts: logOpts, SinceCommit: since, Progress: progress.update})
 	case "staged", "protect":

@@ -29,6 +29,9 @@ type DirOptions struct {
 	MaxFileBytes int64
 	// Progress, when set, is called with bytes scanned so far.
 	Progress func(files, bytes int64)
+	// MaxArchiveDepth, when above 0, opens zip, tar and gzip archives and
+	// the archives inside them up to this many levels deep.
+	MaxArchiveDepth int
 }
 
 // ScanDir scans every text file under root, honouring .gitignore files,
@@ -58,15 +61,23 @@ func (d *Detector) ScanDir(ctx context.Context, root string, opts DirOptions) ([
 		go func() {
 			defer wg.Done()
 			for p := range paths {
-				data, ok := readText(p, opts.MaxFileBytes)
-				if !ok {
-					continue
-				}
 				rel := p
 				if st.IsDir() {
 					if r, err := filepath.Rel(root, p); err == nil {
 						rel = filepath.ToSlash(r)
 					}
+				}
+				if opts.MaxArchiveDepth > 0 && archiveKind(p) != "" {
+					if fs := d.scanArchiveFile(p, rel, opts.MaxArchiveDepth, opts.MaxFileBytes); len(fs) > 0 {
+						mu.Lock()
+						out = append(out, fs...)
+						mu.Unlock()
+					}
+					continue
+				}
+				data, ok := readText(p, opts.MaxFileBytes)
+				if !ok {
+					continue
 				}
 				fs := d.scanFile(data, rel)
 				if len(fs) > 0 {

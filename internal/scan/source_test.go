@@ -1,7 +1,10 @@
 package scan
 
 import (
+	"archive/tar"
+	"archive/zip"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/base64"
 	"encoding/csv"
@@ -274,4 +277,72 @@ func TestKubernetesSecretLayouts(t *testing.T) {
 	if fs := d.scanDecoded([]byte("kind: ConfigMap\ndata:\n  aws: "+b64(awsKey)+"\n---\nkind: Secret\n"), "cm.yaml"); len(fs) != 0 {
 		t.Errorf("ConfigMap data decoded: %+v", fs)
 	}
+}
+
+// TestArchives scans a zip holding a file and a tar.gz that holds another:
+// each finding names its path through the archives, and the depth limit
+// stops at the nested archive.
+func TestArchives(t *testing.T) {
+	dir := t.TempDir()
+	var tgz bytes.Buffer
+	gz := gzip.NewWriter(&tgz)
+	tw := tar.NewWriter(gz)
+	inner := []byte("GITHUB_TOKEN=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\n")
+	tw.WriteHeader(&tar.Header{Name: "conf/.env", Mode: 0o600, Size: int64(len(inner)), Typeflag: tar.TypeReg})
+	tw.Write(inner)
+	tw.Close()
+	gz.Close()
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	w, _ := zw.Create("app/settings.py")
+	w.Write([]byte("AWS_ACCESS_KEY_ID = \"" + awsKey + "\"\n"))
+	w, _ = zw.Create("vendor/bundle.tar.gz")
+	w.Write(tgz.Bytes())
+	zw.Close()
+	if err := os.WriteFile(filepath.Join(dir, "release.zip"), zbuf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := NewDetector(DefaultConfig())
+	scanAt := func(depth int) map[string]bool {
+		fs, err := d.ScanDir(context.Background(), dir, DirOptions{MaxArchiveDepth: depth})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]bool{}
+		for _, f := range fs {
+			got[f.RuleID+" "+f.File] = true
+		}
+		return got
+	}
+	if got := scanAt(0); len(got) != 0 {
+		t.Fatalf("archives opened without --max-archive-depth: %v", got)
+	}
+	if got := scanAt(1); !got["aws-access-token release.zip!app/settings.py"] || len(got) != 1 {
+		t.Fatalf("depth 1: %v", got)
+	}
+	if got := scanAt(2); !got["github-pat release.zip!vendor/bundle.tar.gz!conf/.env"] || len(got) != 2 {
+		t.Fatalf("depth 2: %v", got)
+	}
+}
+
+// FuzzArchive feeds arbitrary bytes to the archive walker as every kind:
+// it never panics and never reads past its budget.
+func FuzzArchive(f *testing.F) {
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	w, _ := zw.Create("a.env")
+	w.Write([]byte("AWS=" + awsKey + "\n"))
+	zw.Close()
+	f.Add(zbuf.Bytes())
+	f.Add([]byte("\x1f\x8b\x08\x00\x00\x00\x00\x00"))
+	d := NewDetector(DefaultConfig())
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, kind := range []string{"zip", "tar", "tgz", "gz"} {
+			a := &archiveScan{d: d, maxDepth: 3, maxEntry: 1 << 20, budget: 4 << 20}
+			a.walk(bytes.NewReader(data), int64(len(data)), "f", kind, 1)
+			if a.budget < -(1 << 20) {
+				t.Fatalf("read %d bytes past the budget", -a.budget)
+			}
+		}
+	})
 }
