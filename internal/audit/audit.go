@@ -151,13 +151,26 @@ func build(conf Config) (*Device, error) {
 // Log formats in as an entry of the given type ("request" or "response")
 // and writes it.
 func (d *Device) Log(ctx context.Context, typ string, in *Input) error {
+	return d.log(ctx, in, typ)
+}
+
+// LogPair writes the request and response entries of in with one write.
+func (d *Device) LogPair(ctx context.Context, in *Input) error {
+	return d.log(ctx, in, "request", "response")
+}
+
+// log formats one entry per type into one pooled buffer and writes it.
+func (d *Device) log(ctx context.Context, in *Input, types ...string) error {
 	bp := linePool.Get().(*[]byte)
-	line, err := d.format.entry((*bp)[:0], typ, in, d.hasher)
-	if err != nil {
-		linePool.Put(bp)
-		return fmt.Errorf("formatting the audit entry: %w", err)
+	line := (*bp)[:0]
+	for _, typ := range types {
+		var err error
+		if line, err = d.format.entry(line, typ, in, d.hasher); err != nil {
+			linePool.Put(bp)
+			return fmt.Errorf("formatting the audit entry: %w", err)
+		}
 	}
-	err = d.sink.write(ctx, line)
+	err := d.sink.write(ctx, line)
 	// Sinks are done with the line when write returns.
 	if cap(line) <= 64<<10 {
 		*bp = line
@@ -169,25 +182,6 @@ func (d *Device) Log(ctx context.Context, typ string, in *Input) error {
 // linePool recycles entry buffers: a busy server formats two entries a
 // request, and allocating each was a measurable share of the GC's work.
 var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
-
-// LogPair writes the request and response entries of in with one write.
-func (d *Device) LogPair(ctx context.Context, in *Input) error {
-	bp := linePool.Get().(*[]byte)
-	line, err := d.format.entry((*bp)[:0], "request", in, d.hasher)
-	if err == nil {
-		line, err = d.format.entry(line, "response", in, d.hasher)
-	}
-	if err != nil {
-		linePool.Put(bp)
-		return fmt.Errorf("formatting the audit entry: %w", err)
-	}
-	err = d.sink.write(ctx, line)
-	if cap(line) <= 64<<10 {
-		*bp = line
-		linePool.Put(bp)
-	}
-	return err
-}
 
 // Hash returns the HMAC this device writes for value.
 func (d *Device) Hash(value string) string { return d.hasher.Hash(value) }

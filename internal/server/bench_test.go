@@ -37,12 +37,7 @@ func BenchmarkKVv2ReadRoot(b *testing.B) {
 func BenchmarkKVv2ReadPolicyToken(b *testing.B) {
 	h, root := newTestHandler(b)
 	benchRequest(b, h, "POST", "secret/data/app/db", root, `{"data":{"username":"app","password":"s3cr3t"}}`)
-	benchRequest(b, h, "PUT", "sys/policies/acl/app", root, `{"policy":"path \"secret/data/app/*\" { capabilities = [\"read\"] }"}`)
-	req := httptest.NewRequest("POST", "/v1/auth/token/create", strings.NewReader(`{"policies":["app"]}`))
-	req.Header.Set("X-Vault-Token", root)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	tok := between(w.Body.String(), `"client_token":"`, `"`)
+	tok := appReadToken(b, h, root)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
@@ -63,6 +58,16 @@ func BenchmarkKVv2WriteInmem(b *testing.B) {
 	}
 }
 
+// appReadToken creates a token whose policy reads secret/data/app/*.
+func appReadToken(b *testing.B, h http.Handler, root string) string {
+	benchRequest(b, h, "PUT", "sys/policies/acl/app", root, `{"policy":"path \"secret/data/app/*\" { capabilities = [\"read\"] }"}`)
+	req := httptest.NewRequest("POST", "/v1/auth/token/create", strings.NewReader(`{"policies":["app"]}`))
+	req.Header.Set("X-Vault-Token", root)
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, req)
+	return between(w.Body.String(), `"client_token":"`, `"`)
+}
+
 func between(s, start, end string) string {
 	i := strings.Index(s, start)
 	if i < 0 {
@@ -81,12 +86,7 @@ func BenchmarkKVv2ReadPolicyTokenFileAudit(b *testing.B) {
 	h, root := newTestHandler(b)
 	benchRequest(b, h, "PUT", "sys/audit/file", root, fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, b.TempDir()+"/audit.log"))
 	benchRequest(b, h, "POST", "secret/data/app/db", root, `{"data":{"username":"app","password":"s3cr3t"}}`)
-	benchRequest(b, h, "PUT", "sys/policies/acl/app", root, `{"policy":"path \"secret/data/app/*\" { capabilities = [\"read\"] }"}`)
-	req := httptest.NewRequest("POST", "/v1/auth/token/create", strings.NewReader(`{"policies":["app"]}`))
-	req.Header.Set("X-Vault-Token", root)
-	w := httptest.NewRecorder()
-	h.ServeHTTP(w, req)
-	tok := between(w.Body.String(), `"client_token":"`, `"`)
+	tok := appReadToken(b, h, root)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
