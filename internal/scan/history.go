@@ -46,7 +46,7 @@ func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([
 	case opts.SinceCommit != "":
 		args = append(args, opts.SinceCommit+"..HEAD")
 	case opts.LogOpts != "":
-		args = append(args, strings.Fields(opts.LogOpts)...)
+		args = append(args, logOpts(opts.LogOpts)...)
 	default:
 		args = append(args, "--all")
 	}
@@ -59,6 +59,22 @@ func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([
 		return nil, err
 	}
 	return sortFindings(earliest(fs)), nil
+}
+
+// logOpts splits --log-opts, dropping the options that would change the
+// output Arca reads (gitleaks users pass "-p" or "-U0" out of habit).
+func logOpts(s string) []string {
+	var out []string
+	for _, a := range strings.Fields(s) {
+		switch {
+		case a == "-p", a == "-u", a == "--patch", a == "--stat", a == "--oneline", a == "--name-only", a == "--name-status",
+			strings.HasPrefix(a, "-U"), strings.HasPrefix(a, "--unified"), strings.HasPrefix(a, "--format"),
+			strings.HasPrefix(a, "--pretty"), strings.HasPrefix(a, "--color"):
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
 }
 
 // gitChanges runs git log --raw and returns, in commit order, every change

@@ -96,6 +96,11 @@ func TestGitHistoryAddedLinesOnly(t *testing.T) {
 	if _, ok := got["slack-webhook-url"]; !ok {
 		t.Errorf("no Slack webhook finding: %+v", fs)
 	}
+	// gitleaks habits in --log-opts do not break the scan.
+	fs, err = d.ScanGit(context.Background(), dir, GitOptions{LogOpts: "-p -U0 --full-history main"})
+	if err != nil || len(fs) != 3 {
+		t.Fatalf("--log-opts with -p on main: %v, %d findings, want the 3 of main", err, len(fs))
+	}
 }
 
 func TestForAddedRuns(t *testing.T) {
