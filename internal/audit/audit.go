@@ -79,10 +79,11 @@ type sink interface {
 
 // Device is one enabled audit device: a formatter and a destination.
 type Device struct {
-	path   string
-	format formatter
-	hasher *Hasher
-	sink   sink
+	path     string
+	format   formatter
+	hasher   *Hasher
+	sink     sink
+	failures failureLog
 }
 
 // commonOptions are the options every device type accepts.

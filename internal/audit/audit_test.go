@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/arcasec/arca/internal/logical"
 )
@@ -275,5 +276,21 @@ func TestBrokerFailsOnlyWhenNoDeviceRecords(t *testing.T) {
 	b.Deregister("file/")
 	if _, ok := b.Hash("file/", "x"); ok {
 		t.Fatal("a deregistered device still hashes")
+	}
+}
+
+func TestFailureLogThrottles(t *testing.T) {
+	var f failureLog
+	now := time.Now()
+	if n, ok := f.note(now); !ok || n != 0 {
+		t.Fatal("the first failure is not logged")
+	}
+	for i := 1; i <= 5; i++ {
+		if _, ok := f.note(now.Add(time.Duration(i) * time.Second)); ok {
+			t.Fatalf("failure %d within the interval was logged", i)
+		}
+	}
+	if n, ok := f.note(now.Add(11 * time.Second)); !ok || n != 5 {
+		t.Fatalf("after the interval: logged %v with %d skipped, want true and 5", ok, n)
 	}
 }

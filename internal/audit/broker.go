@@ -7,6 +7,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ErrNotRecorded is returned when devices are enabled and none of them
@@ -138,7 +139,10 @@ func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 			err = d.Log(ctx, typ, in)
 		}
 		if err != nil {
-			b.logger.Error("audit device failed to record an entry", "path", d.path, "type", typ, "request_id", in.Request.ID, "error", err)
+			if n, ok := d.failures.note(time.Now()); ok {
+				b.logger.Error("audit device failed to record an entry", "path", d.path, "request_id", in.Request.ID,
+					"error", err, "failures_not_logged", n)
+			}
 			if b.OnFailure != nil {
 				if typ == "" {
 					b.OnFailure(d.path, "request")
@@ -155,4 +159,29 @@ func (b *Broker) log(ctx context.Context, typ string, in *Input) error {
 		return ErrNotRecorded
 	}
 	return nil
+}
+
+// failureLog throttles a failing device's log lines: a broken disk under
+// load fails every request, and one line per request would bury the log.
+// The first failure is logged, then at most one line per interval, with the
+// number of failures not logged in between.
+type failureLog struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+const failureLogInterval = 10 * time.Second
+
+// note records a failure and reports whether to log it, with the count of
+// failures skipped since the last line.
+func (f *failureLog) note(now time.Time) (skipped int, log bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.last.IsZero() && now.Sub(f.last) < failureLogInterval {
+		f.skipped++
+		return 0, false
+	}
+	skipped, f.skipped, f.last = f.skipped, 0, now
+	return skipped, true
 }
