@@ -186,13 +186,22 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 // appendCommon writes the auth and request members of an entry.
 func (f formatter) appendCommon(e *object, in *Input, enc, accessor valueEncoder) {
 	req := in.Request
-	// The caller's token and accessor appear twice; hash each once.
+	// The caller's token and accessor appear twice; hash each once, and
+	// remember the pair for the token's next request.
 	var tokenHash, accessorHash []byte
-	if req.ClientToken != "" {
-		tokenHash = enc.str(nil, req.ClientToken)
-	}
-	if req.ClientTokenAccessor != "" {
-		accessorHash = accessor.str(nil, req.ClientTokenAccessor)
+	switch {
+	case enc.raw:
+		if req.ClientToken != "" {
+			tokenHash = appendJSONString(nil, req.ClientToken)
+		}
+		if req.ClientTokenAccessor != "" {
+			accessorHash = appendJSONString(nil, req.ClientTokenAccessor)
+		}
+	case req.ClientToken != "" || req.ClientTokenAccessor != "":
+		tokenHash, accessorHash = enc.h.tokenHashes(req.ClientToken, req.ClientTokenAccessor)
+		if req.ClientTokenAccessor != "" && !f.hmacAccessor {
+			accessorHash = appendJSONString(nil, req.ClientTokenAccessor)
+		}
 	}
 	if in.Auth != nil {
 		e.key("auth")

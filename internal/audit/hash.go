@@ -33,7 +33,16 @@ const HashPrefix = "hmac-sha256:"
 // Hasher computes a device's HMACs. It is safe for concurrent use.
 type Hasher struct {
 	pool sync.Pool // of *hmacState
+
+	// ids remembers the quoted HMACs of a token and its accessor, keyed by
+	// the accessor, which is not a secret: no token is kept here.
+	idsMu sync.RWMutex
+	ids   map[string][2][]byte
 }
+
+// maxCachedIDs bounds the token HMACs remembered; the cache starts over
+// when full.
+const maxCachedIDs = 8192
 
 // hmacState is one pooled HMAC with the buffers it needs, so hashing a
 // value allocates nothing.
@@ -41,6 +50,33 @@ type hmacState struct {
 	mac     hash.Hash
 	scratch []byte
 	sum     []byte
+}
+
+// tokenHashes returns the quoted HMACs of a token and of its accessor.
+func (h *Hasher) tokenHashes(token, accessor string) (tokenHash, accessorHash []byte) {
+	if token == "" || accessor == "" {
+		if token != "" {
+			tokenHash = h.appendHash(nil, token)
+		}
+		if accessor != "" {
+			accessorHash = h.appendHash(nil, accessor)
+		}
+		return tokenHash, accessorHash
+	}
+	h.idsMu.RLock()
+	pair, ok := h.ids[accessor]
+	h.idsMu.RUnlock()
+	if ok {
+		return pair[0], pair[1]
+	}
+	pair[0], pair[1] = h.appendHash(nil, token), h.appendHash(nil, accessor)
+	h.idsMu.Lock()
+	if h.ids == nil || len(h.ids) >= maxCachedIDs {
+		h.ids = make(map[string][2][]byte)
+	}
+	h.ids[accessor] = pair
+	h.idsMu.Unlock()
+	return pair[0], pair[1]
 }
 
 // NewHasher returns a Hasher keyed by salt.
