@@ -182,7 +182,7 @@ func (d *Device) log(ctx context.Context, in *Input, types ...string) error {
 
 // linePool recycles entry buffers: a busy server formats two entries a
 // request, and allocating each was a measurable share of the GC's work.
-var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 2048); return &b }}
+var linePool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
 
 // Hash returns the HMAC this device writes for value.
 func (d *Device) Hash(value string) string { return d.hasher.Hash(value) }
