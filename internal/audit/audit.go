@@ -86,9 +86,6 @@ type Device struct {
 	failures failureLog
 }
 
-// commonOptions are the options every device type accepts.
-var commonOptions = []string{"format", "prefix", "log_raw", "hmac_accessor", "elide_list_responses"}
-
 // New creates a device from conf, validating every option. It opens the
 // destination, so an unwritable file or an unreachable socket is reported
 // here rather than on the first request.
@@ -256,12 +253,4 @@ func remoteHostPort(addr string) (string, int) {
 	}
 	p, _ := strconv.Atoi(port)
 	return host, p
-}
-
-// errorText is the entry's error field.
-func errorText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
 }

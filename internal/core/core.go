@@ -54,7 +54,6 @@ type Core struct {
 	// core.
 	stateLock sync.RWMutex
 	unsealer  *seal.Unsealer
-	sealConf  *seal.Config
 
 	mounts   *mountTable
 	tokens   *tokenStore
