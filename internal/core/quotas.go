@@ -34,9 +34,14 @@ const (
 	quotaIdleAfter  = 10 * time.Minute
 )
 
-// defaultExemptPaths are never rate limited, as in Vault: an operator must
-// be able to check health and unseal under any load.
+// defaultExemptPaths are not rate limited unless sys/quotas/config says
+// otherwise, as in Vault: an operator must be able to check health and
+// unseal under any load.
 var defaultExemptPaths = []string{"sys/generate-recovery-token", "sys/generate-root/update", "sys/health", "sys/seal-status", "sys/unseal"}
+
+// quotaPathsPrefix is never rate limited, whatever the configuration, so
+// a quota that shuts everyone out can always be removed.
+const quotaPathsPrefix = "sys/quotas/"
 
 // RateLimitQuota is one stored quota.
 type RateLimitQuota struct {
@@ -197,7 +202,7 @@ type RateLimitDecision struct {
 // path from remoteAddr. A request that no quota covers is allowed.
 func (c *Core) CheckRateLimit(path, remoteAddr string) RateLimitDecision {
 	set := c.quotas.set.Load()
-	if len(set.quotas) == 0 {
+	if len(set.quotas) == 0 || strings.HasPrefix(path, quotaPathsPrefix) {
 		return RateLimitDecision{Allowed: true}
 	}
 	for _, exempt := range [][]string{set.config.RateLimitExemptPaths, set.config.AbsoluteRateLimitExemptPaths} {

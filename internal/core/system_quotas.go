@@ -99,11 +99,13 @@ func (b *systemBackend) writeRateLimit(ctx context.Context, req *logical.Request
 		}
 		q.Path = p
 	}
-	if _, ok := d.Raw["interval"]; ok || old == nil {
+	if _, ok := d.Raw["interval"]; ok {
 		q.Interval = d.Duration("interval")
 		if q.Interval <= 0 {
-			q.Interval = time.Second
+			return nil, logical.BadRequest("interval must be a positive duration, got %v", d.Raw["interval"])
 		}
+	} else if old == nil {
+		q.Interval = time.Second
 	}
 	if _, ok := d.Raw["block_interval"]; ok {
 		q.BlockInterval = d.Duration("block_interval")

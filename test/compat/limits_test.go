@@ -99,8 +99,22 @@ func TestRateLimitQuota(t *testing.T) {
 	if !strings.Contains(string(body), `arca_quota_rate_limit_violations_total{quota="kv"} 35`) {
 		t.Fatal("the metrics do not count the 35 refused requests")
 	}
-	if _, err := c.Logical().Delete("sys/quotas/rate-limit/kv"); err != nil {
+	// A global quota of one request a minute shuts everyone out, except
+	// from sys/quotas/, where it can be removed.
+	if _, err := c.Logical().Write("sys/quotas/rate-limit/all", map[string]any{"rate": 1, "interval": "1m"}); err != nil {
 		t.Fatal(err)
+	}
+	rawRequest(t, "GET", addr+"/v1/sys/mounts", root, "")
+	if code, _, _ := rawRequest(t, "GET", addr+"/v1/sys/mounts", root, ""); code != 429 {
+		t.Fatalf("second request under a global quota of 1/min: %d, want 429", code)
+	}
+	for _, q := range []string{"all", "kv"} {
+		if _, err := c.Logical().Delete("sys/quotas/rate-limit/" + q); err != nil {
+			t.Fatalf("deleting quota %s under the quota: %v", q, err)
+		}
+	}
+	if _, err := c.Logical().Write("sys/quotas/rate-limit/bad", map[string]any{"rate": 1, "interval": "-5s"}); statusOf(err) != 400 {
+		t.Fatalf("a negative interval: %v, want 400", err)
 	}
 	if code, _, _ := rawRequest(t, "GET", addr+"/v1/secret/data/app", root, ""); code != 200 {
 		t.Fatalf("read after deleting the quota: %d", code)
