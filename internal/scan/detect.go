@@ -245,8 +245,16 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 	if inlineAllowed(line) {
 		return Finding{}, false
 	}
-	if slices.Contains(r.Tags, "generic") && goTestOutput.MatchString(line) {
-		return Finding{}, false // "--- PASS: TestLogin/password" is a test result, not a password
+	if slices.Contains(r.Tags, "generic") {
+		if goTestOutput.MatchString(line) {
+			return Finding{}, false // "--- PASS: TestLogin/password" is a test result, not a password
+		}
+		if len(line) > minifiedLine && minifiedKinds.MatchString(f.Path) {
+			// A minified bundle is one long line of code whose names and
+			// strings look like assignments everywhere; provider rules
+			// still run on it.
+			return Finding{}, false
+		}
 	}
 	for _, al := range append(r.Allowlists, d.cfg.Allowlists...) {
 		if al.allows(f, secret, match, line) {
@@ -283,6 +291,12 @@ func insideBase64(raw []byte, i int) bool {
 	}
 	return n >= 16
 }
+
+// minifiedLine is the line length past which a .js, .css or .html line is
+// taken for minified code.
+const minifiedLine = 4096
+
+var minifiedKinds = regexp.MustCompile(`(?i)\.(?:m?js|css|html?)$`)
 
 // goTestOutput matches the result lines of `go test -v` (also inside
 // test2json's JSON), common in the CI logs `arca scan stdin` reads.

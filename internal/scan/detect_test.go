@@ -136,3 +136,18 @@ func TestTokenInsideBase64IsCoincidence(t *testing.T) {
 		t.Fatalf("a key after a short URL path is no longer reported: %+v", fs)
 	}
 }
+
+func TestGenericSkipsMinifiedBundles(t *testing.T) {
+	d := NewDetector(DefaultConfig())
+	long := strings.Repeat("a.b=function(c){return c};", 200)
+	line := long + `config={apiToken:"Xk9mQ2vL7pRtW4ab"};` + long + "\n"
+	if fs := d.Detect(Fragment{Raw: []byte(line), Path: "static/bundle.js"}); len(fs) != 0 {
+		t.Fatalf("generic match in a minified bundle: %+v", fs)
+	}
+	if fs := d.Detect(Fragment{Raw: []byte(long + "AWS=" + awsKey + ";" + long + "\n"), Path: "static/bundle.js"}); len(fs) != 1 {
+		t.Fatalf("a provider key in a minified bundle is no longer found: %+v", fs)
+	}
+	if fs := d.Detect(Fragment{Raw: []byte(line), Path: "state.json"}); len(fs) == 0 {
+		t.Fatal("a long JSON line lost its generic findings")
+	}
+}
