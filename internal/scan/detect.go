@@ -294,7 +294,7 @@ func insideBase64(raw []byte, i int) bool {
 
 // minifiedLine is the line length past which a .js, .css or .html line is
 // taken for minified code.
-const minifiedLine = 4096
+const minifiedLine = 1000
 
 var minifiedKinds = regexp.MustCompile(`(?i)\.(?:m?js|css|html?)$`)
 

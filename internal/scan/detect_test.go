@@ -139,7 +139,7 @@ func TestTokenInsideBase64IsCoincidence(t *testing.T) {
 
 func TestGenericSkipsMinifiedBundles(t *testing.T) {
 	d := NewDetector(DefaultConfig())
-	long := strings.Repeat("a.b=function(c){return c};", 200)
+	long := strings.Repeat("a.b=function(c){return c};", 40)
 	line := long + `config={apiToken:"Xk9mQ2vL7pRtW4ab"};` + long + "\n"
 	if fs := d.Detect(Fragment{Raw: []byte(line), Path: "static/bundle.js"}); len(fs) != 0 {
 		t.Fatalf("generic match in a minified bundle: %+v", fs)
