@@ -54,6 +54,15 @@ func (d *Detector) ScanGit(ctx context.Context, repo string, opts GitOptions) ([
 	if err != nil {
 		return nil, err
 	}
+	// Files the allowlist skips (lockfiles, images, vendored code) are not
+	// even read.
+	kept := changes[:0]
+	for _, c := range changes {
+		if !d.allowedPath(c.path) {
+			kept = append(kept, c)
+		}
+	}
+	changes = kept
 	fs, err := d.scanChanges(ctx, repo, changes, opts.Progress)
 	if err != nil {
 		return nil, err
@@ -207,9 +216,6 @@ func (d *Detector) scanChanges(ctx context.Context, repo string, changes []blobC
 			defer wg.Done()
 			var local []Finding
 			for j := range jobs {
-				if d.allowedPath(j.change.path) {
-					continue
-				}
 				forAddedRuns(j.old, j.new, func(raw []byte, line int) {
 					f := *j.change.meta
 					f.Raw, f.Path, f.StartLine = raw, j.change.path, line
