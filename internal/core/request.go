@@ -240,6 +240,32 @@ func containsString(ss []string, s string) bool {
 	return false
 }
 
+// RecordRequest audits a request the HTTP layer serves itself (sys/seal,
+// sys/step-down), with the error it failed with, if any. It fails when
+// audit devices are enabled and none records the request; the caller must
+// then not act on it.
+func (c *Core) RecordRequest(ctx context.Context, req *logical.Request, failed error) error {
+	c.stateLock.RLock()
+	defer c.stateLock.RUnlock()
+	if c.Sealed() {
+		return logical.ErrSealed
+	}
+	in := &audit.Input{Time: time.Now().UTC(), Path: req.Path, Request: req, Err: failed}
+	if te, err := c.tokens.lookup(ctx, req.ClientToken); err == nil && te != nil {
+		req.ClientTokenAccessor = te.Accessor
+		req.Auth = te.auth(time.Now())
+		in.Auth = req.Auth
+	}
+	if m, _ := c.mounts.route(req.Path); m != nil {
+		req.MountPoint, req.MountType = m.entry.routePath(), m.entry.Type
+		in.MountAccessor, in.MountClass = m.entry.Accessor, "secret"
+	}
+	if err := c.audit.LogRequest(ctx, in); err != nil {
+		return errNotAudited
+	}
+	return nil
+}
+
 // CheckToken returns the capabilities decision for a token on a path, for
 // the HTTP layer's own endpoints (sys/seal, sys/step-down).
 func (c *Core) CheckToken(ctx context.Context, token, path string, op logical.Operation) (policy.Decision, error) {

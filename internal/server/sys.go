@@ -3,6 +3,7 @@ package server
 import (
 	"encoding/base64"
 	"encoding/hex"
+	"github.com/google/uuid"
 	"net/http"
 	"strconv"
 	"strings"
@@ -180,13 +181,26 @@ func decodeKey(key string) ([]byte, error) {
 }
 
 // requireSudo checks that the request's token has sudo on path.
+// requireSudo checks that the caller's token has sudo on path and records
+// the request on the audit devices; it answers the client itself and
+// returns false when the request must not go ahead.
 func (h *Handler) requireSudo(w http.ResponseWriter, r *http.Request, path string) bool {
 	dec, err := h.core.CheckToken(r.Context(), clientToken(r), path, logical.UpdateOperation)
 	if err != nil {
 		h.writeError(w, r, err)
 		return false
 	}
+	var denied error
 	if !dec.Allowed || !dec.Sudo {
+		denied = logical.ErrPermissionDenied
+	}
+	req := &logical.Request{ID: uuid.NewString(), Operation: logical.UpdateOperation, Path: path,
+		ClientToken: clientToken(r), Headers: r.Header, RemoteAddr: r.RemoteAddr}
+	if err := h.core.RecordRequest(r.Context(), req, denied); err != nil {
+		h.writeRequestError(w, r, req.ID, err)
+		return false
+	}
+	if denied != nil {
 		writeErrors(w, http.StatusForbidden, "permission denied")
 		return false
 	}

@@ -542,3 +542,29 @@ func TestAuditSyslog(t *testing.T) {
 		t.Fatalf("unknown facility: %v, want 400", err)
 	}
 }
+
+// TestAuditSeal checks that sealing, which the HTTP layer serves itself, is
+// recorded like any other request, with the HMAC of the token that did it.
+func TestAuditSeal(t *testing.T) {
+	_, addr, root := servertest.StartDevServer(t, nil)
+	c := newClient(t, addr, root)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	tokenHash, _ := c.Sys().AuditHash("file", root)
+	if err := c.Sys().StepDown(); err != nil {
+		t.Fatalf("step-down: %v", err)
+	}
+	if err := c.Sys().Seal(); err != nil {
+		t.Fatalf("seal: %v", err)
+	}
+	raw, _ := os.ReadFile(logPath)
+	lines := parseAuditLines(t, raw)
+	for _, p := range []string{"sys/step-down", "sys/seal"} {
+		e := findEntry(lines, "request", "update", p)
+		if e == nil || e.Auth.ClientToken != tokenHash {
+			t.Fatalf("no request entry for %s with the root token's HMAC in:\n%s", p, raw)
+		}
+	}
+}
