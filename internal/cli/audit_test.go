@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -62,5 +63,21 @@ func TestAuditCommands(t *testing.T) {
 	raw, _ := os.ReadFile(logPath)
 	if strings.Contains(string(raw), `"password":"x"`) || !strings.Contains(string(raw), "secret/data/app") {
 		t.Fatal("the audit file is not what it should be")
+	}
+}
+
+func TestSecretsTuneNonHMACKeys(t *testing.T) {
+	devEnv(t)
+	mustRun(t, "secrets", "enable", "-version=2", "-audit-non-hmac-response-keys=created_time", "-path=kvx", "kv")
+	mustRun(t, "secrets", "tune", "-audit-non-hmac-request-keys=cas", "-audit-non-hmac-request-keys=version", "kvx")
+	out := mustRun(t, "read", "-format=json", "sys/mounts/kvx/tune")
+	var s struct {
+		Data map[string]any `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &s); err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(s.Data["audit_non_hmac_request_keys"]) != "[cas version]" || fmt.Sprint(s.Data["audit_non_hmac_response_keys"]) != "[created_time]" {
+		t.Fatalf("tune shows %v", s.Data)
 	}
 }

@@ -15,6 +15,7 @@ func runSecrets(args []string) int {
 	cf := newClientFlags("secrets " + sub)
 	var path, description, version, defTTL, maxTTL string
 	options := kvList{}
+	var nonHMACRequest, nonHMACResponse stringList
 	detailed := false
 	switch sub {
 	case "enable", "tune":
@@ -22,6 +23,8 @@ func runSecrets(args []string) int {
 		cf.fs.StringVar(&defTTL, "default-lease-ttl", "", "default lease TTL")
 		cf.fs.StringVar(&maxTTL, "max-lease-ttl", "", "maximum lease TTL")
 		cf.fs.Var(options, "options", "key=value engine option (repeatable)")
+		cf.fs.Var(&nonHMACRequest, "audit-non-hmac-request-keys", "request data key audit devices write in plaintext (repeatable)")
+		cf.fs.Var(&nonHMACResponse, "audit-non-hmac-response-keys", "response data key audit devices write in plaintext (repeatable)")
 		if sub == "enable" {
 			cf.fs.StringVar(&path, "path", "", "mount path (default: the engine type)")
 			cf.fs.StringVar(&version, "version", "", "KV version (1 or 2); shorthand for -options=version=N")
@@ -70,8 +73,14 @@ func runSecrets(args []string) int {
 			if version != "" {
 				options["version"] = version
 			}
-			body := map[string]any{"type": typ, "description": description,
-				"config": map[string]any{"default_lease_ttl": defTTL, "max_lease_ttl": maxTTL}}
+			config := map[string]any{"default_lease_ttl": defTTL, "max_lease_ttl": maxTTL}
+			if len(nonHMACRequest) > 0 {
+				config["audit_non_hmac_request_keys"] = []string(nonHMACRequest)
+			}
+			if len(nonHMACResponse) > 0 {
+				config["audit_non_hmac_response_keys"] = []string(nonHMACResponse)
+			}
+			body := map[string]any{"type": typ, "description": description, "config": config}
 			if len(options) > 0 {
 				body["options"] = map[string]string(options)
 			}
@@ -104,6 +113,12 @@ func runSecrets(args []string) int {
 			}
 			if description != "" {
 				body["description"] = description
+			}
+			if len(nonHMACRequest) > 0 {
+				body["audit_non_hmac_request_keys"] = []string(nonHMACRequest)
+			}
+			if len(nonHMACResponse) > 0 {
+				body["audit_non_hmac_response_keys"] = []string(nonHMACResponse)
 			}
 			if len(options) > 0 {
 				body["options"] = map[string]string(options)
