@@ -245,17 +245,6 @@ func (d *Detector) check(r *Rule, f Fragment, start, end, secStart, secEnd int) 
 	if inlineAllowed(line) {
 		return Finding{}, false
 	}
-	if slices.Contains(r.Tags, "generic") {
-		if goTestOutput.MatchString(line) {
-			return Finding{}, false // "--- PASS: TestLogin/password" is a test result, not a password
-		}
-		if len(line) > minifiedLine && minifiedKinds.MatchString(f.Path) {
-			// A minified bundle is one long line of code whose names and
-			// strings look like assignments everywhere; provider rules
-			// still run on it.
-			return Finding{}, false
-		}
-	}
 	for _, al := range append(r.Allowlists, d.cfg.Allowlists...) {
 		if al.allows(f, secret, match, line) {
 			return Finding{}, false
@@ -291,16 +280,6 @@ func insideBase64(raw []byte, i int) bool {
 	}
 	return n >= 16
 }
-
-// minifiedLine is the line length past which a .js, .css or .html line is
-// taken for minified code.
-const minifiedLine = 1000
-
-var minifiedKinds = regexp.MustCompile(`(?i)\.(?:m?js|css|html?)$`)
-
-// goTestOutput matches the result lines of `go test -v` (also inside
-// test2json's JSON), common in the CI logs `arca scan stdin` reads.
-var goTestOutput = regexp.MustCompile(`(?:^|["\s])(?:---|===) (?:PASS|FAIL|SKIP|RUN|PAUSE|CONT|NAME):? `)
 
 // namesItself reports whether a generic assignment's value contains the
 // name it is assigned to ("encryptionKey": "encryptionKey1024", Credit :=
