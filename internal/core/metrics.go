@@ -86,12 +86,6 @@ func (m *metrics) observeRequest(mount string, op logical.Operation, err error, 
 	m.requestDuration.WithLabelValues(mount, string(op)).Observe(d.Seconds())
 }
 
-// Metrics returns the registry holding the core's metrics.
-func (c *Core) Metrics() *prometheus.Registry { return c.metrics.registry }
-
-// RecordRateLimited counts a request a quota refused.
-func (c *Core) RecordRateLimited(quota string) { c.metrics.rateLimited.WithLabelValues(quota).Inc() }
-
 // timedStorage measures every operation on the physical backend.
 type timedStorage struct {
 	storage.Backend

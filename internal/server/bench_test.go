@@ -34,8 +34,17 @@ func BenchmarkKVv2ReadRoot(b *testing.B) {
 	})
 }
 
-func BenchmarkKVv2ReadPolicyToken(b *testing.B) {
+func BenchmarkKVv2ReadPolicyToken(b *testing.B) { benchPolicyRead(b, false) }
+
+// BenchmarkKVv2ReadPolicyTokenFileAudit is BenchmarkKVv2ReadPolicyToken
+// with one file audit device enabled.
+func BenchmarkKVv2ReadPolicyTokenFileAudit(b *testing.B) { benchPolicyRead(b, true) }
+
+func benchPolicyRead(b *testing.B, fileAudit bool) {
 	h, root := newTestHandler(b)
+	if fileAudit {
+		benchRequest(b, h, "PUT", "sys/audit/file", root, fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, b.TempDir()+"/audit.log"))
+	}
 	benchRequest(b, h, "POST", "secret/data/app/db", root, `{"data":{"username":"app","password":"s3cr3t"}}`)
 	tok := appReadToken(b, h, root)
 	b.ReportAllocs()
@@ -78,20 +87,4 @@ func between(s, start, end string) string {
 		return s[:j]
 	}
 	return s
-}
-
-// BenchmarkKVv2ReadPolicyTokenFileAudit is BenchmarkKVv2ReadPolicyToken
-// with one file audit device enabled.
-func BenchmarkKVv2ReadPolicyTokenFileAudit(b *testing.B) {
-	h, root := newTestHandler(b)
-	benchRequest(b, h, "PUT", "sys/audit/file", root, fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, b.TempDir()+"/audit.log"))
-	benchRequest(b, h, "POST", "secret/data/app/db", root, `{"data":{"username":"app","password":"s3cr3t"}}`)
-	tok := appReadToken(b, h, root)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			benchRequest(b, h, "GET", "secret/data/app/db", tok, "")
-		}
-	})
 }

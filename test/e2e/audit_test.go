@@ -22,15 +22,7 @@ func TestAuditRotateAndRestart(t *testing.T) {
 	logPath := filepath.Join(dir, "audit.log")
 	srv := startBoltServer(t, dir)
 	c := client(t, srv.addr, "")
-	init, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(init.RootToken)
-	unseal(t, c, init.Keys)
-	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv-v2"}); err != nil {
-		t.Fatal(err)
-	}
+	init := initServer(t, c, 1, 1)
 	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
 		t.Fatal(err)
 	}

@@ -138,6 +138,22 @@ func client(t *testing.T, addr, token string) *vault.Client {
 	return c
 }
 
+// initServer initialises and unseals a fresh server, switches c to the
+// root token and mounts KV v2 at secret/.
+func initServer(t *testing.T, c *vault.Client, shares, threshold int) *vault.InitResponse {
+	t.Helper()
+	init, err := c.Sys().Init(&vault.InitRequest{SecretShares: shares, SecretThreshold: threshold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(init.RootToken)
+	unseal(t, c, init.Keys)
+	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv-v2"}); err != nil {
+		t.Fatal(err)
+	}
+	return init
+}
+
 func unseal(t *testing.T, c *vault.Client, keys []string) {
 	t.Helper()
 	for _, k := range keys {
@@ -160,15 +176,7 @@ func TestBoltEncryptedAtRestAndRestart(t *testing.T) {
 	dir := t.TempDir()
 	srv := startBoltServer(t, dir)
 	c := client(t, srv.addr, "")
-	init, err := c.Sys().Init(&vault.InitRequest{SecretShares: 3, SecretThreshold: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(init.RootToken)
-	unseal(t, c, init.Keys)
-	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv-v2"}); err != nil {
-		t.Fatal(err)
-	}
+	init := initServer(t, c, 3, 2)
 	const marker = "MARKER-7f3a9c-plaintext-must-not-appear"
 	for i := 0; i < 20; i++ {
 		_, err := c.KVv2("secret").Put(context.Background(), fmt.Sprintf("app/%d", i), map[string]any{"value": marker, "n": i})
@@ -219,15 +227,7 @@ func TestKillDuringWrites(t *testing.T) {
 	dir := t.TempDir()
 	srv := startBoltServer(t, dir)
 	c := client(t, srv.addr, "")
-	init, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(init.RootToken)
-	unseal(t, c, init.Keys)
-	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv-v2"}); err != nil {
-		t.Fatal(err)
-	}
+	init := initServer(t, c, 1, 1)
 
 	var mu sync.Mutex
 	acked := map[string]int{} // key -> last acknowledged value
