@@ -47,15 +47,9 @@ func checkSegments(pattern string, re *syntax.Regexp, before, after bool) error 
 		}
 		return checkSegments(pattern, re.Sub[0], before, after)
 	case syntax.OpConcat:
-		last := len(re.Sub) - 1
 		for i, sub := range re.Sub {
-			b, a := before, after
-			if i > 0 {
-				b = endsWithSlash(re.Sub[i-1])
-			}
-			if i < last {
-				a = startsWithSlash(re.Sub[i+1])
-			}
+			b := slashBefore(re.Sub[:i], before)
+			a := slashAfter(re.Sub[i+1:], after)
 			if err := checkSegments(pattern, sub, b, a); err != nil {
 				return err
 			}
@@ -77,42 +71,62 @@ func checkSegments(pattern string, re *syntax.Regexp, before, after bool) error 
 	return nil
 }
 
-// endsWithSlash reports whether every match of re ends with "/".
-func endsWithSlash(re *syntax.Regexp) bool {
-	switch re.Op {
-	case syntax.OpLiteral:
-		return len(re.Rune) > 0 && re.Rune[len(re.Rune)-1] == '/'
-	case syntax.OpConcat:
-		return len(re.Sub) > 0 && endsWithSlash(re.Sub[len(re.Sub)-1])
-	case syntax.OpCapture:
-		return endsWithSlash(re.Sub[0])
-	case syntax.OpAlternate:
-		for _, sub := range re.Sub {
-			if !endsWithSlash(sub) {
+// slashAfter reports whether the text matched by seq, followed by text that
+// starts at a boundary when end is true, always starts with "/" (or is at
+// that boundary). Optional parts that start with "/" are looked through.
+func slashAfter(seq []*syntax.Regexp, end bool) bool {
+	for _, re := range seq {
+		switch re.Op {
+		case syntax.OpEmptyMatch:
+			continue
+		case syntax.OpQuest, syntax.OpStar:
+			if !slashAfter(re.Sub, false) {
 				return false
 			}
+			continue
+		case syntax.OpLiteral:
+			return re.Rune[0] == '/'
+		case syntax.OpConcat, syntax.OpCapture:
+			return slashAfter(re.Sub, false)
+		case syntax.OpAlternate:
+			for _, sub := range re.Sub {
+				if !slashAfter([]*syntax.Regexp{sub}, false) {
+					return false
+				}
+			}
+			return true
 		}
-		return true
+		return false
 	}
-	return false
+	return end
 }
 
-// startsWithSlash reports whether every match of re starts with "/".
-func startsWithSlash(re *syntax.Regexp) bool {
-	switch re.Op {
-	case syntax.OpLiteral:
-		return len(re.Rune) > 0 && re.Rune[0] == '/'
-	case syntax.OpConcat:
-		return len(re.Sub) > 0 && startsWithSlash(re.Sub[0])
-	case syntax.OpCapture:
-		return startsWithSlash(re.Sub[0])
-	case syntax.OpAlternate:
-		for _, sub := range re.Sub {
-			if !startsWithSlash(sub) {
+// slashBefore is slashAfter for the text before a group: seq must always
+// end with "/", or be empty after a boundary when start is true.
+func slashBefore(seq []*syntax.Regexp, start bool) bool {
+	for i := len(seq) - 1; i >= 0; i-- {
+		re := seq[i]
+		switch re.Op {
+		case syntax.OpEmptyMatch:
+			continue
+		case syntax.OpQuest, syntax.OpStar:
+			if !slashBefore(re.Sub, false) {
 				return false
 			}
+			continue
+		case syntax.OpLiteral:
+			return re.Rune[len(re.Rune)-1] == '/'
+		case syntax.OpConcat, syntax.OpCapture:
+			return slashBefore(re.Sub, false)
+		case syntax.OpAlternate:
+			for _, sub := range re.Sub {
+				if !slashBefore([]*syntax.Regexp{sub}, false) {
+					return false
+				}
+			}
+			return true
 		}
-		return true
+		return false
 	}
-	return false
+	return start
 }
