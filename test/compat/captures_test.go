@@ -230,3 +230,36 @@ func TestCapturesAudit(t *testing.T) {
 		t.Fatalf("the read of kv1/ returned a secret: %+v", e.Response.Data)
 	}
 }
+
+// TestCapturesTokenRole: a token role is named by the path of
+// auth/token/create/<role>, which the ACL checks; a role_name in the body of
+// auth/token/create or create-orphan is not a role to create against.
+func TestCapturesTokenRole(t *testing.T) {
+	c := devClient(t)
+	if err := c.Sys().PutPolicy("admin", `path "secret/*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().PutPolicy("creator", `
+path "auth/token/create"        { capabilities = ["update"] }
+path "auth/token/create-orphan" { capabilities = ["update"] }
+`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("auth/token/roles/priv", map[string]any{"allowed_policies": "admin"}); err != nil {
+		t.Fatal(err)
+	}
+	creator := newClient(t, c.Address(), mustToken(t, c, "creator"))
+	if _, err := creator.Logical().Write("auth/token/create/priv", map[string]any{}); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("create against the role: err = %v, want 403", err)
+	}
+	for _, path := range []string{"auth/token/create", "auth/token/create-orphan"} {
+		s, err := creator.Logical().Write(path, map[string]any{"role_name": "priv"})
+		if err != nil {
+			t.Errorf("%s with role_name in the body: %v", path, err)
+			continue
+		}
+		if slices.Contains(s.Auth.Policies, "admin") {
+			t.Errorf("%s with role_name in the body issued a token of the role: policies %v", path, s.Auth.Policies)
+		}
+	}
+}
