@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -52,9 +53,11 @@ func nonNil(s []string) []string {
 	return s
 }
 
+// tokenCreateFields are the fields of create and create-orphan. A role is
+// named only by the path of create/<role_name>, which the ACL checks, so
+// role_name is not among them (tokenCreateRoleFields adds it).
 var tokenCreateFields = map[string]*fw.FieldSchema{
 	"id":                {Type: fw.TypeString, Description: "custom token ID (root or sudo callers only)"},
-	"role_name":         {Type: fw.TypeString},
 	"policies":          {Type: fw.TypeCommaStringSlice, Description: "policies of the token; default: the parent's"},
 	"meta":              {Type: fw.TypeKVPairs, Description: "metadata kept with the token"},
 	"no_parent":         {Type: fw.TypeBool, Description: "create an orphan (root or sudo callers only)"},
@@ -70,6 +73,12 @@ var tokenCreateFields = map[string]*fw.FieldSchema{
 	"entity_alias":      {Type: fw.TypeString},
 }
 
+var tokenCreateRoleFields = func() map[string]*fw.FieldSchema {
+	m := maps.Clone(tokenCreateFields)
+	m["role_name"] = &fw.FieldSchema{Type: fw.TypeString, Description: "the role to create the token against"}
+	return m
+}()
+
 func newTokenBackend(c *Core) logical.Backend {
 	b := &tokenBackend{core: c}
 	tokenField := map[string]*fw.FieldSchema{"token": {Type: fw.TypeString, Description: "the token"}}
@@ -84,9 +93,9 @@ func newTokenBackend(c *Core) logical.Backend {
 		Help:         "The token credential backend is always enabled and builds in some special features, such as revocation trees.",
 		PathsSpecial: &logical.Paths{Root: []string{"revoke-orphan/*", "revoke-orphan", "accessors/"}},
 		Paths: []*fw.Path{
-			{Pattern: "create", Fields: tokenCreateFields, Operations: ops(up, b.create(false))},
-			{Pattern: "create-orphan", Fields: tokenCreateFields, Operations: ops(up, b.create(true))},
-			{Pattern: "create/" + fw.GenericNameRegex("role_name"), Fields: tokenCreateFields, Operations: ops(up, b.create(false))},
+			{Pattern: "create", Fields: tokenCreateFields, Operations: ops(up, b.create(false, false))},
+			{Pattern: "create-orphan", Fields: tokenCreateFields, Operations: ops(up, b.create(true, false))},
+			{Pattern: "create/" + fw.GenericNameRegex("role_name"), Fields: tokenCreateRoleFields, Operations: ops(up, b.create(false, true))},
 			{Pattern: "lookup", Fields: tokenField, Operations: ops2(up, logical.ReadOperation, b.lookup)},
 			{Pattern: "lookup/(?P<token>.+)", Fields: tokenField, Operations: ops(logical.ReadOperation, b.lookup)},
 			{Pattern: "lookup-self", Fields: tokenField, Operations: ops2(up, logical.ReadOperation, b.lookupSelf)},
@@ -170,7 +179,9 @@ func (b *tokenBackend) callerHasSudo(ctx context.Context, parent *TokenEntry, pa
 	return acl.Check(path, policyCap(logical.UpdateOperation), nil).Sudo
 }
 
-func (b *tokenBackend) create(orphanPath bool) fw.OperationFunc {
+// create creates a child token; orphanPath and rolePath say which of
+// create-orphan and create/<role_name> it serves.
+func (b *tokenBackend) create(orphanPath, rolePath bool) fw.OperationFunc {
 	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 		parent, err := b.caller(ctx, req)
 		if err != nil {
@@ -178,7 +189,8 @@ func (b *tokenBackend) create(orphanPath bool) fw.OperationFunc {
 		}
 		sudo := b.callerHasSudo(ctx, parent, "auth/token/"+req.Path)
 		var role *tokenRole
-		if name := d.String("role_name"); name != "" {
+		if rolePath {
+			name := d.String("role_name")
 			role = new(tokenRole)
 			found, err := getJSONFrom(ctx, b.ts().view, tokenRolePrefix+strings.ToLower(name), role)
 			if err != nil {

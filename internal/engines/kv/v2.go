@@ -101,7 +101,9 @@ func newV2(conf *logical.BackendConfig) logical.Backend {
 			{Pattern: "undelete/(?P<path>.+)", Fields: versionsFields, Operations: opmap{logical.UpdateOperation: b.undeleteVersions}},
 			{Pattern: "destroy/(?P<path>.+)", Fields: versionsFields, Operations: opmap{logical.UpdateOperation: b.destroyVersions}},
 			{
-				Pattern: "metadata/?(?P<path>.*)",
+				// "metadata" and "metadata/" are the root (LIST lists it);
+				// "metadataX" is no path at all.
+				Pattern: "metadata(?:/(?P<path>.*))?",
 				Fields: map[string]*fw.FieldSchema{
 					"path":                 {Type: fw.TypeString},
 					"max_versions":         {Type: fw.TypeInt},

@@ -18,7 +18,10 @@ type ExistenceFunc func(ctx context.Context, req *logical.Request, d *FieldData)
 
 // Path declares one path of a backend: a pattern, its typed fields and a
 // handler per operation. Pattern is a regular expression matched against
-// the whole mount-relative path; its named groups become fields.
+// the whole mount-relative path. Its named groups are declared fields whose
+// values come from the path alone: a request's data never fills or
+// overrides one, since the ACL decided on the path and not on the data.
+// A named group must span whole path segments (see CheckPattern).
 type Path struct {
 	Pattern        string
 	Fields         map[string]*FieldSchema
@@ -47,26 +50,32 @@ type Backend struct {
 
 var _ logical.Backend = (*Backend)(nil)
 
+// compile compiles every pattern once. A pattern that breaks the rules of
+// CheckPattern is a programming error, like one that does not compile.
 func (b *Backend) compile() {
 	b.once.Do(func() {
 		for _, p := range b.Paths {
-			p.re = regexp.MustCompile("^" + p.Pattern + "$")
+			if err := p.check(); err != nil {
+				panic(err)
+			}
+			p.re = regexp.MustCompile("^(?:" + p.Pattern + ")$")
 		}
 	})
 }
 
 // route finds the first declared path matching path and returns it with the
-// values of its named groups.
-func (b *Backend) route(path string) (*Path, map[string]any) {
+// values of its named groups. Every named group has a value, "" when it
+// matched nothing or took no part in the match.
+func (b *Backend) route(path string) (*Path, map[string]string) {
 	b.compile()
 	for _, p := range b.Paths {
 		m := p.re.FindStringSubmatch(path)
 		if m == nil {
 			continue
 		}
-		captures := make(map[string]any, len(m))
+		captures := make(map[string]string, len(m))
 		for i, name := range p.re.SubexpNames() {
-			if name != "" && m[i] != "" {
+			if name != "" {
 				captures[name] = m[i]
 			}
 		}
@@ -76,8 +85,10 @@ func (b *Backend) route(path string) (*Path, map[string]any) {
 }
 
 // fieldData builds the FieldData for a request on p, validating every
-// supplied field against its schema.
-func (p *Path) fieldData(req *logical.Request, captures map[string]any) (*FieldData, []string, error) {
+// supplied field against its schema. The path's captures are set last and
+// always, so request data under a capture's name never reaches the handler
+// as that field (it stays in req.Data, where KV v1 keeps it as content).
+func (p *Path) fieldData(req *logical.Request, captures map[string]string) (*FieldData, []string, error) {
 	raw := make(map[string]any, len(req.Data)+len(captures))
 	var unknown []string
 	for k, v := range req.Data {
