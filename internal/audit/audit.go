@@ -116,6 +116,15 @@ func NewLazy(conf Config) (*Device, error) {
 	return d, nil
 }
 
+// Check validates conf as New would, without a salt and without opening
+// the destination, so a device declared in the server configuration is
+// refused when the server starts rather than when it is unsealed.
+func Check(conf Config) error {
+	conf.Salt = []byte("check")
+	_, err := build(conf)
+	return err
+}
+
 func build(conf Config) (*Device, error) {
 	if len(conf.Salt) == 0 {
 		return nil, errors.New("audit: device has no salt")

@@ -36,12 +36,18 @@ func FuzzDecodeJSONBody(f *testing.F) {
 // at secret/, and returns it with the root token.
 func newTestHandler(tb testing.TB) (*Handler, string) {
 	tb.Helper()
+	return newTestHandlerWith(tb, core.AuditConfig{})
+}
+
+// newTestHandlerWith is newTestHandler with the given audit configuration.
+func newTestHandlerWith(tb testing.TB, audit core.AuditConfig) (*Handler, string) {
+	tb.Helper()
 	phys, err := storage.New("inmem", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := core.New(core.Config{Storage: phys, Catalog: Catalog(), Logger: logger})
+	c, err := core.New(core.Config{Storage: phys, Catalog: Catalog(), Logger: logger, Audit: audit})
 	if err != nil {
 		tb.Fatal(err)
 	}
