@@ -25,14 +25,19 @@ import (
 
 // startFromConfig parses configuration text as `arca server -config` does,
 // starts the server, and returns it with its address. The server is shut
-// down when the test ends (shutting it down earlier is fine).
-func startFromConfig(t *testing.T, text string) (*server.Server, string) {
+// down when the test ends (shutting it down earlier is fine). When log is
+// not nil, the server logs to it.
+func startFromConfig(t *testing.T, text string, log ...io.Writer) (*server.Server, string) {
 	t.Helper()
 	conf, err := server.ParseConfig(text)
 	if err != nil {
 		t.Fatalf("parsing the configuration: %v\n%s", err, text)
 	}
-	srv, err := server.New(conf, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w := io.Discard
+	if len(log) > 0 {
+		w = log[0]
+	}
+	srv, err := server.New(conf, slog.New(slog.NewTextHandler(w, nil)))
 	if err != nil {
 		t.Fatalf("creating the server: %v", err)
 	}
@@ -203,4 +208,168 @@ func initAndUnseal(t *testing.T, c *vault.Client) (root, key string) {
 		t.Fatalf("unseal: %v", err)
 	}
 	return res.RootToken, res.Keys[0]
+}
+
+// TestAuditDeviceDeclaredInConfig starts a server from a configuration file
+// with an audit stanza: the device is enabled at unseal and records
+// requests, the API can neither enable another device nor disable this
+// one, a changed stanza keeps the device's salt across a restart, a removed
+// stanza disables the device, and a stanza at the path of a device enabled
+// through the API stops the unseal with the path named.
+func TestAuditDeviceDeclaredInConfig(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.log")
+	srv, addr := startFromConfig(t, boltConfig(dir, declaredFile("declared", logPath, "from the file")))
+	c := newClient(t, addr, "")
+	root, key := initAndUnseal(t, c)
+	c.SetToken(root)
+
+	audits, err := c.Sys().ListAudit()
+	if err != nil || len(audits) != 1 || audits["declared/"] == nil || audits["declared/"].Type != "file" ||
+		audits["declared/"].Description != "from the file" || audits["declared/"].Options["file_path"] != logPath {
+		t.Fatalf("sys/audit lists %+v (err %v), want the declared device", audits, err)
+	}
+	if _, err := c.Auth().Token().LookupSelf(); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := os.ReadFile(logPath)
+	if lines := parseAuditLines(t, raw); findEntry(lines, "response", "read", "auth/token/lookup-self") == nil {
+		t.Fatalf("the declared device did not record lookup-self:\n%s", raw)
+	}
+	if fi, _ := os.Stat(logPath); fi.Mode().Perm() != 0o600 {
+		t.Errorf("the declared device's file is %v, want 0600", fi.Mode().Perm())
+	}
+
+	other := filepath.Join(dir, "other.log")
+	err = c.Sys().EnableAuditWithOptions("other", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": other}})
+	if statusOf(err) != 400 || !strings.Contains(err.Error(), "unsafe_allow_api_audit_creation") {
+		t.Fatalf("enabling through the API without unsafe_allow_api_audit_creation: %v", err)
+	}
+	if _, err := os.Stat(other); err == nil {
+		t.Fatal("the refused device created its file")
+	}
+	err = c.Sys().DisableAudit("declared")
+	if statusOf(err) != 400 || !strings.Contains(err.Error(), "declared/") || !strings.Contains(err.Error(), "server configuration") {
+		t.Fatalf("disabling the declared device through the API: %v", err)
+	}
+	before, err := c.Sys().AuditHash("declared", "some value")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	// A changed stanza changes the device and keeps its salt.
+	restart := func(extra string) *vault.Client {
+		t.Helper()
+		shutdown(srv)
+		srv, addr = startFromConfig(t, boltConfig(dir, extra))
+		c := newClient(t, addr, root)
+		if _, err := c.Sys().Unseal(key); err != nil {
+			t.Fatalf("unseal after restart: %v", err)
+		}
+		return c
+	}
+	c = restart(declaredFile("declared", logPath, "changed in the file") + "unsafe_allow_api_audit_creation = true\n")
+	audits, err = c.Sys().ListAudit()
+	if err != nil || audits["declared/"] == nil || audits["declared/"].Description != "changed in the file" {
+		t.Fatalf("after changing the stanza sys/audit lists %+v (%v)", audits, err)
+	}
+	if after, err := c.Sys().AuditHash("declared", "some value"); err != nil || after != before {
+		t.Fatalf("audit-hash after a changed stanza = %q, %v; want %q (the same salt)", after, err, before)
+	}
+	// Allowing API creation does not make a declared device the API's.
+	if err := c.Sys().DisableAudit("declared"); statusOf(err) != 400 {
+		t.Fatalf("disabling the declared device through the API: %v", err)
+	}
+
+	// A removed stanza disables the device.
+	c = restart("unsafe_allow_api_audit_creation = true\n")
+	if audits, err := c.Sys().ListAudit(); err != nil || len(audits) != 0 {
+		t.Fatalf("after removing the stanza sys/audit lists %+v (%v), want none", audits, err)
+	}
+
+	// A stanza does not take over a device enabled through the API.
+	if err := c.Sys().EnableAuditWithOptions("declared", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": other}}); err != nil {
+		t.Fatal(err)
+	}
+	shutdown(srv)
+	var serverLog lockedBuffer
+	srv, addr = startFromConfig(t, boltConfig(dir, declaredFile("declared", logPath, "")), &serverLog)
+	c = newClient(t, addr, root)
+	if _, err := c.Sys().Unseal(key); err == nil {
+		t.Fatal("unseal with a stanza at the path of an API device succeeded")
+	}
+	if l := serverLog.String(); !strings.Contains(l, "declared/") || !strings.Contains(l, "through the API") {
+		t.Fatalf("the server log does not say which stanza stopped the unseal:\n%s", l)
+	}
+	if st, err := c.Sys().SealStatus(); err != nil || !st.Sealed {
+		t.Fatalf("the server unsealed anyway: %+v, %v", st, err)
+	}
+}
+
+// TestAuditStanzaErrorsStopTheServer checks that a bad audit stanza or
+// setting is an error when the server starts, naming what is wrong.
+func TestAuditStanzaErrorsStopTheServer(t *testing.T) {
+	base := `storage "inmem" {}
+listener "tcp" {
+  address     = "127.0.0.1:0"
+  tls_disable = true
+}
+`
+	for _, tc := range []struct {
+		name, config string
+		want         []string
+	}{
+		{"unknown type", `audit "tape" "t" { options { x = "1" } }`, []string{"t/", "tape"}},
+		{"executable mode", `audit "file" "f" { options { file_path = "/tmp/a.log", mode = "0755" } }`, []string{"f/", "mode"}},
+		{"misspelt option", `audit "file" "f" { options { file_path = "/tmp/a.log", file_pth = "/tmp/b.log" } }`, []string{"f/", "file_pth"}},
+		{"no file_path", `audit "file" "f" { description = "x" }`, []string{"f/", "file_path"}},
+		{"prefix not allowed", `audit "file" "f" { options { file_path = "stdout", prefix = "x" } }`, []string{"f/", "prefix", "allow_audit_log_prefixing"}},
+		{"same path twice", "audit \"file\" \"f\" { options { file_path = \"stdout\" } }\naudit \"file\" \"f/\" { options { file_path = \"discard\" } }", []string{"f/", "conflicts"}},
+		{"nested paths", "audit \"file\" \"a\" { options { file_path = \"stdout\" } }\naudit \"file\" \"a/b\" { options { file_path = \"discard\" } }", []string{"a/", "conflicts"}},
+		{"unknown key", `audit "file" "f" { bogus = 1 }`, []string{"bogus"}},
+		{"no path label", `audit "file" { options { file_path = "stdout" } }`, []string{`audit "<type>" "<path>"`}},
+		{"options not a block", `audit "file" "f" { options = "x" }`, []string{"options"}},
+		{"local not a bool", `audit "file" "f" { local = "maybe"
+  options { file_path = "stdout" } }`, []string{"local"}},
+		{"setting not a bool", `unsafe_allow_api_audit_creation = "yes please"`, []string{"unsafe_allow_api_audit_creation"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			conf, err := server.ParseConfig(base + tc.config)
+			if err == nil {
+				var srv *server.Server
+				srv, err = server.New(conf, slog.New(slog.NewTextHandler(io.Discard, nil)))
+				if err == nil {
+					shutdown(srv)
+				}
+			}
+			if err == nil {
+				t.Fatal("the server started")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not name %q", err, w)
+				}
+			}
+		})
+	}
+
+	// The same stanza in JSON, and prefix where it is allowed, start.
+	for _, text := range []string{
+		`{"storage": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:0", "tls_disable": true}},
+		  "audit": [{"file": {"to-stdout": {"description": "d", "local": true, "options": {"file_path": "discard"}}}}]}`,
+		base + "allow_audit_log_prefixing = true\n" + `audit "file" "f" { options { file_path = "discard", prefix = "x" } }`,
+	} {
+		conf, err := server.ParseConfig(text)
+		if err != nil {
+			t.Fatalf("parsing %s: %v", text, err)
+		}
+		if len(conf.Audit) != 1 || conf.Audit[0].Type != "file" || conf.Audit[0].Options["file_path"] != "discard" {
+			t.Fatalf("parsed audit stanzas %+v", conf.Audit)
+		}
+		srv, err := server.New(conf, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err != nil {
+			t.Fatalf("starting from %s: %v", text, err)
+		}
+		shutdown(srv)
+	}
 }
