@@ -373,3 +373,99 @@ listener "tcp" {
 		shutdown(srv)
 	}
 }
+
+// TestAuditTokensInPathsAreHMACd uses the token method's paths that carry a
+// token or an accessor (lookup, renew, revoke, revoke-orphan,
+// lookup-accessor, revoke-accessor) and reads the audit files: no token
+// appears in plaintext, its HMAC from sys/audit-hash does, and accessors in
+// paths follow hmac_accessor.
+func TestAuditTokensInPathsAreHMACd(t *testing.T) {
+	_, addr, root := servertest.StartDevServer(t, nil)
+	c := newClient(t, addr, root)
+	dir := t.TempDir()
+	hashed, plainAccessors := filepath.Join(dir, "hashed.log"), filepath.Join(dir, "plain-accessors.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": hashed}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().EnableAuditWithOptions("plain", &vault.EnableAuditOptions{Type: "file",
+		Options: map[string]string{"file_path": plainAccessors, "hmac_accessor": "false"}}); err != nil {
+		t.Fatal(err)
+	}
+	newToken := func() (token, accessor string) {
+		t.Helper()
+		s, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.Auth.ClientToken, s.Auth.Accessor
+	}
+	tok, acc := newToken()
+	orphan, _ := newToken()
+	byAccessor, byAccessorAcc := newToken()
+	mistyped, _ := newToken()
+
+	if s, err := c.Logical().Read("auth/token/lookup/" + tok); err != nil || s == nil || s.Data["accessor"] != acc {
+		t.Fatalf("lookup/<token>: %v, %v", s, err)
+	}
+	for _, p := range []string{"auth/token/renew/" + tok, "auth/token/lookup-accessor/" + acc} {
+		if _, err := c.Logical().Write(p, map[string]any{}); err != nil {
+			t.Fatalf("%s: %v", strings.SplitAfterN(p, "/", 4)[2], err)
+		}
+	}
+	for _, p := range []string{"auth/token/revoke-orphan/" + orphan, "auth/token/revoke/" + tok, "auth/token/revoke-accessor/" + byAccessorAcc} {
+		if _, err := c.Logical().Write(p, map[string]any{}); err != nil {
+			t.Fatalf("%s: %v", strings.SplitAfterN(p, "/", 4)[2], err)
+		}
+	}
+	if s, err := c.Logical().Read("auth/token/Lookup/" + mistyped); err == nil && s != nil {
+		t.Fatalf("a mistyped path answered %v", s.Data)
+	}
+
+	hash := func(device, v string) string {
+		t.Helper()
+		h, err := c.Sys().AuditHash(device, v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	for _, f := range []struct {
+		device, path   string
+		accessorsPlain bool
+	}{{"file", hashed, false}, {"plain", plainAccessors, true}} {
+		raw, err := os.ReadFile(f.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, secret := range map[string]string{"token": tok, "orphan token": orphan, "token revoked by accessor": byAccessor, "token in a mistyped path": mistyped} {
+			if bytes.Contains(raw, []byte(secret)) {
+				t.Errorf("%s: the %s is in the audit file in plaintext", f.device, name)
+			}
+		}
+		for _, accessor := range []string{acc, byAccessorAcc} {
+			if got := bytes.Contains(raw, []byte(accessor)); got != f.accessorsPlain {
+				t.Errorf("%s: accessor in plaintext = %v, want %v", f.device, got, f.accessorsPlain)
+			}
+		}
+		lines := parseAuditLines(t, raw)
+		accessorInPath := func(a string) string {
+			if f.accessorsPlain {
+				return a
+			}
+			return hash(f.device, a)
+		}
+		for _, want := range []struct{ op, path string }{
+			{"read", "auth/token/lookup/" + hash(f.device, tok)},
+			{"update", "auth/token/renew/" + hash(f.device, tok)},
+			{"update", "auth/token/revoke-orphan/" + hash(f.device, orphan)},
+			{"update", "auth/token/revoke/" + hash(f.device, tok)},
+			{"update", "auth/token/lookup-accessor/" + accessorInPath(acc)},
+			{"update", "auth/token/revoke-accessor/" + accessorInPath(byAccessorAcc)},
+			{"read", "auth/token/Lookup/" + hash(f.device, mistyped)},
+		} {
+			if findEntry(lines, "request", want.op, want.path) == nil {
+				t.Errorf("%s: no %s request entry for %s", f.device, want.op, want.path)
+			}
+		}
+	}
+}
