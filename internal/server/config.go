@@ -305,6 +305,9 @@ func parseAudit(item *ast.ObjectItem) (AuditDeviceConfig, error) {
 	a.Type, a.Path = keyName(item.Keys[1]), keyName(item.Keys[2])
 	name := fmt.Sprintf("audit %q %q", a.Type, a.Path)
 	for _, it := range obj.List.Items {
+		if len(it.Keys) == 0 {
+			return a, fmt.Errorf("%s: expected description, options or local", name)
+		}
 		k := keyName(it.Keys[0])
 		var err error
 		switch {

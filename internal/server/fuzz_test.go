@@ -112,6 +112,8 @@ func FuzzHandler(f *testing.F) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add(`storage "bolt" { path = "/tmp/a.db" }` + "\n" + `listener "tcp" { address = "127.0.0.1:8200" tls_disable = true }`)
 	f.Add(`{"storage": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:0", "tls_disable": true}}}`)
+	f.Add(`audit "file" "f" { description = "d"` + "\n" + `local = false` + "\n" + `options { file_path = "stdout" } }` + "\n" + `unsafe_allow_api_audit_creation = true`)
+	f.Add(`{"audit": [{"socket": {"s": {"options": {"address": "127.0.0.1:9"}}}}], "allow_audit_log_prefixing": true}`)
 	f.Fuzz(func(t *testing.T, text string) {
 		ParseConfig(text) // an error is fine; a panic is not
 	})
