@@ -98,7 +98,10 @@ func (c *Core) loadAudit(ctx context.Context) error {
 		return fmt.Errorf("reading the audited headers: %w", err)
 	}
 	for _, e := range table {
-		d, err := c.auditDevice(ctx, e, audit.NewLazy)
+		if e.Declared {
+			continue // applyDeclaredAudit builds these as the configuration now says
+		}
+		d, err := c.auditDevice(ctx, e)
 		if err != nil {
 			return err
 		}
@@ -107,11 +110,17 @@ func (c *Core) loadAudit(ctx context.Context) error {
 	c.auditState.Store(&auditState{table: table, headers: headers})
 	c.auditMu.Lock()
 	defer c.auditMu.Unlock()
-	return c.applyDeclaredAudit(ctx)
+	if err := c.applyDeclaredAudit(ctx); err != nil {
+		return fmt.Errorf("enabling the audit devices of the server configuration: %w", err)
+	}
+	return nil
 }
 
-// auditDevice builds the device of a stored entry with its stored salt.
-func (c *Core) auditDevice(ctx context.Context, e *AuditEntry, newDevice func(audit.Config) (*audit.Device, error)) (*audit.Device, error) {
+// auditDevice builds the device of a stored entry with its stored salt. A
+// device that cannot open its destination fails its writes until it can,
+// so an enabled device keeps the server failing closed rather than
+// vanishing.
+func (c *Core) auditDevice(ctx context.Context, e *AuditEntry) (*audit.Device, error) {
 	salt, err := c.barrier.Get(ctx, auditSaltKey(e.UUID))
 	if err != nil {
 		return nil, fmt.Errorf("reading the salt of audit device %s: %w", e.Path, err)
@@ -119,7 +128,7 @@ func (c *Core) auditDevice(ctx context.Context, e *AuditEntry, newDevice func(au
 	if salt == nil {
 		return nil, fmt.Errorf("audit device %s has lost its salt", e.Path)
 	}
-	d, err := newDevice(audit.Config{Path: e.Path, Type: e.Type, Options: e.Options, Salt: salt.Value, Logger: c.logger})
+	d, err := audit.NewLazy(audit.Config{Path: e.Path, Type: e.Type, Options: e.Options, Salt: salt.Value, Logger: c.logger})
 	if err != nil {
 		return nil, fmt.Errorf("audit device %s: %w", e.Path, err)
 	}
@@ -127,11 +136,13 @@ func (c *Core) auditDevice(ctx context.Context, e *AuditEntry, newDevice func(au
 }
 
 // applyDeclaredAudit makes the audit table agree with the configuration's
-// audit stanzas: a new stanza enables its device, a changed one replaces
-// the device's settings (keeping its salt, so earlier HMACs still match),
-// and a stanza that is gone disables its device. A stanza at the path of a
-// device enabled through the API is refused: the configuration does not
-// silently take over what someone else enabled. auditMu is held.
+// audit stanzas and registers their devices: a new stanza enables its
+// device, a changed one replaces the device's settings (keeping its salt,
+// so earlier HMACs still match), and a stanza that is gone disables its
+// device. A stanza at the path of a device enabled through the API is
+// refused: the configuration does not take over what the API enabled.
+// A device that cannot open its destination yet fails its writes until it
+// can (see newAuditDevice). auditMu is held.
 func (c *Core) applyDeclaredAudit(ctx context.Context) (err error) {
 	// Salts stored for devices this call enabled go again if it fails.
 	var fresh []*AuditEntry
@@ -143,8 +154,6 @@ func (c *Core) applyDeclaredAudit(ctx context.Context) (err error) {
 		}
 	}()
 	st := c.auditState.Load()
-	table := slices.Clone(st.table)
-	changed := false
 	declared := map[string]bool{}
 	for _, want := range c.conf.Audit.Devices {
 		p, err := normalizeAuditPath(want.Path)
@@ -152,18 +161,30 @@ func (c *Core) applyDeclaredAudit(ctx context.Context) (err error) {
 			return fmt.Errorf("audit stanza %q: %w", want.Path, err)
 		}
 		declared[p] = true
+	}
+	var gone []*AuditEntry
+	table := slices.DeleteFunc(slices.Clone(st.table), func(x *AuditEntry) bool {
+		if x.Declared && !declared[x.Path] {
+			gone = append(gone, x)
+			return true
+		}
+		return false
+	})
+	changed := len(gone) > 0
+	for _, want := range c.conf.Audit.Devices {
+		p, _ := normalizeAuditPath(want.Path)
 		i := slices.IndexFunc(table, func(x *AuditEntry) bool { return x.Path == p })
 		if i < 0 {
 			for _, x := range table {
 				if strings.HasPrefix(x.Path, p) || strings.HasPrefix(p, x.Path) {
-					return fmt.Errorf("audit device %s in the configuration conflicts with the audit device at %s", p, x.Path)
+					return fmt.Errorf("audit device %s conflicts with the audit device at %s", p, x.Path)
 				}
 			}
 			e := &AuditEntry{Path: p, Type: want.Type, Description: want.Description, Options: cloneStringMap(want.Options),
 				Local: want.Local, Declared: true, UUID: newUUID()}
-			d, err := c.newAuditDevice(ctx, e)
+			d, err := c.newAuditDevice(ctx, e, false)
 			if err != nil {
-				return fmt.Errorf("audit device %s in the configuration: %w", p, err)
+				return err
 			}
 			fresh = append(fresh, e)
 			table = append(table, e)
@@ -172,33 +193,23 @@ func (c *Core) applyDeclaredAudit(ctx context.Context) (err error) {
 			c.logger.Info("enabled audit device from the configuration", "path", p, "type", e.Type)
 			continue
 		}
-		have := table[i]
-		if !have.Declared {
-			return fmt.Errorf("audit device %s in the configuration is already enabled through the API: disable it (arca audit disable %s) or declare the device at another path", p, p)
+		e := table[i]
+		if !e.Declared {
+			return fmt.Errorf("audit device %s is already enabled through the API: disable it (arca audit disable %s) or declare the device at another path", p, p)
 		}
-		if have.Type == want.Type && have.Description == want.Description && have.Local == want.Local && maps.Equal(have.Options, want.Options) {
-			continue
+		if e.Type != want.Type || e.Description != want.Description || e.Local != want.Local || !maps.Equal(e.Options, want.Options) {
+			next := *e
+			next.Type, next.Description, next.Local, next.Options = want.Type, want.Description, want.Local, cloneStringMap(want.Options)
+			e, table[i], changed = &next, &next, true
+			c.logger.Info("changed audit device from the configuration", "path", p, "type", e.Type)
 		}
-		e := *have
-		e.Type, e.Description, e.Local, e.Options = want.Type, want.Description, want.Local, cloneStringMap(want.Options)
-		d, err := c.auditDevice(ctx, &e, audit.New)
+		d, err := c.auditDevice(ctx, e)
 		if err != nil {
-			return fmt.Errorf("audit device %s in the configuration: %w", p, err)
+			return err
 		}
-		table[i] = &e
 		c.audit.Register(d)
-		changed = true
-		c.logger.Info("changed audit device from the configuration", "path", p, "type", e.Type)
 	}
-	var gone []*AuditEntry
-	table = slices.DeleteFunc(table, func(x *AuditEntry) bool {
-		if x.Declared && !declared[x.Path] {
-			gone = append(gone, x)
-			return true
-		}
-		return false
-	})
-	if !changed && len(gone) == 0 {
+	if !changed {
 		return nil
 	}
 	if err := c.putJSON(ctx, auditTableKey, table); err != nil {
@@ -206,7 +217,6 @@ func (c *Core) applyDeclaredAudit(ctx context.Context) (err error) {
 	}
 	c.auditState.Store(&auditState{table: table, headers: st.headers})
 	for _, x := range gone {
-		c.audit.Deregister(x.Path)
 		if err := c.barrier.Delete(ctx, auditSaltKey(x.UUID)); err != nil {
 			c.logger.Warn("deleting a removed audit device's salt failed", "path", x.Path, "error", err)
 		}
@@ -215,16 +225,27 @@ func (c *Core) applyDeclaredAudit(ctx context.Context) (err error) {
 	return nil
 }
 
-// newAuditDevice gives e a fresh salt, stores it, and opens the device.
-// The salt is removed again if the device cannot be opened.
-func (c *Core) newAuditDevice(ctx context.Context, e *AuditEntry) (*audit.Device, error) {
+// newAuditDevice builds the device of e under a fresh salt and stores the
+// salt behind the barrier. Through the API the device must open its
+// destination now, and a device that cannot is a 400. A declared device
+// that cannot open it yet is enabled all the same and fails its writes
+// until it can, as any device does after a restart: requests fail closed
+// and the log says why, where failing the unseal would leave a server
+// that is being initialised (which unseals once) with storage it cannot
+// initialise again.
+func (c *Core) newAuditDevice(ctx context.Context, e *AuditEntry, fromAPI bool) (*audit.Device, error) {
 	salt, err := audit.NewSalt()
 	if err != nil {
 		return nil, err
 	}
-	d, err := audit.New(audit.Config{Path: e.Path, Type: e.Type, Options: e.Options, Salt: salt, Logger: c.logger})
-	if err != nil {
-		return nil, logical.BadRequest("audit device %s: %v", e.Path, err)
+	conf := audit.Config{Path: e.Path, Type: e.Type, Options: e.Options, Salt: salt, Logger: c.logger}
+	var d *audit.Device
+	if fromAPI {
+		if d, err = audit.New(conf); err != nil {
+			return nil, logical.BadRequest("audit device %s: %v", e.Path, err)
+		}
+	} else if d, err = audit.NewLazy(conf); err != nil {
+		return nil, fmt.Errorf("audit device %s: %w", e.Path, err)
 	}
 	if err := c.barrier.Put(ctx, &storage.Entry{Key: auditSaltKey(e.UUID), Value: salt}); err != nil {
 		d.Close()
@@ -272,7 +293,7 @@ func (c *Core) EnableAudit(ctx context.Context, e *AuditEntry) error {
 		}
 	}
 	e.UUID = newUUID()
-	d, err := c.newAuditDevice(ctx, e)
+	d, err := c.newAuditDevice(ctx, e, true)
 	if err != nil {
 		return err
 	}

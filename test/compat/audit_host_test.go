@@ -469,3 +469,35 @@ func TestAuditTokensInPathsAreHMACd(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditDeclaredDeviceFailsClosedUntilItCanWrite declares a file device
+// in a directory that does not exist yet: the server still initialises and
+// unseals, refuses requests it cannot record while the device is its only
+// one, says which device in its log, and records again once the directory
+// exists.
+func TestAuditDeclaredDeviceFailsClosedUntilItCanWrite(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "later", "audit.log")
+	var serverLog lockedBuffer
+	_, addr := startFromConfig(t, boltConfig(dir, declaredFile("later", logPath, "")), &serverLog)
+	c := newClient(t, addr, "")
+	root, _ := initAndUnseal(t, c)
+	c.SetToken(root)
+
+	if _, err := c.Auth().Token().LookupSelf(); statusOf(err) != 500 || !strings.Contains(err.Error(), "could not be recorded") {
+		t.Fatalf("a request the only device cannot record: %v", err)
+	}
+	if l := serverLog.String(); !strings.Contains(l, "later/") || !strings.Contains(l, "no such file or directory") {
+		t.Fatalf("the server log does not name the device and its trouble:\n%s", l)
+	}
+	if err := os.Mkdir(filepath.Dir(logPath), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("once the directory exists: %v", err)
+	}
+	raw, _ := os.ReadFile(logPath)
+	if findEntry(parseAuditLines(t, raw), "response", "read", "auth/token/lookup-self") == nil {
+		t.Fatalf("the device did not record lookup-self:\n%s", raw)
+	}
+}
