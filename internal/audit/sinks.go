@@ -29,6 +29,8 @@ import (
 type fileSink struct {
 	path string
 	mode os.FileMode // 0: leave the file's mode alone
+	// droppedExec says mode had an execute bit that was dropped.
+	droppedExec bool
 
 	mu       sync.Mutex // guards next, writing and spareBuf
 	next     *fileBatch // lines waiting for the writer
@@ -47,7 +49,10 @@ type fileBatch struct {
 	err  error
 }
 
-func newFileSink(o options) (*fileSink, error) {
+// newFileSink reads a file device's options. A mode with an execute bit is
+// an error, or with lenient (a device stored by an earlier version) the
+// bit is dropped.
+func newFileSink(o options, lenient bool) (*fileSink, error) {
 	path, _ := o.get("file_path")
 	if path == "" {
 		path, _ = o.get("path") // the option's name before Vault 0.x
@@ -64,7 +69,11 @@ func newFileSink(o options) (*fileSink, error) {
 		// An audit log written by the server and executable by someone
 		// is a way to run what a request put in it.
 		if n&0o111 != 0 {
-			return nil, fmt.Errorf("option mode: %q sets an execute bit; an audit log is never executable (e.g. 0600)", m)
+			if !lenient {
+				return nil, fmt.Errorf("option mode: %q sets an execute bit; an audit log is never executable (e.g. 0600)", m)
+			}
+			n &^= 0o111
+			s.droppedExec = true
 		}
 		s.mode = os.FileMode(n)
 	}
