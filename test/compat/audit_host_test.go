@@ -501,3 +501,25 @@ func TestAuditDeclaredDeviceFailsClosedUntilItCanWrite(t *testing.T) {
 		t.Fatalf("the device did not record lookup-self:\n%s", raw)
 	}
 }
+
+// TestAuditDeclaredDeviceMovedBelowItsOldPath moves a declared device from
+// a/ to a/b/ in the configuration: the old device goes before the new path
+// is checked for overlaps, so the server unseals with only the new one.
+func TestAuditDeclaredDeviceMovedBelowItsOldPath(t *testing.T) {
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "audit.log")
+	srv, addr := startFromConfig(t, boltConfig(dir, declaredFile("a", logPath, "")))
+	c := newClient(t, addr, "")
+	root, key := initAndUnseal(t, c)
+	shutdown(srv)
+
+	_, addr = startFromConfig(t, boltConfig(dir, declaredFile("a/b", logPath, "")))
+	c = newClient(t, addr, root)
+	if _, err := c.Sys().Unseal(key); err != nil {
+		t.Fatalf("unseal after moving the device: %v", err)
+	}
+	audits, err := c.Sys().ListAudit()
+	if err != nil || len(audits) != 1 || audits["a/b/"] == nil {
+		t.Fatalf("sys/audit lists %+v (%v), want only a/b/", audits, err)
+	}
+}
