@@ -22,6 +22,7 @@ listener "tcp" {
   tls_disable = true
 }
 log_level = "warn"
+unsafe_allow_api_audit_creation = true # audit_cases enables and disables a device per round
 HCL
 "$work/arca" server -config="$work/server.hcl" >"$work/server.log" 2>&1 &
 "$work/bare" -addr=127.0.0.1:8299 &

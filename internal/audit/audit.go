@@ -90,7 +90,7 @@ type Device struct {
 // destination, so an unwritable file or an unreachable socket is reported
 // here rather than on the first request.
 func New(conf Config) (*Device, error) {
-	d, err := build(conf)
+	d, err := build(conf, false)
 	if err != nil {
 		return nil, err
 	}
@@ -105,8 +105,10 @@ func New(conf Config) (*Device, error) {
 // cannot be opened yet: the device then fails every write until it can.
 // The core uses it when it reloads the audit table on unseal, so a device
 // that was enabled keeps the server failing closed rather than vanishing.
+// For the same reason a file mode with an execute bit, which an earlier
+// version accepted, loses the bit instead of failing the unseal.
 func NewLazy(conf Config) (*Device, error) {
-	d, err := build(conf)
+	d, err := build(conf, true)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +118,17 @@ func NewLazy(conf Config) (*Device, error) {
 	return d, nil
 }
 
-func build(conf Config) (*Device, error) {
+// Check validates conf as New would, without a salt and without opening
+// the destination, so a device declared in the server configuration is
+// refused when the server starts rather than when it is unsealed.
+func Check(conf Config) error {
+	conf.Salt = []byte("check")
+	_, err := build(conf, false)
+	return err
+}
+
+// build makes a device from conf; reloading is NewLazy's leniency.
+func build(conf Config, reloading bool) (*Device, error) {
 	if len(conf.Salt) == 0 {
 		return nil, errors.New("audit: device has no salt")
 	}
@@ -125,7 +137,11 @@ func build(conf Config) (*Device, error) {
 	var err error
 	switch conf.Type {
 	case "file":
-		s, err = newFileSink(opts)
+		var fs *fileSink
+		if fs, err = newFileSink(opts, reloading); err == nil && fs.droppedExec && conf.Logger != nil {
+			conf.Logger.Warn("audit device had a file mode with an execute bit; the bit is dropped", "path", conf.Path, "mode", fmt.Sprintf("%04o", fs.mode))
+		}
+		s = fs
 	case "socket":
 		s, err = newSocketSink(opts)
 	case "syslog":

@@ -294,3 +294,34 @@ func TestFailureLogThrottles(t *testing.T) {
 		t.Fatalf("after the interval: logged %v with %d skipped, want true and 5", ok, n)
 	}
 }
+
+// TestFileModeExecuteBit: a new device with an executable mode is refused;
+// one reloaded from an earlier version's table loses the bit and says so,
+// rather than failing the unseal.
+func TestFileModeExecuteBit(t *testing.T) {
+	salt, _ := NewSalt()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	conf := Config{Path: "file/", Type: "file", Options: map[string]string{"file_path": path, "mode": "0750"}, Salt: salt}
+	if _, err := New(conf); err == nil || !strings.Contains(err.Error(), "mode") {
+		t.Fatalf("New with mode 0750: %v", err)
+	}
+	if err := Check(conf); err == nil || !strings.Contains(err.Error(), "mode") {
+		t.Fatalf("Check with mode 0750: %v", err)
+	}
+	if _, err := os.Stat(path); err == nil {
+		t.Fatal("the refused device created its file")
+	}
+	var logged bytes.Buffer
+	conf.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	d, err := NewLazy(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Fatalf("reloaded device's file: %v, %v; want mode 0640", fi, err)
+	}
+	if !strings.Contains(logged.String(), "execute bit") || !strings.Contains(logged.String(), "file/") {
+		t.Fatalf("no warning about the dropped bit: %s", logged.String())
+	}
+}

@@ -35,7 +35,7 @@ func NewBroker(logger *slog.Logger) *Broker {
 	return b
 }
 
-// Register adds d, replacing any device at the same path.
+// Register adds d, replacing and closing any device at the same path.
 func (b *Broker) Register(d *Device) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -44,6 +44,8 @@ func (b *Broker) Register(d *Device) {
 	for _, x := range old {
 		if x.path != d.path {
 			next = append(next, x)
+		} else if x != d {
+			x.Close()
 		}
 	}
 	next = append(next, d)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/syslog"
 	"net"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -27,6 +29,8 @@ import (
 type fileSink struct {
 	path string
 	mode os.FileMode // 0: leave the file's mode alone
+	// droppedExec says mode had an execute bit that was dropped.
+	droppedExec bool
 
 	mu       sync.Mutex // guards next, writing and spareBuf
 	next     *fileBatch // lines waiting for the writer
@@ -45,7 +49,10 @@ type fileBatch struct {
 	err  error
 }
 
-func newFileSink(o options) (*fileSink, error) {
+// newFileSink reads a file device's options. A mode with an execute bit is
+// an error, or with lenient (a device stored by an earlier version) the
+// bit is dropped.
+func newFileSink(o options, lenient bool) (*fileSink, error) {
 	path, _ := o.get("file_path")
 	if path == "" {
 		path, _ = o.get("path") // the option's name before Vault 0.x
@@ -57,13 +64,27 @@ func newFileSink(o options) (*fileSink, error) {
 	if m, ok := o.get("mode"); ok && m != "" {
 		n, err := strconv.ParseUint(m, 8, 32)
 		if err != nil || n > 0o777 {
-			return nil, fmt.Errorf("option mode: %q is not an octal file mode", m)
+			return nil, fmt.Errorf("option mode: %q is not an octal file mode between 0000 and 0777", m)
+		}
+		// An audit log written by the server and executable by someone
+		// is a way to run what a request put in it.
+		if n&0o111 != 0 {
+			if !lenient {
+				return nil, fmt.Errorf("option mode: %q sets an execute bit; an audit log is never executable (e.g. 0600)", m)
+			}
+			n &^= 0o111
+			s.droppedExec = true
 		}
 		s.mode = os.FileMode(n)
 	}
 	return s, nil
 }
 
+// open opens the file for appending. A file the device creates gets the
+// configured mode exactly; an existing one may be narrowed to it but is
+// never made readable or writable by anyone it was not already.
+// Anything but a regular file (a device, a FIFO, a directory) is refused,
+// and a FIFO without a reader does not block the open.
 func (s *fileSink) open() error {
 	switch s.path {
 	case "stdout":
@@ -77,14 +98,35 @@ func (s *fileSink) open() error {
 	if perm == 0 {
 		perm = 0o600
 	}
-	f, err := os.OpenFile(s.path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, perm)
+	const flags = os.O_WRONLY | os.O_APPEND | syscall.O_NONBLOCK
+	created := true
+	f, err := os.OpenFile(s.path, flags|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, fs.ErrExist) {
+		created = false
+		f, err = os.OpenFile(s.path, flags, 0)
+	}
 	if err != nil {
 		return fmt.Errorf("opening the audit file: %w", err)
 	}
+	info, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("opening the audit file: %w", err)
+	}
+	if !info.Mode().IsRegular() {
+		f.Close()
+		return fmt.Errorf("opening the audit file: %s is not a regular file", s.path)
+	}
 	if s.mode != 0 {
-		if err := f.Chmod(s.mode); err != nil {
-			f.Close()
-			return fmt.Errorf("setting the audit file's mode: %w", err)
+		want := s.mode
+		if !created {
+			want = info.Mode().Perm() & s.mode
+		}
+		if want != info.Mode().Perm() {
+			if err := f.Chmod(want); err != nil {
+				f.Close()
+				return fmt.Errorf("setting the audit file's mode: %w", err)
+			}
 		}
 	}
 	s.f, s.w = f, f

@@ -38,6 +38,7 @@ type Config struct {
 	MaxLeaseTTL     time.Duration // 0 means 768h
 	ClusterName     string
 	APIAddr         string
+	Audit           AuditConfig // audit stanzas and the settings that limit sys/audit
 }
 
 // Core is one Arca server's state.
@@ -93,6 +94,9 @@ func New(conf Config) (*Core, error) {
 	}
 	if conf.DefaultLeaseTTL > conf.MaxLeaseTTL {
 		return nil, fmt.Errorf("default_lease_ttl (%s) is longer than max_lease_ttl (%s)", conf.DefaultLeaseTTL, conf.MaxLeaseTTL)
+	}
+	if err := validateAuditConfig(conf.Audit); err != nil {
+		return nil, err
 	}
 	c := &Core{
 		conf:   conf,

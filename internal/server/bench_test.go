@@ -6,6 +6,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/arcasec/arca/internal/core"
 )
 
 // These benchmarks drive the handler in-process (no network) to profile
@@ -41,7 +43,7 @@ func BenchmarkKVv2ReadPolicyToken(b *testing.B) { benchPolicyRead(b, false) }
 func BenchmarkKVv2ReadPolicyTokenFileAudit(b *testing.B) { benchPolicyRead(b, true) }
 
 func benchPolicyRead(b *testing.B, fileAudit bool) {
-	h, root := newTestHandler(b)
+	h, root := newTestHandlerWith(b, core.AuditConfig{AllowAPICreation: true})
 	if fileAudit {
 		benchRequest(b, h, "PUT", "sys/audit/file", root, fmt.Sprintf(`{"type":"file","options":{"file_path":%q}}`, b.TempDir()+"/audit.log"))
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/hashicorp/hcl/hcl/ast"
@@ -24,6 +25,22 @@ type Config struct {
 	MaxLeaseTTL     time.Duration
 	DisableMlock    bool
 	UI              bool
+
+	// Audit devices declared in the file, and the settings that limit what
+	// sys/audit may enable.
+	Audit                       []AuditDeviceConfig
+	UnsafeAllowAPIAuditCreation bool
+	AllowAuditLogPrefixing      bool
+}
+
+// AuditDeviceConfig is an `audit "<type>" "<path>" { ... }` stanza:
+// description, options { ... } and local, as sys/audit takes them.
+type AuditDeviceConfig struct {
+	Type        string
+	Path        string
+	Description string
+	Options     map[string]string
+	Local       bool
 }
 
 // StorageConfig is the storage stanza: `storage "bolt" { path = "..." }`.
@@ -98,6 +115,20 @@ func ParseConfig(text string) (*Config, error) {
 				return nil, err
 			}
 			conf.Listeners = append(conf.Listeners, l)
+		case "audit":
+			var a AuditDeviceConfig
+			if a, err = parseAudit(item); err == nil {
+				conf.Audit = append(conf.Audit, a)
+			}
+		case "unsafe_allow_api_audit_creation", "allow_audit_log_prefixing":
+			var b bool
+			if b, err = boolValue(key, item.Val); err == nil {
+				if key == "allow_audit_log_prefixing" {
+					conf.AllowAuditLogPrefixing = b
+				} else {
+					conf.UnsafeAllowAPIAuditCreation = b
+				}
+			}
 		case "api_addr":
 			conf.APIAddr, err = stringValue(key, item.Val)
 		case "cluster_name":
@@ -260,4 +291,55 @@ func parseListener(typ string, body *ast.ObjectList) (ListenerConfig, error) {
 		return l, fmt.Errorf("listener %s: set tls_cert_file and tls_key_file, or tls_disable = true", l.Address)
 	}
 	return l, nil
+}
+
+// parseAudit reads `audit "<type>" "<path>" { description = "...",
+// options { ... }, local = false }`. HCL reads the JSON form,
+// {"audit": [{"<type>": {"<path>": {...}}}]}, into the same keys.
+func parseAudit(item *ast.ObjectItem) (AuditDeviceConfig, error) {
+	var a AuditDeviceConfig
+	obj, ok := item.Val.(*ast.ObjectType)
+	if len(item.Keys) != 3 || !ok {
+		return a, fmt.Errorf(`audit (line %d): expected audit "<type>" "<path>" { options { ... } }`, item.Pos().Line)
+	}
+	a.Type, a.Path = keyName(item.Keys[1]), keyName(item.Keys[2])
+	name := fmt.Sprintf("audit %q %q", a.Type, a.Path)
+	for _, it := range obj.List.Items {
+		if len(it.Keys) == 0 {
+			return a, fmt.Errorf("%s: expected description, options or local", name)
+		}
+		k := keyName(it.Keys[0])
+		var err error
+		switch {
+		case k == "description" && len(it.Keys) == 1:
+			a.Description, err = stringValue(name+": description", it.Val)
+		case k == "local" && len(it.Keys) == 1:
+			a.Local, err = boolValue(name+": local", it.Val)
+		case k == "options" && len(it.Keys) == 1:
+			body, ok := it.Val.(*ast.ObjectType)
+			if !ok {
+				return a, fmt.Errorf("%s: options must be a block of strings", name)
+			}
+			a.Options, err = stringAttrs(name+": options", body.List)
+		default:
+			return a, fmt.Errorf("%s: unknown key %q (description, options or local)", name, k)
+		}
+		if err != nil {
+			return a, err
+		}
+	}
+	return a, nil
+}
+
+// boolValue reads true or false (or their quoted forms).
+func boolValue(key string, n ast.Node) (bool, error) {
+	s, err := stringValue(key, n)
+	if err != nil {
+		return false, err
+	}
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%s: %q is not true or false", key, s)
+	}
+	return b, nil
 }

@@ -36,12 +36,18 @@ func FuzzDecodeJSONBody(f *testing.F) {
 // at secret/, and returns it with the root token.
 func newTestHandler(tb testing.TB) (*Handler, string) {
 	tb.Helper()
+	return newTestHandlerWith(tb, core.AuditConfig{})
+}
+
+// newTestHandlerWith is newTestHandler with the given audit configuration.
+func newTestHandlerWith(tb testing.TB, audit core.AuditConfig) (*Handler, string) {
+	tb.Helper()
 	phys, err := storage.New("inmem", nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	c, err := core.New(core.Config{Storage: phys, Catalog: Catalog(), Logger: logger})
+	c, err := core.New(core.Config{Storage: phys, Catalog: Catalog(), Logger: logger, Audit: audit})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -106,6 +112,8 @@ func FuzzHandler(f *testing.F) {
 func FuzzParseConfig(f *testing.F) {
 	f.Add(`storage "bolt" { path = "/tmp/a.db" }` + "\n" + `listener "tcp" { address = "127.0.0.1:8200" tls_disable = true }`)
 	f.Add(`{"storage": {"inmem": {}}, "listener": {"tcp": {"address": "127.0.0.1:0", "tls_disable": true}}}`)
+	f.Add(`audit "file" "f" { description = "d"` + "\n" + `local = false` + "\n" + `options { file_path = "stdout" } }` + "\n" + `unsafe_allow_api_audit_creation = true`)
+	f.Add(`{"audit": [{"socket": {"s": {"options": {"address": "127.0.0.1:9"}}}}], "allow_audit_log_prefixing": true}`)
 	f.Fuzz(func(t *testing.T, text string) {
 		ParseConfig(text) // an error is fine; a panic is not
 	})

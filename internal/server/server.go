@@ -64,12 +64,23 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		MaxLeaseTTL:     conf.MaxLeaseTTL,
 		ClusterName:     conf.ClusterName,
 		APIAddr:         conf.APIAddr,
+		Audit:           auditConfig(conf),
 	})
 	if err != nil {
 		phys.Close()
 		return nil, err
 	}
 	return &Server{Core: c, conf: conf, logger: logger, storage: phys}, nil
+}
+
+// auditConfig is the configuration's audit stanzas and settings as the
+// core takes them.
+func auditConfig(conf *Config) core.AuditConfig {
+	ac := core.AuditConfig{AllowAPICreation: conf.UnsafeAllowAPIAuditCreation, AllowPrefix: conf.AllowAuditLogPrefixing}
+	for _, a := range conf.Audit {
+		ac.Devices = append(ac.Devices, &core.AuditEntry{Path: a.Path, Type: a.Type, Description: a.Description, Options: a.Options, Local: a.Local})
+	}
+	return ac
 }
 
 // Start opens every listener and serves in the background. It returns the
@@ -163,6 +174,10 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 	s, err := New(&Config{
 		Storage:   StorageConfig{Type: "inmem"},
 		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true}},
+		// A dev server is a throwaway on the developer's machine, run by the
+		// person who would write the configuration; enabling a device
+		// through the API is how dev workflows and tests audit.
+		UnsafeAllowAPIAuditCreation: true,
 	}, logger)
 	if err != nil {
 		return nil, nil, err

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,19 +14,39 @@ import (
 	vault "github.com/hashicorp/vault/api"
 )
 
-// TestAuditRotateAndRestart runs the real binary on bolt: a file audit
-// device survives a restart (the salt is behind the barrier, so sys/audit-hash
-// gives the same HMAC), SIGHUP reopens the file after logrotate moves it
-// away, and the access report is still there after the restart.
+// TestAuditRotateAndRestart runs the real binary on bolt with a file audit
+// device declared in its configuration: the device is enabled at unseal,
+// the API can neither enable another nor disable it, it survives a restart
+// (the salt is behind the barrier, so sys/audit-hash gives the same HMAC),
+// SIGHUP reopens the file after logrotate moves it away, and the access
+// report is still there after the restart.
 func TestAuditRotateAndRestart(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "audit.log")
-	srv := startBoltServer(t, dir)
+	stanza := fmt.Sprintf(`audit "file" "file" {
+  description = "declared"
+  options {
+    file_path = %q
+  }
+}
+`, logPath)
+	srv := startBoltServer(t, dir, stanza)
 	c := client(t, srv.addr, "")
 	init := initServer(t, c, 1, 1)
-	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
-		t.Fatal(err)
+	audits, err := c.Sys().ListAudit()
+	if err != nil || audits["file/"] == nil || audits["file/"].Options["file_path"] != logPath || audits["file/"].Description != "declared" {
+		t.Fatalf("sys/audit lists %+v (err %v), want the declared device", audits, err)
+	}
+	err = c.Sys().EnableAuditWithOptions("other", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath + ".other"}})
+	if statusOf(err) != 400 || !strings.Contains(err.Error(), "unsafe_allow_api_audit_creation") {
+		t.Fatalf("enabling a device through the API on a server that does not allow it: %v", err)
+	}
+	if _, statErr := os.Stat(logPath + ".other"); statErr == nil {
+		t.Fatal("the refused device created its file")
+	}
+	if err := c.Sys().DisableAudit("file"); statusOf(err) != 400 || !strings.Contains(err.Error(), "server configuration") {
+		t.Fatalf("disabling the declared device through the API: %v", err)
 	}
 	const marker = "rotate-marker-51c0"
 	if _, err := c.KVv2("secret").Put(ctx, "app", map[string]any{"v": marker}); err != nil {
@@ -63,7 +85,7 @@ func TestAuditRotateAndRestart(t *testing.T) {
 	}
 
 	srv.stop(t)
-	srv = startBoltServer(t, dir)
+	srv = startBoltServer(t, dir, stanza)
 	c = client(t, srv.addr, init.RootToken)
 	unseal(t, c, init.Keys)
 	after, err := c.Sys().AuditHash("file", marker)
@@ -74,4 +96,13 @@ func TestAuditRotateAndRestart(t *testing.T) {
 	if err != nil || rep == nil || rep.Data["reads"] == nil || rep.Data["reads"].(interface{ String() string }).String() != "2" {
 		t.Fatalf("access report after restart: %v, %v", rep, err)
 	}
+}
+
+// statusOf returns the HTTP status of a vault/api error, or 0.
+func statusOf(err error) int {
+	var re *vault.ResponseError
+	if errors.As(err, &re) {
+		return re.StatusCode
+	}
+	return 0
 }

@@ -72,7 +72,9 @@ type boltServer struct {
 	stderr *bytes.Buffer
 }
 
-func startBoltServer(t *testing.T, dir string) *boltServer {
+// startBoltServer starts the binary on a bolt file in dir; extraConfig is
+// appended to its configuration file.
+func startBoltServer(t *testing.T, dir string, extraConfig ...string) *boltServer {
 	t.Helper()
 	addr := freeAddr(t)
 	conf := filepath.Join(dir, "server.hcl")
@@ -81,7 +83,7 @@ listener "tcp" {
   address     = %q
   tls_disable = true
 }
-`, filepath.Join(dir, "arca.db"), addr)
+`, filepath.Join(dir, "arca.db"), addr) + strings.Join(extraConfig, "\n")
 	if err := os.WriteFile(conf, []byte(hcl), 0o600); err != nil {
 		t.Fatal(err)
 	}
