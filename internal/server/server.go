@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/kv"
@@ -63,7 +62,6 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		DefaultLeaseTTL: conf.DefaultLeaseTTL,
 		MaxLeaseTTL:     conf.MaxLeaseTTL,
 		ClusterName:     conf.ClusterName,
-		APIAddr:         conf.APIAddr,
 	})
 	if err != nil {
 		phys.Close()
@@ -93,8 +91,10 @@ func (s *Server) Start() ([]string, error) {
 		}
 		srv := &http.Server{
 			Handler:           NewHandler(s.Core, s.logger, HandlerOptions{MaxRequestSize: lc.MaxRequestSize, MaxRequestDuration: lc.MaxRequestDuration, JSON: lc.JSON}),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       5 * time.Minute,
+			ReadTimeout:       lc.ReadTimeout,
+			ReadHeaderTimeout: lc.ReadHeaderTimeout,
+			IdleTimeout:       lc.IdleTimeout,
+			WriteTimeout:      lc.WriteTimeout,
 			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 		}
 		s.mu.Lock()
@@ -161,8 +161,9 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 		addr = "127.0.0.1:8200"
 	}
 	s, err := New(&Config{
-		Storage:   StorageConfig{Type: "inmem"},
-		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true}},
+		Storage: StorageConfig{Type: "inmem"},
+		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true,
+			ReadTimeout: DefaultReadTimeout, ReadHeaderTimeout: DefaultReadHeaderTimeout, IdleTimeout: DefaultIdleTimeout}},
 	}, logger)
 	if err != nil {
 		return nil, nil, err

@@ -77,6 +77,7 @@ func startBoltServer(t *testing.T, dir string) *boltServer {
 	addr := freeAddr(t)
 	conf := filepath.Join(dir, "server.hcl")
 	hcl := fmt.Sprintf(`storage "bolt" { path = %q }
+disable_mlock = true # tests may run without CAP_IPC_LOCK
 listener "tcp" {
   address     = %q
   tls_disable = true
