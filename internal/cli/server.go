@@ -111,7 +111,7 @@ func runServer(args []string) int {
 			done = true
 		}
 	}
-	fmt.Fprintln(os.Stdout, "==> Arca shutdown triggered")
+	fmt.Fprintln(os.Stdout, "==> Arca is shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -153,7 +153,7 @@ func printDevBanner(w io.Writer, res *server.DevResult) {
 	fmt.Fprintf(w, `==> Arca %s is running in dev mode at %s (in-memory storage).
 
 Dev mode is for trying Arca out and for tests. Everything lives in memory
-and is gone when the process stops; the server is already initialised and
+and is gone when the process stops; the server is already initialized and
 unsealed, with one unseal key, and KV version 2 is mounted at secret/.
 Never keep real secrets in it.
 
