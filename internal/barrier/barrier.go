@@ -67,8 +67,8 @@ type RotationConfig struct {
 	Disabled      bool          `json:"disabled"`
 }
 
-// DefaultRotationConfig rotates after MaxOperationsLimit encryptions.
-var DefaultRotationConfig = RotationConfig{MaxOperations: MaxOperationsLimit}
+// defaultRotation rotates after MaxOperationsLimit encryptions.
+var defaultRotation = RotationConfig{MaxOperations: MaxOperationsLimit}
 
 // KeyInfo describes the active encryption key.
 type KeyInfo struct {
@@ -158,7 +158,7 @@ func (b *Barrier) Initialize(ctx context.Context, rootKey []byte) error {
 	if err != nil {
 		return err
 	}
-	rc := DefaultRotationConfig
+	rc := defaultRotation
 	kr := &keyringRecord{ActiveTerm: 1, Keys: []*termKey{{Term: 1, Value: k, InstallTime: b.now()}}, Rotation: &rc}
 	return b.persistKeyring(ctx, rootKey, kr)
 }
@@ -214,13 +214,18 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	if aeads[kr.ActiveTerm] == nil {
 		return fmt.Errorf("the keyring has no key for its active term %d", kr.ActiveTerm)
 	}
-	rc := DefaultRotationConfig
-	if kr.Rotation != nil { // keyrings written before rotation settings existed have none
-		rc = *kr.Rotation
+	rc := defaultRotation
+	// Keyrings written before rotation settings existed have none; a limit
+	// out of range would rotate on every write or never.
+	if r := kr.Rotation; r != nil && r.MaxOperations > 0 && r.MaxOperations <= MaxOperationsLimit {
+		rc = *r
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if !b.sealed {
+		for _, k := range keys {
+			clear(k.Value)
+		}
 		return nil
 	}
 	b.aeads, b.keys, b.active = aeads, keys, kr.ActiveTerm
@@ -542,6 +547,10 @@ func (b *Barrier) encrypt(ctx context.Context, key string, plain []byte) (ct []b
 		if err := b.reserve(ctx, n); err != nil {
 			return nil, false, err
 		}
+	}
+	if b.rotation.Disabled && n == uint64(b.rotation.MaxOperations) {
+		b.logger().Warn("the barrier key reached max_operations, but automatic rotation is disabled; rotate it with sys/rotate",
+			"term", b.active, "encryptions", n)
 	}
 	ct, err = seal(b.aeads[b.active], b.active, key, plain)
 	return ct, err == nil && b.dueLocked(n, false), err

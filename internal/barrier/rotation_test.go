@@ -171,7 +171,7 @@ func TestSetRotationConfigRejectsNonsense(t *testing.T) {
 			t.Errorf("%+v accepted", rc)
 		}
 	}
-	if got, _ := b.RotationConfig(); got != DefaultRotationConfig {
+	if got, _ := b.RotationConfig(); got != defaultRotation {
 		t.Fatalf("settings after rejected changes: %+v", got)
 	}
 }
