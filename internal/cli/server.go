@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -91,6 +92,14 @@ func runServer(args []string) int {
 		advertised := ""
 		if conf.APIAddr != "" {
 			advertised = " (api_addr " + conf.APIAddr + ")"
+		}
+		if conf.PidFile != "" {
+			if err := os.WriteFile(conf.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "Error: writing pid_file: %v\n", err)
+				srv.Shutdown(context.Background())
+				return 1
+			}
+			defer os.Remove(conf.PidFile)
 		}
 		fmt.Fprintf(os.Stdout, "==> Arca server started (%s storage) on %s%s; it is sealed until unsealed with 'arca operator unseal'.\n",
 			conf.Storage.Type, strings.Join(addrs, ", "), advertised)

@@ -26,7 +26,8 @@ type Config struct {
 	LogFormat       string
 	DefaultLeaseTTL time.Duration
 	MaxLeaseTTL     time.Duration
-	DisableMlock    bool // do not lock the process's memory (see LockMemory)
+	DisableMlock    bool   // do not lock the process's memory (see LockMemory)
+	PidFile         string // where `arca server` writes its process ID while it runs
 }
 
 // StorageConfig is the storage stanza: `storage "bolt" { path = "..." }`.
@@ -170,7 +171,9 @@ func ParseConfig(text string) (*Config, error) {
 			}
 		case "seal":
 			err = fmt.Errorf("seal (line %d): Arca does not implement seal stanzas yet; it is unsealed with Shamir key shares, so remove the stanza", item.Pos().Line)
-		case "cluster_addr", "plugin_directory", "telemetry", "pid_file":
+		case "pid_file":
+			conf.PidFile, err = stringValue(key, item.Val)
+		case "cluster_addr", "plugin_directory", "telemetry":
 			err = fmt.Errorf("%s (line %d): Arca does not implement this option yet; remove it from the configuration", key, item.Pos().Line)
 		default:
 			return nil, fmt.Errorf("unknown configuration key %q (line %d)", key, item.Pos().Line)

@@ -20,7 +20,6 @@ func TestConfigRefusesWhatArcaIgnores(t *testing.T) {
 		{`telemetry { prometheus_retention_time = "30s" }`, "telemetry"},
 		{`cluster_addr = "https://127.0.0.1:8201"`, "cluster_addr"},
 		{`plugin_directory = "/plugins"`, "plugin_directory"},
-		{`pid_file = "/run/arca.pid"`, "pid_file"},
 		{`ui = true`, "ui"},
 		{`raw_storage_endpoint = true`, "raw_storage_endpoint"},
 		{`enable_response_header_hostname = true`, "enable_response_header_hostname"},
@@ -66,12 +65,13 @@ disable_mlock = true
 disable_cache = true
 ui = false
 raw_storage_endpoint = false
+pid_file = "/run/arca.pid"
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !conf.DisableMlock || conf.APIAddr != "https://arca.example.com:8200" {
-		t.Fatalf("disable_mlock = %v, api_addr = %q", conf.DisableMlock, conf.APIAddr)
+	if !conf.DisableMlock || conf.APIAddr != "https://arca.example.com:8200" || conf.PidFile != "/run/arca.pid" {
+		t.Fatalf("disable_mlock = %v, api_addr = %q, pid_file = %q", conf.DisableMlock, conf.APIAddr, conf.PidFile)
 	}
 	conf, err = ParseConfig(minimalConfig)
 	if err != nil {

@@ -62,6 +62,7 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		DefaultLeaseTTL: conf.DefaultLeaseTTL,
 		MaxLeaseTTL:     conf.MaxLeaseTTL,
 		ClusterName:     conf.ClusterName,
+		APIAddr:         conf.APIAddr,
 	})
 	if err != nil {
 		phys.Close()
