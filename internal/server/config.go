@@ -20,7 +20,7 @@ import (
 type Config struct {
 	Storage         StorageConfig
 	Listeners       []ListenerConfig
-	APIAddr         string // the URL clients are told to use; shown at start-up
+	APIAddr         string // the URL clients are told to use; shown at start-up and given to the core
 	ClusterName     string
 	LogLevel        string
 	LogFormat       string
