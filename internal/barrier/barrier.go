@@ -2,6 +2,11 @@
 // every value passing through it is encrypted with AES-256-GCM under the
 // active term of a versioned keyring, with the value's key as additional
 // data, and the keyring itself is encrypted under the root key.
+//
+// The barrier counts the encryptions made under the active key and moves
+// to a new term by itself when the count or the key's age reaches the
+// limits of its RotationConfig, so no key nears the number of messages
+// AES-GCM with random nonces can safely protect.
 package barrier
 
 import (
@@ -13,6 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,6 +46,30 @@ var (
 	ErrNotInitialized = errors.New("the barrier is not initialized")
 )
 
+// Limits of the automatic rotation settings. A key encrypts at most
+// MaxOperationsLimit values, 90% of the 2^32 messages NIST SP 800-38D allows
+// one AES-GCM key with random nonces; the lower limits keep the keyring,
+// which grows by one key per rotation, from growing without bound.
+const (
+	MaxOperationsLimit    = 3_865_470_566
+	MinMaxOperations      = 1_000_000
+	MinRotationInterval   = 24 * time.Hour
+	rotationCheckEvery    = time.Minute
+	encryptionReservation = 1 << 14
+)
+
+// RotationConfig says when the barrier rotates its key by itself: after
+// MaxOperations encryptions, or when the active key is Interval old (zero:
+// never by age). Disabled stops automatic rotation; counting goes on.
+type RotationConfig struct {
+	MaxOperations int64         `json:"max_operations"`
+	Interval      time.Duration `json:"interval"`
+	Disabled      bool          `json:"disabled"`
+}
+
+// defaultRotation rotates after MaxOperationsLimit encryptions.
+var defaultRotation = RotationConfig{MaxOperations: MaxOperationsLimit}
+
 // KeyInfo describes the active encryption key.
 type KeyInfo struct {
 	Term        uint32
@@ -51,25 +81,46 @@ type termKey struct {
 	Term        uint32    `json:"term"`
 	Value       []byte    `json:"value"`
 	InstallTime time.Time `json:"install_time"`
+	// Encryptions is, for the active term, a count the key has not yet
+	// reached (see Barrier.reserved); for an older term, its final count.
+	Encryptions uint64 `json:"encryptions,omitempty"`
 }
 
 type keyringRecord struct {
-	ActiveTerm uint32     `json:"active_term"`
-	Keys       []*termKey `json:"keys"`
+	ActiveTerm uint32          `json:"active_term"`
+	Keys       []*termKey      `json:"keys"`
+	Rotation   *RotationConfig `json:"rotation,omitempty"`
 }
 
 // Barrier implements storage.Transactional over a physical backend.
 type Barrier struct {
+	// Logger receives the failures of automatic rotation, which no caller
+	// waits for; Clock is the time source of the rotation interval. Set
+	// them before the first Unseal; nil means slog.Default and time.Now.
+	Logger *slog.Logger
+	Clock  func() time.Time
+
 	phys storage.Backend
 
-	mu     sync.RWMutex
-	sealed bool
-	active uint32
-	aeads  map[uint32]cipher.AEAD
-	keys   map[uint32]*termKey
-	root   []byte
+	mu       sync.RWMutex
+	sealed   bool
+	active   uint32
+	aeads    map[uint32]cipher.AEAD
+	keys     map[uint32]*termKey
+	root     []byte
+	rotation RotationConfig
+	stop     chan struct{} // closed on Seal, to end the rotation watcher
 
+	// encryptions counts encryptions under the active key. reserved is a
+	// count stored in the keyring that encryptions has not passed: an
+	// encryption that would pass it first stores a higher one. So the hot
+	// path only touches two atomics, and a restart resumes from reserved,
+	// never below the true count. reserveMu serialises those stores among
+	// the encryptions that share mu's read lock.
 	encryptions atomic.Uint64
+	reserved    atomic.Uint64
+	reserveMu   sync.Mutex
+	rotating    atomic.Bool
 }
 
 var _ storage.Transactional = (*Barrier)(nil)
@@ -107,7 +158,8 @@ func (b *Barrier) Initialize(ctx context.Context, rootKey []byte) error {
 	if err != nil {
 		return err
 	}
-	kr := &keyringRecord{ActiveTerm: 1, Keys: []*termKey{{Term: 1, Value: k, InstallTime: time.Now().UTC()}}}
+	rc := defaultRotation
+	kr := &keyringRecord{ActiveTerm: 1, Keys: []*termKey{{Term: 1, Value: k, InstallTime: b.now()}}, Rotation: &rc}
 	return b.persistKeyring(ctx, rootKey, kr)
 }
 
@@ -162,11 +214,29 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	if aeads[kr.ActiveTerm] == nil {
 		return fmt.Errorf("the keyring has no key for its active term %d", kr.ActiveTerm)
 	}
+	rc := defaultRotation
+	// Keyrings written before rotation settings existed have none; a limit
+	// out of range would rotate on every write or never.
+	if r := kr.Rotation; r != nil && r.MaxOperations > 0 && r.MaxOperations <= MaxOperationsLimit {
+		rc = *r
+	}
 	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.sealed {
+		for _, k := range keys {
+			clear(k.Value)
+		}
+		return nil
+	}
 	b.aeads, b.keys, b.active = aeads, keys, kr.ActiveTerm
 	b.root = append([]byte(nil), rootKey...)
+	b.rotation = rc
+	mark := keys[kr.ActiveTerm].Encryptions
+	b.encryptions.Store(mark)
+	b.reserved.Store(mark)
 	b.sealed = false
-	b.mu.Unlock()
+	b.stop = make(chan struct{})
+	go b.watchRotation(b.stop)
 	return nil
 }
 
@@ -179,6 +249,10 @@ func (b *Barrier) Seal() {
 	}
 	clear(b.root)
 	b.aeads, b.keys, b.root, b.sealed = nil, nil, nil, true
+	if b.stop != nil {
+		close(b.stop)
+		b.stop = nil
+	}
 }
 
 // Sealed reports whether the barrier is sealed.
@@ -195,26 +269,178 @@ func (b *Barrier) Rotate(ctx context.Context) (KeyInfo, error) {
 	if b.sealed {
 		return KeyInfo{}, ErrSealed
 	}
+	return b.rotateLocked(ctx)
+}
+
+// rotateLocked installs a new term; b.mu is held for writing.
+func (b *Barrier) rotateLocked(ctx context.Context) (KeyInfo, error) {
 	k, err := GenerateKey()
 	if err != nil {
 		return KeyInfo{}, err
-	}
-	next := &termKey{Term: b.active + 1, Value: k, InstallTime: time.Now().UTC()}
-	kr := &keyringRecord{ActiveTerm: next.Term}
-	for _, tk := range b.keys {
-		kr.Keys = append(kr.Keys, tk)
-	}
-	kr.Keys = append(kr.Keys, next)
-	if err := b.persistKeyring(ctx, b.root, kr); err != nil {
-		return KeyInfo{}, fmt.Errorf("storing the rotated keyring: %w", err)
 	}
 	a, err := newAEAD(k)
 	if err != nil {
 		return KeyInfo{}, err
 	}
+	// The new key starts with a reservation, so its first encryptions need
+	// no keyring write of their own.
+	next := &termKey{Term: b.active + 1, Value: k, InstallTime: b.now(), Encryptions: encryptionReservation}
+	kr := b.record()
+	for _, tk := range kr.Keys {
+		if tk.Term == b.active {
+			tk.Encryptions = b.encryptions.Load() // its final count
+		}
+	}
+	kr.ActiveTerm = next.Term
+	kr.Keys = append(kr.Keys, next)
+	if err := b.persistKeyring(ctx, b.root, kr); err != nil {
+		return KeyInfo{}, fmt.Errorf("storing the rotated keyring: %w", err)
+	}
+	b.keys[b.active].Encryptions = b.encryptions.Load()
 	b.aeads[next.Term], b.keys[next.Term], b.active = a, next, next.Term
 	b.encryptions.Store(0)
+	b.reserved.Store(encryptionReservation)
 	return KeyInfo{Term: next.Term, InstallTime: next.InstallTime}, nil
+}
+
+// record is the keyring as it should be stored now, with copies of the
+// keys so the caller may change them; b.mu is held.
+func (b *Barrier) record() *keyringRecord {
+	rc := b.rotation
+	kr := &keyringRecord{ActiveTerm: b.active, Rotation: &rc}
+	for term := uint32(1); term <= b.active; term++ {
+		if tk := b.keys[term]; tk != nil {
+			c := *tk
+			if term == b.active {
+				c.Encryptions = b.reserved.Load()
+			}
+			kr.Keys = append(kr.Keys, &c)
+		}
+	}
+	return kr
+}
+
+// reserve stores a reservation above n, the count an encryption is about
+// to reach; b.mu is held for reading.
+func (b *Barrier) reserve(ctx context.Context, n uint64) error {
+	b.reserveMu.Lock()
+	defer b.reserveMu.Unlock()
+	if n <= b.reserved.Load() {
+		return nil // another encryption reserved enough meanwhile
+	}
+	kr := b.record()
+	mark := n + encryptionReservation
+	kr.Keys[len(kr.Keys)-1].Encryptions = mark
+	if err := b.persistKeyring(ctx, b.root, kr); err != nil {
+		return fmt.Errorf("recording the key's encryption count: %w", err)
+	}
+	b.reserved.Store(mark)
+	return nil
+}
+
+// RotationConfig returns the automatic rotation settings.
+func (b *Barrier) RotationConfig() (RotationConfig, error) {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.sealed {
+		return RotationConfig{}, ErrSealed
+	}
+	return b.rotation, nil
+}
+
+// SetRotationConfig stores new automatic rotation settings. The API keeps
+// them within Vault's limits; the barrier only needs them to make sense.
+func (b *Barrier) SetRotationConfig(ctx context.Context, rc RotationConfig) error {
+	if rc.MaxOperations <= 0 || rc.MaxOperations > MaxOperationsLimit {
+		return fmt.Errorf("max_operations must be between 1 and %d", int64(MaxOperationsLimit))
+	}
+	if rc.Interval < 0 {
+		return errors.New("interval must not be negative")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sealed {
+		return ErrSealed
+	}
+	kr := b.record()
+	kr.Rotation = &rc
+	if err := b.persistKeyring(ctx, b.root, kr); err != nil {
+		return fmt.Errorf("storing the rotation settings: %w", err)
+	}
+	b.rotation = rc
+	return nil
+}
+
+// RotateIfDue rotates the key if the rotation settings call for it: the
+// active key has made MaxOperations encryptions or is Interval old. It
+// reports whether it rotated. Automatic rotation calls it after an
+// encryption reaches the limit and once a minute for the interval.
+func (b *Barrier) RotateIfDue(ctx context.Context) (bool, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sealed || !b.dueLocked(b.encryptions.Load(), true) {
+		return false, nil
+	}
+	if _, err := b.rotateLocked(ctx); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// dueLocked reports whether the settings call for a rotation after n
+// encryptions; the key's age counts when byAge is set. b.mu is held.
+func (b *Barrier) dueLocked(n uint64, byAge bool) bool {
+	rc := b.rotation
+	if rc.Disabled {
+		return false
+	}
+	if n >= uint64(rc.MaxOperations) {
+		return true
+	}
+	return byAge && rc.Interval > 0 && b.now().Sub(b.keys[b.active].InstallTime) >= rc.Interval
+}
+
+// autoRotate runs RotateIfDue for one caller at a time and logs a failure:
+// the write that triggered it has succeeded, and the next one retries.
+func (b *Barrier) autoRotate(ctx context.Context) {
+	if !b.rotating.CompareAndSwap(false, true) {
+		return
+	}
+	defer b.rotating.Store(false)
+	rotated, err := b.RotateIfDue(context.WithoutCancel(ctx))
+	switch {
+	case err != nil:
+		b.logger().Error("automatic rotation of the barrier key failed; it is retried", "error", err)
+	case rotated:
+		b.logger().Info("rotated the barrier key", "term", b.KeyStatus().Term)
+	}
+}
+
+func (b *Barrier) watchRotation(stop <-chan struct{}) {
+	t := time.NewTicker(rotationCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			b.autoRotate(context.Background())
+		}
+	}
+}
+
+func (b *Barrier) now() time.Time {
+	if b.Clock != nil {
+		return b.Clock().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (b *Barrier) logger() *slog.Logger {
+	if b.Logger != nil {
+		return b.Logger
+	}
+	return slog.Default()
 }
 
 // KeyStatus describes the active key.
@@ -305,25 +531,43 @@ func (b *Barrier) Get(ctx context.Context, key string) (*storage.Entry, error) {
 	return &storage.Entry{Key: key, Value: plain}, nil
 }
 
-func (b *Barrier) encrypt(key string, plain []byte) ([]byte, error) {
+// encrypt seals plain under the active key, and reports whether this
+// encryption brought the key to its rotation limit.
+func (b *Barrier) encrypt(ctx context.Context, key string, plain []byte) (ct []byte, rotate bool, err error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
 	if b.sealed {
-		return nil, ErrSealed
+		return nil, false, ErrSealed
 	}
 	if err := b.checkKey(key); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	b.encryptions.Add(1)
-	return seal(b.aeads[b.active], b.active, key, plain)
+	n := b.encryptions.Add(1)
+	if n > b.reserved.Load() {
+		if err := b.reserve(ctx, n); err != nil {
+			return nil, false, err
+		}
+	}
+	if b.rotation.Disabled && n == uint64(b.rotation.MaxOperations) {
+		b.logger().Warn("the barrier key reached max_operations, but automatic rotation is disabled; rotate it with sys/rotate",
+			"term", b.active, "encryptions", n)
+	}
+	ct, err = seal(b.aeads[b.active], b.active, key, plain)
+	return ct, err == nil && b.dueLocked(n, false), err
 }
 
 func (b *Barrier) Put(ctx context.Context, e *storage.Entry) error {
-	ct, err := b.encrypt(e.Key, e.Value)
+	ct, rotate, err := b.encrypt(ctx, e.Key, e.Value)
 	if err != nil {
 		return err
 	}
-	return b.phys.Put(ctx, &storage.Entry{Key: e.Key, Value: ct})
+	if err := b.phys.Put(ctx, &storage.Entry{Key: e.Key, Value: ct}); err != nil {
+		return err
+	}
+	if rotate {
+		b.autoRotate(ctx)
+	}
+	return nil
 }
 
 func (b *Barrier) Delete(ctx context.Context, key string) error {
@@ -347,6 +591,7 @@ func (b *Barrier) List(ctx context.Context, prefix string) ([]string, error) {
 // transaction.
 func (b *Barrier) Transaction(ctx context.Context, ops []storage.Op) error {
 	enc := make([]storage.Op, len(ops))
+	rotate := false
 	for i, op := range ops {
 		if op.Kind == storage.OpDelete {
 			if err := b.checkKey(op.Entry.Key); err != nil {
@@ -355,14 +600,21 @@ func (b *Barrier) Transaction(ctx context.Context, ops []storage.Op) error {
 			enc[i] = op
 			continue
 		}
-		ct, err := b.encrypt(op.Entry.Key, op.Entry.Value)
+		ct, due, err := b.encrypt(ctx, op.Entry.Key, op.Entry.Value)
 		if err != nil {
 			return err
 		}
+		rotate = rotate || due
 		enc[i] = storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: op.Entry.Key, Value: ct}}
 	}
 	if b.Sealed() {
 		return ErrSealed
 	}
-	return b.phys.Transaction(ctx, enc)
+	if err := b.phys.Transaction(ctx, enc); err != nil {
+		return err
+	}
+	if rotate {
+		b.autoRotate(ctx)
+	}
+	return nil
 }

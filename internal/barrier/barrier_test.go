@@ -23,6 +23,7 @@ func newUnsealed(t testing.TB, phys storage.Backend) (*Barrier, []byte) {
 	if err := b.Unseal(ctx, root); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(b.Seal)
 	return b, root
 }
 
@@ -124,7 +125,7 @@ func TestNoPlaintextAtRest(t *testing.T) {
 
 func FuzzDecrypt(f *testing.F) {
 	b, _ := newUnsealed(f, storage.NewInmem())
-	ct, _ := b.encrypt("k", []byte("v"))
+	ct, _, _ := b.encrypt(context.Background(), "k", []byte("v"))
 	f.Add(ct)
 	f.Add([]byte{1, 0, 0, 0, 1})
 	f.Fuzz(func(t *testing.T, raw []byte) {

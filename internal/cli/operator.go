@@ -159,10 +159,10 @@ func operatorInit(args []string) int {
 			fmt.Fprintf(stdout, "Unseal Key %d: %s\n", i+1, k)
 		}
 		fmt.Fprintf(stdout, "\nInitial Root Token: %s\n\n", res.RootToken)
-		fmt.Fprintf(stdout, "Arca initialized with %d key shares and a key threshold of %d. Please\n"+
-			"securely distribute the key shares printed above. When Arca is re-sealed,\n"+
-			"restarted, or stopped, you must supply at least %d of these keys to unseal it\n"+
-			"before it can start servicing requests.\n", *shares, *threshold, *threshold)
+		fmt.Fprintf(stdout, "Arca is initialized: %d unseal key shares above, any %d of which unseal it.\n"+
+			"Give each share to a different person and keep them apart: Arca starts sealed\n"+
+			"after every restart or seal, and answers no request until %d shares are entered.\n"+
+			"The root token can do anything; revoke it once you have other ways in.\n", *shares, *threshold, *threshold)
 		return nil
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -52,6 +53,13 @@ func runServer(args []string) int {
 		if *logFormat == "" {
 			*logFormat = conf.LogFormat
 		}
+		// Dev mode keeps nothing worth protecting and does not lock, as in Vault.
+		if !*dev && !conf.DisableMlock {
+			if err := server.LockMemory(); err != nil {
+				fmt.Fprintf(os.Stderr, "Error: %v\n", err)
+				return 1
+			}
+		}
 	}
 	logger, err := newLogger(os.Stderr, *logLevel, *logFormat)
 	if err != nil {
@@ -81,8 +89,20 @@ func runServer(args []string) int {
 			fmt.Fprintf(os.Stderr, "Error: %v\n", err)
 			return 1
 		}
-		fmt.Fprintf(os.Stdout, "==> Arca server started (%s storage) on %s; it is sealed until unsealed with 'arca operator unseal'.\n",
-			conf.Storage.Type, strings.Join(addrs, ", "))
+		advertised := ""
+		if conf.APIAddr != "" {
+			advertised = " (api_addr " + conf.APIAddr + ")"
+		}
+		if conf.PidFile != "" {
+			if err := os.WriteFile(conf.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "Error: writing pid_file: %v\n", err)
+				srv.Shutdown(context.Background())
+				return 1
+			}
+			defer os.Remove(conf.PidFile)
+		}
+		fmt.Fprintf(os.Stdout, "==> Arca server started (%s storage) on %s%s; it is sealed until unsealed with 'arca operator unseal'.\n",
+			conf.Storage.Type, strings.Join(addrs, ", "), advertised)
 	}
 	// SIGHUP reopens audit files, so logrotate can move them away.
 	hup := make(chan os.Signal, 1)
@@ -100,7 +120,7 @@ func runServer(args []string) int {
 			done = true
 		}
 	}
-	fmt.Fprintln(os.Stdout, "==> Arca shutdown triggered")
+	fmt.Fprintln(os.Stdout, "==> Arca is shutting down")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
@@ -134,29 +154,26 @@ func newLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return nil, fmt.Errorf("unknown log format %q (standard or json)", format)
 }
 
+// printDevBanner tells the user what dev mode is and how to reach it. The
+// "Unseal Key:" and "Root Token:" lines keep their exact form: scripts
+// written for the vault CLI read them.
 func printDevBanner(w io.Writer, res *server.DevResult) {
 	addr := "http://" + res.Address
-	fmt.Fprintf(w, `==> Arca server configuration:
+	fmt.Fprintf(w, `==> Arca %s is running in dev mode at %s (in-memory storage).
 
-             Api Address: %s
-                 Storage: inmem
-                 Version: Arca %s
+Dev mode is for trying Arca out and for tests. Everything lives in memory
+and is gone when the process stops; the server is already initialized and
+unsealed, with one unseal key, and KV version 2 is mounted at secret/.
+Never keep real secrets in it.
 
-WARNING! dev mode is enabled! In this mode, Arca runs entirely in-memory
-and starts unsealed with a single unseal key. The root token is already
-authenticated to the CLI, so you can immediately begin using Arca.
-
-You may need to set the following environment variables:
+Point the CLI and other clients at it with:
 
     $ export VAULT_ADDR='%s'
 
-The unseal key and root token are displayed below in case you want to
-seal/unseal the Vault or re-authenticate.
+To seal and unseal it, or to log in again, use:
 
 Unseal Key: %s
 Root Token: %s
 
-Development mode should NOT be used in production installations!
-
-`, addr, Version, addr, base64.StdEncoding.EncodeToString(res.UnsealKey), res.RootToken)
+`, Version, addr, addr, base64.StdEncoding.EncodeToString(res.UnsealKey), res.RootToken)
 }

@@ -74,9 +74,11 @@ func runLogin(args []string) int {
 		if cf.format != "table" {
 			return cf.output(s)
 		}
-		fmt.Fprintln(stdout, "Success! You are now authenticated. The token information displayed below")
-		fmt.Fprintln(stdout, "is already stored in the token helper. You do NOT need to run \"arca login\"")
-		fmt.Fprintln(stdout, "again. Future requests will automatically use this token.")
+		if *noStore {
+			fmt.Fprintln(stdout, "Success! The token below is valid; it was not stored (-no-store).")
+		} else {
+			fmt.Fprintln(stdout, "Success! Logged in: the token below is stored, and the next commands use it.")
+		}
 		fmt.Fprintln(stdout)
 		table([][2]string{
 			{"token", token},

@@ -106,6 +106,7 @@ func New(conf Config) (*Core, error) {
 	c.metrics = newMetrics(c)
 	c.phys = newTimedStorage(conf.Storage, conf.StorageType, c.metrics)
 	c.barrier = barrier.New(c.phys)
+	c.barrier.Logger = conf.Logger
 	c.audit.OnFailure = func(path, typ string) { c.metrics.auditFailures.WithLabelValues(path, typ).Inc() }
 	c.quotas = newQuotaStore()
 	c.sealed.Store(true)

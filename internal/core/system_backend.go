@@ -87,6 +87,7 @@ func newSystemBackend(c *Core) logical.Backend {
 		{Pattern: "internal/ui/mounts/(?P<path>.+)", Fields: map[string]*fw.FieldSchema{"path": {Type: fw.TypeString}}, Operations: opmap{rd: b.uiMount}},
 		{Pattern: "key-status", Operations: opmap{rd: b.keyStatus}},
 		{Pattern: "rotate(/keyring)?", Operations: opmap{up: b.rotate}},
+		b.rotateConfigPath(),
 	}
 	paths = append(paths, b.auditPaths()...)
 	paths = append(paths, b.observePaths()...)

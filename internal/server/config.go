@@ -2,8 +2,11 @@ package server
 
 import (
 	"fmt"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -17,14 +20,14 @@ import (
 type Config struct {
 	Storage         StorageConfig
 	Listeners       []ListenerConfig
-	APIAddr         string
+	APIAddr         string // the URL clients are told to use; shown at start-up and given to the core
 	ClusterName     string
 	LogLevel        string
 	LogFormat       string
 	DefaultLeaseTTL time.Duration
 	MaxLeaseTTL     time.Duration
-	DisableMlock    bool
-	UI              bool
+	DisableMlock    bool   // do not lock the process's memory (see LockMemory)
+	PidFile         string // where `arca server` writes its process ID while it runs
 
 	// Audit devices declared in the file, and the settings that limit what
 	// sys/audit may enable.
@@ -49,6 +52,15 @@ type StorageConfig struct {
 	Options map[string]string
 }
 
+// storageOptions are the options each storage type reads; any other is an
+// error rather than a setting silently ignored. A type missing here is
+// checked by storage.New.
+var storageOptions = map[string][]string{
+	"inmem": {},
+	"bolt":  {"path"},
+	"file":  {"path"}, // Vault's name, served by bolt
+}
+
 // ListenerConfig is a `listener "tcp" { ... }` stanza.
 type ListenerConfig struct {
 	Type               string
@@ -60,7 +72,23 @@ type ListenerConfig struct {
 	MaxRequestSize     int64
 	MaxRequestDuration time.Duration
 	JSON               JSONLimits
+
+	// The HTTP timeouts, as net/http.Server defines them; zero means no
+	// limit. A listener read from a configuration file starts from the
+	// Default values; one built in code sets what it wants.
+	ReadTimeout       time.Duration // http_read_timeout: the whole request, body included
+	ReadHeaderTimeout time.Duration // http_read_header_timeout
+	IdleTimeout       time.Duration // http_idle_timeout: between keep-alive requests
+	WriteTimeout      time.Duration // http_write_timeout: from the end of the headers to the end of the response
 }
+
+// Default listener timeouts, as Vault documents them. http_write_timeout
+// has no default limit, so a long response is not cut off.
+const (
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 5 * time.Minute
+)
 
 // LoadConfig reads an HCL or JSON configuration file.
 func LoadConfig(path string) (*Config, error) {
@@ -104,6 +132,13 @@ func ParseConfig(text string) (*Config, error) {
 			if err != nil {
 				return nil, err
 			}
+			if known, ok := storageOptions[typ]; ok {
+				for _, k := range slices.Sorted(maps.Keys(opts)) {
+					if !slices.Contains(known, k) {
+						return nil, fmt.Errorf("storage %q: unknown option %q (it takes %q)", typ, k, known)
+					}
+				}
+			}
 			conf.Storage = StorageConfig{Type: typ, Options: opts}
 		case "listener":
 			typ, body, err := labeledBlock(key, item)
@@ -130,7 +165,11 @@ func ParseConfig(text string) (*Config, error) {
 				}
 			}
 		case "api_addr":
-			conf.APIAddr, err = stringValue(key, item.Val)
+			if conf.APIAddr, err = stringValue(key, item.Val); err == nil {
+				if u, perr := url.Parse(conf.APIAddr); perr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					err = fmt.Errorf("api_addr: %q is not a URL such as \"https://arca.example.com:8200\"", conf.APIAddr)
+				}
+			}
 		case "cluster_name":
 			conf.ClusterName, err = stringValue(key, item.Val)
 		case "log_level":
@@ -149,18 +188,23 @@ func ParseConfig(text string) (*Config, error) {
 					conf.MaxLeaseTTL = d
 				}
 			}
-		case "disable_mlock", "ui":
-			var s string
-			if s, err = stringValue(key, item.Val); err == nil {
-				b := s == "true" || s == "1"
-				if key == "ui" {
-					conf.UI = b
-				} else {
-					conf.DisableMlock = b
-				}
+		case "disable_mlock":
+			conf.DisableMlock, err = boolValue(key, item.Val)
+		case "disable_cache":
+			// Arca keeps no cache of storage reads, so both values describe it truthfully.
+			_, err = boolValue(key, item.Val)
+		case "ui", "raw_storage_endpoint", "enable_response_header_hostname":
+			// Vault features Arca lacks: turning one off is accurate, turning it on is not.
+			var on bool
+			if on, err = boolValue(key, item.Val); err == nil && on {
+				err = fmt.Errorf("%s = true: Arca does not implement this option yet; remove it or set it to false", key)
 			}
-		case "cluster_addr", "plugin_directory", "telemetry", "seal", "pid_file", "disable_cache", "raw_storage_endpoint", "enable_response_header_hostname":
-			// Accepted for compatibility with Vault configurations; not used.
+		case "seal":
+			err = fmt.Errorf("seal (line %d): Arca does not implement seal stanzas yet; it is unsealed with Shamir key shares, so remove the stanza", item.Pos().Line)
+		case "pid_file":
+			conf.PidFile, err = stringValue(key, item.Val)
+		case "cluster_addr", "plugin_directory", "telemetry":
+			err = fmt.Errorf("%s (line %d): Arca does not implement this option yet; remove it from the configuration", key, item.Pos().Line)
 		default:
 			return nil, fmt.Errorf("unknown configuration key %q (line %d)", key, item.Pos().Line)
 		}
@@ -202,6 +246,22 @@ func labeledBlock(name string, item *ast.ObjectItem) (string, *ast.ObjectList, e
 	return keyName(inner.Keys[0]), body.List, nil
 }
 
+func boolValue(key string, n ast.Node) (bool, error) {
+	s, err := stringValue(key, n)
+	if err != nil {
+		return false, err
+	}
+	return parseBool(key, s)
+}
+
+func parseBool(key, s string) (bool, error) {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%s: %q is not true or false", key, s)
+	}
+	return b, nil
+}
+
 func stringValue(key string, n ast.Node) (string, error) {
 	lit, ok := n.(*ast.LiteralType)
 	if !ok {
@@ -235,7 +295,8 @@ func stringAttrs(block string, body *ast.ObjectList) (map[string]string, error) 
 }
 
 func parseListener(typ string, body *ast.ObjectList) (ListenerConfig, error) {
-	l := ListenerConfig{Type: typ, Address: "127.0.0.1:8200"}
+	l := ListenerConfig{Type: typ, Address: "127.0.0.1:8200",
+		ReadTimeout: DefaultReadTimeout, ReadHeaderTimeout: DefaultReadHeaderTimeout, IdleTimeout: DefaultIdleTimeout}
 	if typ != "tcp" {
 		return l, fmt.Errorf("listener %q: only \"tcp\" listeners are supported", typ)
 	}
@@ -243,12 +304,15 @@ func parseListener(typ string, body *ast.ObjectList) (ListenerConfig, error) {
 	if err != nil {
 		return l, err
 	}
-	for k, v := range attrs {
+	for _, k := range slices.Sorted(maps.Keys(attrs)) { // the first error is the same on every start
+		v := attrs[k]
 		switch k {
 		case "address":
 			l.Address = v
 		case "tls_disable":
-			l.TLSDisable = v == "true" || v == "1"
+			if l.TLSDisable, err = parseBool("listener."+k, v); err != nil {
+				return l, err
+			}
 		case "tls_cert_file":
 			l.TLSCertFile = v
 		case "tls_key_file":
@@ -282,7 +346,32 @@ func parseListener(typ string, body *ast.ObjectList) (ListenerConfig, error) {
 			default:
 				l.JSON.MaxArrayElements = n
 			}
-		case "cluster_address", "tls_client_ca_file", "tls_require_and_verify_client_cert", "x_forwarded_for_authorized_addrs", "proxy_protocol_behavior":
+		case "http_read_timeout", "http_read_header_timeout", "http_idle_timeout", "http_write_timeout":
+			d, err := framework.ParseDuration(v)
+			if err != nil || d < 0 {
+				return l, fmt.Errorf("listener.%s: %q is not a duration such as \"30s\"", k, v)
+			}
+			switch k {
+			case "http_read_timeout":
+				l.ReadTimeout = d
+			case "http_read_header_timeout":
+				l.ReadHeaderTimeout = d
+			case "http_idle_timeout":
+				l.IdleTimeout = d
+			default:
+				l.WriteTimeout = d
+			}
+		case "tls_require_and_verify_client_cert":
+			// Off is what Arca does; on would promise client certificate checks it does not make.
+			on, err := parseBool("listener."+k, v)
+			if err != nil {
+				return l, err
+			}
+			if on {
+				return l, fmt.Errorf("listener.%s = true: Arca does not verify client certificates yet; remove the option", k)
+			}
+		case "cluster_address", "tls_client_ca_file", "x_forwarded_for_authorized_addrs", "proxy_protocol_behavior":
+			return l, fmt.Errorf("listener.%s: Arca does not implement this option yet; remove it from the listener", k)
 		default:
 			return l, fmt.Errorf("listener: unknown key %q", k)
 		}
@@ -329,17 +418,4 @@ func parseAudit(item *ast.ObjectItem) (AuditDeviceConfig, error) {
 		}
 	}
 	return a, nil
-}
-
-// boolValue reads true or false (or their quoted forms).
-func boolValue(key string, n ast.Node) (bool, error) {
-	s, err := stringValue(key, n)
-	if err != nil {
-		return false, err
-	}
-	b, err := strconv.ParseBool(s)
-	if err != nil {
-		return false, fmt.Errorf("%s: %q is not true or false", key, s)
-	}
-	return b, nil
 }

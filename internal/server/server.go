@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"sync"
-	"time"
 
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/kv"
@@ -104,8 +103,10 @@ func (s *Server) Start() ([]string, error) {
 		}
 		srv := &http.Server{
 			Handler:           NewHandler(s.Core, s.logger, HandlerOptions{MaxRequestSize: lc.MaxRequestSize, MaxRequestDuration: lc.MaxRequestDuration, JSON: lc.JSON}),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       5 * time.Minute,
+			ReadTimeout:       lc.ReadTimeout,
+			ReadHeaderTimeout: lc.ReadHeaderTimeout,
+			IdleTimeout:       lc.IdleTimeout,
+			WriteTimeout:      lc.WriteTimeout,
 			ErrorLog:          slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 		}
 		s.mu.Lock()
@@ -172,8 +173,9 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 		addr = "127.0.0.1:8200"
 	}
 	s, err := New(&Config{
-		Storage:   StorageConfig{Type: "inmem"},
-		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true}},
+		Storage: StorageConfig{Type: "inmem"},
+		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true,
+			ReadTimeout: DefaultReadTimeout, ReadHeaderTimeout: DefaultReadHeaderTimeout, IdleTimeout: DefaultIdleTimeout}},
 		// A dev server is a throwaway on the developer's machine, run by the
 		// person who would write the configuration; enabling a device
 		// through the API is how dev workflows and tests audit.

@@ -79,6 +79,7 @@ func startBoltServer(t *testing.T, dir string, extraConfig ...string) *boltServe
 	addr := freeAddr(t)
 	conf := filepath.Join(dir, "server.hcl")
 	hcl := fmt.Sprintf(`storage "bolt" { path = %q }
+disable_mlock = true # tests may run without CAP_IPC_LOCK
 listener "tcp" {
   address     = %q
   tls_disable = true

@@ -1,0 +1,110 @@
+package server
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimalConfig = `storage "inmem" {}
+listener "tcp" { tls_disable = true }
+`
+
+// TestConfigRefusesWhatArcaIgnores checks that an option Arca does not act
+// on stops start-up with an error naming it, rather than being accepted and
+// silently doing nothing.
+func TestConfigRefusesWhatArcaIgnores(t *testing.T) {
+	for _, tc := range []struct{ text, names string }{
+		{`seal "transit" { address = "https://vault:8200" }`, "seal"},
+		{`seal "awskms" {}`, "seal"},
+		{`telemetry { prometheus_retention_time = "30s" }`, "telemetry"},
+		{`cluster_addr = "https://127.0.0.1:8201"`, "cluster_addr"},
+		{`plugin_directory = "/plugins"`, "plugin_directory"},
+		{`ui = true`, "ui"},
+		{`raw_storage_endpoint = true`, "raw_storage_endpoint"},
+		{`enable_response_header_hostname = true`, "enable_response_header_hostname"},
+		{`disable_mlock = "perhaps"`, "disable_mlock"},
+		{`api_addr = "arca.example.com"`, "api_addr"},
+		{`ha_storage "consul" {}`, "ha_storage"},
+		{`storage_typo = 1`, "storage_typo"},
+	} {
+		_, err := ParseConfig(minimalConfig + tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.names) {
+			t.Errorf("%s: err = %v, want an error naming %s", tc.text, err, tc.names)
+		}
+	}
+	listener := func(opts string) string {
+		return `storage "inmem" {}` + "\nlistener \"tcp\" {\n tls_disable = true\n " + opts + "\n}\n"
+	}
+	for _, tc := range []struct{ text, names string }{
+		{listener(`tls_client_ca_file = "/ca.pem"`), "tls_client_ca_file"},
+		{listener(`tls_require_and_verify_client_cert = true`), "tls_require_and_verify_client_cert"},
+		{listener(`x_forwarded_for_authorized_addrs = "10.0.0.0/8"`), "x_forwarded_for_authorized_addrs"},
+		{listener(`proxy_protocol_behavior = "use_always"`), "proxy_protocol_behavior"},
+		{listener(`cluster_address = "127.0.0.1:8201"`), "cluster_address"},
+		{listener(`http_read_timeout = "soon"`), "http_read_timeout"},
+		{listener(`http_idle_timeout = "-1s"`), "http_idle_timeout"},
+		{listener(`tls_disable = "yes please"`), "tls_disable"},
+		{listener(`adress = "127.0.0.1:8200"`), "adress"},
+		{`storage "bolt" { path = "/tmp/a.db" pth = "/tmp/b.db" }` + "\nlistener \"tcp\" { tls_disable = true }\n", "pth"},
+		{`storage "inmem" { path = "/tmp/a.db" }` + "\nlistener \"tcp\" { tls_disable = true }\n", "path"},
+	} {
+		_, err := ParseConfig(tc.text)
+		if err == nil || !strings.Contains(err.Error(), tc.names) {
+			t.Errorf("%s: err = %v, want an error naming %s", tc.text, err, tc.names)
+		}
+	}
+}
+
+// TestConfigAcceptsWhatArcaDoes checks the options Arca implements, and the
+// off values of features it lacks, still load.
+func TestConfigAcceptsWhatArcaDoes(t *testing.T) {
+	conf, err := ParseConfig(minimalConfig + `
+api_addr = "https://arca.example.com:8200"
+disable_mlock = true
+disable_cache = true
+ui = false
+raw_storage_endpoint = false
+pid_file = "/run/arca.pid"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !conf.DisableMlock || conf.APIAddr != "https://arca.example.com:8200" || conf.PidFile != "/run/arca.pid" {
+		t.Fatalf("disable_mlock = %v, api_addr = %q, pid_file = %q", conf.DisableMlock, conf.APIAddr, conf.PidFile)
+	}
+	conf, err = ParseConfig(minimalConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.DisableMlock {
+		t.Fatal("memory locking is off without disable_mlock")
+	}
+}
+
+func TestConfigListenerTimeouts(t *testing.T) {
+	conf, err := ParseConfig(minimalConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := conf.Listeners[0]
+	if l.ReadTimeout != 30*time.Second || l.ReadHeaderTimeout != 10*time.Second || l.IdleTimeout != 5*time.Minute || l.WriteTimeout != 0 {
+		t.Fatalf("default timeouts: read %s, read header %s, idle %s, write %s", l.ReadTimeout, l.ReadHeaderTimeout, l.IdleTimeout, l.WriteTimeout)
+	}
+	conf, err = ParseConfig(`storage "inmem" {}
+listener "tcp" {
+  tls_disable              = true
+  http_read_timeout        = "1m"
+  http_read_header_timeout = 5
+  http_idle_timeout        = "90s"
+  http_write_timeout       = "2m"
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l = conf.Listeners[0]
+	if l.ReadTimeout != time.Minute || l.ReadHeaderTimeout != 5*time.Second || l.IdleTimeout != 90*time.Second || l.WriteTimeout != 2*time.Minute {
+		t.Fatalf("set timeouts: read %s, read header %s, idle %s, write %s", l.ReadTimeout, l.ReadHeaderTimeout, l.IdleTimeout, l.WriteTimeout)
+	}
+}
