@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -275,22 +276,21 @@ func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil
 	}
-	var out []Finding
+	// Candidates are collected first, then located in one walk of raw.
+	type candidate struct {
+		rule, name, secret, path string
+	}
+	var found []candidate
 	seen := map[string]bool{}
-	add := func(rule, address, attr string, value any) {
+	add := func(rule, address, attr string, value any, path string) {
 		s := flattenValue(value)
 		if s == "" || len(s) < 4 || seen[address+"."+attr] {
 			return
 		}
 		seen[address+"."+attr] = true
-		f := Finding{RuleID: rule, Description: "secret in Terraform state or plan: " + address + "." + attr,
-			File: file, Match: address + "." + attr, Secret: s, Entropy: float32(shannon(s)), Tags: []string{"terraform"},
-			Fingerprint: fingerprint(rule, file, address+"."+attr+"\x00"+s)}
-		f.StartLine, f.StartColumn = lineOf(raw, s)
-		f.EndLine = f.StartLine
-		out = append(out, f)
+		found = append(found, candidate{rule, address + "." + attr, s, path})
 	}
-	for _, r := range doc.Resources {
+	for ri, r := range doc.Resources {
 		if r.Mode == "data" && !strings.HasPrefix(r.Type, "vault_") {
 			continue
 		}
@@ -298,36 +298,49 @@ func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
 		if r.Module != "" {
 			address = r.Module + "." + address
 		}
-		for _, inst := range r.Instances {
+		for ii, inst := range r.Instances {
 			addr := address
 			if inst.IndexKey != nil {
 				addr = fmt.Sprintf("%s[%v]", address, inst.IndexKey)
 			}
 			marked := sensitivePaths(inst.SensitiveAttributes)
-			for _, attr := range sortedAttrKeys(inst.Attributes) {
+			for _, attr := range sortedKeys(inst.Attributes) {
 				if marked[attr] || knownSecretAttr(r.Type, attr) || (isSecretName(attr) && attr != "id") {
-					add("terraform-state-secret", addr, attr, inst.Attributes[attr])
+					add("terraform-state-secret", addr, attr, inst.Attributes[attr], jsonPath("resources", ri, "instances", ii, "attributes", attr))
 				}
 			}
 		}
 	}
-	for name, o := range doc.Outputs {
-		if o.Sensitive || isSecretName(name) {
-			add("terraform-state-secret", "output", name, o.Value)
+	for _, name := range sortedKeys(doc.Outputs) {
+		if o := doc.Outputs[name]; o.Sensitive || isSecretName(name) {
+			add("terraform-state-secret", "output", name, o.Value, jsonPath("outputs", name, "value"))
 		}
 	}
-	for _, rc := range doc.ResourceChanges {
+	for ci, rc := range doc.ResourceChanges {
 		mask, _ := rc.Change.AfterSensitive.(map[string]any)
-		for _, attr := range sortedAttrKeys(rc.Change.After) {
+		for _, attr := range sortedKeys(rc.Change.After) {
 			if m, ok := mask[attr]; (ok && m == true) || knownSecretAttr(rc.Type, attr) || isSecretName(attr) {
-				add("terraform-plan-secret", rc.Address, attr, rc.Change.After[attr])
+				add("terraform-plan-secret", rc.Address, attr, rc.Change.After[attr], jsonPath("resource_changes", ci, "change", "after", attr))
 			}
 		}
 	}
-	for name, v := range doc.Variables {
+	for _, name := range sortedKeys(doc.Variables) {
 		if isSecretName(name) {
-			add("terraform-plan-secret", "var", name, v.Value)
+			add("terraform-plan-secret", "var", name, doc.Variables[name].Value, jsonPath("variables", name, "value"))
 		}
+	}
+	want := make(map[string]bool, len(found))
+	for _, c := range found {
+		want[c.path] = true
+	}
+	spans := jsonValueSpans(raw, want)
+	out := make([]Finding, 0, len(found))
+	for _, c := range found {
+		f := Finding{RuleID: c.rule, Description: "secret in Terraform state or plan: " + c.name,
+			File: file, Match: c.name, Secret: c.secret, Entropy: float32(shannon(c.secret)), Tags: []string{"terraform"},
+			Fingerprint: fingerprint(c.rule, file, c.name+"\x00"+c.secret)}
+		f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = position(raw, spans[c.path])
+		out = append(out, f)
 	}
 	return out
 }
@@ -361,14 +374,8 @@ func sensitivePaths(paths []json.RawMessage) map[string]bool {
 	return out
 }
 
-func sortedAttrKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
-}
+// sortedKeys returns m's keys in order, so findings come out in a stable order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // flattenValue renders a state value as the text that would leak: strings
 // as they are, maps and lists as JSON; empty and null as "".
@@ -391,17 +398,4 @@ func flattenValue(v any) string {
 	}
 	b, _ := json.Marshal(v)
 	return string(b)
-}
-
-// lineOf finds where a value appears in the raw JSON (1-based line and
-// column), or line 1 when it cannot be found verbatim.
-func lineOf(raw []byte, s string) (int, int) {
-	quoted, _ := json.Marshal(s)
-	i := bytes.Index(raw, quoted[1:len(quoted)-1])
-	if i < 0 {
-		return 1, 1
-	}
-	line := 1 + bytes.Count(raw[:i], []byte{'\n'})
-	col := i - bytes.LastIndexByte(raw[:i], '\n')
-	return line, col
 }

@@ -2,7 +2,10 @@ package scan
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -54,6 +57,115 @@ func TestTerraform(t *testing.T) {
 	if t.Failed() {
 		for k := range got {
 			t.Log(k)
+		}
+	}
+}
+
+// TestTerraformJSONPositions checks that a secret in state or a plan is
+// reported where it is written, whatever escapes its JSON uses, and that
+// the columns span exactly its text in the file.
+func TestTerraformJSONPositions(t *testing.T) {
+	type want struct {
+		file, match string
+		startLine   int
+		endLine     int
+	}
+	var wants []want
+	var lines []string
+	// add appends a line of JSON; when match is set, the line holds that
+	// secret (or opens it, for a value spanning endOffset more lines).
+	add := func(file, match, line string, endOffset int) {
+		lines = append(lines, line)
+		if match != "" {
+			wants = append(wants, want{file, match, len(lines), len(lines) + endOffset})
+		}
+	}
+	const state = "terraform.tfstate"
+	add(state, "", `{"version": 4, "terraform_version": "1.9.5",`, 0)
+	add(state, "", ` "resources": [`, 0)
+	add(state, "", `  {"mode": "managed", "type": "aws_db_instance", "name": "lt", "instances": [{"attributes": {`, 0)
+	add(state, "aws_db_instance.lt.password", `    "id": "db-1", "password": "Kp9<xQ2>mZ&w7-plain"`, 0)
+	add(state, "", `  }}]},`, 0)
+	add(state, "", `  {"mode": "managed", "type": "aws_db_instance", "name": "esc", "instances": [{"attributes": {`, 0)
+	add(state, "aws_db_instance.esc.password", `    "password": "Kp9\u003cxQ2\u003emZ\u0026w7-escaped"`, 0)
+	add(state, "", `  }}]},`, 0)
+	add(state, "", `  {"mode": "managed", "type": "aws_db_instance", "name": "quote", "instances": [{"attributes": {`, 0)
+	add(state, "aws_db_instance.quote.password", `    "password": "say \"Rt5vB8nL\" \\ back\\slash\/"`, 0)
+	add(state, "", `  }}]},`, 0)
+	add(state, "", `  {"mode": "managed", "type": "aws_db_instance", "name": "ctl", "instances": [{"attributes": {`, 0)
+	add(state, "aws_db_instance.ctl.password", `    "password": "line1\nline2\tHq3wE6yU\r\n"`, 0)
+	add(state, "", `  }}]},`, 0)
+	add(state, "", `  {"mode": "managed", "type": "aws_db_instance", "name": "uni", "instances": [{"attributes": {`, 0)
+	add(state, "aws_db_instance.uni.password", `    "password": "pässwörd-Zx8Lm4-\u00e9t\u00e9-\ud83d\udd11"`, 0)
+	add(state, "", `  }}]},`, 0)
+	add(state, "", `  {"mode": "managed", "type": "kubernetes_secret", "name": "app", "instances": [{"index_key": "a<b", "attributes": {`, 0)
+	add(state, "kubernetes_secret.app[a<b].data", `    "data": {"token": "Vn3<Jk8&Wq1",`, 1)
+	add(state, "", `      "other": "x"}`, 0)
+	add(state, "", `  }}]}`, 0)
+	add(state, "", ` ],`, 0)
+	// The same value as aws_db_instance.lt.password, on its own line.
+	add(state, "", ` "outputs": {"db": {"sensitive": true,`, 0)
+	add(state, "output.db", `   "value": "Kp9<xQ2>mZ&w7-plain"}}`, 0)
+	add(state, "", `}`, 0)
+	stateText := strings.Join(lines, "\n") + "\n"
+
+	lines = nil
+	const plan = "plan.json"
+	add(plan, "", `{"format_version": "1.2", "terraform_version": "1.9.5",`, 0)
+	add(plan, "", ` "variables": {"region": {"value": "eu-west-1"},`, 0)
+	add(plan, "var.db_password", `  "db_password": {"value": "\u003cSw7&Gh2>\"q\""}},`, 0)
+	add(plan, "", ` "resource_changes": [{"address": "aws_ssm_parameter.token", "type": "aws_ssm_parameter",`, 0)
+	add(plan, "aws_ssm_parameter.token.value", `  "change": {"after": {"name": "/app/token", "value": "Bn6<Tz4>\\Pq9&"}}}]`, 0)
+	add(plan, "", `}`, 0)
+	planText := strings.Join(lines, "\n") + "\n"
+
+	dir := t.TempDir()
+	texts := map[string]string{state: stateText, plan: planText}
+	for name, text := range texts {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := NewDetector(DefaultConfig()).ScanDir(context.Background(), dir, DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Finding{}
+	for _, f := range fs {
+		if f.RuleID == "terraform-state-secret" || f.RuleID == "terraform-plan-secret" {
+			got[f.File+" "+f.Match] = f
+		}
+	}
+	for _, w := range wants {
+		f, ok := got[w.file+" "+w.match]
+		if !ok {
+			t.Errorf("%s: no finding for %s", w.file, w.match)
+			continue
+		}
+		if f.StartLine != w.startLine || f.EndLine != w.endLine {
+			t.Errorf("%s %s: lines %d-%d, want %d-%d", w.file, w.match, f.StartLine, f.EndLine, w.startLine, w.endLine)
+			continue
+		}
+		fileLines := strings.Split(texts[w.file], "\n")
+		first, last := fileLines[f.StartLine-1], fileLines[f.EndLine-1]
+		if f.StartColumn < 2 || f.StartColumn > len(first) || f.EndColumn < 1 || f.EndColumn > len(last) {
+			t.Errorf("%s %s: columns %d-%d out of the lines %q .. %q", w.file, w.match, f.StartColumn, f.EndColumn, first, last)
+			continue
+		}
+		// The columns hold the value as written: for a string, the text
+		// between its quotes, which decodes to the reported secret.
+		written := strings.Join(fileLines[f.StartLine-1:f.EndLine], "\n")
+		written = written[f.StartColumn-1 : len(written)-len(last)+f.EndColumn]
+		if first[f.StartColumn-2] == '"' {
+			var secret string
+			if err := json.Unmarshal([]byte(`"`+written+`"`), &secret); err != nil || secret != f.Secret {
+				t.Errorf("%s %s: columns %d-%d hold %q, which is not the secret %q (%v)", w.file, w.match, f.StartColumn, f.EndColumn, written, f.Secret, err)
+			}
+			if last[f.EndColumn] != '"' {
+				t.Errorf("%s %s: the value does not end at column %d: %q", w.file, w.match, f.EndColumn, last)
+			}
+		} else if !json.Valid([]byte(written)) || !strings.HasPrefix(written, "{") {
+			t.Errorf("%s %s: columns %d-%d hold %q, not the whole object", w.file, w.match, f.StartColumn, f.EndColumn, written)
 		}
 	}
 }
