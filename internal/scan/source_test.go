@@ -346,3 +346,78 @@ func FuzzArchive(f *testing.F) {
 		}
 	})
 }
+
+// TestScannerFilesSkipped checks that the scanner's own files (rules files
+// whose allowlists quote a key, fingerprint lists) are not reported in dir,
+// archive, git history and staged scans, while the same key in other files,
+// even under a similar name, is.
+func TestScannerFilesSkipped(t *testing.T) {
+	dir := t.TempDir()
+	own := map[string]string{
+		".gitleaks.toml":   "[allowlist]\nregexes = ['''" + awsKey + "''']\n",
+		"ci/gitleaks.toml": "[allowlist]\nregexes = ['''" + awsKey + "''']\n",
+		".arca-scan.toml":  "[allowlist]\nregexes = ['''" + awsKey + "''']\n",
+		".gitleaksignore":  "app.env:aws-access-token:1\n# was " + awsKey + "\n",
+		"ci/.arcaignore":   "# " + awsKey + "\n",
+	}
+	others := map[string]string{
+		"app.env":                     "AWS_ACCESS_KEY_ID=" + awsKey + "\n",
+		"ci/gitleaks.toml.d/keys.env": "AWS_ACCESS_KEY_ID=" + awsKey + "\n",
+	}
+	const want = "app.env ci/gitleaks.toml.d/keys.env"
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	for _, m := range []map[string]string{own, others} {
+		for name, text := range m {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w, _ := zw.Create(name)
+			w.Write([]byte(text))
+		}
+	}
+	zw.Close()
+	files := func(fs []Finding, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.File)
+		}
+		return strings.Join(out, " ")
+	}
+	d := NewDetector(DefaultConfig())
+	if got := files(d.ScanDir(context.Background(), dir, DirOptions{})); got != want {
+		t.Errorf("dir: findings in %q, want %q", got, want)
+	}
+
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "rules and ignores")
+	if got := files(d.ScanGit(context.Background(), dir, GitOptions{})); got != want {
+		t.Errorf("git: findings in %q, want %q", got, want)
+	}
+
+	for _, m := range []map[string]string{own, others} {
+		for name, text := range m {
+			os.WriteFile(filepath.Join(dir, name), []byte(text+"GITHUB_TOKEN="+ghToken+"\n"), 0o644)
+		}
+	}
+	git(t, dir, "add", "-A")
+	if got := files(d.ScanStaged(context.Background(), dir)); got != want {
+		t.Errorf("staged: findings in %q, want %q", got, want)
+	}
+
+	archives := t.TempDir()
+	if err := os.WriteFile(filepath.Join(archives, "release.zip"), zbuf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := files(d.ScanDir(context.Background(), archives, DirOptions{MaxArchiveDepth: 1})), "release.zip!app.env release.zip!ci/gitleaks.toml.d/keys.env"; got != want {
+		t.Errorf("archive: findings in %q, want %q", got, want)
+	}
+}
