@@ -213,6 +213,7 @@ keywords = ["acme_"]
 		"[extend]\nuseDefault = true\n[[allowlists]]\ntargetRules = ['nope']\npaths = ['x']\n": `"nope"`,
 		"[[rules]]\nid = 'a'\nregex = 'a'\n[[rules.allowlists]]\ntargetRules = ['a']\n":        "targetRules",
 		"[extend]\nuseDefault = true\n[[rules]]\nid = 'jwt'\nsecretGroup = 9\n":                "secretGroup 9",
+		"[[rules]]\nid = 'a'\nregex = 'a'\n[[rules.required]]\nid = 'b'\n":                     "required",
 	} {
 		if _, err := ParseConfig(text); err == nil || !strings.Contains(err.Error(), mention) {
 			t.Errorf("%q: err = %v, want it to mention %s", text, err, mention)
