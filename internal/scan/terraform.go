@@ -48,13 +48,17 @@ var notSecretName = regexp.MustCompile(`(?i)(?:_id|_ids|_arn|_name|_version|_len
 
 func isSecretName(n string) bool { return secretName.MatchString(n) && !notSecretName.MatchString(n) }
 
-func tfFinding(rule, desc, file string, rng hcl.Range, match, secret string) Finding {
-	return Finding{
+// tfFinding reports what rng covers in raw. Its position is counted from
+// the range's byte offsets, as the rules' findings are: HCL's own columns
+// count characters and end one past the range.
+func tfFinding(raw []byte, rule, desc, file string, rng hcl.Range, match, secret string) Finding {
+	f := Finding{
 		RuleID: rule, Description: desc, File: file,
-		StartLine: rng.Start.Line, EndLine: rng.End.Line, StartColumn: rng.Start.Column, EndColumn: rng.End.Column,
 		Match: match, Secret: secret, Entropy: float32(shannon(secret)), Tags: []string{"terraform"},
 		Fingerprint: fingerprint(rule, file, match+"\x00"+secret),
 	}
+	f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = position(raw, span{rng.Start.Byte, rng.End.Byte})
+	return f
 }
 
 // literalString returns the value of an expression that is a plain string
@@ -103,13 +107,13 @@ func (d *Detector) scanTerraformCode(raw []byte, file string) []Finding {
 	walk = func(b *hclsyntax.Body, skipDefaults bool) {
 		for name, attr := range b.Attributes {
 			if strings.Contains(exprText(raw, attr.Expr), "nonsensitive(") {
-				out = append(out, tfFinding("terraform-nonsensitive", "nonsensitive() exposes a sensitive value", file, attr.SrcRange, exprText(raw, attr.Expr), ""))
+				out = append(out, tfFinding(raw, "terraform-nonsensitive", "nonsensitive() exposes a sensitive value", file, attr.SrcRange, exprText(raw, attr.Expr), ""))
 			}
 			if skipDefaults || !isSecretName(name) {
 				continue
 			}
 			if v, ok := literalString(attr.Expr); ok && plausible(v) {
-				out = append(out, tfFinding("terraform-hardcoded-secret", fmt.Sprintf("secret literal in the %q attribute", name), file, attr.SrcRange, name+" = "+exprText(raw, attr.Expr), v))
+				out = append(out, tfFinding(raw, "terraform-hardcoded-secret", fmt.Sprintf("secret literal in the %q attribute", name), file, attr.SrcRange, name+" = "+exprText(raw, attr.Expr), v))
 			}
 		}
 		for _, blk := range b.Blocks {
@@ -120,7 +124,7 @@ func (d *Detector) scanTerraformCode(raw []byte, file string) []Finding {
 			case "output":
 				out = append(out, checkOutput(raw, file, blk)...)
 			case "terraform":
-				out = append(out, checkBackend(file, blk)...)
+				out = append(out, checkBackend(raw, file, blk)...)
 			}
 			walk(blk.Body, false)
 		}
@@ -145,11 +149,11 @@ func (d *Detector) checkVariable(raw []byte, file string, blk *hclsyntax.Block, 
 	name := blk.Labels[0]
 	var out []Finding
 	if !boolAttr(blk.Body, "sensitive") {
-		out = append(out, tfFinding("terraform-variable-not-sensitive", fmt.Sprintf("variable %q holds a secret but is not marked sensitive = true", name), file, blk.DefRange(), "variable \""+name+"\"", ""))
+		out = append(out, tfFinding(raw, "terraform-variable-not-sensitive", fmt.Sprintf("variable %q holds a secret but is not marked sensitive = true", name), file, blk.DefRange(), "variable \""+name+"\"", ""))
 	}
 	if def, ok := blk.Body.Attributes["default"]; ok {
 		if v, ok := literalString(def.Expr); ok && plausible(v) {
-			out = append(out, tfFinding("terraform-variable-secret-default", fmt.Sprintf("variable %q has a secret default value", name), file, def.SrcRange, "default = "+exprText(raw, def.Expr), v))
+			out = append(out, tfFinding(raw, "terraform-variable-secret-default", fmt.Sprintf("variable %q has a secret default value", name), file, def.SrcRange, "default = "+exprText(raw, def.Expr), v))
 		}
 	}
 	return out
@@ -177,17 +181,17 @@ func checkOutput(raw []byte, file string, blk *hclsyntax.Block) []Finding {
 			if len(blk.Labels) > 0 {
 				name = blk.Labels[0]
 			}
-			return []Finding{tfFinding("terraform-output-not-sensitive", fmt.Sprintf("output %q exposes %s without sensitive = true", name, strings.Join(parts, ".")), file, blk.DefRange(), "output \""+name+"\" = "+text, "")}
+			return []Finding{tfFinding(raw, "terraform-output-not-sensitive", fmt.Sprintf("output %q exposes %s without sensitive = true", name, strings.Join(parts, ".")), file, blk.DefRange(), "output \""+name+"\" = "+text, "")}
 		}
 	}
 	return nil
 }
 
-func checkBackend(file string, blk *hclsyntax.Block) []Finding {
+func checkBackend(raw []byte, file string, blk *hclsyntax.Block) []Finding {
 	var out []Finding
 	for _, b := range blk.Body.Blocks {
 		if b.Type == "backend" && len(b.Labels) > 0 && b.Labels[0] == "s3" && !boolAttr(b.Body, "encrypt") {
-			out = append(out, tfFinding("terraform-s3-backend-unencrypted", "the s3 state backend does not set encrypt = true; state holds secrets in plaintext", file, b.DefRange(), "backend \"s3\"", ""))
+			out = append(out, tfFinding(raw, "terraform-s3-backend-unencrypted", "the s3 state backend does not set encrypt = true; state holds secrets in plaintext", file, b.DefRange(), "backend \"s3\"", ""))
 		}
 	}
 	return out

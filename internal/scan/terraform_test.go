@@ -169,3 +169,63 @@ func TestTerraformJSONPositions(t *testing.T) {
 		}
 	}
 }
+
+// TestTerraformCodePositions checks that findings in .tf code are placed
+// by byte columns like every other finding: the columns hold the reported
+// text, also after non-ASCII characters on the same line.
+func TestTerraformCodePositions(t *testing.T) {
+	code := `terraform {
+  backend "s3" { bucket = "état" }
+}
+
+resource "aws_db_instance" "café" { password = "Xq7!vB2#mN9pL4wZ" }
+
+provider "aws" {
+  secret_key    =   "k9Qw2ZxR7vB1nM4tY6uP0sLd3HfJ8gCa5eTiVoXy"
+}
+
+variable "db_password" { default = "Sup3r-S3cret-Pa55w0rd!" }
+`
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.tf"), []byte(code), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	fs, err := NewDetector(DefaultConfig()).ScanDir(context.Background(), dir, DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(code, "\n")
+	want := map[string]int{
+		`terraform-s3-backend-unencrypted backend "s3"`:                                      2,
+		`terraform-hardcoded-secret password = "Xq7!vB2#mN9pL4wZ"`:                           5,
+		`terraform-hardcoded-secret secret_key = "k9Qw2ZxR7vB1nM4tY6uP0sLd3HfJ8gCa5eTiVoXy"`: 8,
+		`terraform-variable-not-sensitive variable "db_password"`:                            11,
+		`terraform-variable-secret-default default = "Sup3r-S3cret-Pa55w0rd!"`:               11,
+	}
+	for _, f := range fs {
+		key := f.RuleID + " " + f.Match
+		wantLine, ok := want[key]
+		if !ok {
+			continue
+		}
+		delete(want, key)
+		if f.StartLine != wantLine || f.EndLine != wantLine {
+			t.Errorf("%s: lines %d-%d, want %d", key, f.StartLine, f.EndLine, wantLine)
+			continue
+		}
+		line := lines[f.StartLine-1]
+		if f.StartColumn < 1 || f.EndColumn > len(line) || f.StartColumn > f.EndColumn {
+			t.Errorf("%s: columns %d-%d outside %q", key, f.StartColumn, f.EndColumn, line)
+			continue
+		}
+		// The columns hold exactly the text reported, with its spacing
+		// made single in the match.
+		text := line[f.StartColumn-1 : f.EndColumn]
+		if text != strings.TrimSpace(text) || strings.Join(strings.Fields(text), " ") != f.Match {
+			t.Errorf("%s: columns %d-%d hold %q", key, f.StartColumn, f.EndColumn, text)
+		}
+	}
+	for key := range want {
+		t.Errorf("no finding %s", key)
+	}
+}
