@@ -25,13 +25,14 @@ var (
 func (d *Detector) scanDecoded(raw []byte, path string) []Finding {
 	var out []Finding
 	if bytes.Contains(raw, []byte("Secret")) && k8sSecretKind.Match(raw) {
-		if fs, ok := d.scanK8sManifests(raw, path); ok {
+		ls := newLineStarts(raw)
+		if fs, ok := d.scanK8sManifests(raw, ls, path); ok {
 			out = append(out, fs...)
 		} else {
 			// Not YAML we can parse (a Helm template, say): take the
 			// indented key: base64 lines of the file.
 			for _, m := range k8sDataValue.FindAllSubmatchIndex(raw, -1) {
-				at := location(raw, span{m[4], m[5]})
+				at := ls.locate(span{m[4], m[5]})
 				out = append(out, d.scanDecodedValue(string(raw[m[2]:m[3]]), string(raw[m[4]:m[5]]), at, path)...)
 			}
 		}
@@ -43,7 +44,7 @@ func (d *Detector) scanDecoded(raw []byte, path string) []Finding {
 // scanK8sManifests walks every YAML (or JSON) document in raw for Secrets,
 // also inside List objects, and scans each decoded data value. ok is false
 // when raw does not parse as YAML.
-func (d *Detector) scanK8sManifests(raw []byte, path string) (out []Finding, ok bool) {
+func (d *Detector) scanK8sManifests(raw []byte, ls lineStarts, path string) (out []Finding, ok bool) {
 	defer func() {
 		// The YAML parser must not take the scan down with it on input it
 		// was not written for.
@@ -58,13 +59,13 @@ func (d *Detector) scanK8sManifests(raw []byte, path string) (out []Finding, ok 
 			return out, docs > 0 // a parse error after good documents keeps what they gave
 		}
 		if len(doc.Content) > 0 {
-			out = append(out, d.k8sObject(raw, doc.Content[0], path, 0)...)
+			out = append(out, d.k8sObject(raw, ls, doc.Content[0], path, 0)...)
 		}
 	}
 }
 
 // k8sObject scans one object: a Secret's data, or the items of a List.
-func (d *Detector) k8sObject(raw []byte, n *yaml.Node, path string, depth int) []Finding {
+func (d *Detector) k8sObject(raw []byte, ls lineStarts, n *yaml.Node, path string, depth int) []Finding {
 	if n.Kind != yaml.MappingNode || depth > 4 {
 		return nil
 	}
@@ -82,13 +83,13 @@ func (d *Detector) k8sObject(raw []byte, n *yaml.Node, path string, depth int) [
 		for i := 0; i+1 < len(data.Content); i += 2 {
 			k, v := data.Content[i], data.Content[i+1]
 			if v.Kind == yaml.ScalarNode {
-				out = append(out, d.scanDecodedValue(k.Value, v.Value, location(raw, scalarSpan(raw, v.Line, v.Column, v.Value)), path)...)
+				out = append(out, d.scanDecodedValue(k.Value, v.Value, ls.locate(scalarSpan(raw, ls, v.Line, v.Column, v.Value)), path)...)
 			}
 		}
 	case strings.HasSuffix(kind.Value, "List"):
 		if items := mapValue(n, "items"); items != nil && items.Kind == yaml.SequenceNode {
 			for _, it := range items.Content {
-				out = append(out, d.k8sObject(raw, it, path, depth+1)...)
+				out = append(out, d.k8sObject(raw, ls, it, path, depth+1)...)
 			}
 		}
 	}
@@ -108,9 +109,9 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 // the decoded text are reported at.
 type where struct{ startLine, startCol, endLine, endCol int }
 
-func location(raw []byte, s span) where {
+func (ls lineStarts) locate(s span) where {
 	var w where
-	w.startLine, w.startCol, w.endLine, w.endCol = position(raw, s)
+	w.startLine, w.startCol, w.endLine, w.endCol = ls.position(s)
 	return w
 }
 
@@ -123,15 +124,8 @@ func (w where) apply(f *Finding) {
 // byte offset): from the first byte of its first word to the last byte of
 // its last, so a block or folded value spans all its lines. It falls back
 // to the parser's line when the text is not there as parsed.
-func scalarSpan(raw []byte, line, column int, value string) span {
-	start := 0
-	for n := 1; n < line; n++ {
-		i := bytes.IndexByte(raw[start:], '\n')
-		if i < 0 {
-			break
-		}
-		start += i + 1
-	}
+func scalarSpan(raw []byte, ls lineStarts, line, column int, value string) span {
+	start := ls[min(max(line, 1), len(ls))-1]
 	lineEnd := len(raw)
 	if i := bytes.IndexByte(raw[start:], '\n'); i >= 0 {
 		lineEnd = start + i
@@ -209,6 +203,7 @@ func isIdentifier(s string) bool {
 // (decoded from a Secret); otherwise each finding is at its "auth" value.
 func (d *Detector) dockerAuths(raw []byte, path string, at *where) []Finding {
 	var out []Finding
+	var ls lineStarts
 	for _, m := range dockerAuth.FindAllSubmatchIndex(raw, -1) {
 		value := raw[m[2]:m[3]]
 		dec, err := base64.StdEncoding.DecodeString(string(value))
@@ -225,7 +220,10 @@ func (d *Detector) dockerAuths(raw []byte, path string, at *where) []Finding {
 		if at != nil {
 			at.apply(&f)
 		} else {
-			location(raw, span{m[2], m[3]}).apply(&f)
+			if ls == nil {
+				ls = newLineStarts(raw)
+			}
+			ls.locate(span{m[2], m[3]}).apply(&f)
 		}
 		out = append(out, f)
 	}

@@ -51,13 +51,13 @@ func isSecretName(n string) bool { return secretName.MatchString(n) && !notSecre
 // tfFinding reports what rng covers in raw. Its position is counted from
 // the range's byte offsets, as the rules' findings are: HCL's own columns
 // count characters and end one past the range.
-func tfFinding(raw []byte, rule, desc, file string, rng hcl.Range, match, secret string) Finding {
+func tfFinding(ls lineStarts, rule, desc, file string, rng hcl.Range, match, secret string) Finding {
 	f := Finding{
 		RuleID: rule, Description: desc, File: file,
 		Match: match, Secret: secret, Entropy: float32(shannon(secret)), Tags: []string{"terraform"},
 		Fingerprint: fingerprint(rule, file, match+"\x00"+secret),
 	}
-	f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = position(raw, span{rng.Start.Byte, rng.End.Byte})
+	f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = ls.position(span{rng.Start.Byte, rng.End.Byte})
 	return f
 }
 
@@ -98,6 +98,7 @@ func (d *Detector) scanTerraformCode(raw []byte, file string) []Finding {
 		return nil
 	}
 	var out []Finding
+	ls := newLineStarts(raw)
 	plausible := func(v string) bool {
 		return len(v) >= 6 && (d.Validate == nil || d.Validate("generic-api-key", v)) && !strings.Contains(v, "${")
 	}
@@ -107,24 +108,24 @@ func (d *Detector) scanTerraformCode(raw []byte, file string) []Finding {
 	walk = func(b *hclsyntax.Body, skipDefaults bool) {
 		for name, attr := range b.Attributes {
 			if strings.Contains(exprText(raw, attr.Expr), "nonsensitive(") {
-				out = append(out, tfFinding(raw, "terraform-nonsensitive", "nonsensitive() exposes a sensitive value", file, attr.SrcRange, exprText(raw, attr.Expr), ""))
+				out = append(out, tfFinding(ls, "terraform-nonsensitive", "nonsensitive() exposes a sensitive value", file, attr.SrcRange, exprText(raw, attr.Expr), ""))
 			}
 			if skipDefaults || !isSecretName(name) {
 				continue
 			}
 			if v, ok := literalString(attr.Expr); ok && plausible(v) {
-				out = append(out, tfFinding(raw, "terraform-hardcoded-secret", fmt.Sprintf("secret literal in the %q attribute", name), file, attr.SrcRange, name+" = "+exprText(raw, attr.Expr), v))
+				out = append(out, tfFinding(ls, "terraform-hardcoded-secret", fmt.Sprintf("secret literal in the %q attribute", name), file, attr.SrcRange, name+" = "+exprText(raw, attr.Expr), v))
 			}
 		}
 		for _, blk := range b.Blocks {
 			switch blk.Type {
 			case "variable":
-				out = append(out, d.checkVariable(raw, file, blk, plausible)...)
+				out = append(out, d.checkVariable(raw, ls, file, blk, plausible)...)
 				continue
 			case "output":
-				out = append(out, checkOutput(raw, file, blk)...)
+				out = append(out, checkOutput(raw, ls, file, blk)...)
 			case "terraform":
-				out = append(out, checkBackend(raw, file, blk)...)
+				out = append(out, checkBackend(ls, file, blk)...)
 			}
 			walk(blk.Body, false)
 		}
@@ -142,24 +143,24 @@ func boolAttr(b *hclsyntax.Body, name string) bool {
 	return !diags.HasErrors() && v.Type().FriendlyName() == "bool" && v.True()
 }
 
-func (d *Detector) checkVariable(raw []byte, file string, blk *hclsyntax.Block, plausible func(string) bool) []Finding {
+func (d *Detector) checkVariable(raw []byte, ls lineStarts, file string, blk *hclsyntax.Block, plausible func(string) bool) []Finding {
 	if len(blk.Labels) == 0 || !isSecretName(blk.Labels[0]) {
 		return nil
 	}
 	name := blk.Labels[0]
 	var out []Finding
 	if !boolAttr(blk.Body, "sensitive") {
-		out = append(out, tfFinding(raw, "terraform-variable-not-sensitive", fmt.Sprintf("variable %q holds a secret but is not marked sensitive = true", name), file, blk.DefRange(), "variable \""+name+"\"", ""))
+		out = append(out, tfFinding(ls, "terraform-variable-not-sensitive", fmt.Sprintf("variable %q holds a secret but is not marked sensitive = true", name), file, blk.DefRange(), "variable \""+name+"\"", ""))
 	}
 	if def, ok := blk.Body.Attributes["default"]; ok {
 		if v, ok := literalString(def.Expr); ok && plausible(v) {
-			out = append(out, tfFinding(raw, "terraform-variable-secret-default", fmt.Sprintf("variable %q has a secret default value", name), file, def.SrcRange, "default = "+exprText(raw, def.Expr), v))
+			out = append(out, tfFinding(ls, "terraform-variable-secret-default", fmt.Sprintf("variable %q has a secret default value", name), file, def.SrcRange, "default = "+exprText(raw, def.Expr), v))
 		}
 	}
 	return out
 }
 
-func checkOutput(raw []byte, file string, blk *hclsyntax.Block) []Finding {
+func checkOutput(raw []byte, ls lineStarts, file string, blk *hclsyntax.Block) []Finding {
 	v, ok := blk.Body.Attributes["value"]
 	if !ok || boolAttr(blk.Body, "sensitive") {
 		return nil
@@ -181,17 +182,17 @@ func checkOutput(raw []byte, file string, blk *hclsyntax.Block) []Finding {
 			if len(blk.Labels) > 0 {
 				name = blk.Labels[0]
 			}
-			return []Finding{tfFinding(raw, "terraform-output-not-sensitive", fmt.Sprintf("output %q exposes %s without sensitive = true", name, strings.Join(parts, ".")), file, blk.DefRange(), "output \""+name+"\" = "+text, "")}
+			return []Finding{tfFinding(ls, "terraform-output-not-sensitive", fmt.Sprintf("output %q exposes %s without sensitive = true", name, strings.Join(parts, ".")), file, blk.DefRange(), "output \""+name+"\" = "+text, "")}
 		}
 	}
 	return nil
 }
 
-func checkBackend(raw []byte, file string, blk *hclsyntax.Block) []Finding {
+func checkBackend(ls lineStarts, file string, blk *hclsyntax.Block) []Finding {
 	var out []Finding
 	for _, b := range blk.Body.Blocks {
 		if b.Type == "backend" && len(b.Labels) > 0 && b.Labels[0] == "s3" && !boolAttr(b.Body, "encrypt") {
-			out = append(out, tfFinding(raw, "terraform-s3-backend-unencrypted", "the s3 state backend does not set encrypt = true; state holds secrets in plaintext", file, b.DefRange(), "backend \"s3\"", ""))
+			out = append(out, tfFinding(ls, "terraform-s3-backend-unencrypted", "the s3 state backend does not set encrypt = true; state holds secrets in plaintext", file, b.DefRange(), "backend \"s3\"", ""))
 		}
 	}
 	return out
@@ -338,12 +339,13 @@ func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
 		want[c.path] = true
 	}
 	spans := jsonValueSpans(raw, want)
+	ls := newLineStarts(raw)
 	out := make([]Finding, 0, len(found))
 	for _, c := range found {
 		f := Finding{RuleID: c.rule, Description: "secret in Terraform state or plan: " + c.name,
 			File: file, Match: c.name, Secret: c.secret, Entropy: float32(shannon(c.secret)), Tags: []string{"terraform"},
 			Fingerprint: fingerprint(c.rule, file, c.name+"\x00"+c.secret)}
-		f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = position(raw, spans[c.path])
+		f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = ls.position(spans[c.path])
 		out = append(out, f)
 	}
 	return out

@@ -3,6 +3,7 @@ package scan
 import (
 	"bytes"
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 )
@@ -105,14 +106,33 @@ func jsonValueSpans(raw []byte, want map[string]bool) map[string]span {
 	return found
 }
 
-// position turns the span of a value in raw into 1-based lines and
-// columns, counted in bytes as the rules' findings are; the end column is
-// that of the value's last byte.
-func position(raw []byte, s span) (startLine, startCol, endLine, endCol int) {
-	startLine = 1 + bytes.Count(raw[:s.start], []byte{'\n'})
-	startCol = s.start - bytes.LastIndexByte(raw[:s.start], '\n')
-	last := max(s.end-1, s.start)
-	endLine = startLine + bytes.Count(raw[s.start:last], []byte{'\n'})
-	endCol = last - bytes.LastIndexByte(raw[:last], '\n')
+// lineStarts are the offsets where a text's lines start, so that many
+// offsets are turned into lines without counting from the top for each.
+type lineStarts []int
+
+func newLineStarts(raw []byte) lineStarts {
+	ls := lineStarts{0}
+	for i := 0; ; {
+		j := bytes.IndexByte(raw[i:], '\n')
+		if j < 0 {
+			return ls
+		}
+		i += j + 1
+		ls = append(ls, i)
+	}
+}
+
+// at returns the 1-based line and byte column of offset.
+func (ls lineStarts) at(offset int) (line, col int) {
+	i := sort.Search(len(ls), func(i int) bool { return ls[i] > offset }) - 1
+	return i + 1, offset - ls[i] + 1
+}
+
+// position turns the span of a value into 1-based lines and columns,
+// counted in bytes as the rules' findings are; the end column is that of
+// the value's last byte.
+func (ls lineStarts) position(s span) (startLine, startCol, endLine, endCol int) {
+	startLine, startCol = ls.at(s.start)
+	endLine, endCol = ls.at(max(s.end-1, s.start))
 	return startLine, startCol, endLine, endCol
 }
