@@ -250,34 +250,10 @@ func knownSecretAttr(resourceType, attr string) bool {
 
 // scanTerraformJSON reports the secrets a state file or plan holds.
 func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
-	var doc struct {
-		Resources []struct {
-			Mode      string `json:"mode"`
-			Type      string `json:"type"`
-			Name      string `json:"name"`
-			Module    string `json:"module"`
-			Instances []struct {
-				IndexKey            any               `json:"index_key"`
-				Attributes          map[string]any    `json:"attributes"`
-				SensitiveAttributes []json.RawMessage `json:"sensitive_attributes"`
-			} `json:"instances"`
-		} `json:"resources"`
-		Outputs map[string]struct {
-			Value     any  `json:"value"`
-			Sensitive bool `json:"sensitive"`
-		} `json:"outputs"`
-		ResourceChanges []struct {
-			Address string `json:"address"`
-			Type    string `json:"type"`
-			Change  struct {
-				After          map[string]any `json:"after"`
-				AfterSensitive any            `json:"after_sensitive"`
-			} `json:"change"`
-		} `json:"resource_changes"`
-		Variables map[string]struct {
-			Value any `json:"value"`
-		} `json:"variables"`
-	}
+	// Decoded generically, so keys match exactly as jsonValueSpans matches
+	// them (a struct would take "Resources" for "resources") and one field
+	// of an unexpected type does not hide the rest of the file.
+	var doc any
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil
 	}
@@ -295,43 +271,50 @@ func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
 		seen[address+"."+attr] = true
 		found = append(found, candidate{rule, address + "." + attr, s, path})
 	}
-	for ri, r := range doc.Resources {
-		if r.Mode == "data" && !strings.HasPrefix(r.Type, "vault_") {
+	for ri, r := range field[[]any](doc, "resources") {
+		typ := field[string](r, "type")
+		if field[string](r, "mode") == "data" && !strings.HasPrefix(typ, "vault_") {
 			continue
 		}
-		address := r.Type + "." + r.Name
-		if r.Module != "" {
-			address = r.Module + "." + address
+		address := typ + "." + field[string](r, "name")
+		if module := field[string](r, "module"); module != "" {
+			address = module + "." + address
 		}
-		for ii, inst := range r.Instances {
+		for ii, inst := range field[[]any](r, "instances") {
 			addr := address
-			if inst.IndexKey != nil {
-				addr = fmt.Sprintf("%s[%v]", address, inst.IndexKey)
+			if key := field[any](inst, "index_key"); key != nil {
+				addr = fmt.Sprintf("%s[%v]", address, key)
 			}
-			marked := sensitivePaths(inst.SensitiveAttributes)
-			for _, attr := range sortedKeys(inst.Attributes) {
-				if marked[attr] || knownSecretAttr(r.Type, attr) || (isSecretName(attr) && attr != "id") {
-					add("terraform-state-secret", addr, attr, inst.Attributes[attr], jsonPath("resources", ri, "instances", ii, "attributes", attr))
+			marked := sensitivePaths(field[[]any](inst, "sensitive_attributes"))
+			attrs := field[map[string]any](inst, "attributes")
+			for _, attr := range sortedKeys(attrs) {
+				if marked[attr] || knownSecretAttr(typ, attr) || (isSecretName(attr) && attr != "id") {
+					add("terraform-state-secret", addr, attr, attrs[attr], jsonPath("resources", ri, "instances", ii, "attributes", attr))
 				}
 			}
 		}
 	}
-	for _, name := range sortedKeys(doc.Outputs) {
-		if o := doc.Outputs[name]; o.Sensitive || isSecretName(name) {
-			add("terraform-state-secret", "output", name, o.Value, jsonPath("outputs", name, "value"))
+	outputs := field[map[string]any](doc, "outputs")
+	for _, name := range sortedKeys(outputs) {
+		if o := outputs[name]; field[bool](o, "sensitive") || isSecretName(name) {
+			add("terraform-state-secret", "output", name, field[any](o, "value"), jsonPath("outputs", name, "value"))
 		}
 	}
-	for ci, rc := range doc.ResourceChanges {
-		mask, _ := rc.Change.AfterSensitive.(map[string]any)
-		for _, attr := range sortedKeys(rc.Change.After) {
-			if m, ok := mask[attr]; (ok && m == true) || knownSecretAttr(rc.Type, attr) || isSecretName(attr) {
-				add("terraform-plan-secret", rc.Address, attr, rc.Change.After[attr], jsonPath("resource_changes", ci, "change", "after", attr))
+	for ci, rc := range field[[]any](doc, "resource_changes") {
+		change := field[map[string]any](rc, "change")
+		mask := field[map[string]any](change, "after_sensitive")
+		after := field[map[string]any](change, "after")
+		typ := field[string](rc, "type")
+		for _, attr := range sortedKeys(after) {
+			if m, ok := mask[attr]; (ok && m == true) || knownSecretAttr(typ, attr) || isSecretName(attr) {
+				add("terraform-plan-secret", field[string](rc, "address"), attr, after[attr], jsonPath("resource_changes", ci, "change", "after", attr))
 			}
 		}
 	}
-	for _, name := range sortedKeys(doc.Variables) {
+	variables := field[map[string]any](doc, "variables")
+	for _, name := range sortedKeys(variables) {
 		if isSecretName(name) {
-			add("terraform-plan-secret", "var", name, doc.Variables[name].Value, jsonPath("variables", name, "value"))
+			add("terraform-plan-secret", "var", name, field[any](variables[name], "value"), jsonPath("variables", name, "value"))
 		}
 	}
 	want := make(map[string]bool, len(found))
@@ -353,31 +336,28 @@ func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
 
 // sensitivePaths reads the first attribute name of each path in a state's
 // sensitive_attributes (both the v4 list-of-steps form and the object form).
-func sensitivePaths(paths []json.RawMessage) map[string]bool {
+func sensitivePaths(paths []any) map[string]bool {
 	out := map[string]bool{}
 	for _, p := range paths {
-		var steps []struct {
-			Type  string `json:"type"`
-			Value any    `json:"value"`
+		steps, ok := p.([]any)
+		if !ok {
+			steps = field[[]any](p, "path")
 		}
-		if json.Unmarshal(p, &steps) == nil && len(steps) > 0 {
-			if s, ok := steps[0].Value.(string); ok {
-				out[s] = true
-			}
-			continue
-		}
-		var obj struct {
-			Path []struct {
-				Value any `json:"value"`
-			} `json:"path"`
-		}
-		if json.Unmarshal(p, &obj) == nil && len(obj.Path) > 0 {
-			if s, ok := obj.Path[0].Value.(string); ok {
+		if len(steps) > 0 {
+			if s := field[string](steps[0], "value"); s != "" {
 				out[s] = true
 			}
 		}
 	}
 	return out
+}
+
+// field reads key of a JSON object decoded into any: the zero T when v is
+// not an object, or key is missing or holds something other than a T.
+func field[T any](v any, key string) T {
+	m, _ := v.(map[string]any)
+	t, _ := m[key].(T)
+	return t
 }
 
 // sortedKeys returns m's keys in order, so findings come out in a stable order.

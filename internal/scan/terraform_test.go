@@ -229,3 +229,26 @@ variable "db_password" { default = "Sup3r-S3cret-Pa55w0rd!" }
 		t.Errorf("no finding %s", key)
 	}
 }
+
+// FuzzTerraformJSON feeds arbitrary state-like JSON to the state checks:
+// they never panic, and every finding lies inside the text.
+func FuzzTerraformJSON(f *testing.F) {
+	for _, name := range []string{"terraform.tfstate", "plan.json"} {
+		raw, err := os.ReadFile(filepath.Join("testdata", "terraform", name))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+	f.Add([]byte(`{"outputs": {"token": {"value": "a\u003cb\"c\\d\ne", "sensitive": true}}}`))
+	d := NewDetector(DefaultConfig())
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		lines := strings.Split(string(raw), "\n")
+		for _, fd := range d.scanTerraformJSON(raw, "terraform.tfstate") {
+			if fd.StartLine < 1 || fd.EndLine < fd.StartLine || fd.EndLine > len(lines) ||
+				fd.StartColumn < 1 || fd.StartColumn > len(lines[fd.StartLine-1]) || fd.EndColumn < 1 || fd.EndColumn > len(lines[fd.EndLine-1]) {
+				t.Fatalf("finding outside the text: %+v", fd)
+			}
+		}
+	})
+}
