@@ -127,6 +127,9 @@ func runScan(args []string) int {
 	}
 
 	sup := scan.NewSuppressions()
+	if st, err := os.Stat(target); err == nil && st.IsDir() && (source == "dir" || source == "files" || source == "directory") {
+		sup.Root = target
+	}
 	for _, name := range ignoreFiles(ignorePath, target) {
 		if err := sup.LoadIgnoreFile(name); err != nil {
 			fmt.Fprintln(stderr, "Error: "+oneLine(err.Error()))

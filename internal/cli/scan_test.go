@@ -217,6 +217,14 @@ func TestScanIgnoreFiles(t *testing.T) {
 	write(filepath.Join(dir, ".gitleaksignore"), "a.env:generic-api-key:1\na.env:aws-access-token:2\n")
 	check("other fingerprints", all[:2], "dir", "-i", filepath.Join(elsewhere, "ignored.txt"), dir)
 
+	// gitleaks names the files of a dir scan with the target in front, so
+	// its fingerprints do too.
+	write(filepath.Join(dir, ".gitleaksignore"), filepath.ToSlash(filepath.Join(dir, "a.env"))+":aws-access-token:1\n")
+	check("gitleaks fingerprint, absolute target", all[1:], "dir", "-i", filepath.Join(elsewhere, "none"), dir)
+	t.Chdir(filepath.Dir(dir))
+	write(filepath.Join(dir, ".gitleaksignore"), filepath.Base(dir)+"/b.env:aws-access-token:2\n")
+	check("gitleaks fingerprint, relative target", []string{all[0], all[2]}, "dir", "-i", filepath.Join(elsewhere, "none"), filepath.Base(dir))
+
 	// git and staged scans read the repository's, with gitleaks's
 	// commit:file:rule:line fingerprints for history.
 	repo := t.TempDir()
