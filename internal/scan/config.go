@@ -112,12 +112,18 @@ func DefaultConfig() *Config {
 // file's) as gitleaks layers them: a rule with an id already there changes
 // only the fields it sets and adds its keywords, tags and allowlists, and
 // disabledRules are removed.
-func LoadConfig(path string) (*Config, error) {
+func LoadConfig(path string) (*Config, error) { return loadConfig(path, 0) }
+
+// maxExtendDepth is how many configs deep [extend] path may chain, as in
+// gitleaks: a config, the one it extends, and the one that extends.
+const maxExtendDepth = 2
+
+func loadConfig(path string, depth int) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the scan config: %w", err)
 	}
-	c, err := ParseConfig(string(raw))
+	c, err := parseConfig(string(raw), depth)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -125,7 +131,10 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig parses gitleaks-format TOML.
-func ParseConfig(text string) (*Config, error) {
+func ParseConfig(text string) (*Config, error) { return parseConfig(text, 0) }
+
+// parseConfig parses a config that depth others extend.
+func parseConfig(text string, depth int) (*Config, error) {
 	var tc tomlConfig
 	md, err := toml.Decode(text, &tc)
 	if err != nil {
@@ -175,9 +184,12 @@ func ParseConfig(text string) (*Config, error) {
 		c.Rules = append(c.Rules, r)
 	}
 	if tc.Extend.UseDefault || tc.Extend.Path != "" {
+		if depth >= maxExtendDepth {
+			return nil, fmt.Errorf("[extend]: configs may extend each other at most %d deep (is there a loop?)", maxExtendDepth)
+		}
 		var base *Config
 		if tc.Extend.Path != "" {
-			if base, err = LoadConfig(tc.Extend.Path); err != nil {
+			if base, err = loadConfig(tc.Extend.Path, depth+1); err != nil {
 				return nil, fmt.Errorf("[extend] path: %w", err)
 			}
 		} else {

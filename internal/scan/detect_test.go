@@ -207,6 +207,23 @@ keywords = ["acme_"]
 		t.Fatalf("extend path: %+v", fs)
 	}
 
+	// A chain as deep as gitleaks allows loads; a loop is an error, not a
+	// stack overflow.
+	mid := filepath.Join(t.TempDir(), "mid.toml")
+	if err := os.WriteFile(mid, []byte("[extend]\npath = '''"+base+"'''\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = ParseConfig("[extend]\npath = '''" + mid + "'''\n"); err != nil || len(c.Rules) != 1 || c.Rules[0].ID != "acme" {
+		t.Fatalf("a chain of extends: %v %+v", err, c)
+	}
+	loop := filepath.Join(t.TempDir(), "loop.toml")
+	if err := os.WriteFile(loop, []byte("[extend]\npath = '''"+loop+"'''\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(loop); err == nil || !strings.Contains(err.Error(), "at most 2 deep") {
+		t.Fatalf("a config extending itself: %v", err)
+	}
+
 	for text, mention := range map[string]string{
 		"[extend]\nuseDefault = true\npath = 'x.toml'\n":                                       "useDefault and path",
 		"[[rules]]\nid = \"lonely\"\ndescription = \"no regex\"\n":                             `"lonely" needs a regex or a path`,
