@@ -105,20 +105,6 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// where is the place of an encoded value in its file, which findings in
-// the decoded text are reported at.
-type where struct{ startLine, startCol, endLine, endCol int }
-
-func (ls lineStarts) locate(s span) where {
-	var w where
-	w.startLine, w.startCol, w.endLine, w.endCol = ls.position(s)
-	return w
-}
-
-func (w where) apply(f *Finding) {
-	f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = w.startLine, w.startCol, w.endLine, w.endCol
-}
-
 // scalarSpan finds a YAML scalar's text in raw from where the parser puts
 // it (its line, and column counted in characters, so never past the value's
 // byte offset): from the first byte of its first word to the last byte of

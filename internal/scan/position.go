@@ -13,8 +13,8 @@ import (
 // many encodings ("<" and "\u003c", "é" and "\u00e9"), and the same value
 // can sit at several places.
 
-// span is where a JSON value sits in its document: the bytes [start, end),
-// inside the quotes for a string.
+// span is the bytes [start, end) of a text; for a JSON string, those
+// between its quotes.
 type span struct{ start, end int }
 
 // jsonPath names a value in a JSON document by its object keys and array
@@ -128,11 +128,20 @@ func (ls lineStarts) at(offset int) (line, col int) {
 	return i + 1, offset - ls[i] + 1
 }
 
-// position turns the span of a value into 1-based lines and columns,
+// where is a finding's place in its file: 1-based lines and columns,
 // counted in bytes as the rules' findings are; the end column is that of
-// the value's last byte.
-func (ls lineStarts) position(s span) (startLine, startCol, endLine, endCol int) {
-	startLine, startCol = ls.at(s.start)
-	endLine, endCol = ls.at(max(s.end-1, s.start))
-	return startLine, startCol, endLine, endCol
+// the last byte.
+type where struct{ startLine, startCol, endLine, endCol int }
+
+// locate returns the place of the bytes s covers.
+func (ls lineStarts) locate(s span) where {
+	var w where
+	w.startLine, w.startCol = ls.at(s.start)
+	w.endLine, w.endCol = ls.at(max(s.end-1, s.start))
+	return w
+}
+
+// apply puts f at w.
+func (w where) apply(f *Finding) {
+	f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = w.startLine, w.startCol, w.endLine, w.endCol
 }

@@ -57,7 +57,7 @@ func tfFinding(ls lineStarts, rule, desc, file string, rng hcl.Range, match, sec
 		Match: match, Secret: secret, Entropy: float32(shannon(secret)), Tags: []string{"terraform"},
 		Fingerprint: fingerprint(rule, file, match+"\x00"+secret),
 	}
-	f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = ls.position(span{rng.Start.Byte, rng.End.Byte})
+	ls.locate(span{rng.Start.Byte, rng.End.Byte}).apply(&f)
 	return f
 }
 
@@ -328,7 +328,7 @@ func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
 		f := Finding{RuleID: c.rule, Description: "secret in Terraform state or plan: " + c.name,
 			File: file, Match: c.name, Secret: c.secret, Entropy: float32(shannon(c.secret)), Tags: []string{"terraform"},
 			Fingerprint: fingerprint(c.rule, file, c.name+"\x00"+c.secret)}
-		f.StartLine, f.StartColumn, f.EndLine, f.EndColumn = ls.position(spans[c.path])
+		ls.locate(spans[c.path]).apply(&f)
 		out = append(out, f)
 	}
 	return out
