@@ -48,9 +48,9 @@ var notSecretName = regexp.MustCompile(`(?i)(?:_id|_ids|_arn|_name|_version|_len
 
 func isSecretName(n string) bool { return secretName.MatchString(n) && !notSecretName.MatchString(n) }
 
-// tfFinding reports what rng covers in raw. Its position is counted from
-// the range's byte offsets, as the rules' findings are: HCL's own columns
-// count characters and end one past the range.
+// tfFinding reports what rng covers, placed by the range's byte offsets
+// as the rules' findings are: HCL's own columns count characters and end
+// one past the range.
 func tfFinding(ls lineStarts, rule, desc, file string, rng hcl.Range, match, secret string) Finding {
 	f := Finding{
 		RuleID: rule, Description: desc, File: file,
