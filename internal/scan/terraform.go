@@ -382,6 +382,10 @@ func flattenValue(v any) string {
 			return ""
 		}
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
+	// Without HTML escaping: the text shows "<", ">" and "&" as they are.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }

@@ -166,6 +166,8 @@ func TestTerraformJSONPositions(t *testing.T) {
 			}
 		} else if !json.Valid([]byte(written)) || !strings.HasPrefix(written, "{") {
 			t.Errorf("%s %s: columns %d-%d hold %q, not the whole object", w.file, w.match, f.StartColumn, f.EndColumn, written)
+		} else if !strings.Contains(f.Secret, `"Vn3<Jk8&Wq1"`) {
+			t.Errorf("%s %s: the object is rendered %q, not as written", w.file, w.match, f.Secret)
 		}
 	}
 }
