@@ -59,16 +59,16 @@ func runScan(args []string) int {
 	fs := flag.NewFlagSet("scan "+source, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var configPath, format, reportPath, baseline, ignorePath, logOpts, since string
-	fs.StringVar(&configPath, "config", os.Getenv("GITLEAKS_CONFIG"), "gitleaks-format rules file (default: .arca-scan.toml or .gitleaks.toml in the target, else built-in)")
-	fs.StringVar(&configPath, "c", os.Getenv("GITLEAKS_CONFIG"), "alias of --config")
+	fs.StringVar(&configPath, "config", "", "gitleaks-format rules file (default: $GITLEAKS_CONFIG, else the rules in $GITLEAKS_CONFIG_TOML, else .arca-scan.toml or .gitleaks.toml in the target directory, else built-in)")
+	fs.StringVar(&configPath, "c", "", "alias of --config")
 	fs.StringVar(&format, "report-format", "json", "json, sarif, csv or junit")
 	fs.StringVar(&format, "f", "json", "alias of --report-format")
 	fs.StringVar(&reportPath, "report-path", "", "write the report here ('-' for stdout)")
 	fs.StringVar(&reportPath, "r", "", "alias of --report-path")
 	fs.StringVar(&baseline, "baseline-path", "", "an earlier JSON report whose findings are ignored")
 	fs.StringVar(&baseline, "b", "", "alias of --baseline-path")
-	fs.StringVar(&ignorePath, "gitleaks-ignore-path", "", "directory or file of ignored fingerprints (default: the target)")
-	fs.StringVar(&ignorePath, "i", "", "alias of --gitleaks-ignore-path")
+	fs.StringVar(&ignorePath, "gitleaks-ignore-path", ".", "file of ignored fingerprints, or a directory holding .gitleaksignore or .arcaignore (the target's are read too)")
+	fs.StringVar(&ignorePath, "i", ".", "alias of --gitleaks-ignore-path")
 	exitCode := fs.Int("exit-code", 1, "exit code when leaks are found")
 	redact := &redactFlag{percent: 100}
 	fs.Var(redact, "redact", "hide secrets in every output (default true; --redact=false shows them, --redact=N hides N%)")
@@ -99,7 +99,7 @@ func runScan(args []string) int {
 	defer stop()
 	start := time.Now()
 
-	cfg, err := scanConfig(configPath, target, source)
+	cfg, err := scanConfig(configPath, target)
 	if err != nil {
 		fmt.Fprintln(stderr, "Error: "+oneLine(err.Error()))
 		return 2
@@ -127,14 +127,10 @@ func runScan(args []string) int {
 	}
 
 	sup := scan.NewSuppressions()
-	ignoreDir := ignorePath
-	if ignoreDir == "" {
-		ignoreDir = target
-		if source == "stdin" {
-			ignoreDir = "."
-		}
+	if st, err := os.Stat(target); err == nil && st.IsDir() && (source == "dir" || source == "files" || source == "directory") {
+		sup.Root = target
 	}
-	for _, name := range ignoreFiles(ignoreDir) {
+	for _, name := range ignoreFiles(ignorePath, target) {
 		if err := sup.LoadIgnoreFile(name); err != nil {
 			fmt.Fprintln(stderr, "Error: "+oneLine(err.Error()))
 			return 2
@@ -167,18 +163,28 @@ func runScan(args []string) int {
 	return 0
 }
 
-// scanConfig finds the rules: --config, else .arca-scan.toml or
-// .gitleaks.toml in the target directory, else the built-in rules.
-func scanConfig(path, target, source string) (*scan.Config, error) {
-	if path == "" && source != "stdin" {
-		dir := target
-		if st, err := os.Stat(target); err == nil && !st.IsDir() {
-			dir = filepath.Dir(target)
+// scanConfig finds the rules in gitleaks's order: --config, else the file
+// $GITLEAKS_CONFIG names, else the rules $GITLEAKS_CONFIG_TOML holds, else
+// .arca-scan.toml or .gitleaks.toml in the target when it is a directory,
+// else the built-in rules.
+func scanConfig(path, target string) (*scan.Config, error) {
+	if path == "" {
+		path = os.Getenv("GITLEAKS_CONFIG")
+	}
+	if path == "" {
+		if text := os.Getenv("GITLEAKS_CONFIG_TOML"); text != "" {
+			c, err := scan.ParseConfig(text)
+			if err != nil {
+				return nil, fmt.Errorf("GITLEAKS_CONFIG_TOML: %w", err)
+			}
+			return c, nil
 		}
-		for _, name := range []string{".arca-scan.toml", ".gitleaks.toml"} {
-			if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
-				path = filepath.Join(dir, name)
-				break
+		if st, err := os.Stat(target); err == nil && st.IsDir() {
+			for _, name := range []string{".arca-scan.toml", ".gitleaks.toml"} {
+				if _, err := os.Stat(filepath.Join(target, name)); err == nil {
+					path = filepath.Join(target, name)
+					break
+				}
 			}
 		}
 	}
@@ -188,11 +194,21 @@ func scanConfig(path, target, source string) (*scan.Config, error) {
 	return scan.LoadConfig(path)
 }
 
-func ignoreFiles(p string) []string {
-	if st, err := os.Stat(p); err == nil && !st.IsDir() {
-		return []string{p}
+// ignoreFiles lists the fingerprint files to honour, as gitleaks does: the
+// -i path when it is a file, else its .gitleaksignore (and .arcaignore);
+// and those at the root of the target. Missing files are skipped later.
+func ignoreFiles(ignorePath, target string) []string {
+	var out []string
+	for _, dir := range []string{ignorePath, target} {
+		if st, err := os.Stat(dir); err == nil && !st.IsDir() {
+			if dir == ignorePath {
+				out = append(out, dir)
+			}
+			continue
+		}
+		out = append(out, filepath.Join(dir, ".gitleaksignore"), filepath.Join(dir, ".arcaignore"))
 	}
-	return []string{filepath.Join(p, ".gitleaksignore"), filepath.Join(p, ".arcaignore")}
+	return out
 }
 
 func writeScanReport(path, format string, fs []scan.Finding) error {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
@@ -54,10 +55,14 @@ type Allowlist struct {
 
 // The TOML shapes, as gitleaks writes them.
 type tomlConfig struct {
-	Title     string
-	Extend    tomlExtend
-	Rules     []tomlRule
-	Allowlist *tomlAllowlist
+	Title       string
+	Description string
+	// MinVersion is the lowest gitleaks version a config is written for;
+	// Arca reads every version's format, so it is accepted and not checked.
+	MinVersion string `toml:"minVersion"`
+	Extend     tomlExtend
+	Rules      []tomlRule
+	Allowlist  *tomlAllowlist
 	// [[allowlists]] (gitleaks 8.25+)
 	Allowlists []tomlAllowlist
 }
@@ -89,6 +94,8 @@ type tomlAllowlist struct {
 	Paths       []string `toml:"paths"`
 	Stopwords   []string `toml:"stopwords"`
 	Commits     []string `toml:"commits"`
+	// TargetRules limits a global allowlist to these rules.
+	TargetRules []string `toml:"targetRules"`
 }
 
 // DefaultConfig returns the built-in rules.
@@ -100,15 +107,23 @@ func DefaultConfig() *Config {
 	return c
 }
 
-// LoadConfig reads a gitleaks-format TOML file. With [extend] useDefault,
-// its rules are layered over the built-in ones (a rule with the same id
-// replaces the built-in one) and disabledRules are removed.
-func LoadConfig(path string) (*Config, error) {
+// LoadConfig reads a gitleaks-format TOML file. With [extend] useDefault
+// (or path), its rules are layered over the built-in ones (or the other
+// file's) as gitleaks layers them: a rule with an id already there changes
+// only the fields it sets and adds its keywords, tags and allowlists, and
+// disabledRules are removed.
+func LoadConfig(path string) (*Config, error) { return loadConfig(path, 0) }
+
+// maxExtendDepth is how many configs deep [extend] path may chain, as in
+// gitleaks: a config, the one it extends, and the one that extends.
+const maxExtendDepth = 2
+
+func loadConfig(path string, depth int) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading the scan config: %w", err)
 	}
-	c, err := ParseConfig(string(raw))
+	c, err := parseConfig(string(raw), depth)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -116,7 +131,10 @@ func LoadConfig(path string) (*Config, error) {
 }
 
 // ParseConfig parses gitleaks-format TOML.
-func ParseConfig(text string) (*Config, error) {
+func ParseConfig(text string) (*Config, error) { return parseConfig(text, 0) }
+
+// parseConfig parses a config that depth others extend.
+func parseConfig(text string, depth int) (*Config, error) {
 	var tc tomlConfig
 	md, err := toml.Decode(text, &tc)
 	if err != nil {
@@ -129,16 +147,29 @@ func ParseConfig(text string) (*Config, error) {
 		}
 		return nil, fmt.Errorf("unknown keys in the scan config: %s", strings.Join(keys, ", "))
 	}
+	if tc.Extend.UseDefault && tc.Extend.Path != "" {
+		return nil, errors.New("[extend] sets both useDefault and path: choose one")
+	}
 	c := &Config{Title: tc.Title}
 	if tc.Allowlist != nil {
 		tc.Allowlists = append(tc.Allowlists, *tc.Allowlist)
 	}
+	targeted := map[string][]*Allowlist{}
+	var targets []string
 	for i := range tc.Allowlists {
 		al, err := compileAllowlist(&tc.Allowlists[i])
 		if err != nil {
 			return nil, fmt.Errorf("global allowlist %d: %w", i+1, err)
 		}
-		c.Allowlists = append(c.Allowlists, al)
+		if len(tc.Allowlists[i].TargetRules) == 0 {
+			c.Allowlists = append(c.Allowlists, al)
+		}
+		for _, id := range tc.Allowlists[i].TargetRules {
+			if targeted[id] == nil {
+				targets = append(targets, id)
+			}
+			targeted[id] = append(targeted[id], al)
+		}
 	}
 	seen := map[string]bool{}
 	for i := range tc.Rules {
@@ -153,9 +184,12 @@ func ParseConfig(text string) (*Config, error) {
 		c.Rules = append(c.Rules, r)
 	}
 	if tc.Extend.UseDefault || tc.Extend.Path != "" {
+		if depth >= maxExtendDepth {
+			return nil, fmt.Errorf("[extend]: configs may extend each other at most %d deep (is there a loop?)", maxExtendDepth)
+		}
 		var base *Config
 		if tc.Extend.Path != "" {
-			if base, err = LoadConfig(tc.Extend.Path); err != nil {
+			if base, err = loadConfig(tc.Extend.Path, depth+1); err != nil {
 				return nil, fmt.Errorf("[extend] path: %w", err)
 			}
 		} else {
@@ -163,34 +197,84 @@ func ParseConfig(text string) (*Config, error) {
 		}
 		c = base.merge(c, tc.Extend.DisabledRules)
 	}
+	// A rule is complete only once merged over the one it extends.
+	byID := map[string]*Rule{}
+	for _, r := range c.Rules {
+		if r.Regex == nil && r.Path == nil {
+			return nil, fmt.Errorf("rule %q needs a regex or a path", r.ID)
+		}
+		if r.Regex != nil && r.SecretGroup > r.Regex.NumSubexp() {
+			return nil, fmt.Errorf("rule %q: secretGroup %d, but the regex has %d groups", r.ID, r.SecretGroup, r.Regex.NumSubexp())
+		}
+		byID[r.ID] = r
+	}
+	for _, id := range targets {
+		r, ok := byID[id]
+		if !ok {
+			return nil, fmt.Errorf("a global allowlist targets the rule %q, which does not exist", id)
+		}
+		r.Allowlists = append(r.Allowlists, targeted[id]...)
+	}
 	return c, nil
 }
 
-// merge layers over on top of c: rules with the same id are replaced.
+// merge layers over on top of c, as gitleaks extends a config: a rule of
+// over with an id c has is merged into c's (see mergeRule), disabled rules
+// of c are dropped, and over's other rules and allowlists are added.
 func (c *Config) merge(over *Config, disabled []string) *Config {
 	off := map[string]bool{}
 	for _, id := range disabled {
 		off[id] = true
 	}
-	replaced := map[string]*Rule{}
+	pending := map[string]*Rule{}
 	for _, r := range over.Rules {
-		replaced[r.ID] = r
+		pending[r.ID] = r
 	}
 	out := &Config{Title: over.Title, Allowlists: append(append([]*Allowlist{}, c.Allowlists...), over.Allowlists...)}
 	for _, r := range c.Rules {
-		if nr, ok := replaced[r.ID]; ok {
-			out.Rules = append(out.Rules, nr)
-			delete(replaced, r.ID)
-		} else if !off[r.ID] {
+		nr, ok := pending[r.ID]
+		switch {
+		case off[r.ID]:
+			// over's own rule of that id, if any, is added below as it is.
+		case ok:
+			out.Rules = append(out.Rules, mergeRule(r, nr))
+			delete(pending, r.ID)
+		default:
 			out.Rules = append(out.Rules, r)
 		}
 	}
 	for _, r := range over.Rules {
-		if _, ok := replaced[r.ID]; ok {
+		if _, ok := pending[r.ID]; ok {
 			out.Rules = append(out.Rules, r)
 		}
 	}
 	return out
+}
+
+// mergeRule returns base changed by over: the description, entropy, secret
+// group, regex and path over sets replace base's; its keywords, tags and
+// allowlists are added to base's. base itself is not changed.
+func mergeRule(base, over *Rule) *Rule {
+	m := *base
+	if over.Description != "" {
+		m.Description = over.Description
+	}
+	if over.Entropy != 0 {
+		m.Entropy = over.Entropy
+	}
+	if over.SecretGroup != 0 {
+		m.SecretGroup = over.SecretGroup
+	}
+	if over.Regex != nil {
+		m.Regex, m.window, m.multiline = over.Regex, over.window, over.multiline
+	}
+	if over.Path != nil {
+		m.Path = over.Path
+	}
+	m.Keywords = slices.Compact(slices.Sorted(slices.Values(append(slices.Clip(base.Keywords), over.Keywords...))))
+	m.Tags = append(slices.Clip(base.Tags), over.Tags...)
+	m.Allowlists = append(slices.Clip(base.Allowlists), over.Allowlists...)
+	return &m
 }
 
 func compileRule(tr *tomlRule) (*Rule, error) {
@@ -208,22 +292,19 @@ func compileRule(tr *tomlRule) (*Rule, error) {
 		if r.Regex, err = regexp.Compile(tr.Regex); err != nil {
 			return nil, fmt.Errorf("rule %q: regex: %w", tr.ID, err)
 		}
-		if tr.SecretGroup > r.Regex.NumSubexp() {
-			return nil, fmt.Errorf("rule %q: secretGroup %d, but the regex has %d groups", tr.ID, tr.SecretGroup, r.Regex.NumSubexp())
-		}
 	}
 	if tr.Path != "" {
 		if r.Path, err = regexp.Compile(tr.Path); err != nil {
 			return nil, fmt.Errorf("rule %q: path: %w", tr.ID, err)
 		}
 	}
-	if r.Regex == nil && r.Path == nil {
-		return nil, fmt.Errorf("rule %q needs a regex or a path", tr.ID)
-	}
 	if tr.Allowlist != nil {
 		tr.Allowlists = append(tr.Allowlists, *tr.Allowlist)
 	}
 	for i := range tr.Allowlists {
+		if len(tr.Allowlists[i].TargetRules) > 0 {
+			return nil, fmt.Errorf("rule %q: allowlist %d: targetRules belongs in a global [[allowlists]]", tr.ID, i+1)
+		}
 		al, err := compileAllowlist(&tr.Allowlists[i])
 		if err != nil {
 			return nil, fmt.Errorf("rule %q: allowlist %d: %w", tr.ID, i+1, err)

@@ -12,7 +12,8 @@ import (
 // Formats that store secrets base64-encoded: Kubernetes Secret data
 // (YAML or JSON manifests, one or many documents, List objects) and Docker
 // config auths (config.json, and .dockerconfigjson inside a Secret). Their
-// values are decoded and scanned too, at the line of the encoded value.
+// values are decoded and scanned too, and reported at the lines and columns
+// of the encoded value.
 var (
 	k8sSecretKind = regexp.MustCompile(`(?m)^\s*(?:-\s+)?kind:\s*["']?Secret["']?\s*$|"kind"\s*:\s*"Secret"`)
 	k8sDataValue  = regexp.MustCompile(`(?m)^\s+([\w.-]+):\s*["']?([A-Za-z0-9+/]{8,}={0,2})["']?\s*$`)
@@ -24,25 +25,26 @@ var (
 func (d *Detector) scanDecoded(raw []byte, path string) []Finding {
 	var out []Finding
 	if bytes.Contains(raw, []byte("Secret")) && k8sSecretKind.Match(raw) {
-		if fs, ok := d.scanK8sManifests(raw, path); ok {
+		ls := newLineStarts(raw)
+		if fs, ok := d.scanK8sManifests(raw, ls, path); ok {
 			out = append(out, fs...)
 		} else {
 			// Not YAML we can parse (a Helm template, say): take the
 			// indented key: base64 lines of the file.
 			for _, m := range k8sDataValue.FindAllSubmatchIndex(raw, -1) {
-				line := 1 + bytes.Count(raw[:m[4]], []byte{'\n'})
-				out = append(out, d.scanDecodedValue(string(raw[m[2]:m[3]]), string(raw[m[4]:m[5]]), line, path)...)
+				at := ls.locate(span{m[4], m[5]})
+				out = append(out, d.scanDecodedValue(string(raw[m[2]:m[3]]), string(raw[m[4]:m[5]]), at, path)...)
 			}
 		}
 	}
-	out = append(out, d.dockerAuths(raw, path, 0)...)
+	out = append(out, d.dockerAuths(raw, path, nil)...)
 	return out
 }
 
 // scanK8sManifests walks every YAML (or JSON) document in raw for Secrets,
 // also inside List objects, and scans each decoded data value. ok is false
 // when raw does not parse as YAML.
-func (d *Detector) scanK8sManifests(raw []byte, path string) (out []Finding, ok bool) {
+func (d *Detector) scanK8sManifests(raw []byte, ls lineStarts, path string) (out []Finding, ok bool) {
 	defer func() {
 		// The YAML parser must not take the scan down with it on input it
 		// was not written for.
@@ -57,13 +59,13 @@ func (d *Detector) scanK8sManifests(raw []byte, path string) (out []Finding, ok 
 			return out, docs > 0 // a parse error after good documents keeps what they gave
 		}
 		if len(doc.Content) > 0 {
-			out = append(out, d.k8sObject(doc.Content[0], path, 0)...)
+			out = append(out, d.k8sObject(raw, ls, doc.Content[0], path, 0)...)
 		}
 	}
 }
 
 // k8sObject scans one object: a Secret's data, or the items of a List.
-func (d *Detector) k8sObject(n *yaml.Node, path string, depth int) []Finding {
+func (d *Detector) k8sObject(raw []byte, ls lineStarts, n *yaml.Node, path string, depth int) []Finding {
 	if n.Kind != yaml.MappingNode || depth > 4 {
 		return nil
 	}
@@ -81,13 +83,13 @@ func (d *Detector) k8sObject(n *yaml.Node, path string, depth int) []Finding {
 		for i := 0; i+1 < len(data.Content); i += 2 {
 			k, v := data.Content[i], data.Content[i+1]
 			if v.Kind == yaml.ScalarNode {
-				out = append(out, d.scanDecodedValue(k.Value, v.Value, v.Line, path)...)
+				out = append(out, d.scanDecodedValue(k.Value, v.Value, ls.locate(scalarSpan(raw, ls, v.Line, v.Column, v.Value)), path)...)
 			}
 		}
 	case strings.HasSuffix(kind.Value, "List"):
 		if items := mapValue(n, "items"); items != nil && items.Kind == yaml.SequenceNode {
 			for _, it := range items.Content {
-				out = append(out, d.k8sObject(it, path, depth+1)...)
+				out = append(out, d.k8sObject(raw, ls, it, path, depth+1)...)
 			}
 		}
 	}
@@ -103,11 +105,43 @@ func mapValue(n *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
+// scalarSpan finds a YAML scalar's text in raw from where the parser puts
+// it (its line, and column counted in characters, so never past the value's
+// byte offset): from the first byte of its first word to the last byte of
+// its last, so a block or folded value spans all its lines. It falls back
+// to the parser's line when the text is not there as parsed.
+func scalarSpan(raw []byte, ls lineStarts, line, column int, value string) span {
+	start := ls[min(max(line, 1), len(ls))-1]
+	lineEnd := len(raw)
+	if i := bytes.IndexByte(raw[start:], '\n'); i >= 0 {
+		lineEnd = start + i
+	}
+	whole := span{start, lineEnd}
+	from := min(start+max(column-1, 0), lineEnd)
+	words := strings.Fields(value)
+	if len(words) == 0 {
+		return whole
+	}
+	first := bytes.Index(raw[from:], []byte(words[0]))
+	if first < 0 {
+		return whole
+	}
+	s := span{from + first, from + first + len(words[0])}
+	for _, w := range words[1:] {
+		i := bytes.Index(raw[s.end:], []byte(w))
+		if i < 0 {
+			return whole
+		}
+		s.end += i + len(w)
+	}
+	return s
+}
+
 // scanDecodedValue decodes one base64 value of a Secret and scans it as if
 // it were written "key = value", so the generic rule judges it by its key
 // as it would judge a plain assignment. A decoded Docker config is searched
-// for registry credentials.
-func (d *Detector) scanDecodedValue(key, value string, line int, path string) []Finding {
+// for registry credentials. Findings are reported at the encoded value.
+func (d *Detector) scanDecodedValue(key, value string, at where, path string) []Finding {
 	value = strings.Join(strings.Fields(value), "") // folded YAML scalars
 	dec, err := base64.StdEncoding.DecodeString(value)
 	if err != nil {
@@ -118,14 +152,14 @@ func (d *Detector) scanDecodedValue(key, value string, line int, path string) []
 	}
 	var out []Finding
 	if key == ".dockerconfigjson" || key == ".dockercfg" {
-		out = append(out, d.dockerAuths(dec, path, line)...)
+		out = append(out, d.dockerAuths(dec, path, &at)...)
 	}
 	name := "secret_value"
 	if isIdentifier(key) {
 		name = identifierReplacer.Replace(key)
 	}
 	for _, f := range d.Detect(Fragment{Raw: []byte(name + " = " + string(dec) + "\n"), Path: path}) {
-		f.StartLine, f.EndLine = line, line
+		at.apply(&f)
 		f.Tags = append(append([]string{}, f.Tags...), "decoded:base64")
 		out = append(out, f)
 	}
@@ -151,10 +185,11 @@ func isIdentifier(s string) bool {
 }
 
 // dockerAuths reports the passwords in a Docker config's base64 "auth"
-// (user:password) values. atLine, when not 0, is where the config itself
-// sits (decoded from a Secret); otherwise lines are counted in raw.
-func (d *Detector) dockerAuths(raw []byte, path string, atLine int) []Finding {
+// (user:password) values. at, when set, is where the config itself sits
+// (decoded from a Secret); otherwise each finding is at its "auth" value.
+func (d *Detector) dockerAuths(raw []byte, path string, at *where) []Finding {
 	var out []Finding
+	var ls lineStarts
 	for _, m := range dockerAuth.FindAllSubmatchIndex(raw, -1) {
 		value := raw[m[2]:m[3]]
 		dec, err := base64.StdEncoding.DecodeString(string(value))
@@ -165,13 +200,18 @@ func (d *Detector) dockerAuths(raw []byte, path string, atLine int) []Finding {
 		if !ok || len(pw) < 6 {
 			continue
 		}
-		line := atLine
-		if line == 0 {
-			line = 1 + bytes.Count(raw[:m[2]], []byte{'\n'})
+		f := Finding{RuleID: "docker-config-auth", Description: "Docker registry credentials in a config file",
+			File: path, Secret: pw, Match: string(value),
+			Entropy: float32(shannon(pw)), Tags: []string{"decoded:base64", "docker"}, Fingerprint: fingerprint("docker-config-auth", path, pw)}
+		if at != nil {
+			at.apply(&f)
+		} else {
+			if ls == nil {
+				ls = newLineStarts(raw)
+			}
+			ls.locate(span{m[2], m[3]}).apply(&f)
 		}
-		out = append(out, Finding{RuleID: "docker-config-auth", Description: "Docker registry credentials in a config file",
-			File: path, StartLine: line, EndLine: line, Secret: pw, Match: string(value),
-			Entropy: float32(shannon(pw)), Tags: []string{"decoded:base64", "docker"}, Fingerprint: fingerprint("docker-config-auth", path, pw)})
+		out = append(out, f)
 	}
 	return out
 }

@@ -94,8 +94,12 @@ func NewDetector(cfg *Config) *Detector {
 	return d
 }
 
-// allowedPath reports whether a global allowlist skips the whole path.
+// allowedPath reports whether the whole path is skipped: one of the
+// scanner's own files, or a path a global allowlist skips.
 func (d *Detector) allowedPath(path string) bool {
+	if scannerFile(path) {
+		return true
+	}
 	for _, al := range d.cfg.Allowlists {
 		if len(al.Regexes) == 0 && len(al.Stopwords) == 0 && matchesAny(al.Paths, path) {
 			return true

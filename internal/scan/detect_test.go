@@ -1,6 +1,8 @@
 package scan
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -149,5 +151,89 @@ func TestGenericSkipsMinifiedBundles(t *testing.T) {
 	}
 	if fs := d.Detect(Fragment{Raw: []byte(line), Path: "state.json"}); len(fs) == 0 {
 		t.Fatal("a long JSON line lost its generic findings")
+	}
+}
+
+// TestExtendMergesRules checks gitleaks's extend semantics: a rule with an
+// id the extended config has changes only what it sets, global allowlists
+// may target rules, and the keys gitleaks's own config carries are read.
+func TestExtendMergesRules(t *testing.T) {
+	const otherKey = "AKIAQWERTYUIOPASDFGH"
+	c, err := ParseConfig(`
+title = "ours"
+description = "the default rules, with our reviewed keys"
+minVersion = "v8.25.0"
+
+[extend]
+useDefault = true
+
+# Only an allowlist and a description: the built-in regex stays.
+[[rules]]
+id = "aws-access-token"
+description = "AWS key (see the runbook)"
+[[rules.allowlists]]
+regexes = ['''^` + awsKey + `$''']
+
+[[allowlists]]
+description = "drop every GitHub token, and only those"
+targetRules = ["github-pat"]
+regexes = ['''.''']
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := "a = " + awsKey + "\nb = " + otherKey + "\nc = " + ghToken + "\n"
+	fs := NewDetector(c).Detect(Fragment{Raw: []byte(text), Path: "keys.txt"})
+	if len(fs) != 1 || fs[0].RuleID != "aws-access-token" || fs[0].Secret != otherKey || fs[0].Description != "AWS key (see the runbook)" {
+		t.Fatalf("findings = %+v", fs)
+	}
+
+	// [extend] path: the same merge over another file's rules.
+	base := filepath.Join(t.TempDir(), "base.toml")
+	if err := os.WriteFile(base, []byte(`
+[[rules]]
+id = "acme"
+regex = '''acme_([a-z0-9]{8})'''
+keywords = ["acme_"]
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = ParseConfig("[extend]\npath = '''" + base + "'''\n[[rules]]\nid = \"acme\"\nsecretGroup = 1\nkeywords = [\"acme\"]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs = NewDetector(c).Detect(Fragment{Raw: []byte("t = acme_q8w2e7r1\n"), Path: "x"})
+	if len(fs) != 1 || fs[0].Secret != "q8w2e7r1" {
+		t.Fatalf("extend path: %+v", fs)
+	}
+
+	// A chain as deep as gitleaks allows loads; a loop is an error, not a
+	// stack overflow.
+	mid := filepath.Join(t.TempDir(), "mid.toml")
+	if err := os.WriteFile(mid, []byte("[extend]\npath = '''"+base+"'''\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = ParseConfig("[extend]\npath = '''" + mid + "'''\n"); err != nil || len(c.Rules) != 1 || c.Rules[0].ID != "acme" {
+		t.Fatalf("a chain of extends: %v %+v", err, c)
+	}
+	loop := filepath.Join(t.TempDir(), "loop.toml")
+	if err := os.WriteFile(loop, []byte("[extend]\npath = '''"+loop+"'''\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadConfig(loop); err == nil || !strings.Contains(err.Error(), "at most 2 deep") {
+		t.Fatalf("a config extending itself: %v", err)
+	}
+
+	for text, mention := range map[string]string{
+		"[extend]\nuseDefault = true\npath = 'x.toml'\n":                                       "useDefault and path",
+		"[[rules]]\nid = \"lonely\"\ndescription = \"no regex\"\n":                             `"lonely" needs a regex or a path`,
+		"[extend]\nuseDefault = true\n[[allowlists]]\ntargetRules = ['nope']\npaths = ['x']\n": `"nope"`,
+		"[[rules]]\nid = 'a'\nregex = 'a'\n[[rules.allowlists]]\ntargetRules = ['a']\n":        "targetRules",
+		"[extend]\nuseDefault = true\n[[rules]]\nid = 'jwt'\nsecretGroup = 9\n":                "secretGroup 9",
+		"[[rules]]\nid = 'a'\nregex = 'a'\n[[rules.required]]\nid = 'b'\n":                     "required",
+	} {
+		if _, err := ParseConfig(text); err == nil || !strings.Contains(err.Error(), mention) {
+			t.Errorf("%q: err = %v, want it to mention %s", text, err, mention)
+		}
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -171,6 +173,10 @@ func writeJUnit(w io.Writer, fs []Finding) error {
 // files and from a baseline report.
 type Suppressions struct {
 	ids map[string]bool
+	// Root is the directory a dir scan was given. gitleaks names the files
+	// of such a scan with it in front ("sub/app.env" for "gitleaks dir
+	// sub"), so its fingerprints are matched with and without it.
+	Root string
 }
 
 // NewSuppressions returns an empty set.
@@ -225,6 +231,9 @@ func (s *Suppressions) Filter(fs []Finding) []Finding {
 	for _, f := range fs {
 		legacy := fmt.Sprintf("%s:%s:%d", f.File, f.RuleID, f.StartLine)
 		if s.ids[f.Fingerprint] || s.ids[legacy] || (f.Commit != "" && s.ids[f.Commit+":"+legacy]) {
+			continue
+		}
+		if s.Root != "" && s.ids[fmt.Sprintf("%s:%s:%d", path.Join(filepath.ToSlash(s.Root), f.File), f.RuleID, f.StartLine)] {
 			continue
 		}
 		out = append(out, f)

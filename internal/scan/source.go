@@ -147,16 +147,25 @@ func walkFiles(ctx context.Context, root string, noGitignore bool, out chan<- st
 			}
 			return nil
 		}
-		if e.Type().IsRegular() && !suppressionFiles[name] {
+		if e.Type().IsRegular() && !scannerFile(name) {
 			out <- p
 		}
 		return nil
 	})
 }
 
-// suppressionFiles list fingerprints, which look like tokens; scanning
-// them would report the very findings they suppress.
-var suppressionFiles = map[string]bool{".gitleaksignore": true, ".arcaignore": true}
+// scannerFile reports whether p names one of the scanner's own files: a
+// gitleaks or Arca rules file, or a list of ignored fingerprints. They are
+// never scanned, in any source: a rules file's allowlist may quote the very
+// key it allows, and fingerprints look like tokens. gitleaks's default
+// config skips its rules files the same way.
+func scannerFile(p string) bool {
+	switch p[strings.LastIndexAny(p, "/!")+1:] {
+	case ".gitleaks.toml", "gitleaks.toml", ".arca-scan.toml", ".gitleaksignore", ".arcaignore":
+		return true
+	}
+	return false
+}
 
 // readText reads a file unless it is binary (a NUL in its first 8 KB) or
 // over the size limit.
@@ -182,8 +191,11 @@ func readText(p string, max int64) ([]byte, bool) {
 
 // scanFile runs every check that applies to a whole file: the rules,
 // base64-decoded values, and the Terraform checks for .tf code, state and
-// plans.
+// plans. The scanner's own files are skipped.
 func (d *Detector) scanFile(data []byte, rel string) []Finding {
+	if scannerFile(rel) {
+		return nil
+	}
 	fs := d.Detect(Fragment{Raw: data, Path: rel})
 	fs = append(fs, d.scanDecoded(data, rel)...)
 	if isTerraformCode(rel) {

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -345,4 +346,146 @@ func FuzzArchive(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScannerFilesSkipped checks that the scanner's own files (rules files
+// whose allowlists quote a key, fingerprint lists) are not reported in dir,
+// archive, git history and staged scans, while the same key in other files,
+// even under a similar name, is.
+func TestScannerFilesSkipped(t *testing.T) {
+	dir := t.TempDir()
+	own := map[string]string{
+		".gitleaks.toml":   "[allowlist]\nregexes = ['''" + awsKey + "''']\n",
+		"ci/gitleaks.toml": "[allowlist]\nregexes = ['''" + awsKey + "''']\n",
+		".arca-scan.toml":  "[allowlist]\nregexes = ['''" + awsKey + "''']\n",
+		".gitleaksignore":  "app.env:aws-access-token:1\n# was " + awsKey + "\n",
+		"ci/.arcaignore":   "# " + awsKey + "\n",
+	}
+	others := map[string]string{
+		"app.env":                     "AWS_ACCESS_KEY_ID=" + awsKey + "\n",
+		"ci/gitleaks.toml.d/keys.env": "AWS_ACCESS_KEY_ID=" + awsKey + "\n",
+	}
+	const want = "app.env ci/gitleaks.toml.d/keys.env"
+	var zbuf bytes.Buffer
+	zw := zip.NewWriter(&zbuf)
+	for _, m := range []map[string]string{own, others} {
+		for name, text := range m {
+			if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w, _ := zw.Create(name)
+			w.Write([]byte(text))
+		}
+	}
+	zw.Close()
+	files := func(fs []Finding, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, f := range fs {
+			out = append(out, f.File)
+		}
+		return strings.Join(out, " ")
+	}
+	d := NewDetector(DefaultConfig())
+	if got := files(d.ScanDir(context.Background(), dir, DirOptions{})); got != want {
+		t.Errorf("dir: findings in %q, want %q", got, want)
+	}
+
+	git(t, dir, "init", "-q", "-b", "main")
+	git(t, dir, "add", "-A")
+	git(t, dir, "commit", "-q", "-m", "rules and ignores")
+	if got := files(d.ScanGit(context.Background(), dir, GitOptions{})); got != want {
+		t.Errorf("git: findings in %q, want %q", got, want)
+	}
+
+	for _, m := range []map[string]string{own, others} {
+		for name, text := range m {
+			os.WriteFile(filepath.Join(dir, name), []byte(text+"GITHUB_TOKEN="+ghToken+"\n"), 0o644)
+		}
+	}
+	git(t, dir, "add", "-A")
+	if got := files(d.ScanStaged(context.Background(), dir)); got != want {
+		t.Errorf("staged: findings in %q, want %q", got, want)
+	}
+
+	archives := t.TempDir()
+	if err := os.WriteFile(filepath.Join(archives, "release.zip"), zbuf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := files(d.ScanDir(context.Background(), archives, DirOptions{MaxArchiveDepth: 1})), "release.zip!app.env release.zip!ci/gitleaks.toml.d/keys.env"; got != want {
+		t.Errorf("archive: findings in %q, want %q", got, want)
+	}
+}
+
+// TestDecodedPositions checks that a secret found in a decoded base64 value
+// is reported at the encoded value's lines and columns in the file.
+func TestDecodedPositions(t *testing.T) {
+	enc := b64(awsKey)
+	half := len(enc) / 2
+	dockerCfg := `{"auths":{"registry.example.com":{"auth":"` + b64("deploy:Zq8#vR2!mN5pLx") + `"}}}`
+	dockerEnc := b64(dockerCfg)
+	files := map[string]string{
+		"multi.yaml":    "kind: ConfigMap\ndata:\n  a: b\n---\napiVersion: v1\nkind: Secret\ndata:\n  other: eA==\n  aws: " + enc + "\n",
+		"one-line.json": `{"metadata": {"name": "é-ü-ß"}, "kind": "Secret", "data": {"note": "eA==", "aws": "` + enc + `"}}` + "\n",
+		"block.yaml":    "kind: Secret\ndata:\n  aws: |\n    " + enc[:half] + "\n    " + enc[half:] + "\n",
+		"template.yaml": "kind: Secret\ndata:\n  aws: " + enc + "\n  x: {{ .Values.x | b64enc }}\n",
+		"config.json":   "{\n  \"auths\": {\n    \"registry.example.com\": {\"auth\": \"" + b64("deploy:Zq8#vR2!mN5pLx") + "\"}\n  }\n}\n",
+		"pull.yaml":     "kind: Secret\ntype: kubernetes.io/dockerconfigjson\ndata:\n  .dockerconfigjson: " + dockerEnc + "\n",
+	}
+	// where each file's decoded finding must sit: first and last line, and
+	// the encoded text its columns must hold.
+	want := map[string]struct {
+		start, end int
+		text       string
+	}{
+		"multi.yaml":    {9, 9, enc},
+		"one-line.json": {1, 1, enc},
+		"block.yaml":    {4, 5, enc[:half] + "\n    " + enc[half:]},
+		"template.yaml": {3, 3, enc},
+		"config.json":   {3, 3, b64("deploy:Zq8#vR2!mN5pLx")},
+		"pull.yaml":     {4, 4, dockerEnc},
+	}
+	dir := t.TempDir()
+	for name, text := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fs, err := NewDetector(DefaultConfig()).ScanDir(context.Background(), dir, DirOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, f := range fs {
+		w, ok := want[f.File]
+		if !ok || !slices.Contains(f.Tags, "decoded:base64") {
+			continue
+		}
+		seen[f.File] = true
+		if f.StartLine != w.start || f.EndLine != w.end {
+			t.Errorf("%s %s: lines %d-%d, want %d-%d", f.File, f.RuleID, f.StartLine, f.EndLine, w.start, w.end)
+			continue
+		}
+		lines := strings.Split(files[f.File], "\n")[f.StartLine-1 : f.EndLine]
+		text := strings.Join(lines, "\n")
+		lastStart := len(text) - len(lines[len(lines)-1])
+		if f.StartColumn < 1 || lastStart+f.EndColumn > len(text) || f.StartColumn-1 > lastStart+f.EndColumn {
+			t.Errorf("%s %s: columns %d-%d outside %q", f.File, f.RuleID, f.StartColumn, f.EndColumn, text)
+			continue
+		}
+		if got := text[f.StartColumn-1 : lastStart+f.EndColumn]; got != w.text {
+			t.Errorf("%s %s: columns %d-%d hold %q, want %q", f.File, f.RuleID, f.StartColumn, f.EndColumn, got, w.text)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("%s: no decoded finding", name)
+		}
+	}
 }

@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"path"
 	"regexp"
-	"sort"
+	"slices"
 	"strings"
 
 	"github.com/hashicorp/hcl/v2"
@@ -47,13 +48,17 @@ var notSecretName = regexp.MustCompile(`(?i)(?:_id|_ids|_arn|_name|_version|_len
 
 func isSecretName(n string) bool { return secretName.MatchString(n) && !notSecretName.MatchString(n) }
 
-func tfFinding(rule, desc, file string, rng hcl.Range, match, secret string) Finding {
-	return Finding{
+// tfFinding reports what rng covers, placed by the range's byte offsets
+// as the rules' findings are: HCL's own columns count characters and end
+// one past the range.
+func tfFinding(ls lineStarts, rule, desc, file string, rng hcl.Range, match, secret string) Finding {
+	f := Finding{
 		RuleID: rule, Description: desc, File: file,
-		StartLine: rng.Start.Line, EndLine: rng.End.Line, StartColumn: rng.Start.Column, EndColumn: rng.End.Column,
 		Match: match, Secret: secret, Entropy: float32(shannon(secret)), Tags: []string{"terraform"},
 		Fingerprint: fingerprint(rule, file, match+"\x00"+secret),
 	}
+	ls.locate(span{rng.Start.Byte, rng.End.Byte}).apply(&f)
+	return f
 }
 
 // literalString returns the value of an expression that is a plain string
@@ -93,6 +98,7 @@ func (d *Detector) scanTerraformCode(raw []byte, file string) []Finding {
 		return nil
 	}
 	var out []Finding
+	ls := newLineStarts(raw)
 	plausible := func(v string) bool {
 		return len(v) >= 6 && (d.Validate == nil || d.Validate("generic-api-key", v)) && !strings.Contains(v, "${")
 	}
@@ -102,24 +108,24 @@ func (d *Detector) scanTerraformCode(raw []byte, file string) []Finding {
 	walk = func(b *hclsyntax.Body, skipDefaults bool) {
 		for name, attr := range b.Attributes {
 			if strings.Contains(exprText(raw, attr.Expr), "nonsensitive(") {
-				out = append(out, tfFinding("terraform-nonsensitive", "nonsensitive() exposes a sensitive value", file, attr.SrcRange, exprText(raw, attr.Expr), ""))
+				out = append(out, tfFinding(ls, "terraform-nonsensitive", "nonsensitive() exposes a sensitive value", file, attr.SrcRange, exprText(raw, attr.Expr), ""))
 			}
 			if skipDefaults || !isSecretName(name) {
 				continue
 			}
 			if v, ok := literalString(attr.Expr); ok && plausible(v) {
-				out = append(out, tfFinding("terraform-hardcoded-secret", fmt.Sprintf("secret literal in the %q attribute", name), file, attr.SrcRange, name+" = "+exprText(raw, attr.Expr), v))
+				out = append(out, tfFinding(ls, "terraform-hardcoded-secret", fmt.Sprintf("secret literal in the %q attribute", name), file, attr.SrcRange, name+" = "+exprText(raw, attr.Expr), v))
 			}
 		}
 		for _, blk := range b.Blocks {
 			switch blk.Type {
 			case "variable":
-				out = append(out, d.checkVariable(raw, file, blk, plausible)...)
+				out = append(out, d.checkVariable(raw, ls, file, blk, plausible)...)
 				continue
 			case "output":
-				out = append(out, checkOutput(raw, file, blk)...)
+				out = append(out, checkOutput(raw, ls, file, blk)...)
 			case "terraform":
-				out = append(out, checkBackend(file, blk)...)
+				out = append(out, checkBackend(ls, file, blk)...)
 			}
 			walk(blk.Body, false)
 		}
@@ -137,24 +143,24 @@ func boolAttr(b *hclsyntax.Body, name string) bool {
 	return !diags.HasErrors() && v.Type().FriendlyName() == "bool" && v.True()
 }
 
-func (d *Detector) checkVariable(raw []byte, file string, blk *hclsyntax.Block, plausible func(string) bool) []Finding {
+func (d *Detector) checkVariable(raw []byte, ls lineStarts, file string, blk *hclsyntax.Block, plausible func(string) bool) []Finding {
 	if len(blk.Labels) == 0 || !isSecretName(blk.Labels[0]) {
 		return nil
 	}
 	name := blk.Labels[0]
 	var out []Finding
 	if !boolAttr(blk.Body, "sensitive") {
-		out = append(out, tfFinding("terraform-variable-not-sensitive", fmt.Sprintf("variable %q holds a secret but is not marked sensitive = true", name), file, blk.DefRange(), "variable \""+name+"\"", ""))
+		out = append(out, tfFinding(ls, "terraform-variable-not-sensitive", fmt.Sprintf("variable %q holds a secret but is not marked sensitive = true", name), file, blk.DefRange(), "variable \""+name+"\"", ""))
 	}
 	if def, ok := blk.Body.Attributes["default"]; ok {
 		if v, ok := literalString(def.Expr); ok && plausible(v) {
-			out = append(out, tfFinding("terraform-variable-secret-default", fmt.Sprintf("variable %q has a secret default value", name), file, def.SrcRange, "default = "+exprText(raw, def.Expr), v))
+			out = append(out, tfFinding(ls, "terraform-variable-secret-default", fmt.Sprintf("variable %q has a secret default value", name), file, def.SrcRange, "default = "+exprText(raw, def.Expr), v))
 		}
 	}
 	return out
 }
 
-func checkOutput(raw []byte, file string, blk *hclsyntax.Block) []Finding {
+func checkOutput(raw []byte, ls lineStarts, file string, blk *hclsyntax.Block) []Finding {
 	v, ok := blk.Body.Attributes["value"]
 	if !ok || boolAttr(blk.Body, "sensitive") {
 		return nil
@@ -176,17 +182,17 @@ func checkOutput(raw []byte, file string, blk *hclsyntax.Block) []Finding {
 			if len(blk.Labels) > 0 {
 				name = blk.Labels[0]
 			}
-			return []Finding{tfFinding("terraform-output-not-sensitive", fmt.Sprintf("output %q exposes %s without sensitive = true", name, strings.Join(parts, ".")), file, blk.DefRange(), "output \""+name+"\" = "+text, "")}
+			return []Finding{tfFinding(ls, "terraform-output-not-sensitive", fmt.Sprintf("output %q exposes %s without sensitive = true", name, strings.Join(parts, ".")), file, blk.DefRange(), "output \""+name+"\" = "+text, "")}
 		}
 	}
 	return nil
 }
 
-func checkBackend(file string, blk *hclsyntax.Block) []Finding {
+func checkBackend(ls lineStarts, file string, blk *hclsyntax.Block) []Finding {
 	var out []Finding
 	for _, b := range blk.Body.Blocks {
 		if b.Type == "backend" && len(b.Labels) > 0 && b.Labels[0] == "s3" && !boolAttr(b.Body, "encrypt") {
-			out = append(out, tfFinding("terraform-s3-backend-unencrypted", "the s3 state backend does not set encrypt = true; state holds secrets in plaintext", file, b.DefRange(), "backend \"s3\"", ""))
+			out = append(out, tfFinding(ls, "terraform-s3-backend-unencrypted", "the s3 state backend does not set encrypt = true; state holds secrets in plaintext", file, b.DefRange(), "backend \"s3\"", ""))
 		}
 	}
 	return out
@@ -244,116 +250,101 @@ func knownSecretAttr(resourceType, attr string) bool {
 
 // scanTerraformJSON reports the secrets a state file or plan holds.
 func (d *Detector) scanTerraformJSON(raw []byte, file string) []Finding {
-	var doc struct {
-		Resources []struct {
-			Mode      string `json:"mode"`
-			Type      string `json:"type"`
-			Name      string `json:"name"`
-			Module    string `json:"module"`
-			Instances []struct {
-				IndexKey            any               `json:"index_key"`
-				Attributes          map[string]any    `json:"attributes"`
-				SensitiveAttributes []json.RawMessage `json:"sensitive_attributes"`
-			} `json:"instances"`
-		} `json:"resources"`
-		Outputs map[string]struct {
-			Value     any  `json:"value"`
-			Sensitive bool `json:"sensitive"`
-		} `json:"outputs"`
-		ResourceChanges []struct {
-			Address string `json:"address"`
-			Type    string `json:"type"`
-			Change  struct {
-				After          map[string]any `json:"after"`
-				AfterSensitive any            `json:"after_sensitive"`
-			} `json:"change"`
-		} `json:"resource_changes"`
-		Variables map[string]struct {
-			Value any `json:"value"`
-		} `json:"variables"`
-	}
+	// Decoded generically, so keys match exactly as jsonValueSpans matches
+	// them (a struct would take "Resources" for "resources") and one field
+	// of an unexpected type does not hide the rest of the file.
+	var doc any
 	if err := json.Unmarshal(raw, &doc); err != nil {
 		return nil
 	}
-	var out []Finding
+	// Candidates are collected first, then located in one walk of raw.
+	type candidate struct {
+		rule, name, secret, path string
+	}
+	var found []candidate
 	seen := map[string]bool{}
-	add := func(rule, address, attr string, value any) {
+	add := func(rule, address, attr string, value any, path string) {
 		s := flattenValue(value)
 		if s == "" || len(s) < 4 || seen[address+"."+attr] {
 			return
 		}
 		seen[address+"."+attr] = true
-		f := Finding{RuleID: rule, Description: "secret in Terraform state or plan: " + address + "." + attr,
-			File: file, Match: address + "." + attr, Secret: s, Entropy: float32(shannon(s)), Tags: []string{"terraform"},
-			Fingerprint: fingerprint(rule, file, address+"."+attr+"\x00"+s)}
-		f.StartLine, f.StartColumn = lineOf(raw, s)
-		f.EndLine = f.StartLine
-		out = append(out, f)
+		found = append(found, candidate{rule, address + "." + attr, s, path})
 	}
-	for _, r := range doc.Resources {
-		if r.Mode == "data" && !strings.HasPrefix(r.Type, "vault_") {
+	for ri, r := range field[[]any](doc, "resources") {
+		typ := field[string](r, "type")
+		if field[string](r, "mode") == "data" && !strings.HasPrefix(typ, "vault_") {
 			continue
 		}
-		address := r.Type + "." + r.Name
-		if r.Module != "" {
-			address = r.Module + "." + address
+		address := typ + "." + field[string](r, "name")
+		if module := field[string](r, "module"); module != "" {
+			address = module + "." + address
 		}
-		for _, inst := range r.Instances {
+		for ii, inst := range field[[]any](r, "instances") {
 			addr := address
-			if inst.IndexKey != nil {
-				addr = fmt.Sprintf("%s[%v]", address, inst.IndexKey)
+			if key := field[any](inst, "index_key"); key != nil {
+				addr = fmt.Sprintf("%s[%v]", address, key)
 			}
-			marked := sensitivePaths(inst.SensitiveAttributes)
-			for _, attr := range sortedAttrKeys(inst.Attributes) {
-				if marked[attr] || knownSecretAttr(r.Type, attr) || (isSecretName(attr) && attr != "id") {
-					add("terraform-state-secret", addr, attr, inst.Attributes[attr])
+			marked := sensitivePaths(field[[]any](inst, "sensitive_attributes"))
+			attrs := field[map[string]any](inst, "attributes")
+			for _, attr := range sortedKeys(attrs) {
+				if marked[attr] || knownSecretAttr(typ, attr) || (isSecretName(attr) && attr != "id") {
+					add("terraform-state-secret", addr, attr, attrs[attr], jsonPath("resources", ri, "instances", ii, "attributes", attr))
 				}
 			}
 		}
 	}
-	for name, o := range doc.Outputs {
-		if o.Sensitive || isSecretName(name) {
-			add("terraform-state-secret", "output", name, o.Value)
+	outputs := field[map[string]any](doc, "outputs")
+	for _, name := range sortedKeys(outputs) {
+		if o := outputs[name]; field[bool](o, "sensitive") || isSecretName(name) {
+			add("terraform-state-secret", "output", name, field[any](o, "value"), jsonPath("outputs", name, "value"))
 		}
 	}
-	for _, rc := range doc.ResourceChanges {
-		mask, _ := rc.Change.AfterSensitive.(map[string]any)
-		for _, attr := range sortedAttrKeys(rc.Change.After) {
-			if m, ok := mask[attr]; (ok && m == true) || knownSecretAttr(rc.Type, attr) || isSecretName(attr) {
-				add("terraform-plan-secret", rc.Address, attr, rc.Change.After[attr])
+	for ci, rc := range field[[]any](doc, "resource_changes") {
+		change := field[map[string]any](rc, "change")
+		mask := field[map[string]any](change, "after_sensitive")
+		after := field[map[string]any](change, "after")
+		typ := field[string](rc, "type")
+		for _, attr := range sortedKeys(after) {
+			if m, ok := mask[attr]; (ok && m == true) || knownSecretAttr(typ, attr) || isSecretName(attr) {
+				add("terraform-plan-secret", field[string](rc, "address"), attr, after[attr], jsonPath("resource_changes", ci, "change", "after", attr))
 			}
 		}
 	}
-	for name, v := range doc.Variables {
+	variables := field[map[string]any](doc, "variables")
+	for _, name := range sortedKeys(variables) {
 		if isSecretName(name) {
-			add("terraform-plan-secret", "var", name, v.Value)
+			add("terraform-plan-secret", "var", name, field[any](variables[name], "value"), jsonPath("variables", name, "value"))
 		}
+	}
+	want := make(map[string]bool, len(found))
+	for _, c := range found {
+		want[c.path] = true
+	}
+	spans := jsonValueSpans(raw, want)
+	ls := newLineStarts(raw)
+	out := make([]Finding, 0, len(found))
+	for _, c := range found {
+		f := Finding{RuleID: c.rule, Description: "secret in Terraform state or plan: " + c.name,
+			File: file, Match: c.name, Secret: c.secret, Entropy: float32(shannon(c.secret)), Tags: []string{"terraform"},
+			Fingerprint: fingerprint(c.rule, file, c.name+"\x00"+c.secret)}
+		ls.locate(spans[c.path]).apply(&f)
+		out = append(out, f)
 	}
 	return out
 }
 
 // sensitivePaths reads the first attribute name of each path in a state's
 // sensitive_attributes (both the v4 list-of-steps form and the object form).
-func sensitivePaths(paths []json.RawMessage) map[string]bool {
+func sensitivePaths(paths []any) map[string]bool {
 	out := map[string]bool{}
 	for _, p := range paths {
-		var steps []struct {
-			Type  string `json:"type"`
-			Value any    `json:"value"`
+		steps, ok := p.([]any)
+		if !ok {
+			steps = field[[]any](p, "path")
 		}
-		if json.Unmarshal(p, &steps) == nil && len(steps) > 0 {
-			if s, ok := steps[0].Value.(string); ok {
-				out[s] = true
-			}
-			continue
-		}
-		var obj struct {
-			Path []struct {
-				Value any `json:"value"`
-			} `json:"path"`
-		}
-		if json.Unmarshal(p, &obj) == nil && len(obj.Path) > 0 {
-			if s, ok := obj.Path[0].Value.(string); ok {
+		if len(steps) > 0 {
+			if s := field[string](steps[0], "value"); s != "" {
 				out[s] = true
 			}
 		}
@@ -361,14 +352,16 @@ func sensitivePaths(paths []json.RawMessage) map[string]bool {
 	return out
 }
 
-func sortedAttrKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+// field reads key of a JSON object decoded into any: the zero T when v is
+// not an object, or key is missing or holds something other than a T.
+func field[T any](v any, key string) T {
+	m, _ := v.(map[string]any)
+	t, _ := m[key].(T)
+	return t
 }
+
+// sortedKeys returns m's keys in order, so findings come out in a stable order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // flattenValue renders a state value as the text that would leak: strings
 // as they are, maps and lists as JSON; empty and null as "".
@@ -389,19 +382,10 @@ func flattenValue(v any) string {
 			return ""
 		}
 	}
-	b, _ := json.Marshal(v)
-	return string(b)
-}
-
-// lineOf finds where a value appears in the raw JSON (1-based line and
-// column), or line 1 when it cannot be found verbatim.
-func lineOf(raw []byte, s string) (int, int) {
-	quoted, _ := json.Marshal(s)
-	i := bytes.Index(raw, quoted[1:len(quoted)-1])
-	if i < 0 {
-		return 1, 1
-	}
-	line := 1 + bytes.Count(raw[:i], []byte{'\n'})
-	col := i - bytes.LastIndexByte(raw[:i], '\n')
-	return line, col
+	// Without HTML escaping: the text shows "<", ">" and "&" as they are.
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return strings.TrimSuffix(b.String(), "\n")
 }
