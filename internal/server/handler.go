@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -251,6 +252,9 @@ func wrapTTL(r *http.Request) (time.Duration, error) {
 	v := r.Header.Get("X-Vault-Wrap-TTL")
 	if v == "" {
 		return 0, nil
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > math.MaxInt64/int64(time.Second) {
+		return 0, logical.BadRequest("invalid X-Vault-Wrap-TTL header: %d seconds is too long", secs)
 	}
 	ttl, err := framework.ParseDuration(v)
 	if err != nil {

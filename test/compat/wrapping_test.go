@@ -425,3 +425,72 @@ func TestPolicyWithUnenforcedFieldsRefused(t *testing.T) {
 		t.Fatalf("policy with subscribe_event_types: %v", err)
 	}
 }
+
+// A cubbyhole lives only as long as its token: a token issued later with
+// the same ID finds it empty. (Wrapped responses that expire unused are
+// removed this way.)
+func TestCubbyholeDestroyedWithToken(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	create := func() {
+		t.Helper()
+		if _, err := c.Auth().Token().Create(&vault.TokenCreateRequest{ID: "hvs.cubbyholeowner", Policies: []string{"default"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	create()
+	owner := newClient(t, addr, "hvs.cubbyholeowner")
+	if _, err := owner.Logical().Write("cubbyhole/notes/a", map[string]any{"v": "private"}); err != nil {
+		t.Fatal(err)
+	}
+	if s, err := owner.Logical().Read("cubbyhole/notes/a"); err != nil || s == nil || s.Data["v"] != "private" {
+		t.Fatalf("cubbyhole read = %v, %v", s, err)
+	}
+	if err := c.Auth().Token().RevokeTree("hvs.cubbyholeowner"); err != nil {
+		t.Fatal(err)
+	}
+	create()
+	if s, err := owner.Logical().Read("cubbyhole/notes/a"); err != nil || s != nil {
+		t.Fatalf("a revoked token's cubbyhole survived: %v, %v", s, err)
+	}
+}
+
+// Concurrent unwraps of one wrapping token: exactly one gets the response.
+func TestConcurrentUnwrapServesOnce(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	for _, asClientToken := range []bool{false, true} {
+		wrapped, err := c.Logical().Write("sys/wrapping/wrap", map[string]any{"k": "v"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := wrapped.WrapInfo.Token
+		const n = 8
+		errs := make(chan error, n)
+		for range n {
+			go func() {
+				var err error
+				if asClientToken {
+					_, err = unwrapAs(t, addr, tok)
+				} else {
+					_, err = newClient(t, addr, root).Logical().Unwrap(tok)
+				}
+				errs <- err
+			}()
+		}
+		served := 0
+		for range n {
+			err := <-errs
+			switch {
+			case err == nil:
+				served++
+			case statusOf(err) == http.StatusBadRequest || statusOf(err) == http.StatusForbidden:
+			default:
+				t.Errorf("unwrap: unexpected error %v", err)
+			}
+		}
+		if served != 1 {
+			t.Fatalf("token as client token %v: %d unwraps served the response, want 1", asClientToken, served)
+		}
+	}
+}
