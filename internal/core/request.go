@@ -96,7 +96,7 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	if m.entry.Table == authTable {
 		in.MountClass = "auth"
 	}
-	if isWrappingPath(fullPath) {
+	if isWrappingPath(fullPath) && req.Operation != logical.HelpOperation {
 		if err := c.checkWrappingToken(ctx, req); err != nil {
 			return c.refuse(ctx, in, err)
 		}

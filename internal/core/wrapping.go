@@ -82,8 +82,8 @@ func isWrappingPath(path string) bool {
 // wrappingTokenOf is the wrapping token a sys/wrapping request acts on: the
 // "token" field of its body, or else the token it is made with.
 func wrappingTokenOf(req *logical.Request) (string, error) {
-	v, ok := req.Data["token"]
-	if !ok || v == "" {
+	v := req.Data["token"]
+	if v == nil || v == "" {
 		return req.ClientToken, nil
 	}
 	t, ok := v.(string)
@@ -343,7 +343,7 @@ func (c *Core) rewrap(ctx context.Context, req *logical.Request) (*logical.Respo
 // wrapData wraps the request's own data: sys/wrapping/wrap.
 func (c *Core) wrapData(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	if req.WrapTTL <= 0 {
-		return nil, logical.BadRequest("sys/wrapping/wrap requires response wrapping: set the X-Vault-Wrap-TTL header")
+		return nil, logical.BadRequest("endpoint requires response wrapping to be used: set the X-Vault-Wrap-TTL header")
 	}
 	return &logical.Response{Data: req.Data}, nil
 }

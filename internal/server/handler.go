@@ -254,14 +254,14 @@ func wrapTTL(r *http.Request) (time.Duration, error) {
 		return 0, nil
 	}
 	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > math.MaxInt64/int64(time.Second) {
-		return 0, logical.BadRequest("invalid X-Vault-Wrap-TTL header: %d seconds is too long", secs)
+		return 0, logical.BadRequest("error parsing X-Vault-Wrap-TTL header: %d seconds is too long", secs)
 	}
 	ttl, err := framework.ParseDuration(v)
 	if err != nil {
-		return 0, logical.BadRequest("invalid X-Vault-Wrap-TTL header: %v", err)
+		return 0, logical.BadRequest("error parsing X-Vault-Wrap-TTL header: %v", err)
 	}
 	if ttl < 0 {
-		return 0, logical.BadRequest("invalid X-Vault-Wrap-TTL header %q: the wrapping TTL cannot be negative", v)
+		return 0, logical.BadRequest("error parsing X-Vault-Wrap-TTL header %q: the wrapping TTL cannot be negative", v)
 	}
 	if f := r.Header.Get("X-Vault-Wrap-Format"); f != "" && f != "uuid" {
 		return 0, logical.BadRequest("unsupported X-Vault-Wrap-Format %q: only \"uuid\" wrapping tokens are issued", f)
@@ -390,6 +390,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *logical.R
 		return
 	}
 	env := logical.NewHTTPResponse(resp, req.ID, req.MountType)
+	if env.WrapInfo != nil {
+		// A wrapped response says nothing but how to unwrap it.
+		env = &logical.HTTPResponse{WrapInfo: env.WrapInfo}
+	}
 	status := resp.StatusCode
 	if status == 0 {
 		status = http.StatusOK

@@ -1,10 +1,13 @@
 package compat
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -492,5 +495,72 @@ func TestConcurrentUnwrapServesOnce(t *testing.T) {
 		if served != 1 {
 			t.Fatalf("token as client token %v: %d unwraps served the response, want 1", asClientToken, served)
 		}
+	}
+}
+
+// The audit trail of a wrapped read records the wrapping token hashed, and
+// neither the secret nor the wrapping token in plaintext, also once the
+// response is unwrapped.
+func TestWrappedResponsesInAudit(t *testing.T) {
+	ctx := context.Background()
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptionsWithContext(ctx, "file", &vault.EnableAuditOptions{
+		Type: "file", Options: map[string]string{"file_path": logPath},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const marker = "wrapped-plaintext-marker-5d1e"
+	if _, err := c.KVv2("secret").Put(ctx, "app", map[string]any{"password": marker}); err != nil {
+		t.Fatal(err)
+	}
+	wrapped, err := wrappingClient(t, addr, root, "5m").Logical().Read("secret/data/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := wrapped.WrapInfo.Token
+	if _, err := unwrapAs(t, addr, tok); err != nil {
+		t.Fatal(err)
+	}
+
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(marker)) || bytes.Contains(raw, []byte(tok)) {
+		t.Fatal("the audit file holds the wrapped secret or the wrapping token in plaintext")
+	}
+	type auditEntry struct {
+		Type     string
+		Request  struct{ Path string }
+		Response struct {
+			WrapInfo struct {
+				Token        string `json:"token"`
+				TTL          int    `json:"ttl"`
+				CreationPath string `json:"creation_path"`
+			} `json:"wrap_info"`
+		}
+	}
+	wantHash, err := c.Sys().AuditHashWithContext(ctx, "file", tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, line := range bytes.Split(bytes.TrimSpace(raw), []byte("\n")) {
+		var entry auditEntry
+		if err := json.Unmarshal(line, &entry); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if entry.Type == "response" && entry.Request.Path == "secret/data/app" && entry.Response.WrapInfo.Token != "" {
+			found = true
+			w := entry.Response.WrapInfo
+			if w.Token != wantHash || w.TTL != 300 || w.CreationPath != "secret/data/app" {
+				t.Fatalf("audited wrap_info = %+v, want token %s, ttl 300", w, wantHash)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no audited response of the wrapped read carries wrap_info")
 	}
 }
