@@ -260,7 +260,20 @@ func TestWrappingOverHTTP(t *testing.T) {
 			t.Fatalf("%s: %d %v, want 400 naming %s", tc.name, code, body, tc.mention)
 		}
 	}
-	code, body := jsonRequest(t, "POST", addr+"/v1/sys/wrapping/wrap", root, nil, `{"k":"v"}`)
+	// Lookup as Vault Agent does it: GET with the wrapping token as the
+	// request's token.
+	code, body := jsonRequest(t, "POST", addr+"/v1/sys/wrapping/wrap", root, map[string]string{"X-Vault-Wrap-TTL": "1m"}, `{"k":"v"}`)
+	tok := body["wrap_info"].(map[string]any)["token"].(string)
+	code, body = jsonRequest(t, "GET", addr+"/v1/sys/wrapping/lookup", tok, nil, ``)
+	if data, _ := body["data"].(map[string]any); code != 200 || data["creation_path"] != "sys/wrapping/wrap" || data["creation_ttl"] != float64(60) {
+		t.Fatalf("GET sys/wrapping/lookup with the wrapping token: %d %v", code, body)
+	}
+	code, body = jsonRequest(t, "GET", addr+"/v1/sys/wrapping/lookup", root, nil, ``)
+	if code != 400 {
+		t.Fatalf("lookup of a token that is not a wrapping token: %d %v, want 400", code, body)
+	}
+
+	code, body = jsonRequest(t, "POST", addr+"/v1/sys/wrapping/wrap", root, nil, `{"k":"v"}`)
 	if code != 400 || !strings.Contains(strings.Join(errorsOf(body), " "), "X-Vault-Wrap-TTL") {
 		t.Fatalf("sys/wrapping/wrap without a wrap TTL: %d %v, want 400", code, body)
 	}
