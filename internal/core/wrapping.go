@@ -159,7 +159,7 @@ func (c *Core) wrap(ctx context.Context, req *logical.Request, fullPath string, 
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{WrapInfo: info, Warnings: resp.Warnings}, nil
+	return &logical.Response{WrapInfo: info}, nil
 }
 
 // newWrappingToken issues a wrapping token for ttl whose cubbyhole holds

@@ -311,8 +311,8 @@ func (h *Handler) decodeBody(w http.ResponseWriter, r *http.Request) (map[string
 	return DecodeJSONBody(raw)
 }
 
-// DecodeJSONBody parses a request body: empty, null, or one JSON object. Numbers
-// stay json.Number so integers survive exactly.
+// DecodeJSONBody parses a request body: empty, null, or one JSON object.
+// Numbers stay json.Number so integers survive exactly.
 func DecodeJSONBody(raw []byte) (map[string]any, error) {
 	raw = bytes.TrimSpace(raw)
 	// The Vault Go client sends "null" for a request without data (its
