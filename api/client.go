@@ -89,9 +89,10 @@ func WriteTokenFile(token string) error {
 
 // Client talks to one server.
 type Client struct {
-	addr  *url.URL
-	token string
-	hc    *http.Client
+	addr    *url.URL
+	token   string
+	wrapTTL string
+	hc      *http.Client
 }
 
 // NewClient returns a client for conf.
@@ -130,17 +131,32 @@ func (c *Client) Token() string { return c.token }
 // SetToken changes the token requests carry.
 func (c *Client) SetToken(t string) { c.token = t }
 
+// SetWrapTTL makes the requests that follow ask for their responses to be
+// wrapped in a single-use token valid for ttl (seconds or a duration such
+// as "5m"); "" stops wrapping.
+func (c *Client) SetWrapTTL(ttl string) { c.wrapTTL = ttl }
+
 // Secret is the response envelope.
 type Secret struct {
-	RequestID     string         `json:"request_id"`
-	LeaseID       string         `json:"lease_id"`
-	LeaseDuration int64          `json:"lease_duration"`
-	Renewable     bool           `json:"renewable"`
-	Data          map[string]any `json:"data"`
-	Warnings      []string       `json:"warnings"`
-	Auth          *SecretAuth    `json:"auth"`
-	WrapInfo      any            `json:"wrap_info"`
-	MountType     string         `json:"mount_type,omitempty"`
+	RequestID     string          `json:"request_id"`
+	LeaseID       string          `json:"lease_id"`
+	LeaseDuration int64           `json:"lease_duration"`
+	Renewable     bool            `json:"renewable"`
+	Data          map[string]any  `json:"data"`
+	Warnings      []string        `json:"warnings"`
+	Auth          *SecretAuth     `json:"auth"`
+	WrapInfo      *SecretWrapInfo `json:"wrap_info"`
+	MountType     string          `json:"mount_type,omitempty"`
+}
+
+// SecretWrapInfo describes the token that unwraps a wrapped response.
+type SecretWrapInfo struct {
+	Token           string `json:"token"`
+	Accessor        string `json:"accessor"`
+	TTL             int64  `json:"ttl"`
+	CreationTime    string `json:"creation_time"`
+	CreationPath    string `json:"creation_path"`
+	WrappedAccessor string `json:"wrapped_accessor,omitempty"`
 }
 
 // SecretAuth is the auth block of a login or token response.
@@ -205,6 +221,9 @@ func (c *Client) Raw(ctx context.Context, method, path string, query url.Values,
 		req.Header.Set("X-Vault-Token", c.token)
 	}
 	req.Header.Set("X-Vault-Request", "true")
+	if ttl := c.wrapTTLFor(method, path); ttl != "" {
+		req.Header.Set("X-Vault-Wrap-TTL", ttl)
+	}
 	if contentType == "" && body != nil {
 		contentType = "application/json"
 	}
@@ -221,6 +240,20 @@ func (c *Client) Raw(ctx context.Context, method, path string, query url.Values,
 		return resp.StatusCode, nil, fmt.Errorf("reading the response: %w", err)
 	}
 	return resp.StatusCode, b, nil
+}
+
+// defaultWrapTTL is how long sys/wrapping/wrap wraps for when the client
+// sets no wrapping TTL, as with the vault client: that path only wraps.
+const defaultWrapTTL = "5m"
+
+func (c *Client) wrapTTLFor(method, path string) string {
+	if c.wrapTTL != "" {
+		return c.wrapTTL
+	}
+	if (method == http.MethodPost || method == http.MethodPut) && strings.Trim(path, "/") == "sys/wrapping/wrap" {
+		return defaultWrapTTL
+	}
+	return ""
 }
 
 func unwrapURLError(err error) error {
@@ -297,6 +330,22 @@ func (c *Client) Delete(ctx context.Context, path string, query url.Values) (*Se
 // List lists the keys under a path.
 func (c *Client) List(ctx context.Context, path string) (*Secret, error) {
 	return c.request(ctx, "LIST", strings.TrimSuffix(path, "/")+"/", nil, nil, "")
+}
+
+// Unwrap returns the response a wrapping token holds, using the token up.
+// With wrappingToken empty the client's own token is the wrapping token;
+// otherwise the client's token makes the request.
+func (c *Client) Unwrap(ctx context.Context, wrappingToken string) (*Secret, error) {
+	var body any
+	if wrappingToken != "" && wrappingToken != c.token {
+		if c.token == "" {
+			u := *c
+			u.token = wrappingToken
+			return u.Unwrap(ctx, "")
+		}
+		body = map[string]any{"token": wrappingToken}
+	}
+	return c.request(ctx, http.MethodPost, "sys/wrapping/unwrap", nil, body, "")
 }
 
 // SysJSON calls one of the bare-object sys endpoints (seal-status, init,

@@ -167,6 +167,10 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 				o.key("warnings")
 				o.b = valueEncoder{raw: true}.value(o.b, resp.Warnings)
 			}
+			if w := resp.WrapInfo; w != nil {
+				o.key("wrap_info")
+				o.b = appendWrapInfo(o.b, w, enc, accessor)
+			}
 		}
 		e.b = o.close()
 	}
@@ -307,6 +311,25 @@ func appendMount(o *object, req *logical.Request, in *Input) {
 	o.str("mount_type", req.MountType)
 	o.str("mount_accessor", in.MountAccessor)
 	o.str("mount_class", in.MountClass)
+}
+
+// appendWrapInfo writes a wrapped response's wrap_info: the wrapping token
+// hashed like any token, so the trail shows who was handed which token.
+func appendWrapInfo(b []byte, w *logical.WrapInfo, enc, accessor valueEncoder) []byte {
+	o := openObject(b)
+	o.key("token")
+	o.b = enc.str(o.b, w.Token)
+	o.key("accessor")
+	o.b = accessor.str(o.b, w.Accessor)
+	o.int("ttl", int64(w.TTL/time.Second))
+	o.key("creation_time")
+	o.b = append(w.CreationTime.UTC().AppendFormat(append(o.b, '"'), time.RFC3339Nano), '"')
+	o.str("creation_path", w.CreationPath)
+	if w.WrappedAccessor != "" {
+		o.key("wrapped_accessor")
+		o.b = accessor.str(o.b, w.WrappedAccessor)
+	}
+	return o.close()
 }
 
 func appendAuth(b []byte, a *logical.Auth, enc, accessor valueEncoder, tokenHash, accessorHash []byte) []byte {

@@ -58,6 +58,16 @@ func newClientFlags(name string) *clientFlags {
 	return cf
 }
 
+// wrapTTLFlag adds -wrap-ttl, for commands whose one response can be
+// wrapped; $VAULT_WRAP_TTL (or $ARCA_WRAP_TTL) is its default.
+func (cf *clientFlags) wrapTTLFlag() *string {
+	def := os.Getenv("ARCA_WRAP_TTL")
+	if def == "" {
+		def = os.Getenv("VAULT_WRAP_TTL")
+	}
+	return cf.fs.String("wrap-ttl", def, "wrap the response in a single-use token valid this long (e.g. 5m); unwrap it with 'arca unwrap'")
+}
+
 func (cf *clientFlags) parse(args []string) error {
 	if err := cf.fs.Parse(args); err != nil {
 		return &exitError{code: 1, err: err}
@@ -163,6 +173,15 @@ func (cf *clientFlags) output(s *api.Secret) error {
 	if cf.field != "" {
 		return printField(s, cf.field, cf.format)
 	}
+	if s.WrapInfo != nil && cf.format == "table" {
+		// The vault CLI prints these keys with a trailing colon.
+		rows := wrapRows(s.WrapInfo)
+		for i := range rows {
+			rows[i][0] += ":"
+		}
+		table(rows)
+		return nil
+	}
 	switch cf.format {
 	case "json":
 		return printJSON(s)
@@ -185,6 +204,13 @@ func printField(s *api.Secret, field, format string) error {
 		for k, v := range authRows(s.Auth) {
 			if k == field {
 				return printValue(v, format)
+			}
+		}
+	}
+	if s.WrapInfo != nil {
+		for _, r := range wrapRows(s.WrapInfo) {
+			if r[0] == field {
+				return printValue(r[1], format)
 			}
 		}
 	}
@@ -292,6 +318,21 @@ func authRows(a *api.SecretAuth) map[string]any {
 		"identity_policies": []string{},
 		"policies":          a.Policies,
 	}
+}
+
+// wrapRows describe a wrapping token, named as -field takes them.
+func wrapRows(w *api.SecretWrapInfo) [][2]string {
+	rows := [][2]string{
+		{"wrapping_token", w.Token},
+		{"wrapping_accessor", w.Accessor},
+		{"wrapping_token_ttl", formatDuration(w.TTL)},
+		{"wrapping_token_creation_time", w.CreationTime},
+		{"wrapping_token_creation_path", w.CreationPath},
+	}
+	if w.WrappedAccessor != "" {
+		rows = append(rows, [2]string{"wrapped_accessor", w.WrappedAccessor})
+	}
+	return rows
 }
 
 // formatDuration renders seconds like the vault CLI: 768h, 1h30m, ∞.

@@ -33,6 +33,7 @@ var commands = map[string]command{
 	"write":    {"Write data to any path", runWrite},
 	"delete":   {"Delete data at any path", runDelete},
 	"list":     {"List keys under any path", runList},
+	"unwrap":   {"Print a wrapped response, using its wrapping token up", runUnwrap},
 }
 
 // Run executes the command named by args[0] and returns the exit code.

@@ -13,6 +13,7 @@ func newTabWriter() *tabwriter.Writer { return tabwriter.NewWriter(stdout, 0, 4,
 // path, raw API semantics.
 func runRead(args []string) int {
 	cf := newClientFlags("read")
+	wrapTTL := cf.wrapTTLFlag()
 	return runCommand(func() error {
 		if err := cf.parse(args); err != nil {
 			return err
@@ -33,6 +34,7 @@ func runRead(args []string) int {
 		for k, v := range data {
 			query.Set(k, fmt.Sprint(v))
 		}
+		c.SetWrapTTL(*wrapTTL)
 		s, err := c.Read(background(), path, query)
 		if err != nil {
 			return opError("reading", path, err)
@@ -46,6 +48,7 @@ func runRead(args []string) int {
 
 func runWrite(args []string) int {
 	cf := newClientFlags("write")
+	wrapTTL := cf.wrapTTLFlag()
 	force := cf.fs.Bool("force", false, "allow writing with no data")
 	cf.fs.BoolVar(force, "f", false, "alias of -force")
 	return runCommand(func() error {
@@ -67,6 +70,7 @@ func runWrite(args []string) int {
 		if err != nil {
 			return err
 		}
+		c.SetWrapTTL(*wrapTTL)
 		s, err := c.Write(background(), path, data)
 		if err != nil {
 			return opError("writing to", path, err)

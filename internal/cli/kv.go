@@ -53,9 +53,11 @@ func runKV(args []string) int {
 	var version int
 	var versions string
 	var cas int
+	var wrapTTL *string
 	switch sub {
 	case "get":
 		cf.fs.IntVar(&version, "version", 0, "version to read (default: latest)")
+		wrapTTL = cf.wrapTTLFlag()
 	case "put", "patch":
 		cf.fs.IntVar(&cas, "cas", -1, "check-and-set: the current version, 0 for a new secret")
 	case "delete", "undelete", "destroy":
@@ -85,12 +87,17 @@ func runKV(args []string) int {
 			if version > 0 {
 				q.Set("version", strconv.Itoa(version))
 			}
+			// Only the read is wrapped, not the lookup of the mount.
+			c.SetWrapTTL(*wrapTTL)
 			s, err := c.Read(ctx, t.path("data"), q)
 			if err != nil {
 				return opError("reading", t.path("data"), err)
 			}
 			if s == nil {
 				return &exitError{code: 2, err: fmt.Errorf("No value found at %s", t.path("data"))}
+			}
+			if s.WrapInfo != nil {
+				return cf.output(s)
 			}
 			return printKVSecret(cf, t, s)
 		case "put", "patch":

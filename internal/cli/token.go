@@ -127,6 +127,7 @@ func tokenCreate(args []string) int {
 	displayName := cf.fs.String("display-name", "", "name shown in audit logs")
 	role := cf.fs.String("role", "", "create through this token role")
 	id := cf.fs.String("id", "", "custom token ID (root or sudo only)")
+	wrapTTL := cf.wrapTTLFlag()
 	return runCommand(func() error {
 		c, err := cf.setup(args)
 		if err != nil {
@@ -158,6 +159,7 @@ func tokenCreate(args []string) int {
 		} else if *orphan {
 			path = "auth/token/create-orphan"
 		}
+		c.SetWrapTTL(*wrapTTL)
 		s, err := c.Write(background(), path, body)
 		if err != nil {
 			return fmt.Errorf("Error creating token: %w", err)

@@ -71,6 +71,10 @@ type Core struct {
 	metrics    *metrics
 	tokenCount atomic.Int64
 
+	// wrapMu serialises handing out wrapped responses, so each is handed
+	// out once.
+	wrapMu sync.Mutex
+
 	activeTime  time.Time
 	clusterID   string
 	clusterName string

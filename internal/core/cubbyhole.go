@@ -39,8 +39,12 @@ func (b *cubbyholeBackend) key(req *logical.Request, path string) (string, error
 	if strings.Contains(path, "..") {
 		return "", logical.BadRequest("path must not contain '..'")
 	}
-	return hashID(req.ClientToken) + "/" + path, nil
+	return cubbyholeKey(req.ClientToken, path), nil
 }
+
+// cubbyholeKey is where a token's cubbyhole keeps path: under a hash of
+// the token, so storage never holds the token itself.
+func cubbyholeKey(token, path string) string { return hashID(token) + "/" + path }
 
 func (b *cubbyholeBackend) read(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 	k, err := b.key(req, d.String("path"))
@@ -92,4 +96,17 @@ func (b *cubbyholeBackend) list(ctx context.Context, req *logical.Request, d *fw
 		return nil, err
 	}
 	return listResponse(keys), nil
+}
+
+// destroyCubbyhole deletes everything in the cubbyhole of the token whose
+// ID hashes to tokenHash: a cubbyhole lives only as long as its token.
+func (c *Core) destroyCubbyhole(ctx context.Context, tokenHash string) error {
+	if c.mounts == nil {
+		return nil
+	}
+	m := c.mounts.get("cubbyhole/")
+	if m == nil {
+		return nil
+	}
+	return m.view.clearPrefix(ctx, tokenHash+"/")
 }

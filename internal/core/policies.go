@@ -47,6 +47,9 @@ func normalizePolicyName(name string) string { return strings.ToLower(strings.Tr
 // get returns the named policy, or nil when there is none.
 func (ps *policyStore) get(ctx context.Context, name string) (*policy.Policy, error) {
 	name = normalizePolicyName(name)
+	if name == responseWrappingPolicyName {
+		return responseWrappingPolicy, nil
+	}
 	ps.mu.RLock()
 	p, ok := ps.parsed[name]
 	ps.mu.RUnlock()
@@ -73,8 +76,8 @@ func (ps *policyStore) set(ctx context.Context, name, text string) error {
 	if name == "" {
 		return logical.BadRequest("policy name must not be empty")
 	}
-	if name == "root" {
-		return logical.BadRequest("cannot update root policy")
+	if name == "root" || name == responseWrappingPolicyName {
+		return logical.BadRequest("cannot update the built-in %s policy", name)
 	}
 	if strings.ContainsAny(name, "/") {
 		return logical.BadRequest("policy name %q must not contain '/'", name)
@@ -99,8 +102,8 @@ func (ps *policyStore) set(ctx context.Context, name, text string) error {
 func (ps *policyStore) delete(ctx context.Context, name string) error {
 	name = normalizePolicyName(name)
 	switch name {
-	case "root":
-		return logical.BadRequest("cannot delete root policy")
+	case "root", responseWrappingPolicyName:
+		return logical.BadRequest("cannot delete the built-in %s policy", name)
 	case "default":
 		return logical.BadRequest("cannot delete default policy")
 	}

@@ -96,6 +96,11 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	if m.entry.Table == authTable {
 		in.MountClass = "auth"
 	}
+	if isWrappingPath(fullPath) && req.Operation != logical.HelpOperation {
+		if err := c.checkWrappingToken(ctx, req); err != nil {
+			return c.refuse(ctx, in, err)
+		}
+	}
 	special := m.backend.SpecialPaths()
 	unauth := special != nil && matchSpecial(special.Unauthenticated, rel)
 
@@ -140,6 +145,9 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		if special != nil && matchSpecial(special.Root, rel) && !dec.Sudo {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)
 		}
+		if !dec.WrapTTLAllowed(req.WrapTTL) {
+			return c.refuse(ctx, in, wrapTTLError(fullPath, dec, req.WrapTTL))
+		}
 	}
 	req.Path = rel
 	req.Storage = m.view
@@ -173,6 +181,9 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	}
 	if err == nil && resp != nil && resp.Secret != nil && resp.Secret.TTL == 0 {
 		resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+	}
+	if err == nil && resp != nil && req.WrapTTL > 0 && resp.WrapInfo == nil {
+		resp, err = c.wrap(ctx, req, fullPath, te, resp)
 	}
 	in.Response, in.Err = resp, err
 	logResponse := c.audit.LogResponse

@@ -92,10 +92,11 @@ func newSystemBackend(c *Core) logical.Backend {
 	paths = append(paths, b.auditPaths()...)
 	paths = append(paths, b.observePaths()...)
 	paths = append(paths, b.quotaPaths()...)
+	paths = append(paths, b.wrappingPaths()...)
 	return &fw.Backend{
 		Help: "The system backend is built in and controls the server: mounts, auth methods, policies, audit, quotas.",
 		PathsSpecial: &logical.Paths{
-			Unauthenticated: []string{"internal/ui/mounts", "internal/ui/mounts/*"},
+			Unauthenticated: []string{"internal/ui/mounts", "internal/ui/mounts/*", "wrapping/lookup"},
 			Root: []string{"auth/*", "remount", "rotate", "rotate/*", "seal", "step-down",
 				"audit", "audit/*", "config/auditing/*", "access-report", "access-report/*", "host-info"},
 		},

@@ -335,6 +335,9 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if err := storage.Apply(ctx, ts.view, ops); err != nil {
 		return err
 	}
+	if err := ts.core.destroyCubbyhole(ctx, h); err != nil {
+		ts.core.logger.Warn("destroying a revoked token's cubbyhole failed", "accessor", te.Accessor, "error", err)
+	}
 	ts.mu.Lock()
 	delete(ts.cache, te.ID)
 	ts.mu.Unlock()

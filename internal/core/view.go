@@ -47,7 +47,10 @@ func (v *view) Transaction(ctx context.Context, ops []storage.Op) error {
 }
 
 // clear deletes every key in the view, for disabling a mount.
-func (v *view) clear(ctx context.Context) error {
+func (v *view) clear(ctx context.Context) error { return v.clearPrefix(ctx, "") }
+
+// clearPrefix deletes every key in the view under prefix.
+func (v *view) clearPrefix(ctx context.Context, prefix string) error {
 	var walk func(prefix string) error
 	walk = func(prefix string) error {
 		keys, err := v.List(ctx, prefix)
@@ -67,5 +70,5 @@ func (v *view) clear(ctx context.Context) error {
 		}
 		return nil
 	}
-	return walk("")
+	return walk(prefix)
 }

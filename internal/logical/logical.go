@@ -52,7 +52,8 @@ type Request struct {
 	RemoteAddr string
 	// ContentType of a PATCH body, checked by the HTTP layer.
 	ContentType string
-	// WrapTTL requests response wrapping (not yet supported by every path).
+	// WrapTTL, when non-zero, asks for the response to be wrapped: the
+	// client gets a single-use token that unwraps it, valid for WrapTTL.
 	WrapTTL time.Duration
 }
 
@@ -70,6 +71,21 @@ type Response struct {
 	// RawContentType), outside the envelope; used by sys/metrics and the like.
 	Raw            []byte
 	RawContentType string
+	// WrapInfo, when set, replaces the response: it describes the token
+	// that unwraps it.
+	WrapInfo *WrapInfo
+}
+
+// WrapInfo describes a response-wrapping token.
+type WrapInfo struct {
+	Token        string
+	Accessor     string
+	TTL          time.Duration
+	CreationTime time.Time
+	CreationPath string
+	// WrappedAccessor is the accessor of the token the wrapped response
+	// carries, for token-creating responses.
+	WrappedAccessor string
 }
 
 // AddWarning appends a warning shown to the client.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	radix "github.com/armon/go-radix"
 )
@@ -16,6 +17,9 @@ type rule struct {
 	allowed  map[string][]any
 	denied   map[string][]any
 	required []string
+	// minWrap and maxWrap bound the response-wrapping TTL a request must
+	// ask for; 0 sets no bound.
+	minWrap, maxWrap time.Duration
 
 	// Precomputed for priority matching.
 	segments      []string // for "+" patterns
@@ -96,7 +100,19 @@ func (r *rule) merge(pr *PathRules) {
 	r.allowed = mergeParams(r.allowed, pr.AllowedParameters)
 	r.denied = mergeParams(r.denied, pr.DeniedParameters)
 	r.required = append(r.required, pr.RequiredParameters...)
+	// Where several policies bound the wrapping TTL, the lowest bound of
+	// each kind stands, as in Vault.
+	r.minWrap = lowestBound(r.minWrap, pr.MinWrappingTTL)
+	r.maxWrap = lowestBound(r.maxWrap, pr.MaxWrappingTTL)
 	r.hasParamRules = len(r.allowed) > 0 || len(r.denied) > 0 || len(r.required) > 0
+}
+
+// lowestBound is the lower of two bounds, where 0 means none.
+func lowestBound(a, b time.Duration) time.Duration {
+	if a == 0 || (b > 0 && b < a) {
+		return b
+	}
+	return a
 }
 
 // mergeParams unions parameter rules; an empty list (any value) absorbs a
@@ -203,6 +219,11 @@ type Decision struct {
 	Capabilities Capability
 	// DeniedParam names the parameter that caused a denial, if one did.
 	DeniedParam string
+	// MinWrappingTTL and MaxWrappingTTL, when non-zero, bound the
+	// response-wrapping TTL the request must ask for; the caller enforces
+	// them, since only it knows the request's wrapping TTL.
+	MinWrappingTTL time.Duration
+	MaxWrappingTTL time.Duration
 }
 
 // Check decides op (one of Create, Read, Update, Patch, Delete, List) on
@@ -215,7 +236,7 @@ func (a *ACL) Check(path string, op Capability, data map[string]any) Decision {
 	if r == nil || r.caps&Deny != 0 {
 		return Decision{}
 	}
-	d := Decision{Sudo: r.caps&Sudo != 0, Capabilities: r.caps}
+	d := Decision{Sudo: r.caps&Sudo != 0, Capabilities: r.caps, MinWrappingTTL: r.minWrap, MaxWrappingTTL: r.maxWrap}
 	if r.caps&op == 0 {
 		return d
 	}
@@ -360,4 +381,16 @@ func (r *rule) couldMatchUnder(prefix string) bool {
 		}
 	}
 	return true
+}
+
+// WrapTTLAllowed reports whether a request that asks for response wrapping
+// with ttl (0: no wrapping) meets the decision's wrapping bounds.
+func (d Decision) WrapTTLAllowed(ttl time.Duration) bool {
+	if d.MinWrappingTTL > 0 && d.MaxWrappingTTL > 0 && d.MaxWrappingTTL < d.MinWrappingTTL {
+		return false // merged policies leave no TTL that meets both
+	}
+	if d.MinWrappingTTL > 0 && ttl < d.MinWrappingTTL {
+		return false
+	}
+	return d.MaxWrappingTTL == 0 || (ttl > 0 && ttl <= d.MaxWrappingTTL)
 }

@@ -87,10 +87,22 @@ var legacyPolicies = map[string]Capability{
 	"sudo":  Read | List | Create | Update | Delete | Patch | Sudo,
 }
 
+// pathKeys are the keys a path block may hold. subscribe_event_types is
+// accepted although Arca does not read it: it only narrows which events a
+// token may subscribe to, and Arca serves no event subscriptions, so there
+// is nothing it would narrow.
 var pathKeys = map[string]bool{
 	"capabilities": true, "policy": true, "allowed_parameters": true, "denied_parameters": true,
 	"required_parameters": true, "min_wrapping_ttl": true, "max_wrapping_ttl": true,
-	"mfa_methods": true, "control_group": true, "subscribe_event_types": true,
+	"subscribe_event_types": true,
+}
+
+// unenforcedKeys are Vault policy keys whose requirement Arca cannot
+// enforce. A policy using one is refused: accepting it would serve without
+// the requirement what its author meant to guard.
+var unenforcedKeys = map[string]string{
+	"control_group": "control groups",
+	"mfa_methods":   "per-path MFA",
 }
 
 // Parse parses policy text in HCL or JSON.
@@ -152,6 +164,9 @@ func parsePath(item *ast.ObjectItem) (*PathRules, error) {
 	}
 	for _, bi := range body.List.Items {
 		k := keyName(bi.Keys[0])
+		if what, ok := unenforcedKeys[k]; ok {
+			return nil, fmt.Errorf("path %q: %s (line %d) is not supported: Arca does not enforce %s, so a policy that requires them is refused", path, k, bi.Pos().Line, what)
+		}
 		if !pathKeys[k] {
 			return nil, fmt.Errorf("path %q: unknown key %q (line %d)", path, k, bi.Pos().Line)
 		}
@@ -184,6 +199,12 @@ func parsePath(item *ast.ObjectItem) (*PathRules, error) {
 	}
 	if pr.MaxWrappingTTL, err = parseTTL(pb.MaxWrappingTTL); err != nil {
 		return nil, fmt.Errorf("path %q: max_wrapping_ttl: %w", path, err)
+	}
+	if pr.MinWrappingTTL < 0 || pr.MaxWrappingTTL < 0 {
+		return nil, fmt.Errorf("path %q: min_wrapping_ttl and max_wrapping_ttl cannot be negative", path)
+	}
+	if pr.MinWrappingTTL > 0 && pr.MaxWrappingTTL > 0 && pr.MaxWrappingTTL < pr.MinWrappingTTL {
+		return nil, fmt.Errorf("path %q: max_wrapping_ttl (%s) cannot be less than min_wrapping_ttl (%s)", path, pr.MaxWrappingTTL, pr.MinWrappingTTL)
 	}
 	return pr, nil
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"mime"
 	"net/http"
 	"strconv"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/logical/framework"
 	"github.com/google/uuid"
 )
 
@@ -203,6 +205,10 @@ func (h *Handler) handleLogical(w http.ResponseWriter, r *http.Request, path str
 		Headers:     r.Header,
 		RemoteAddr:  r.RemoteAddr,
 	}
+	if req.WrapTTL, err = wrapTTL(r); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	switch op {
 	case logical.UpdateOperation, logical.PatchOperation:
 		if op == logical.PatchOperation {
@@ -237,6 +243,30 @@ func (h *Handler) handleLogical(w http.ResponseWriter, r *http.Request, path str
 			"operation", string(req.Operation), "status", logical.StatusOf(err), "duration", time.Since(start), "remote_address", r.RemoteAddr)
 	}
 	h.respond(w, r, req, path, resp, err)
+}
+
+// wrapTTL reads the response-wrapping request headers: X-Vault-Wrap-TTL
+// in seconds or as a duration string, and X-Vault-Wrap-Format, of which
+// only the token format ("uuid") is served.
+func wrapTTL(r *http.Request) (time.Duration, error) {
+	v := r.Header.Get("X-Vault-Wrap-TTL")
+	if v == "" {
+		return 0, nil
+	}
+	if secs, err := strconv.ParseInt(v, 10, 64); err == nil && secs > math.MaxInt64/int64(time.Second) {
+		return 0, logical.BadRequest("error parsing X-Vault-Wrap-TTL header: %d seconds is too long", secs)
+	}
+	ttl, err := framework.ParseDuration(v)
+	if err != nil {
+		return 0, logical.BadRequest("error parsing X-Vault-Wrap-TTL header: %v", err)
+	}
+	if ttl < 0 {
+		return 0, logical.BadRequest("error parsing X-Vault-Wrap-TTL header %q: the wrapping TTL cannot be negative", v)
+	}
+	if f := r.Header.Get("X-Vault-Wrap-Format"); f != "" && f != "uuid" {
+		return 0, logical.BadRequest("unsupported X-Vault-Wrap-Format %q: only \"uuid\" wrapping tokens are issued", f)
+	}
+	return ttl, nil
 }
 
 // queryData turns query parameters into request data; "list" and "help"
@@ -281,11 +311,13 @@ func (h *Handler) decodeBody(w http.ResponseWriter, r *http.Request) (map[string
 	return DecodeJSONBody(raw)
 }
 
-// DecodeJSONBody parses a request body: empty, or one JSON object. Numbers
-// stay json.Number so integers survive exactly.
+// DecodeJSONBody parses a request body: empty, null, or one JSON object.
+// Numbers stay json.Number so integers survive exactly.
 func DecodeJSONBody(raw []byte) (map[string]any, error) {
 	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
+	// The Vault Go client sends "null" for a request without data (its
+	// Logical().Unwrap does); Vault reads it as no body.
+	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
 	}
 	if raw[0] != '{' {
@@ -318,34 +350,6 @@ func jsonErrorText(err error) string {
 		return "unexpected end of input"
 	}
 	return "malformed JSON"
-}
-
-// envelope is the Vault response body.
-type envelope struct {
-	RequestID     string         `json:"request_id"`
-	LeaseID       string         `json:"lease_id"`
-	Renewable     bool           `json:"renewable"`
-	LeaseDuration int64          `json:"lease_duration"`
-	Data          map[string]any `json:"data"`
-	WrapInfo      any            `json:"wrap_info"`
-	Warnings      []string       `json:"warnings"`
-	Auth          *authBlock     `json:"auth"`
-	MountType     string         `json:"mount_type"`
-}
-
-type authBlock struct {
-	ClientToken    string            `json:"client_token"`
-	Accessor       string            `json:"accessor"`
-	Policies       []string          `json:"policies"`
-	TokenPolicies  []string          `json:"token_policies"`
-	Metadata       map[string]string `json:"metadata"`
-	LeaseDuration  int64             `json:"lease_duration"`
-	Renewable      bool              `json:"renewable"`
-	EntityID       string            `json:"entity_id"`
-	TokenType      string            `json:"token_type"`
-	Orphan         bool              `json:"orphan"`
-	MFARequirement any               `json:"mfa_requirement"`
-	NumUses        int               `json:"num_uses"`
 }
 
 func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *logical.Request, path string, resp *logical.Response, err error) {
@@ -381,30 +385,14 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *logical.R
 		w.Write(resp.Raw)
 		return
 	}
-	if resp.Data == nil && resp.Auth == nil && resp.Secret == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
+	if resp.Data == nil && resp.Auth == nil && resp.Secret == nil && resp.WrapInfo == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
-	env := envelope{RequestID: req.ID, Data: resp.Data, Warnings: resp.Warnings, MountType: req.MountType}
-	if s := resp.Secret; s != nil {
-		env.LeaseID = ""
-		env.Renewable = s.Renewable
-		env.LeaseDuration = int64(s.TTL / time.Second)
-	}
-	if a := resp.Auth; a != nil {
-		env.Auth = &authBlock{
-			ClientToken:   a.ClientToken,
-			Accessor:      a.Accessor,
-			Policies:      a.Policies,
-			TokenPolicies: a.TokenPolicies,
-			Metadata:      a.Metadata,
-			LeaseDuration: int64(a.TTL / time.Second),
-			Renewable:     a.Renewable,
-			EntityID:      a.EntityID,
-			TokenType:     a.TokenType,
-			Orphan:        a.Orphan,
-			NumUses:       a.NumUses,
-		}
+	env := logical.NewHTTPResponse(resp, req.ID, req.MountType)
+	if env.WrapInfo != nil {
+		// A wrapped response says nothing but how to unwrap it.
+		env = &logical.HTTPResponse{WrapInfo: env.WrapInfo}
 	}
 	status := resp.StatusCode
 	if status == 0 {
@@ -419,7 +407,7 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *logical.R
 
 // injectData renders the envelope with the data members also at the top
 // level.
-func injectData(env envelope) map[string]any {
+func injectData(env *logical.HTTPResponse) map[string]any {
 	out := make(map[string]any, len(env.Data)+9)
 	for k, v := range env.Data {
 		out[k] = v
@@ -429,7 +417,7 @@ func injectData(env envelope) map[string]any {
 	out["renewable"] = env.Renewable
 	out["lease_duration"] = env.LeaseDuration
 	out["data"] = env.Data
-	out["wrap_info"] = nil
+	out["wrap_info"] = env.WrapInfo
 	out["warnings"] = env.Warnings
 	out["auth"] = env.Auth
 	out["mount_type"] = env.MountType
