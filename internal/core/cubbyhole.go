@@ -93,3 +93,37 @@ func (b *cubbyholeBackend) list(ctx context.Context, req *logical.Request, d *fw
 	}
 	return listResponse(keys), nil
 }
+
+// destroyCubbyhole deletes everything the token whose ID hashes to
+// tokenHash keeps in its cubbyhole. The token store calls it on every
+// revocation, whatever caused it.
+func (c *Core) destroyCubbyhole(ctx context.Context, tokenHash string) error {
+	if c.mounts == nil {
+		return nil
+	}
+	m := c.mounts.get("cubbyhole/")
+	if m == nil {
+		return nil
+	}
+	return deleteTree(ctx, m.view, tokenHash+"/")
+}
+
+// deleteTree deletes every key under prefix (which ends in "/").
+func deleteTree(ctx context.Context, s storage.Storage, prefix string) error {
+	keys, err := s.List(ctx, prefix)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		var err error
+		if strings.HasSuffix(k, "/") {
+			err = deleteTree(ctx, s, prefix+k)
+		} else {
+			err = s.Delete(ctx, prefix+k)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
