@@ -534,4 +534,3 @@ func TestTokenCubbyholeDestroyedWithToken(t *testing.T) {
 	}
 	empty("parent revoked", "cubby-child")
 }
-
