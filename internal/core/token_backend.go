@@ -285,6 +285,9 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 		if t := d.String("type"); t != "" && t != "service" && t != "default" {
 			return nil, logical.BadRequest("token type %q is not supported: Arca issues service tokens", t)
 		}
+		if d.String("entity_alias") != "" {
+			return nil, logical.BadRequest("entity_alias is not supported: Arca has no identity store to bind the token to")
+		}
 		numUses := d.Int("num_uses")
 		if numUses < 0 {
 			return nil, logical.BadRequest("num_uses must not be negative")
@@ -706,6 +709,11 @@ func (b *tokenBackend) writeRole(ctx context.Context, req *logical.Request, d *f
 			return nil, logical.BadRequest("token_type %q is not supported: Arca issues service tokens", t)
 		}
 		role.TokenType = v.(string)
+	}
+	if v, ok := d.GetOk("token_bound_cidrs"); ok && len(v.([]string)) > 0 {
+		// Accepting it without enforcing it would promise a restriction
+		// that does not hold.
+		return nil, logical.BadRequest("token_bound_cidrs is not supported: Arca cannot bind tokens to addresses")
 	}
 	if v, ok := d.GetOk("token_no_default_policy"); ok {
 		role.NoDefaultPolicy = v.(bool)

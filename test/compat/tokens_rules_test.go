@@ -534,3 +534,14 @@ func TestTokenCubbyholeDestroyedWithToken(t *testing.T) {
 	}
 	empty("parent revoked", "cubby-child")
 }
+
+// Options Arca cannot enforce are refused rather than accepted and ignored.
+func TestTokenUnenforceableOptionsRefused(t *testing.T) {
+	r := newTokenRig(t)
+	_, err := r.root.Logical().Write("auth/token/roles/net", map[string]any{"token_bound_cidrs": "10.0.0.0/8"})
+	wantBadRequest(t, err, "token_bound_cidrs")
+	_, err = r.root.Auth().Token().Create(&vault.TokenCreateRequest{EntityAlias: "someone"})
+	wantBadRequest(t, err, "entity_alias")
+	_, err = r.root.Auth().Token().Create(&vault.TokenCreateRequest{Type: "batch"})
+	wantBadRequest(t, err, "batch")
+}
