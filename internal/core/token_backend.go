@@ -181,6 +181,7 @@ var tokenRoleFields = map[string]*fw.FieldSchema{
 	"token_num_uses":           {Type: fw.TypeInt},
 	"allowed_entity_aliases":   {Type: fw.TypeCommaStringSlice},
 	"token_bound_cidrs":        {Type: fw.TypeCommaStringSlice},
+	"bound_cidrs":              {Type: fw.TypeCommaStringSlice},
 }
 
 type tokenBackend struct{ core *Core }
@@ -403,7 +404,16 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 		if err := b.ts().create(ctx, te); err != nil {
 			return nil, err
 		}
-		return &logical.Response{Auth: te.auth(now)}, nil
+		resp := &logical.Response{Auth: te.auth(now)}
+		for _, p := range te.Policies {
+			if p == "root" {
+				continue
+			}
+			if pol, err := b.core.policies.get(ctx, p); err == nil && pol == nil {
+				resp.AddWarning(fmt.Sprintf("policy %q does not exist yet: the token gains nothing from it until it is written", p))
+			}
+		}
+		return resp, nil
 	}
 }
 
@@ -710,10 +720,12 @@ func (b *tokenBackend) writeRole(ctx context.Context, req *logical.Request, d *f
 		}
 		role.TokenType = v.(string)
 	}
-	if v, ok := d.GetOk("token_bound_cidrs"); ok && len(v.([]string)) > 0 {
+	for _, f := range []string{"token_bound_cidrs", "bound_cidrs"} {
 		// Accepting it without enforcing it would promise a restriction
 		// that does not hold.
-		return nil, logical.BadRequest("token_bound_cidrs is not supported: Arca cannot bind tokens to addresses")
+		if v, ok := d.GetOk(f); ok && len(v.([]string)) > 0 {
+			return nil, logical.BadRequest("%s is not supported: Arca cannot bind tokens to addresses", f)
+		}
 	}
 	if v, ok := d.GetOk("token_no_default_policy"); ok {
 		role.NoDefaultPolicy = v.(bool)

@@ -540,8 +540,22 @@ func TestTokenUnenforceableOptionsRefused(t *testing.T) {
 	r := newTokenRig(t)
 	_, err := r.root.Logical().Write("auth/token/roles/net", map[string]any{"token_bound_cidrs": "10.0.0.0/8"})
 	wantBadRequest(t, err, "token_bound_cidrs")
+	_, err = r.root.Logical().Write("auth/token/roles/net", map[string]any{"bound_cidrs": []string{"10.0.0.0/8"}})
+	wantBadRequest(t, err, "bound_cidrs")
 	_, err = r.root.Auth().Token().Create(&vault.TokenCreateRequest{EntityAlias: "someone"})
 	wantBadRequest(t, err, "entity_alias")
 	_, err = r.root.Auth().Token().Create(&vault.TokenCreateRequest{Type: "batch"})
 	wantBadRequest(t, err, "batch")
+}
+
+// Creating a token with a policy that does not exist works, with a warning.
+func TestTokenCreateWarnsOfMissingPolicy(t *testing.T) {
+	r := newTokenRig(t)
+	s, err := r.root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"admin", "not-written"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], `"not-written"`) {
+		t.Fatalf("warnings = %q, want one naming not-written", s.Warnings)
+	}
 }
