@@ -243,6 +243,9 @@ func durationField(d *fw.FieldData, name string) (time.Duration, error) {
 // seconds (or of days, "30d") is too large for a time.Duration, which the
 // field parser would otherwise wrap around.
 func durationOverflows(raw any) bool {
+	if list, ok := raw.([]any); ok && len(list) == 1 {
+		raw = list[0] // the parser takes a one-element list as its element
+	}
 	s := strings.TrimSpace(fmt.Sprint(raw))
 	unit := float64(time.Second)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
