@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -83,10 +84,12 @@ type tokenStore struct {
 	mu    sync.RWMutex
 	cache map[string]*TokenEntry // by token ID
 
-	// writeMu serialises every read-modify-write of a stored entry (a use,
-	// a renewal, orphaning, revocation), so no write is based on a stale
-	// copy and a revoked entry is never written back.
-	writeMu sync.Mutex
+	// entryLocks serialise every read-modify-write of a stored entry (a
+	// use, a renewal, orphaning, revocation), so no write is based on a
+	// stale copy and a revoked entry is never written back. An entry's
+	// lock is chosen by its hash: writes to different tokens rarely wait
+	// for each other.
+	entryLocks [256]sync.Mutex
 
 	// now is the clock token lifetimes are measured against.
 	now func() time.Time
@@ -238,6 +241,12 @@ func (ts *tokenStore) loadByHash(ctx context.Context, h string) (*TokenEntry, er
 	return te, nil
 }
 
+// entryLock returns the lock of the entry whose ID hashes to h.
+func (ts *tokenStore) entryLock(h string) *sync.Mutex {
+	b, _ := strconv.ParseUint(h[:2], 16, 8) // h is hex: its first byte picks the lock
+	return &ts.entryLocks[b]
+}
+
 // maxTokenDepth bounds the walk up a token's parents. Real chains are
 // short; the bound only stops a corrupt chain that loops.
 const maxTokenDepth = 1024
@@ -324,12 +333,13 @@ func (ts *tokenStore) lookupAccessor(ctx context.Context, accessor string) (*Tok
 }
 
 // update changes the stored entry for id: change edits a copy, which is
-// then stored and cached. The read and the write happen under writeMu, so
-// concurrent updates never undo each other. It returns nil, without
-// calling change, when the token no longer exists.
+// then stored and cached. The read and the write happen under the entry's
+// lock, so concurrent updates never undo each other. It returns nil,
+// without calling change, when the token no longer exists.
 func (ts *tokenStore) update(ctx context.Context, id string, change func(te *TokenEntry) error) (*TokenEntry, error) {
-	ts.writeMu.Lock()
-	defer ts.writeMu.Unlock()
+	lock := ts.entryLock(hashID(id))
+	lock.Lock()
+	defer lock.Unlock()
 	cur, err := ts.load(ctx, id)
 	if err != nil || cur == nil {
 		return nil, err
@@ -399,8 +409,9 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if err := ts.core.destroyCubbyhole(ctx, h); err != nil {
 		return fmt.Errorf("destroying the token's cubbyhole: %w", err)
 	}
-	ts.writeMu.Lock()
-	defer ts.writeMu.Unlock()
+	lock := ts.entryLock(h)
+	lock.Lock()
+	defer lock.Unlock()
 	te := new(TokenEntry)
 	found, err := getJSONFrom(ctx, ts.view, tokenIDPrefix+h, te)
 	if err != nil {
