@@ -337,8 +337,12 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			te.DisplayName = strings.TrimSuffix(displayNameInvalid.ReplaceAllString("token-"+dn, "-"), "-")
 		}
 		switch {
-		case mode == createOrphan, role != nil && role.Orphan:
+		case mode == createOrphan:
 			te.Parent = ""
+		case role != nil: // the role alone decides
+			if role.Orphan {
+				te.Parent = ""
+			}
 		case d.Bool("no_parent"):
 			if !sudo {
 				return nil, logical.BadRequest("root or sudo privileges required to create an orphan token (no_parent)")

@@ -364,6 +364,10 @@ func TestTokenRoleRules(t *testing.T) {
 	if s, err := create("listed", &vault.TokenCreateRequest{Policies: []string{"a"}}); err != nil || !slices.Equal(s.Auth.Policies, []string{"a", "default"}) {
 		t.Fatalf("allowed policy: %v, %v", s, err)
 	}
+	// A role that does not make orphans is not overridden by no_parent.
+	if s, err := r.sudo.Auth().Token().CreateWithRole(&vault.TokenCreateRequest{Policies: []string{"a"}, NoParent: true}, "listed"); err != nil || s.Auth.Orphan {
+		t.Fatalf("no_parent against a role without orphan: %+v, %v", s, err)
+	}
 	_, err = create("listed", &vault.TokenCreateRequest{Policies: []string{"b"}})
 	wantBadRequest(t, err, `"b"`)
 	_, err = create("listed", &vault.TokenCreateRequest{Policies: []string{"admin"}})
