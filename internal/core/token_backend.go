@@ -328,8 +328,10 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			if !sudo {
 				return nil, logical.BadRequest("root or sudo privileges required to specify token id")
 			}
-			if strings.Contains(id, ".") && !strings.HasPrefix(id, tokenIDPrefixStr) {
-				return nil, logical.BadRequest("custom token id must not contain a '.'")
+			// Generated IDs carry a "hvs." prefix: a chosen one may not
+			// pass for one of them.
+			if strings.Contains(id, ".") {
+				return nil, logical.BadRequest("a custom token id must not contain a '.'")
 			}
 			te.ID = id
 		}

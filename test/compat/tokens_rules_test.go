@@ -251,6 +251,10 @@ func TestTokenPrivilegedOptions(t *testing.T) {
 		t.Fatalf("subset policies = %v", got)
 	}
 
+	for _, id := range []string{"hvs.forged", "s.forged", "a.b"} {
+		_, err = r.sudo.Auth().Token().Create(&vault.TokenCreateRequest{ID: id})
+		wantBadRequest(t, err, "id")
+	}
 	chosen, err := r.sudo.Auth().Token().Create(&vault.TokenCreateRequest{ID: "chosen-by-sudo", NoParent: true, Policies: []string{"admin"}})
 	if err != nil {
 		t.Fatalf("sudo options: %v", err)
