@@ -483,6 +483,15 @@ func TestTokenLastUseCompletes(t *testing.T) {
 	if _, err := c.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
 		t.Fatalf("use after the last: err = %v, want 403", err)
 	}
+
+	s, err = r.root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}, NumUses: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps, err := newClient(t, r.root.Address(), s.Auth.ClientToken).Sys().CapabilitiesSelf("cubbyhole/x")
+	if err != nil || !slices.Contains(caps, "read") {
+		t.Fatalf("capabilities-self on the last use = %v, %v", caps, err)
+	}
 }
 
 // A token's cubbyhole is destroyed with the token, however it is revoked:
