@@ -81,8 +81,9 @@ type tokenStore struct {
 	core *Core
 	view storage.Storage
 
-	mu    sync.RWMutex
-	cache map[string]*TokenEntry // by token ID
+	mu        sync.RWMutex
+	cache     map[string]*TokenEntry // by token ID
+	evictions uint64                 // revocations so far, to keep stale reads out of the cache
 
 	// entryLocks serialise every read-modify-write of a stored entry (a
 	// use, a renewal, orphaning, revocation), so no write is based on a
@@ -223,6 +224,9 @@ func (ts *tokenStore) load(ctx context.Context, id string) (*TokenEntry, error) 
 }
 
 func (ts *tokenStore) loadByHash(ctx context.Context, h string) (*TokenEntry, error) {
+	ts.mu.RLock()
+	evictions := ts.evictions
+	ts.mu.RUnlock()
 	te := new(TokenEntry)
 	found, err := getJSONFrom(ctx, ts.view, tokenIDPrefix+h, te)
 	if err != nil {
@@ -234,7 +238,10 @@ func (ts *tokenStore) loadByHash(ctx context.Context, h string) (*TokenEntry, er
 	ts.mu.Lock()
 	if cached, ok := ts.cache[te.ID]; ok {
 		te = cached
-	} else {
+	} else if ts.evictions == evictions {
+		// Cache what was read only if no token was revoked meanwhile: the
+		// read may predate that revocation, and a cached copy would
+		// outlive it.
 		ts.cache[te.ID] = te
 	}
 	ts.mu.Unlock()
@@ -432,6 +439,7 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	}
 	ts.mu.Lock()
 	delete(ts.cache, te.ID)
+	ts.evictions++
 	ts.mu.Unlock()
 	ts.core.tokenCount.Add(-1)
 	return nil
