@@ -508,14 +508,18 @@ func (ts *tokenStore) walk(ctx context.Context, fn func(h string, te *TokenEntry
 	return nil
 }
 
-// tidy revokes expired and spent tokens.
+// tidy revokes spent and expired tokens, and those whose parent is gone.
 func (ts *tokenStore) tidy(ctx context.Context) error {
 	now := ts.now()
 	return ts.walk(ctx, func(h string, te *TokenEntry) error {
-		if te.expired(now) || te.NumUses < 0 {
+		if te.NumUses < 0 {
 			return ts.revokeHashTree(ctx, h)
 		}
-		return nil
+		_, stale, err := ts.vet(ctx, te, now)
+		if err != nil || stale == "" {
+			return err
+		}
+		return ts.revokeTree(ctx, stale)
 	})
 }
 

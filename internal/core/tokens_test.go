@@ -149,6 +149,40 @@ func TestChildRefusedWhenParentGone(t *testing.T) {
 	}
 }
 
+// Tidy revokes tokens cut off from a parent that is gone, and expired
+// ones, with their cubbyholes, without waiting for them to be used.
+func TestTidyRevokesDeadTokens(t *testing.T) {
+	c, clock, root := newClockedCore(t)
+	parent := createToken(t, c, root, map[string]any{"policies": "root"})
+	child := createToken(t, c, parent, map[string]any{"policies": "default"})
+	short := createToken(t, c, root, map[string]any{"policies": "default", "ttl": "1m"})
+	long := createToken(t, c, root, map[string]any{"policies": "default", "ttl": "1h"})
+	for _, tok := range []string{child, short} {
+		if _, err := call(c, tok, logical.UpdateOperation, "cubbyhole/note", map[string]any{"v": "x"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.tokens.revokeOne(context.Background(), hashID(parent)); err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(2 * time.Minute)
+	if _, err := call(c, root, logical.UpdateOperation, "auth/token/tidy", nil); err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"child of a gone parent": child, "expired token": short} {
+		found, err := c.tokens.view.Get(context.Background(), tokenIDPrefix+hashID(tok))
+		if err != nil || found != nil {
+			t.Fatalf("%s still stored after tidy: %v", name, err)
+		}
+		if keys := cubbyholeKeys(t, c, tok); len(keys) != 0 {
+			t.Fatalf("%s: cubbyhole still holds %v", name, keys)
+		}
+	}
+	if _, err := call(c, long, logical.ReadOperation, "auth/token/lookup-self", nil); err != nil {
+		t.Fatalf("tidy revoked a live token: %v", err)
+	}
+}
+
 // Renewal never takes a token past its explicit max TTL, counted from
 // creation, however often it is renewed.
 func TestRenewCappedByExplicitMaxTTL(t *testing.T) {
