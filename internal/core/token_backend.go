@@ -1,6 +1,7 @@
 package core
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"maps"
@@ -69,7 +70,7 @@ func (r *tokenRole) data() map[string]any {
 		"token_explicit_max_ttl":   int64(r.ExplicitMaxTTL / time.Second),
 		"period":                   int64(r.Period / time.Second),
 		"token_period":             int64(r.Period / time.Second),
-		"token_type":               r.TokenType,
+		"token_type":               cmp.Or(r.TokenType, "default-service"),
 		"token_no_default_policy":  r.NoDefaultPolicy,
 		"token_num_uses":           r.NumUses,
 		"allowed_entity_aliases":   []string{},
@@ -724,10 +725,14 @@ func (b *tokenBackend) writeRole(ctx context.Context, req *logical.Request, d *f
 		}
 	}
 	if v, ok := d.GetOk("token_type"); ok {
-		if t := v.(string); t != "" && t != "service" && t != "default" {
+		switch t := v.(string); t {
+		case "", "default", "default-service":
+			role.TokenType = "default-service"
+		case "service":
+			role.TokenType = t
+		default:
 			return nil, logical.BadRequest("token_type %q is not supported: Arca issues service tokens", t)
 		}
-		role.TokenType = v.(string)
 	}
 	for _, f := range []string{"token_bound_cidrs", "bound_cidrs"} {
 		// Accepting it without enforcing it would promise a restriction

@@ -398,6 +398,16 @@ func TestTokenRoleRules(t *testing.T) {
 	if _, err := r.root.Auth().Token().Renew(s.Auth.ClientToken, 60); statusOf(err) != http.StatusBadRequest {
 		t.Fatalf("renewing a token of a non-renewable role: err = %v, want 400", err)
 	}
+
+	// token_type: Vault's default reads back as such; batch is refused.
+	if role, err := r.root.Logical().Read("auth/token/roles/shaped"); err != nil || role.Data["token_type"] != "default-service" {
+		t.Fatalf("role token_type = %v, %v; want default-service", role, err)
+	}
+	write("typed", map[string]any{"token_type": "default-service"})
+	for _, typ := range []string{"batch", "default-batch"} {
+		_, err = r.root.Logical().Write("auth/token/roles/typed", map[string]any{"token_type": typ})
+		wantBadRequest(t, err, typ)
+	}
 }
 
 // display_name becomes "token-" and the name with anything but letters,
