@@ -394,7 +394,9 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 		case ttl == 0:
 			ttl = sys.DefaultLeaseTTL()
 		}
+		var warnings []string
 		if period == 0 && ttl > sys.MaxLeaseTTL() {
+			warnings = append(warnings, fmt.Sprintf("the TTL asked for is longer than the maximum of %s: the token gets %[1]s", sys.MaxLeaseTTL()))
 			ttl = sys.MaxLeaseTTL()
 		}
 		if explicitMax > 0 && (ttl == 0 || ttl > explicitMax) {
@@ -414,7 +416,7 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 		if err := b.ts().create(ctx, te); err != nil {
 			return nil, err
 		}
-		resp := &logical.Response{Auth: te.auth(now)}
+		resp := &logical.Response{Auth: te.auth(now), Warnings: warnings}
 		for _, p := range te.Policies {
 			if p == "root" {
 				continue

@@ -332,6 +332,9 @@ func TestTokenLifetimeLimits(t *testing.T) {
 	if d := long.Auth.LeaseDuration; d != 768*3600 {
 		t.Fatalf("ttl=10000h gave %ds, want the system maximum %d", d, 768*3600)
 	}
+	if len(long.Warnings) != 1 || !strings.Contains(long.Warnings[0], "768h") {
+		t.Fatalf("warnings of a capped TTL = %q, want one naming the maximum", long.Warnings)
+	}
 	ren, err = auth.Renew(long.Auth.ClientToken, 20000*3600)
 	if err != nil {
 		t.Fatal(err)
