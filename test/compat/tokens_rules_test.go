@@ -545,8 +545,8 @@ func TestTokenCubbyholeDestroyedWithToken(t *testing.T) {
 
 	c = issue("cubby-spent", 2)
 	store(c)
-	if _, err := c.Logical().Read("cubbyhole/note"); err != nil { // the last use
-		t.Fatal(err)
+	if s, err := c.Logical().Read("cubbyhole/note"); err != nil || s.Data["v"] != "private" { // the last use
+		t.Fatalf("cubbyhole read on the last use = %v, %v", s, err)
 	}
 	empty("uses spent", "cubby-spent")
 
