@@ -405,6 +405,15 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 		if ttl == 0 && !parent.ExpireTime.IsZero() {
 			return nil, logical.BadRequest("a token that expires cannot create a root token that never expires")
 		}
+		if te.Parent != "" {
+			depth, err := b.ts().depth(ctx, parent)
+			if err != nil {
+				return nil, err
+			}
+			if depth >= maxTokenDepth {
+				return nil, logical.BadRequest("the creating token is %d tokens deep, the most a chain may hold: create an orphan instead", depth)
+			}
+		}
 		if ttl > 0 {
 			// A child never outlives a parent that expires.
 			if te.Parent != "" && !parent.ExpireTime.IsZero() && now.Add(ttl).After(parent.ExpireTime) {

@@ -254,9 +254,10 @@ func (ts *tokenStore) entryLock(h string) *sync.Mutex {
 	return &ts.entryLocks[b]
 }
 
-// maxTokenDepth bounds the walk up a token's parents. Real chains are
-// short; the bound only stops a corrupt chain that loops.
-const maxTokenDepth = 1024
+// maxTokenDepth bounds a chain of tokens, and so the walk up a token's
+// parents on each request. Real chains are short; no token is created
+// deeper, and the walk stops there in case stored parents ever loop.
+const maxTokenDepth = 256
 
 // lookup returns the live entry for id, or nil when the token is unknown,
 // revoked, spent or expired, or when any token above it is. A token found
@@ -314,7 +315,8 @@ func (ts *tokenStore) vet(ctx context.Context, te *TokenEntry, now time.Time) (o
 			return true, "", nil
 		}
 		if depth == maxTokenDepth {
-			return false, "", fmt.Errorf("a token's chain of parents is longer than %d", maxTokenDepth)
+			ts.core.logger.Warn("refusing a token whose chain of parents is too long", "accessor", te.Accessor)
+			return false, "", nil
 		}
 		parent, err := ts.load(ctx, cur.Parent)
 		if err != nil {
@@ -325,6 +327,19 @@ func (ts *tokenStore) vet(ctx context.Context, te *TokenEntry, now time.Time) (o
 		}
 		cur = parent
 	}
+}
+
+// depth counts the tokens from te up to the top of its chain, te included.
+func (ts *tokenStore) depth(ctx context.Context, te *TokenEntry) (int, error) {
+	n := 1
+	for ; te.Parent != "" && n <= maxTokenDepth; n++ {
+		parent, err := ts.load(ctx, te.Parent)
+		if err != nil || parent == nil {
+			return n, err
+		}
+		te = parent
+	}
+	return n, nil
 }
 
 func (ts *tokenStore) lookupAccessor(ctx context.Context, accessor string) (*TokenEntry, error) {

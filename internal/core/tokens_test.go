@@ -183,6 +183,26 @@ func TestTidyRevokesDeadTokens(t *testing.T) {
 	}
 }
 
+// A chain of tokens stops at maxTokenDepth with a 400, and every token in
+// it still works.
+func TestTokenChainDepthLimited(t *testing.T) {
+	c, _, root := newClockedCore(t)
+	tok := root
+	for n := 1; ; n++ {
+		resp, err := call(c, tok, logical.UpdateOperation, "auth/token/create", map[string]any{"policies": "root"})
+		if err != nil {
+			if logical.StatusOf(err) != 400 || n != maxTokenDepth {
+				t.Fatalf("creating token %d of a chain: %v (status %d), want a 400 at %d", n, err, logical.StatusOf(err), maxTokenDepth)
+			}
+			break
+		}
+		tok = resp.Auth.ClientToken
+	}
+	if _, err := call(c, tok, logical.ReadOperation, "auth/token/lookup-self", nil); err != nil {
+		t.Fatalf("deepest token of the chain refused: %v", err)
+	}
+}
+
 // Renewal never takes a token past its explicit max TTL, counted from
 // creation, however often it is renewed.
 func TestRenewCappedByExplicitMaxTTL(t *testing.T) {
