@@ -782,7 +782,7 @@ func (b *tokenBackend) tidy(ctx context.Context, req *logical.Request, _ *fw.Fie
 	if err := b.ts().tidy(ctx); err != nil {
 		return nil, err
 	}
-	return &logical.Response{Warnings: []string{"Tidy operation successfully completed."}}, nil
+	return &logical.Response{Warnings: []string{"tidy done: spent and expired tokens, and tokens whose parent is gone, were revoked"}}, nil
 }
 
 // listResponse is the response of a list: keys, or 404 when there are none.
