@@ -284,7 +284,7 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 				return nil, err
 			}
 			if !found {
-				return nil, logical.BadRequest("unknown role %s", name)
+				return nil, logical.BadRequest("no token role is named %q", name)
 			}
 		}
 		if t := d.String("type"); t != "" && t != "service" && t != "default" {
@@ -312,7 +312,7 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			}
 		}
 		if period > 0 && !sudo {
-			return nil, logical.BadRequest("root or sudo privileges required to create a periodic token (period)")
+			return nil, logical.BadRequest("only a root token or a caller with sudo may set period, unless a role sets it")
 		}
 
 		now := b.ts().now().UTC()
@@ -327,7 +327,7 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 		}
 		if id := d.String("id"); id != "" {
 			if !sudo {
-				return nil, logical.BadRequest("root or sudo privileges required to specify token id")
+				return nil, logical.BadRequest("only a root token or a caller with sudo may choose the token's id")
 			}
 			// Generated IDs carry a "hvs." prefix: a chosen one may not
 			// pass for one of them.
@@ -348,7 +348,7 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			}
 		case d.Bool("no_parent"):
 			if !sudo {
-				return nil, logical.BadRequest("root or sudo privileges required to create an orphan token (no_parent)")
+				return nil, logical.BadRequest("only a root token or a caller with sudo may set no_parent; auth/token/create-orphan makes orphans under its own ACL")
 			}
 			te.Parent = ""
 		}

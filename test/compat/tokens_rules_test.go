@@ -358,11 +358,14 @@ func TestTokenRoleRules(t *testing.T) {
 	create := func(role string, req *vault.TokenCreateRequest) (*vault.Secret, error) {
 		return r.creator.Auth().Token().CreateWithRole(req, role)
 	}
+	_, err := create("missing", &vault.TokenCreateRequest{})
+	wantBadRequest(t, err, "missing")
+
 	write("apps", map[string]any{"allowed_policies_glob": "app-*", "disallowed_policies_glob": "app-admin*"})
 	if s, err := create("apps", &vault.TokenCreateRequest{Policies: []string{"app-web"}}); err != nil || !slices.Equal(s.Auth.Policies, []string{"app-web", "default"}) {
 		t.Fatalf("glob-allowed policy: %v, %v", s, err)
 	}
-	_, err := create("apps", &vault.TokenCreateRequest{Policies: []string{"app-admin-x"}})
+	_, err = create("apps", &vault.TokenCreateRequest{Policies: []string{"app-admin-x"}})
 	wantBadRequest(t, err, "app-admin-x")
 	_, err = create("apps", &vault.TokenCreateRequest{Policies: []string{"other"}})
 	wantBadRequest(t, err, "other")
