@@ -149,6 +149,7 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 				return c.refuse(ctx, in, err)
 			}
 			if last {
+				ctx = context.WithValue(ctx, lastUseKey{}, te.ID)
 				defer c.revokeSpent(ctx, te)
 			}
 		}

@@ -2,6 +2,7 @@ package core
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"slices"
@@ -267,11 +268,17 @@ func (ts *tokenStore) lookup(ctx context.Context, id string) (*TokenEntry, error
 	return ts.lookupLive(ctx, id, false)
 }
 
+// lastUseKey marks the context of a request that spent the last use of a
+// token; its value is that token's ID.
+type lastUseKey struct{}
+
 // lookupInFlight is lookup for the token of the request being served: it
-// also returns a token whose last use that request consumed, so the
-// request still completes; the core revokes the token after it.
+// also returns the token whose last use this very request spent (as ctx
+// records), so the request still completes; the core revokes the token
+// after it. Any other spent token is refused as lookup refuses it.
 func (ts *tokenStore) lookupInFlight(ctx context.Context, id string) (*TokenEntry, error) {
-	return ts.lookupLive(ctx, id, true)
+	spent, _ := ctx.Value(lastUseKey{}).(string)
+	return ts.lookupLive(ctx, id, spent != "" && subtle.ConstantTimeCompare([]byte(spent), []byte(id)) == 1)
 }
 
 func (ts *tokenStore) lookupLive(ctx context.Context, id string, allowSpent bool) (*TokenEntry, error) {

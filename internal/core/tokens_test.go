@@ -203,6 +203,31 @@ func TestTokenChainDepthLimited(t *testing.T) {
 	}
 }
 
+// A spent token is accepted only inside the request that spent it: a
+// revocation that failed afterwards does not leave it usable elsewhere,
+// even on paths that take no token.
+func TestSpentTokenServesOnlyItsLastRequest(t *testing.T) {
+	c, _, root := newClockedCore(t)
+	tok := createToken(t, c, root, map[string]any{"policies": "default", "num_uses": 1})
+	ctx := context.Background()
+	if last, err := c.tokens.use(ctx, tok); err != nil || !last {
+		t.Fatalf("spending the only use: last = %v, err = %v", last, err)
+	}
+	if te, err := c.tokens.lookupInFlight(ctx, tok); err != nil || te != nil {
+		t.Fatalf("spent token accepted outside its request: %v, %v", te, err)
+	}
+	other := createToken(t, c, root, map[string]any{"policies": "default"})
+	if te, err := c.tokens.lookupInFlight(context.WithValue(ctx, lastUseKey{}, other), tok); err != nil || te != nil {
+		t.Fatalf("spent token accepted in another token's request: %v, %v", te, err)
+	}
+	if te, err := c.tokens.lookupInFlight(context.WithValue(ctx, lastUseKey{}, tok), tok); err != nil || te == nil {
+		t.Fatalf("spent token refused in the request that spent it: %v", err)
+	}
+	if _, err := c.tokens.use(ctx, tok); !errors.Is(err, logical.ErrPermissionDenied) {
+		t.Fatalf("a use beyond the last: err = %v, want permission denied", err)
+	}
+}
+
 // Renewal never takes a token past its explicit max TTL, counted from
 // creation, however often it is renewed.
 func TestRenewCappedByExplicitMaxTTL(t *testing.T) {
