@@ -167,6 +167,10 @@ func TestTokenPeriodNeedsSudoOrRole(t *testing.T) {
 	if look := r.lookup(t, s.Auth.ClientToken); secondsOf(t, look, "period") != 3600 || secondsOf(t, look, "ttl") > 3600 {
 		t.Fatalf("sudo periodic token = %v", look.Data)
 	}
+	// A periodic token renews by its period, whatever the increment.
+	if ren, err := r.root.Auth().Token().Renew(s.Auth.ClientToken, 10*3600); err != nil || ren.Auth.LeaseDuration != 3600 {
+		t.Fatalf("renewing a periodic token = %+v, %v; want 3600s", ren, err)
+	}
 
 	if _, err := r.root.Logical().Write("auth/token/roles/periodic", map[string]any{"token_period": "30m"}); err != nil {
 		t.Fatal(err)
