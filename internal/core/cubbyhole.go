@@ -98,8 +98,9 @@ func (b *cubbyholeBackend) list(ctx context.Context, req *logical.Request, d *fw
 	return listResponse(keys), nil
 }
 
-// destroyCubbyhole deletes everything in the cubbyhole of the token whose
-// ID hashes to tokenHash: a cubbyhole lives only as long as its token.
+// destroyCubbyhole deletes everything the token whose ID hashes to
+// tokenHash keeps in its cubbyhole. The token store calls it on every
+// revocation, whatever caused it.
 func (c *Core) destroyCubbyhole(ctx context.Context, tokenHash string) error {
 	if c.mounts == nil {
 		return nil

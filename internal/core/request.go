@@ -148,6 +148,19 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		if !dec.WrapTTLAllowed(req.WrapTTL) {
 			return c.refuse(ctx, in, wrapTTLError(fullPath, dec, req.WrapTTL))
 		}
+		// A use is spent before the backend runs, so concurrent requests
+		// cannot share one; the request that spends the last use still
+		// completes, and the token is revoked after it.
+		if te.NumUses != 0 {
+			last, err := c.tokens.use(ctx, te.ID)
+			if err != nil {
+				return c.refuse(ctx, in, err)
+			}
+			if last {
+				ctx = context.WithValue(ctx, lastUseKey{}, te.ID)
+				defer c.revokeSpent(ctx, te)
+			}
+		}
 	}
 	req.Path = rel
 	req.Storage = m.view
@@ -166,16 +179,6 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 
 	resp, err := m.backend.HandleRequest(ctx, req)
 
-	if te != nil && te.NumUses > 0 {
-		last, uerr := c.tokens.use(ctx, te)
-		if uerr == nil && last {
-			defer func() {
-				if err := c.tokens.revokeTree(context.WithoutCancel(ctx), te.ID); err != nil {
-					c.logger.Warn("revoking a token whose uses ran out failed", "accessor", te.Accessor, "error", err)
-				}
-			}()
-		}
-	}
 	if err == nil && resp != nil && resp.Auth != nil && m.entry.Table == authTable && m.entry.Type != "token" {
 		err = c.issueLoginToken(ctx, m, resp.Auth)
 	}
@@ -200,6 +203,13 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		c.access.record(fullPath, te, req.RemoteAddr, in.Time)
 	}
 	return resp, nil
+}
+
+// revokeSpent revokes a token whose last use a request has just spent.
+func (c *Core) revokeSpent(ctx context.Context, te *TokenEntry) {
+	if err := c.tokens.revokeTree(context.WithoutCancel(ctx), te.ID); err != nil {
+		c.logger.Warn("revoking a token whose uses ran out failed", "accessor", te.Accessor, "error", err)
+	}
 }
 
 // issueLoginToken turns the Auth block of an auth method's login response

@@ -449,10 +449,11 @@ func (b *systemBackend) capabilities(mode capsMode) fw.OperationFunc {
 			te, err = b.core.tokens.lookup(ctx, tok)
 		case capsSelf:
 			tok := d.String("token")
-			if tok == "" {
-				tok = req.ClientToken
+			if tok == "" || tok == req.ClientToken {
+				te, err = b.core.tokens.lookupInFlight(ctx, req.ClientToken)
+			} else {
+				te, err = b.core.tokens.lookup(ctx, tok)
 			}
-			te, err = b.core.tokens.lookup(ctx, tok)
 		case capsByAccessor:
 			te, err = b.core.tokens.lookupAccessor(ctx, d.String("accessor"))
 		}
@@ -523,7 +524,7 @@ func (b *systemBackend) uiMounts(ctx context.Context, req *logical.Request, _ *f
 }
 
 func (b *systemBackend) callerACL(ctx context.Context, req *logical.Request) *policy.ACL {
-	te, err := b.core.tokens.lookup(ctx, req.ClientToken)
+	te, err := b.core.tokens.lookupInFlight(ctx, req.ClientToken)
 	if err != nil || te == nil {
 		return nil
 	}

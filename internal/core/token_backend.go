@@ -1,11 +1,19 @@
 package core
 
 import (
+	"cmp"
 	"context"
+	"fmt"
 	"maps"
+	"math"
+	"regexp"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ryanuber/go-glob"
 
 	"github.com/arcasec/arca/internal/logical"
 	fw "github.com/arcasec/arca/internal/logical/framework"
@@ -13,36 +21,60 @@ import (
 
 // tokenRole constrains tokens created through auth/token/create/<role>.
 type tokenRole struct {
-	Name               string        `json:"name"`
-	AllowedPolicies    []string      `json:"allowed_policies"`
-	DisallowedPolicies []string      `json:"disallowed_policies"`
-	Orphan             bool          `json:"orphan"`
-	Renewable          bool          `json:"renewable"`
-	PathSuffix         string        `json:"path_suffix"`
-	ExplicitMaxTTL     time.Duration `json:"explicit_max_ttl"`
-	Period             time.Duration `json:"period"`
-	TokenType          string        `json:"token_type"`
-	NoDefaultPolicy    bool          `json:"token_no_default_policy"`
-	NumUses            int           `json:"token_num_uses"`
+	Name                   string        `json:"name"`
+	AllowedPolicies        []string      `json:"allowed_policies"`
+	DisallowedPolicies     []string      `json:"disallowed_policies"`
+	AllowedPoliciesGlob    []string      `json:"allowed_policies_glob"`
+	DisallowedPoliciesGlob []string      `json:"disallowed_policies_glob"`
+	Orphan                 bool          `json:"orphan"`
+	Renewable              bool          `json:"renewable"`
+	PathSuffix             string        `json:"path_suffix"`
+	ExplicitMaxTTL         time.Duration `json:"explicit_max_ttl"`
+	Period                 time.Duration `json:"period"`
+	TokenType              string        `json:"token_type"`
+	NoDefaultPolicy        bool          `json:"token_no_default_policy"`
+	NumUses                int           `json:"token_num_uses"`
+}
+
+// restrictsPolicies reports whether the role decides its tokens' policies
+// itself rather than deferring to the parent's.
+func (r *tokenRole) restrictsPolicies() bool {
+	return len(r.AllowedPolicies)+len(r.DisallowedPolicies)+len(r.AllowedPoliciesGlob)+len(r.DisallowedPoliciesGlob) > 0
+}
+
+func (r *tokenRole) allows(policy string) bool {
+	return slices.Contains(r.AllowedPolicies, policy) || matchesGlob(r.AllowedPoliciesGlob, policy)
+}
+
+func (r *tokenRole) disallows(policy string) bool {
+	return slices.Contains(r.DisallowedPolicies, policy) || matchesGlob(r.DisallowedPoliciesGlob, policy)
+}
+
+// matchesGlob reports whether s matches one of patterns, in which "*"
+// stands for any run of characters.
+func matchesGlob(patterns []string, s string) bool {
+	return slices.ContainsFunc(patterns, func(p string) bool { return glob.Glob(p, s) })
 }
 
 func (r *tokenRole) data() map[string]any {
 	return map[string]any{
-		"name":                    r.Name,
-		"allowed_policies":        nonNil(r.AllowedPolicies),
-		"disallowed_policies":     nonNil(r.DisallowedPolicies),
-		"orphan":                  r.Orphan,
-		"renewable":               r.Renewable,
-		"path_suffix":             r.PathSuffix,
-		"explicit_max_ttl":        int64(r.ExplicitMaxTTL / time.Second),
-		"token_explicit_max_ttl":  int64(r.ExplicitMaxTTL / time.Second),
-		"period":                  int64(r.Period / time.Second),
-		"token_period":            int64(r.Period / time.Second),
-		"token_type":              r.TokenType,
-		"token_no_default_policy": r.NoDefaultPolicy,
-		"token_num_uses":          r.NumUses,
-		"allowed_entity_aliases":  []string{},
-		"token_bound_cidrs":       []string{},
+		"name":                     r.Name,
+		"allowed_policies":         nonNil(r.AllowedPolicies),
+		"disallowed_policies":      nonNil(r.DisallowedPolicies),
+		"allowed_policies_glob":    nonNil(r.AllowedPoliciesGlob),
+		"disallowed_policies_glob": nonNil(r.DisallowedPoliciesGlob),
+		"orphan":                   r.Orphan,
+		"renewable":                r.Renewable,
+		"path_suffix":              r.PathSuffix,
+		"explicit_max_ttl":         int64(r.ExplicitMaxTTL / time.Second),
+		"token_explicit_max_ttl":   int64(r.ExplicitMaxTTL / time.Second),
+		"period":                   int64(r.Period / time.Second),
+		"token_period":             int64(r.Period / time.Second),
+		"token_type":               cmp.Or(r.TokenType, "default-service"),
+		"token_no_default_policy":  r.NoDefaultPolicy,
+		"token_num_uses":           r.NumUses,
+		"allowed_entity_aliases":   []string{},
+		"token_bound_cidrs":        []string{},
 	}
 }
 
@@ -61,22 +93,24 @@ var tokenCreateFields = map[string]*fw.FieldSchema{
 	"policies":          {Type: fw.TypeCommaStringSlice, Description: "policies of the token; default: the parent's"},
 	"meta":              {Type: fw.TypeKVPairs, Description: "metadata kept with the token"},
 	"no_parent":         {Type: fw.TypeBool, Description: "create an orphan (root or sudo callers only)"},
-	"no_default_policy": {Type: fw.TypeBool},
-	"renewable":         {Type: fw.TypeBool, Default: true},
+	"no_default_policy": {Type: fw.TypeBool, Description: "leave the default policy out"},
+	"renewable":         {Type: fw.TypeBool, Default: true, Description: "whether the token may be renewed"},
 	"ttl":               {Type: fw.TypeDuration, Description: "initial TTL"},
 	"lease":             {Type: fw.TypeDuration, Description: "deprecated alias of ttl"},
 	"type":              {Type: fw.TypeString, Description: "service (batch tokens are not supported)"},
-	"explicit_max_ttl":  {Type: fw.TypeDuration},
-	"display_name":      {Type: fw.TypeString},
-	"num_uses":          {Type: fw.TypeInt},
-	"period":            {Type: fw.TypeDuration},
+	"explicit_max_ttl":  {Type: fw.TypeDuration, Description: "a hard limit on the token's life, renewals included"},
+	"display_name":      {Type: fw.TypeString, Description: "a name for the token, shown as token-<name>"},
+	"num_uses":          {Type: fw.TypeInt, Description: "how many requests the token may make; 0: no limit"},
+	"period":            {Type: fw.TypeDuration, Description: "make a periodic token renewed by this much each time (root or sudo callers only)"},
 	"entity_alias":      {Type: fw.TypeString},
 }
 
-var tokenCreateRoleFields = func() map[string]*fw.FieldSchema {
-	m := maps.Clone(tokenCreateFields)
-	m["role_name"] = &fw.FieldSchema{Type: fw.TypeString, Description: "the role to create the token against"}
-	return m
+// tokenRoleCreateFields are the fields of auth/token/create/<role>: those of
+// a plain create, and the role named in the path.
+var tokenRoleCreateFields = func() map[string]*fw.FieldSchema {
+	f := maps.Clone(tokenCreateFields)
+	f["role_name"] = &fw.FieldSchema{Type: fw.TypeString, Description: "the role the token is created against"}
+	return f
 }()
 
 func newTokenBackend(c *Core) logical.Backend {
@@ -90,12 +124,12 @@ func newTokenBackend(c *Core) logical.Backend {
 	}
 	up := logical.UpdateOperation
 	return &fw.Backend{
-		Help:         "The token credential backend is always enabled and builds in some special features, such as revocation trees.",
+		Help:         "Arca's own token store: creates, looks up, renews and revokes tokens. It is always mounted at auth/token/. A token revoked takes every token it created with it.",
 		PathsSpecial: &logical.Paths{Root: []string{"revoke-orphan/*", "revoke-orphan", "accessors/"}},
 		Paths: []*fw.Path{
-			{Pattern: "create", Fields: tokenCreateFields, Operations: ops(up, b.create(false, false))},
-			{Pattern: "create-orphan", Fields: tokenCreateFields, Operations: ops(up, b.create(true, false))},
-			{Pattern: "create/" + fw.GenericNameRegex("role_name"), Fields: tokenCreateRoleFields, Operations: ops(up, b.create(false, true))},
+			{Pattern: "create", Fields: tokenCreateFields, Operations: ops(up, b.create(createPlain))},
+			{Pattern: "create-orphan", Fields: tokenCreateFields, Operations: ops(up, b.create(createOrphan))},
+			{Pattern: "create/" + fw.GenericNameRegex("role_name"), Fields: tokenRoleCreateFields, Operations: ops(up, b.create(createRole))},
 			{Pattern: "lookup", Fields: tokenField, Operations: ops2(up, logical.ReadOperation, b.lookup)},
 			{Pattern: "lookup/(?P<token>.+)", Fields: tokenField, Operations: ops(logical.ReadOperation, b.lookup)},
 			{Pattern: "lookup-self", Fields: tokenField, Operations: ops2(up, logical.ReadOperation, b.lookupSelf)},
@@ -134,30 +168,34 @@ func ops2(a, b logical.Operation, f fw.OperationFunc) map[logical.Operation]fw.O
 }
 
 var tokenRoleFields = map[string]*fw.FieldSchema{
-	"role_name":               {Type: fw.TypeString},
-	"allowed_policies":        {Type: fw.TypeCommaStringSlice},
-	"disallowed_policies":     {Type: fw.TypeCommaStringSlice},
-	"orphan":                  {Type: fw.TypeBool},
-	"renewable":               {Type: fw.TypeBool, Default: true},
-	"path_suffix":             {Type: fw.TypeString},
-	"explicit_max_ttl":        {Type: fw.TypeDuration},
-	"token_explicit_max_ttl":  {Type: fw.TypeDuration},
-	"period":                  {Type: fw.TypeDuration},
-	"token_period":            {Type: fw.TypeDuration},
-	"token_type":              {Type: fw.TypeString},
-	"token_no_default_policy": {Type: fw.TypeBool},
-	"token_num_uses":          {Type: fw.TypeInt},
-	"allowed_entity_aliases":  {Type: fw.TypeCommaStringSlice},
-	"token_bound_cidrs":       {Type: fw.TypeCommaStringSlice},
+	"role_name":                {Type: fw.TypeString},
+	"allowed_policies":         {Type: fw.TypeCommaStringSlice},
+	"disallowed_policies":      {Type: fw.TypeCommaStringSlice},
+	"allowed_policies_glob":    {Type: fw.TypeCommaStringSlice},
+	"disallowed_policies_glob": {Type: fw.TypeCommaStringSlice},
+	"orphan":                   {Type: fw.TypeBool},
+	"renewable":                {Type: fw.TypeBool, Default: true},
+	"path_suffix":              {Type: fw.TypeString},
+	"explicit_max_ttl":         {Type: fw.TypeDuration},
+	"token_explicit_max_ttl":   {Type: fw.TypeDuration},
+	"period":                   {Type: fw.TypeDuration},
+	"token_period":             {Type: fw.TypeDuration},
+	"token_type":               {Type: fw.TypeString},
+	"token_no_default_policy":  {Type: fw.TypeBool},
+	"token_num_uses":           {Type: fw.TypeInt},
+	"allowed_entity_aliases":   {Type: fw.TypeCommaStringSlice},
+	"token_bound_cidrs":        {Type: fw.TypeCommaStringSlice},
+	"bound_cidrs":              {Type: fw.TypeCommaStringSlice},
 }
 
 type tokenBackend struct{ core *Core }
 
 func (b *tokenBackend) ts() *tokenStore { return b.core.tokens }
 
-// caller returns the requesting token's entry.
+// caller returns the requesting token's entry; the request may have spent
+// its last use.
 func (b *tokenBackend) caller(ctx context.Context, req *logical.Request) (*TokenEntry, error) {
-	te, err := b.ts().lookup(ctx, req.ClientToken)
+	te, err := b.ts().lookupInFlight(ctx, req.ClientToken)
 	if err != nil {
 		return nil, err
 	}
@@ -179,17 +217,69 @@ func (b *tokenBackend) callerHasSudo(ctx context.Context, parent *TokenEntry, pa
 	return acl.Check(path, policyCap(logical.UpdateOperation), nil).Sudo
 }
 
-// create creates a child token; orphanPath and rolePath say which of
-// create-orphan and create/<role_name> it serves.
-func (b *tokenBackend) create(orphanPath, rolePath bool) fw.OperationFunc {
+// createMode says which endpoint a token is created through.
+type createMode int
+
+const (
+	createPlain  createMode = iota // auth/token/create
+	createOrphan                   // auth/token/create-orphan
+	createRole                     // auth/token/create/<role>
+)
+
+// durationField returns a duration field of the request, refusing a
+// negative value or one too large to represent.
+func durationField(d *fw.FieldData, name string) (time.Duration, error) {
+	raw, ok := d.Raw[name]
+	if !ok {
+		return 0, nil
+	}
+	if durationOverflows(raw) {
+		return 0, logical.BadRequest("%s is too large", name)
+	}
+	v := d.Duration(name)
+	if v < 0 {
+		return 0, logical.BadRequest("%s must not be negative", name)
+	}
+	return v, nil
+}
+
+// durationOverflows reports whether a duration given as a number of
+// seconds (or of days, "30d") is too large for a time.Duration, which the
+// field parser would otherwise wrap around.
+func durationOverflows(raw any) bool {
+	if list, ok := raw.([]any); ok && len(list) == 1 {
+		raw = list[0] // the parser takes a one-element list as its element
+	}
+	s := strings.TrimSpace(fmt.Sprint(raw))
+	unit := float64(time.Second)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		s, unit = days, float64(24*time.Hour)
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		return false // not a plain number: the parser checks its range
+	}
+	return math.Abs(f)*unit >= math.MaxInt64
+}
+
+// displayNameInvalid matches what a display name may not contain.
+var displayNameInvalid = regexp.MustCompile(`[^a-zA-Z0-9-]`)
+
+func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		parent, err := b.caller(ctx, req)
+		parent, err := b.ts().lookupInFlight(ctx, req.ClientToken)
 		if err != nil {
 			return nil, err
 		}
+		if parent == nil {
+			return nil, logical.ErrPermissionDenied
+		}
+		if parent.NumUses != 0 {
+			return nil, logical.BadRequest("a token with a use limit cannot create tokens")
+		}
 		sudo := b.callerHasSudo(ctx, parent, "auth/token/"+req.Path)
 		var role *tokenRole
-		if rolePath {
+		if mode == createRole {
 			name := d.String("role_name")
 			role = new(tokenRole)
 			found, err := getJSONFrom(ctx, b.ts().view, tokenRolePrefix+strings.ToLower(name), role)
@@ -197,140 +287,139 @@ func (b *tokenBackend) create(orphanPath, rolePath bool) fw.OperationFunc {
 				return nil, err
 			}
 			if !found {
-				return nil, logical.BadRequest("unknown role %s", name)
+				return nil, logical.BadRequest("no token role is named %q", name)
 			}
 		}
 		if t := d.String("type"); t != "" && t != "service" && t != "default" {
 			return nil, logical.BadRequest("token type %q is not supported: Arca issues service tokens", t)
 		}
-		now := time.Now().UTC()
-		te := &TokenEntry{
-			Meta:           d.Get("meta").(map[string]string),
-			NumUses:        d.Int("num_uses"),
-			CreationTime:   now,
-			ExplicitMaxTTL: d.Duration("explicit_max_ttl"),
-			Period:         d.Duration("period"),
-			Renewable:      d.Bool("renewable"),
-			Path:           "auth/token/" + req.Path,
-			Parent:         parent.ID,
+		if d.String("entity_alias") != "" {
+			return nil, logical.BadRequest("entity_alias is not supported: Arca has no identity store to bind the token to")
 		}
-		if te.NumUses < 0 {
-			return nil, logical.BadRequest("num_uses must be 0 or greater")
+		numUses := d.Int("num_uses")
+		if numUses < 0 {
+			return nil, logical.BadRequest("num_uses must not be negative")
+		}
+		var ttl, explicitMax, period time.Duration
+		for _, f := range []struct {
+			name string
+			to   *time.Duration
+		}{{"ttl", &ttl}, {"explicit_max_ttl", &explicitMax}, {"period", &period}} {
+			if *f.to, err = durationField(d, f.name); err != nil {
+				return nil, err
+			}
+		}
+		if ttl == 0 {
+			if ttl, err = durationField(d, "lease"); err != nil {
+				return nil, err
+			}
+		}
+		if period > 0 && !sudo {
+			return nil, logical.BadRequest("only a root token or a caller with sudo may set period, unless a role sets it")
+		}
+
+		now := b.ts().now().UTC()
+		te := &TokenEntry{
+			Meta:         d.Get("meta").(map[string]string),
+			NumUses:      numUses,
+			CreationTime: now,
+			Renewable:    d.Bool("renewable"),
+			Path:         "auth/token/" + req.Path,
+			Parent:       parent.ID,
+			DisplayName:  "token",
 		}
 		if id := d.String("id"); id != "" {
 			if !sudo {
-				return nil, logical.BadRequest("root or sudo privileges required to specify token id")
+				return nil, logical.BadRequest("only a root token or a caller with sudo may choose the token's id")
 			}
-			if strings.Contains(id, ".") && !strings.HasPrefix(id, tokenIDPrefixStr) {
-				return nil, logical.BadRequest("custom token id must not contain a '.'")
+			// Generated IDs carry a "hvs." prefix: a chosen one may not
+			// pass for one of them.
+			if strings.Contains(id, ".") {
+				return nil, logical.BadRequest("a custom token id must not contain a '.'")
 			}
 			te.ID = id
 		}
-		if orphanPath || (role != nil && role.Orphan) {
-			te.Parent = ""
-		} else if d.Bool("no_parent") {
-			if !sudo {
-				return nil, logical.BadRequest("root or sudo privileges required to create orphan token")
-			}
-			te.Parent = ""
-		}
-		te.DisplayName = "token"
 		if dn := d.String("display_name"); dn != "" {
-			te.DisplayName = "token-" + strings.ToLower(strings.ReplaceAll(dn, " ", "-"))
+			te.DisplayName = strings.TrimSuffix(displayNameInvalid.ReplaceAllString("token-"+dn, "-"), "-")
 		}
-
-		// Policies: the request's, or the parent's; never more than the
-		// parent holds unless the caller is root/sudo or a role allows them.
-		policies, setPolicies := d.GetOk("policies")
-		pols := slices.Clone(policies.([]string))
-		for i := range pols {
-			pols[i] = normalizePolicyName(pols[i])
-		}
-		noDefault := d.Bool("no_default_policy") || (role != nil && role.NoDefaultPolicy)
 		switch {
-		case role != nil:
-			if !setPolicies || len(pols) == 0 {
-				pols = slices.Clone(role.AllowedPolicies)
+		case mode == createOrphan:
+			te.Parent = ""
+		case role != nil: // the role alone decides
+			if role.Orphan {
+				te.Parent = ""
 			}
-			for _, p := range pols {
-				if len(role.AllowedPolicies) > 0 && !slices.Contains(role.AllowedPolicies, p) && p != "default" {
-					return nil, logical.BadRequest("token policies (%v) must be subset of the role's allowed policies (%v)", pols, role.AllowedPolicies)
-				}
-				if slices.Contains(role.DisallowedPolicies, p) {
-					return nil, logical.BadRequest("token policy %q is disallowed by the role", p)
-				}
+		case d.Bool("no_parent"):
+			if !sudo {
+				return nil, logical.BadRequest("only a root token or a caller with sudo may set no_parent; auth/token/create-orphan makes orphans under its own ACL")
 			}
-			if len(role.AllowedPolicies) == 0 && !sudo {
-				for _, p := range pols {
-					if p != "default" && !slices.Contains(parent.Policies, p) {
-						return nil, logical.BadRequest("child policies must be subset of parent")
-					}
-				}
-			}
-			if role.Period > 0 {
-				te.Period = role.Period
-			}
-			if role.ExplicitMaxTTL > 0 && (te.ExplicitMaxTTL == 0 || role.ExplicitMaxTTL < te.ExplicitMaxTTL) {
-				te.ExplicitMaxTTL = role.ExplicitMaxTTL
-			}
+			te.Parent = ""
+		}
+		if role != nil {
+			te.Role = role.Name
 			if !role.Renewable {
 				te.Renewable = false
 			}
 			if role.NumUses > 0 && (te.NumUses == 0 || role.NumUses < te.NumUses) {
 				te.NumUses = role.NumUses
 			}
-			te.Role = role.Name
 			if role.PathSuffix != "" {
 				te.Path += "/" + role.PathSuffix
 			}
-		case !setPolicies || len(pols) == 0:
-			pols = slices.Clone(parent.Policies)
-		default:
-			if !parent.isRoot() && !sudo {
-				for _, p := range pols {
-					if p == "default" {
-						continue
-					}
-					if !slices.Contains(parent.Policies, p) {
-						return nil, logical.BadRequest("child policies must be subset of parent")
-					}
-				}
+			// A role's limits bind: where both the request and the role
+			// set one, the lesser holds.
+			if role.ExplicitMaxTTL > 0 && (explicitMax == 0 || role.ExplicitMaxTTL < explicitMax) {
+				explicitMax = role.ExplicitMaxTTL
+			}
+			if role.Period > 0 && (period == 0 || role.Period < period) {
+				period = role.Period
 			}
 		}
+		te.ExplicitMaxTTL, te.Period = explicitMax, period
+
+		pols, err := tokenPolicies(d, role, parent, sudo)
+		if err != nil {
+			return nil, err
+		}
 		if slices.Contains(pols, "root") && !parent.isRoot() {
-			return nil, logical.BadRequest("root tokens may only be created by a root token")
-		}
-		if !noDefault && !slices.Contains(pols, "root") && !slices.Contains(pols, "default") {
-			pols = append(pols, "default")
-		}
-		if noDefault {
-			pols = slices.DeleteFunc(pols, func(p string) bool { return p == "default" })
+			return nil, logical.BadRequest("only a root token can create a root token")
 		}
 		te.Policies = pols
 
-		// Lifetime.
-		ttl := d.Duration("ttl")
-		if ttl == 0 {
-			ttl = d.Duration("lease")
-		}
+		// Lifetime: the period for a periodic token, else the requested TTL
+		// or the mount default, within the mount maximum; always within the
+		// explicit maximum. A root token asked for no TTL never expires.
 		sys := b.core.tokenMountSystemView()
 		switch {
-		case te.Period > 0:
-			ttl = te.Period
-		case ttl == 0 && slices.Contains(pols, "root") && te.ExplicitMaxTTL == 0:
-			// A root token without a TTL never expires, as in Vault.
+		case period > 0:
+			ttl = period
+		case ttl == 0 && slices.Contains(pols, "root"):
 		case ttl == 0:
 			ttl = sys.DefaultLeaseTTL()
 		}
+		var warnings []string
+		if period == 0 && ttl > sys.MaxLeaseTTL() {
+			warnings = append(warnings, fmt.Sprintf("the TTL asked for is longer than the maximum of %s: the token gets %[1]s", sys.MaxLeaseTTL()))
+			ttl = sys.MaxLeaseTTL()
+		}
+		if explicitMax > 0 && (ttl == 0 || ttl > explicitMax) {
+			ttl = explicitMax
+		}
+		if ttl == 0 && !parent.ExpireTime.IsZero() {
+			return nil, logical.BadRequest("a token that expires cannot create a root token that never expires")
+		}
+		if te.Parent != "" {
+			depth, err := b.ts().depth(ctx, parent)
+			if err != nil {
+				return nil, err
+			}
+			if depth >= maxTokenDepth {
+				return nil, logical.BadRequest("the creating token is %d tokens deep, the most a chain may hold: create an orphan instead", depth)
+			}
+		}
 		if ttl > 0 {
-			if te.Period == 0 && ttl > sys.MaxLeaseTTL() {
-				ttl = sys.MaxLeaseTTL()
-			}
-			if te.ExplicitMaxTTL > 0 && ttl > te.ExplicitMaxTTL {
-				ttl = te.ExplicitMaxTTL
-			}
 			// A child never outlives a parent that expires.
-			if !parent.ExpireTime.IsZero() && te.Parent != "" && now.Add(ttl).After(parent.ExpireTime) {
+			if te.Parent != "" && !parent.ExpireTime.IsZero() && now.Add(ttl).After(parent.ExpireTime) {
 				ttl = parent.ExpireTime.Sub(now)
 			}
 			te.CreationTTL = ttl
@@ -339,13 +428,84 @@ func (b *tokenBackend) create(orphanPath, rolePath bool) fw.OperationFunc {
 		if err := b.ts().create(ctx, te); err != nil {
 			return nil, err
 		}
-		return &logical.Response{Auth: te.auth(now)}, nil
+		resp := &logical.Response{Auth: te.auth(now), Warnings: warnings}
+		for _, p := range te.Policies {
+			if p == "root" {
+				continue
+			}
+			if pol, err := b.core.policies.get(ctx, p); err == nil && pol == nil {
+				resp.AddWarning(fmt.Sprintf("policy %q does not exist yet: the token gains nothing from it until it is written", p))
+			}
+		}
+		return resp, nil
 	}
 }
 
+// tokenPolicies decides a new token's policies. A role that lists allowed
+// or disallowed policies decides alone: requested policies must be among
+// its allowed ones (all of them by default) and none may be disallowed.
+// Otherwise a token gets the policies requested, or its parent's; a caller
+// without root or sudo may only hand out policies it holds itself.
+func tokenPolicies(d *fw.FieldData, role *tokenRole, parent *TokenEntry, sudo bool) ([]string, error) {
+	requested := policyNames(d.Strings("policies"))
+	noDefault := d.Bool("no_default_policy") || (role != nil && role.NoDefaultPolicy)
+	addDefault := false
+	var pols []string
+	switch {
+	case role != nil && role.restrictsPolicies():
+		addDefault = !noDefault && !role.disallows("default")
+		pols = requested
+		switch {
+		case len(role.AllowedPolicies) == 0 && len(role.AllowedPoliciesGlob) == 0:
+			if len(pols) == 0 {
+				pols = slices.Clone(parent.Policies)
+			}
+		case len(pols) == 0:
+			pols = slices.Clone(role.AllowedPolicies)
+		default:
+			for _, p := range pols {
+				if p == "default" && addDefault {
+					continue
+				}
+				if !role.allows(p) {
+					return nil, logical.BadRequest("policy %q is not among the role's allowed policies", p)
+				}
+			}
+		}
+		if addDefault && !slices.Contains(pols, "default") {
+			pols = append(pols, "default")
+		}
+		for _, p := range pols {
+			if role.disallows(p) {
+				return nil, logical.BadRequest("policy %q is disallowed by the role", p)
+			}
+		}
+	case len(requested) == 0:
+		pols = slices.Clone(parent.Policies)
+	case !sudo:
+		for _, p := range requested {
+			if !slices.Contains(parent.Policies, p) {
+				return nil, logical.BadRequest("policy %q is not held by the creating token: a child's policies must be a subset of its parent's", p)
+			}
+		}
+		pols = requested
+		addDefault = !noDefault && slices.Contains(parent.Policies, "default")
+	default:
+		pols = requested
+		addDefault = !noDefault
+	}
+	if addDefault && !slices.Contains(pols, "root") && !slices.Contains(pols, "default") {
+		pols = append(pols, "default")
+	}
+	if noDefault {
+		pols = slices.DeleteFunc(pols, func(p string) bool { return p == "default" })
+	}
+	sort.Strings(pols)
+	return slices.Compact(pols), nil
+}
+
 // lookupData is the data block of token lookups.
-func lookupData(te *TokenEntry, withID bool) map[string]any {
-	now := time.Now()
+func lookupData(te *TokenEntry, withID bool, now time.Time) map[string]any {
 	var expire any
 	if !te.ExpireTime.IsZero() {
 		expire = te.ExpireTime.UTC().Format(time.RFC3339Nano)
@@ -394,7 +554,7 @@ func (b *tokenBackend) lookup(ctx context.Context, req *logical.Request, d *fw.F
 	if te == nil {
 		return nil, logical.Errorf(403, "bad token")
 	}
-	return &logical.Response{Data: lookupData(te, true)}, nil
+	return &logical.Response{Data: lookupData(te, true, b.ts().now())}, nil
 }
 
 func (b *tokenBackend) lookupSelf(ctx context.Context, req *logical.Request, _ *fw.FieldData) (*logical.Response, error) {
@@ -402,7 +562,7 @@ func (b *tokenBackend) lookupSelf(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: lookupData(te, true)}, nil
+	return &logical.Response{Data: lookupData(te, true, b.ts().now())}, nil
 }
 
 func (b *tokenBackend) lookupAccessor(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -417,15 +577,19 @@ func (b *tokenBackend) lookupAccessor(ctx context.Context, req *logical.Request,
 	if te == nil {
 		return nil, logical.BadRequest("invalid accessor")
 	}
-	return &logical.Response{Data: lookupData(te, false)}, nil
+	return &logical.Response{Data: lookupData(te, false, b.ts().now())}, nil
 }
 
 func (b *tokenBackend) renewEntry(ctx context.Context, te *TokenEntry, d *fw.FieldData) (*logical.Response, error) {
-	renewed, err := b.ts().renew(ctx, te, d.Duration("increment"))
+	increment, err := durationField(d, "increment")
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Auth: renewed.auth(time.Now())}, nil
+	renewed, err := b.ts().renew(ctx, te, increment)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Auth: renewed.auth(b.ts().now())}, nil
 }
 
 func (b *tokenBackend) renew(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -500,7 +664,7 @@ func (b *tokenBackend) revokeOrphan(ctx context.Context, req *logical.Request, d
 func (b *tokenBackend) listAccessors(ctx context.Context, req *logical.Request, _ *fw.FieldData) (*logical.Response, error) {
 	var keys []string
 	err := b.ts().walk(ctx, func(_ string, te *TokenEntry) error {
-		if !te.expired(time.Now()) {
+		if !te.expired(b.ts().now()) {
 			keys = append(keys, te.Accessor)
 		}
 		return nil
@@ -534,11 +698,15 @@ func (b *tokenBackend) writeRole(ctx context.Context, req *logical.Request, d *f
 	if _, err := getJSONFrom(ctx, b.ts().view, tokenRolePrefix+name, &role); err != nil {
 		return nil, err
 	}
-	if v, ok := d.GetOk("allowed_policies"); ok {
-		role.AllowedPolicies = v.([]string)
-	}
-	if v, ok := d.GetOk("disallowed_policies"); ok {
-		role.DisallowedPolicies = v.([]string)
+	for f, to := range map[string]*[]string{
+		"allowed_policies":         &role.AllowedPolicies,
+		"disallowed_policies":      &role.DisallowedPolicies,
+		"allowed_policies_glob":    &role.AllowedPoliciesGlob,
+		"disallowed_policies_glob": &role.DisallowedPoliciesGlob,
+	} {
+		if v, ok := d.GetOk(f); ok {
+			*to = policyNames(v.([]string))
+		}
 	}
 	if v, ok := d.GetOk("orphan"); ok {
 		role.Orphan = v.(bool)
@@ -553,28 +721,60 @@ func (b *tokenBackend) writeRole(ctx context.Context, req *logical.Request, d *f
 		}
 	}
 	for _, f := range []string{"explicit_max_ttl", "token_explicit_max_ttl"} {
-		if v, ok := d.GetOk(f); ok {
-			role.ExplicitMaxTTL = v.(time.Duration)
+		if _, ok := d.Raw[f]; ok {
+			v, err := durationField(d, f)
+			if err != nil {
+				return nil, err
+			}
+			role.ExplicitMaxTTL = v
 		}
 	}
 	for _, f := range []string{"period", "token_period"} {
-		if v, ok := d.GetOk(f); ok {
-			role.Period = v.(time.Duration)
+		if _, ok := d.Raw[f]; ok {
+			v, err := durationField(d, f)
+			if err != nil {
+				return nil, err
+			}
+			role.Period = v
 		}
 	}
 	if v, ok := d.GetOk("token_type"); ok {
-		if t := v.(string); t != "" && t != "service" && t != "default" {
+		switch t := v.(string); t {
+		case "", "default", "default-service":
+			role.TokenType = "default-service"
+		case "service":
+			role.TokenType = t
+		default:
 			return nil, logical.BadRequest("token_type %q is not supported: Arca issues service tokens", t)
 		}
-		role.TokenType = v.(string)
+	}
+	for _, f := range []string{"token_bound_cidrs", "bound_cidrs"} {
+		// Accepting it without enforcing it would promise a restriction
+		// that does not hold.
+		if v, ok := d.GetOk(f); ok && len(v.([]string)) > 0 {
+			return nil, logical.BadRequest("%s is not supported: Arca cannot bind tokens to addresses", f)
+		}
 	}
 	if v, ok := d.GetOk("token_no_default_policy"); ok {
 		role.NoDefaultPolicy = v.(bool)
 	}
 	if v, ok := d.GetOk("token_num_uses"); ok {
-		role.NumUses = v.(int)
+		if role.NumUses = v.(int); role.NumUses < 0 {
+			return nil, logical.BadRequest("token_num_uses must not be negative")
+		}
 	}
 	return nil, putJSONTo(ctx, b.ts().view, tokenRolePrefix+name, role)
+}
+
+// policyNames normalises a list of policy names, dropping empty ones.
+func policyNames(names []string) []string {
+	out := make([]string, 0, len(names))
+	for _, n := range names {
+		if n = normalizePolicyName(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (b *tokenBackend) deleteRole(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -585,7 +785,7 @@ func (b *tokenBackend) tidy(ctx context.Context, req *logical.Request, _ *fw.Fie
 	if err := b.ts().tidy(ctx); err != nil {
 		return nil, err
 	}
-	return &logical.Response{Warnings: []string{"Tidy operation successfully completed."}}, nil
+	return &logical.Response{Warnings: []string{"tidy done: spent and expired tokens, and tokens whose parent is gone, were revoked"}}, nil
 }
 
 // listResponse is the response of a list: keys, or 404 when there are none.

@@ -2,10 +2,12 @@ package core
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -80,8 +82,19 @@ type tokenStore struct {
 	core *Core
 	view storage.Storage
 
-	mu    sync.RWMutex
-	cache map[string]*TokenEntry // by token ID
+	mu        sync.RWMutex
+	cache     map[string]*TokenEntry // by token ID
+	evictions uint64                 // revocations so far, to keep stale reads out of the cache
+
+	// entryLocks serialise every read-modify-write of a stored entry (a
+	// use, a renewal, orphaning, revocation), so no write is based on a
+	// stale copy and a revoked entry is never written back. An entry's
+	// lock is chosen by its hash: writes to different tokens rarely wait
+	// for each other.
+	entryLocks [256]sync.Mutex
+
+	// now is the clock token lifetimes are measured against.
+	now func() time.Time
 
 	tidyStop chan struct{}
 	tidyDone chan struct{}
@@ -103,7 +116,7 @@ const (
 const tokenIDPrefixStr = "hvs."
 
 func newTokenStore(c *Core, v storage.Storage) *tokenStore {
-	return &tokenStore{core: c, view: v, cache: make(map[string]*TokenEntry)}
+	return &tokenStore{core: c, view: v, cache: make(map[string]*TokenEntry), now: time.Now}
 }
 
 // countTokens sets the core's token gauge from storage, once on unseal;
@@ -125,7 +138,7 @@ func (ts *tokenStore) createRoot(ctx context.Context) (string, error) {
 		Policies:     []string{"root"},
 		DisplayName:  "root",
 		Path:         "auth/token/root",
-		CreationTime: time.Now().UTC(),
+		CreationTime: ts.now().UTC(),
 	}
 	if err := ts.create(ctx, te); err != nil {
 		return "", err
@@ -145,7 +158,7 @@ func (c *Core) CreateRootToken(ctx context.Context, id string) (string, error) {
 		Policies:     []string{"root"},
 		DisplayName:  "root",
 		Path:         "auth/token/root",
-		CreationTime: time.Now().UTC(),
+		CreationTime: c.tokens.now().UTC(),
 	}
 	if err := c.tokens.create(ctx, te); err != nil {
 		return "", err
@@ -212,6 +225,9 @@ func (ts *tokenStore) load(ctx context.Context, id string) (*TokenEntry, error) 
 }
 
 func (ts *tokenStore) loadByHash(ctx context.Context, h string) (*TokenEntry, error) {
+	ts.mu.RLock()
+	evictions := ts.evictions
+	ts.mu.RUnlock()
 	te := new(TokenEntry)
 	found, err := getJSONFrom(ctx, ts.view, tokenIDPrefix+h, te)
 	if err != nil {
@@ -223,28 +239,114 @@ func (ts *tokenStore) loadByHash(ctx context.Context, h string) (*TokenEntry, er
 	ts.mu.Lock()
 	if cached, ok := ts.cache[te.ID]; ok {
 		te = cached
-	} else {
+	} else if ts.evictions == evictions {
+		// Cache what was read only if no token was revoked meanwhile: the
+		// read may predate that revocation, and a cached copy would
+		// outlive it.
 		ts.cache[te.ID] = te
 	}
 	ts.mu.Unlock()
 	return te, nil
 }
 
+// entryLock returns the lock of the entry whose ID hashes to h.
+func (ts *tokenStore) entryLock(h string) *sync.Mutex {
+	b, _ := strconv.ParseUint(h[:2], 16, 8) // h is hex: its first byte picks the lock
+	return &ts.entryLocks[b]
+}
+
+// maxTokenDepth bounds a chain of tokens, and so the walk up a token's
+// parents on each request. Real chains are short; no token is created
+// deeper, and the walk stops there in case stored parents ever loop.
+const maxTokenDepth = 256
+
 // lookup returns the live entry for id, or nil when the token is unknown,
-// revoked or expired. An expired token is revoked in the background.
+// revoked, spent or expired, or when any token above it is. A token found
+// expired, or cut off from a parent that is gone, is revoked with its
+// children before lookup returns, cubbyholes included.
 func (ts *tokenStore) lookup(ctx context.Context, id string) (*TokenEntry, error) {
+	return ts.lookupLive(ctx, id, false)
+}
+
+// lastUseKey marks the context of a request that spent the last use of a
+// token; its value is that token's ID.
+type lastUseKey struct{}
+
+// lookupInFlight is lookup for the token of the request being served: it
+// also returns the token whose last use this very request spent (as ctx
+// records), so the request still completes; the core revokes the token
+// after it. Any other spent token is refused as lookup refuses it.
+func (ts *tokenStore) lookupInFlight(ctx context.Context, id string) (*TokenEntry, error) {
+	spent, _ := ctx.Value(lastUseKey{}).(string)
+	return ts.lookupLive(ctx, id, spent != "" && subtle.ConstantTimeCompare([]byte(spent), []byte(id)) == 1)
+}
+
+func (ts *tokenStore) lookupLive(ctx context.Context, id string, allowSpent bool) (*TokenEntry, error) {
 	te, err := ts.load(ctx, id)
 	if err != nil || te == nil {
 		return nil, err
 	}
-	if te.expired(time.Now()) {
-		go ts.revokeTree(context.Background(), te.ID)
-		return nil, nil
+	if te.NumUses < 0 && !allowSpent {
+		return nil, nil // spent: the request that spent it revokes it
 	}
-	if te.NumUses < 0 { // exhausted, revocation pending
+	ok, stale, err := ts.vet(ctx, te, ts.now())
+	if err != nil {
+		return nil, err
+	}
+	if stale != "" {
+		if err := ts.revokeTree(context.WithoutCancel(ctx), stale); err != nil {
+			ts.core.logger.Warn("revoking an expired token failed", "error", err)
+		}
+	}
+	if !ok {
 		return nil, nil
 	}
 	return te, nil
+}
+
+// vet walks from te up through its parents, all of which must be alive for
+// te to be used: none expired, spent or revoked. Parents come from the
+// cache, so on the hot path each step is a map lookup. When te or a token
+// above it has expired, or a parent is gone (a revocation that stopped
+// part-way), stale is the ID of the token whose tree should be revoked.
+func (ts *tokenStore) vet(ctx context.Context, te *TokenEntry, now time.Time) (ok bool, stale string, err error) {
+	cur := te
+	for depth := 0; ; depth++ {
+		if cur.expired(now) {
+			return false, cur.ID, nil
+		}
+		if cur != te && cur.NumUses < 0 {
+			return false, "", nil
+		}
+		if cur.Parent == "" {
+			return true, "", nil
+		}
+		if depth == maxTokenDepth {
+			ts.core.logger.Warn("refusing a token whose chain of parents is too long", "accessor", te.Accessor)
+			return false, "", nil
+		}
+		parent, err := ts.load(ctx, cur.Parent)
+		if err != nil {
+			return false, "", err
+		}
+		if parent == nil {
+			return false, cur.ID, nil
+		}
+		cur = parent
+	}
+}
+
+// depth counts the tokens from te up to the top of its chain, te included.
+func (ts *tokenStore) depth(ctx context.Context, te *TokenEntry) (int, error) {
+	n := 1
+	for ; te.Parent != "" && n <= maxTokenDepth; n++ {
+		parent, err := ts.load(ctx, te.Parent)
+		if err != nil || parent == nil {
+			return n, err
+		}
+		te = parent
+	}
+	return n, nil
 }
 
 func (ts *tokenStore) lookupAccessor(ctx context.Context, accessor string) (*TokenEntry, error) {
@@ -259,42 +361,56 @@ func (ts *tokenStore) lookupAccessor(ctx context.Context, accessor string) (*Tok
 	return ts.lookup(ctx, rec.ID)
 }
 
-// replace stores an updated copy of an entry.
-func (ts *tokenStore) replace(ctx context.Context, te *TokenEntry) error {
-	e := mustJSONEntry(tokenIDPrefix+hashID(te.ID), te)
-	if err := ts.view.Put(ctx, e); err != nil {
-		return err
-	}
-	ts.mu.Lock()
-	ts.cache[te.ID] = te
-	ts.mu.Unlock()
-	return nil
-}
-
-// use counts one use of a token with a use limit and reports whether that
-// was its last, in which case the caller revokes it after the request.
-func (ts *tokenStore) use(ctx context.Context, te *TokenEntry) (last bool, err error) {
-	if te.NumUses == 0 {
-		return false, nil
-	}
-	ts.mu.Lock()
-	cur := ts.cache[te.ID]
-	if cur == nil {
-		cur = te
-	}
-	if cur.NumUses <= 0 {
-		ts.mu.Unlock()
-		return false, logical.ErrPermissionDenied
+// update changes the stored entry for id: change edits a copy, which is
+// then stored and cached. The read and the write happen under the entry's
+// lock, so concurrent updates never undo each other. It returns nil,
+// without calling change, when the token no longer exists.
+func (ts *tokenStore) update(ctx context.Context, id string, change func(te *TokenEntry) error) (*TokenEntry, error) {
+	lock := ts.entryLock(hashID(id))
+	lock.Lock()
+	defer lock.Unlock()
+	cur, err := ts.load(ctx, id)
+	if err != nil || cur == nil {
+		return nil, err
 	}
 	next := *cur
-	next.NumUses--
-	if next.NumUses == 0 {
-		next.NumUses = -1 // spent: refused from now on
-		last = true
+	if err := change(&next); err != nil {
+		return nil, err
 	}
-	ts.cache[te.ID] = &next
+	if err := ts.view.Put(ctx, mustJSONEntry(tokenIDPrefix+hashID(next.ID), &next)); err != nil {
+		return nil, fmt.Errorf("storing the token: %w", err)
+	}
+	ts.mu.Lock()
+	ts.cache[next.ID] = &next
 	ts.mu.Unlock()
-	return last, ts.replace(ctx, &next)
+	return &next, nil
+}
+
+// use consumes one use of a limited-use token, before the request it
+// authorises runs. The count is read and decremented in one update and
+// stored in one write, so concurrent requests can never spend the same use
+// twice: of n requests racing for a token's last use exactly one wins.
+// last reports that this was the final use; the caller revokes the token
+// once its request is done.
+func (ts *tokenStore) use(ctx context.Context, id string) (last bool, err error) {
+	te, err := ts.update(ctx, id, func(te *TokenEntry) error {
+		if te.NumUses < 0 {
+			return logical.ErrPermissionDenied
+		}
+		te.NumUses--
+		if te.NumUses == 0 {
+			te.NumUses = -1 // spent: refused from now on
+			last = true
+		}
+		return nil
+	})
+	if err != nil {
+		return false, err
+	}
+	if te == nil {
+		return false, logical.ErrPermissionDenied // revoked meanwhile
+	}
+	return last, nil
 }
 
 // revokeTree revokes a token and every token below it.
@@ -315,8 +431,16 @@ func (ts *tokenStore) revokeHashTree(ctx context.Context, h string) error {
 	return ts.revokeOne(ctx, h)
 }
 
-// revokeOne deletes a single token and its indexes.
+// revokeOne deletes a single token, its indexes and its cubbyhole. The
+// cubbyhole goes first: if destroying it fails, the token is still there
+// and the revocation can be retried.
 func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
+	if err := ts.core.destroyCubbyhole(ctx, h); err != nil {
+		return fmt.Errorf("destroying the token's cubbyhole: %w", err)
+	}
+	lock := ts.entryLock(h)
+	lock.Lock()
+	defer lock.Unlock()
 	te := new(TokenEntry)
 	found, err := getJSONFrom(ctx, ts.view, tokenIDPrefix+h, te)
 	if err != nil {
@@ -335,11 +459,9 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if err := storage.Apply(ctx, ts.view, ops); err != nil {
 		return err
 	}
-	if err := ts.core.destroyCubbyhole(ctx, h); err != nil {
-		ts.core.logger.Warn("destroying a revoked token's cubbyhole failed", "accessor", te.Accessor, "error", err)
-	}
 	ts.mu.Lock()
 	delete(ts.cache, te.ID)
+	ts.evictions++
 	ts.mu.Unlock()
 	ts.core.tokenCount.Add(-1)
 	return nil
@@ -359,9 +481,10 @@ func (ts *tokenStore) revokeOrphan(ctx context.Context, id string) error {
 			return err
 		}
 		if te != nil {
-			orphan := *te
-			orphan.Parent = ""
-			if err := ts.replace(ctx, &orphan); err != nil {
+			if _, err := ts.update(ctx, te.ID, func(te *TokenEntry) error {
+				te.Parent = ""
+				return nil
+			}); err != nil {
 				return err
 			}
 		}
@@ -407,14 +530,18 @@ func (ts *tokenStore) walk(ctx context.Context, fn func(h string, te *TokenEntry
 	return nil
 }
 
-// tidy revokes expired and spent tokens.
+// tidy revokes spent and expired tokens, and those whose parent is gone.
 func (ts *tokenStore) tidy(ctx context.Context) error {
-	now := time.Now()
+	now := ts.now()
 	return ts.walk(ctx, func(h string, te *TokenEntry) error {
-		if te.expired(now) || te.NumUses < 0 {
+		if te.NumUses < 0 {
 			return ts.revokeHashTree(ctx, h)
 		}
-		return nil
+		_, stale, err := ts.vet(ctx, te, now)
+		if err != nil || stale == "" {
+			return err
+		}
+		return ts.revokeTree(ctx, stale)
 	})
 }
 
@@ -447,8 +574,8 @@ func (ts *tokenStore) stopTidy() {
 	}
 }
 
-// renew extends a token's lifetime by increment (0: its creation TTL),
-// within its maximum.
+// renew extends a token's lifetime by increment (0: its creation TTL; a
+// periodic token always gets its period), never past its maximum.
 func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.Duration) (*TokenEntry, error) {
 	if te.ExpireTime.IsZero() {
 		return te, nil // never expires: nothing to renew
@@ -456,23 +583,28 @@ func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.
 	if !te.Renewable {
 		return nil, logical.BadRequest("token is not renewable")
 	}
-	now := time.Now().UTC()
-	ttl := increment
-	if te.Period > 0 {
-		ttl = te.Period
-	} else if ttl <= 0 {
-		ttl = te.CreationTTL
-	}
-	expire := now.Add(ttl)
-	if max := ts.maxExpire(te); !max.IsZero() && expire.After(max) {
-		expire = max
-	}
-	next := *te
-	next.ExpireTime = expire
-	if err := ts.replace(ctx, &next); err != nil {
+	renewed, err := ts.update(ctx, te.ID, func(te *TokenEntry) error {
+		now := ts.now().UTC()
+		ttl := increment
+		if te.Period > 0 {
+			ttl = te.Period
+		} else if ttl <= 0 {
+			ttl = te.CreationTTL
+		}
+		expire := now.Add(ttl)
+		if max := ts.maxExpire(te); !max.IsZero() && expire.After(max) {
+			expire = max
+		}
+		te.ExpireTime = expire
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	return &next, nil
+	if renewed == nil {
+		return nil, logical.BadRequest("token was revoked")
+	}
+	return renewed, nil
 }
 
 // maxExpire is the latest a token may live: its explicit max TTL, and for

@@ -442,35 +442,6 @@ func TestPolicyWithUnenforcedFieldsRefused(t *testing.T) {
 	}
 }
 
-// A cubbyhole lives only as long as its token: a token issued later with
-// the same ID finds it empty. (Wrapped responses that expire unused are
-// removed this way.)
-func TestCubbyholeDestroyedWithToken(t *testing.T) {
-	addr, root := servertest.StartDev(t)
-	c := newClient(t, addr, root)
-	create := func() {
-		t.Helper()
-		if _, err := c.Auth().Token().Create(&vault.TokenCreateRequest{ID: "hvs.cubbyholeowner", Policies: []string{"default"}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	create()
-	owner := newClient(t, addr, "hvs.cubbyholeowner")
-	if _, err := owner.Logical().Write("cubbyhole/notes/a", map[string]any{"v": "private"}); err != nil {
-		t.Fatal(err)
-	}
-	if s, err := owner.Logical().Read("cubbyhole/notes/a"); err != nil || s == nil || s.Data["v"] != "private" {
-		t.Fatalf("cubbyhole read = %v, %v", s, err)
-	}
-	if err := c.Auth().Token().RevokeTree("hvs.cubbyholeowner"); err != nil {
-		t.Fatal(err)
-	}
-	create()
-	if s, err := owner.Logical().Read("cubbyhole/notes/a"); err != nil || s != nil {
-		t.Fatalf("a revoked token's cubbyhole survived: %v, %v", s, err)
-	}
-}
-
 // Concurrent unwraps of one wrapping token: exactly one gets the response.
 func TestConcurrentUnwrapServesOnce(t *testing.T) {
 	addr, root := servertest.StartDev(t)
