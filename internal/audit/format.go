@@ -176,7 +176,7 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 	}
 	if in.Err != nil {
 		msg := in.Err.Error()
-		if _, secret, isAccessor := splitPathSecret(in.Path); secret != "" && hashesSecret(isAccessor, enc, accessor) {
+		if _, secret, isAccessor := logical.SplitPathToken(in.Path); secret != "" && hashesSecret(isAccessor, enc, accessor) {
 			// An error may quote the path ("no handler for route ...").
 			msg = strings.ReplaceAll(msg, secret, h.Hash(secret))
 		}
@@ -191,32 +191,6 @@ func (f formatter) entry(b []byte, typ string, in *Input, h *Hasher) ([]byte, er
 		b = append(append(b[:start], x...), '\n')
 	}
 	return b, nil
-}
-
-// pathSecrets are the paths that end in a token or an accessor, which
-// the path member must not carry in plaintext any more than client_token.
-var pathSecrets = []struct {
-	prefix   string
-	accessor bool
-}{
-	{"auth/token/lookup/", false},
-	{"auth/token/renew/", false},
-	{"auth/token/revoke/", false},
-	{"auth/token/revoke-orphan/", false},
-	{"auth/token/lookup-accessor/", true},
-	{"auth/token/revoke-accessor/", true},
-}
-
-// splitPathSecret splits a path that ends in a token or an accessor into
-// the part before it and the secret. The prefix matches in any case, so a
-// mistyped path that routes nowhere does not write the token either.
-func splitPathSecret(path string) (prefix, secret string, isAccessor bool) {
-	for _, p := range pathSecrets {
-		if len(path) > len(p.prefix) && strings.EqualFold(path[:len(p.prefix)], p.prefix) {
-			return path[:len(p.prefix)], path[len(p.prefix):], p.accessor
-		}
-	}
-	return path, "", false
 }
 
 // hashesSecret reports whether a token (or, with isAccessor, an accessor)
@@ -270,7 +244,7 @@ func (f formatter) appendCommon(e *object, in *Input, enc, accessor valueEncoder
 	r.key("namespace")
 	r.b = append(r.b, `{"id":"root"}`...)
 	path := in.Path
-	if prefix, secret, isAccessor := splitPathSecret(in.Path); secret != "" && hashesSecret(isAccessor, enc, accessor) {
+	if prefix, secret, isAccessor := logical.SplitPathToken(in.Path); secret != "" && hashesSecret(isAccessor, enc, accessor) {
 		path = prefix + enc.h.Hash(secret)
 	}
 	r.key("path")

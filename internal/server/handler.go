@@ -107,7 +107,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	d := h.core.CheckRateLimit(path, r.RemoteAddr)
 	setRateLimitHeaders(w, d)
 	if !d.Allowed {
-		h.logger.Warn("request refused by a rate limit quota", "quota", d.Quota, "path", path, "remote_address", r.RemoteAddr)
+		h.logger.Warn("request refused by a rate limit quota", "quota", d.Quota, "path", logical.RedactPathToken(path), "remote_address", r.RemoteAddr)
 		writeRateLimited(w, path, d)
 		return
 	}
@@ -239,7 +239,7 @@ func (h *Handler) handleLogical(w http.ResponseWriter, r *http.Request, path str
 		err = logical.Errorf(http.StatusServiceUnavailable, "the request took longer than the %s limit (max_request_duration)", h.maxRequestDuration)
 	}
 	if h.logger.Enabled(ctx, slog.LevelDebug) {
-		h.logger.Debug("request", "request_id", req.ID, "method", r.Method, "path", path,
+		h.logger.Debug("request", "request_id", req.ID, "method", r.Method, "path", logical.RedactPathToken(path),
 			"operation", string(req.Operation), "status", logical.StatusOf(err), "duration", time.Since(start), "remote_address", r.RemoteAddr)
 	}
 	h.respond(w, r, req, path, resp, err)
@@ -439,7 +439,7 @@ func (h *Handler) writeRequestError(w http.ResponseWriter, r *http.Request, requ
 		if requestID == "" {
 			requestID = uuid.NewString()
 		}
-		h.logger.Error("request failed", "request_id", requestID, "method", r.Method, "path", r.URL.Path, "error", err)
+		h.logger.Error("request failed", "request_id", requestID, "method", r.Method, "path", logical.RedactPathToken(strings.TrimPrefix(r.URL.Path, "/v1/")), "error", err)
 		writeErrors(w, status, fmt.Sprintf("internal error; the server log has details under request_id %s", requestID))
 		return
 	}

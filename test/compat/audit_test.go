@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -566,5 +567,38 @@ func TestAuditSeal(t *testing.T) {
 		if e == nil || e.Auth.ClientToken != tokenHash {
 			t.Fatalf("no request entry for %s with the root token's HMAC in:\n%s", p, raw)
 		}
+	}
+}
+
+// TestServerLogRedactsTokensInPaths: a token that is part of a request's
+// path (auth/token/lookup/<token> and the like) never reaches the server
+// log, which records every request's path at debug level.
+func TestServerLogRedactsTokensInPaths(t *testing.T) {
+	var serverLog lockedBuffer
+	_, addr, root := servertest.StartDevServer(t, &serverLog)
+	c := newClient(t, addr, root)
+	child, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, acc := child.Auth.ClientToken, child.Auth.Accessor
+	for _, p := range []string{"auth/token/lookup/" + tok, "AUTH/TOKEN/LOOKUP/" + tok, "auth/token/lookup-accessor/" + acc} {
+		req, _ := http.NewRequest(http.MethodGet, addr+"/v1/"+p, nil)
+		req.Header.Set("X-Vault-Token", root)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	if _, err := c.Logical().Write("auth/token/revoke/"+tok, nil); err != nil {
+		t.Fatal(err)
+	}
+	logText := serverLog.String()
+	if !strings.Contains(logText, "auth/token/lookup/<redacted>") {
+		t.Fatalf("the server log has no redacted lookup path:\n%s", logText)
+	}
+	if strings.Contains(logText, tok) || strings.Contains(logText, acc) {
+		t.Fatal("the server log holds a token or accessor taken from a request path")
 	}
 }
