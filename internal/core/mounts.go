@@ -110,9 +110,9 @@ var protectedMounts = map[string]bool{"sys/": true, "auth/token/": true, "cubbyh
 
 func defaultMountEntries() []*MountEntry {
 	return []*MountEntry{
-		{Table: mountsTable, Path: "sys/", Type: "system", Description: "system endpoints used for control, policy and debugging"},
-		{Table: mountsTable, Path: "cubbyhole/", Type: "cubbyhole", Description: "per-token private secret storage", Local: true},
-		{Table: authTable, Path: "token/", Type: "token", Description: "token based credentials"},
+		{Table: mountsTable, Path: "sys/", Type: "system", Description: "Arca's own endpoints: seal, mounts, policies, audit and tokens' capabilities"},
+		{Table: mountsTable, Path: "cubbyhole/", Type: "cubbyhole", Description: "storage private to each token, destroyed with it", Local: true},
+		{Table: authTable, Path: "token/", Type: "token", Description: "Arca's token store"},
 	}
 }
 
