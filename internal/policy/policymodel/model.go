@@ -60,10 +60,13 @@ func New(policies ...Policy) *Model {
 			m.root = true
 		}
 		for _, r := range p.Rules {
-			mr := m.rules[r.Pattern]
+			// Policy text may spell a path with a leading '/'; request
+			// paths never have one.
+			pattern := strings.TrimPrefix(r.Pattern, "/")
+			mr := m.rules[pattern]
 			if mr == nil {
-				mr = &merged{pattern: r.Pattern, caps: map[string]bool{}}
-				m.rules[r.Pattern] = mr
+				mr = &merged{pattern: pattern, caps: map[string]bool{}}
+				m.rules[pattern] = mr
 			}
 			for _, c := range r.Caps {
 				mr.caps[c] = true
