@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"math/rand/v2"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -15,175 +13,6 @@ import (
 )
 
 var modelCases = flag.Int("acl-model-cases", 50_000, "decisions TestACLAgreesWithModel compares against the reference model")
-
-// chooser is the source of a generated case's choices: a seeded PRNG in
-// tests, the fuzzer's bytes in FuzzACLAgainstModel.
-type chooser interface{ intn(n int) int }
-
-type prng struct{ r *rand.Rand }
-
-func (p prng) intn(n int) int { return p.r.IntN(n) }
-
-// byteChooser reads choices from fuzz input; when the input runs out every
-// choice is 0, so any input is a complete case.
-type byteChooser struct{ b []byte }
-
-func (c *byteChooser) intn(n int) int {
-	if len(c.b) == 0 {
-		return 0
-	}
-	v := int(c.b[0]) % n
-	c.b = c.b[1:]
-	return v
-}
-
-func pick[T any](c chooser, xs []T) T { return xs[c.intn(len(xs))] }
-
-// The vocabularies are small so that generated patterns overlap and paths
-// miss them by one character, one segment or one slash.
-var (
-	patternSegs = []string{"a", "b", "ab", "+", "+", ""}
-	globTails   = []string{"a*", "ab*", "*", "+*", "b*"}
-	pathSegs    = []string{"a", "b", "ab", "abc", "ba", "", "+", "a*"}
-	capNames    = []string{"create", "read", "update", "patch", "delete", "list", "sudo"}
-	ops         = []string{"create", "read", "update", "patch", "delete", "list"}
-	paramNames  = []string{"x", "y", "X", "*"}
-	paramVals   = []any{"v", "w", "v*", "*v", "*", "*v*", "", 1, true, false, "1"}
-	dataNames   = []string{"x", "y", "X", "z"}
-	dataVals    = []any{"v", "w", "vw", "wv", "", "*", "1", json.Number("1"), true, false, nil,
-		[]any{"v", "w"}, []any{"v"}, []any{}, map[string]any{"v": "v"}}
-)
-
-func genPattern(c chooser) string {
-	n := 1 + c.intn(4)
-	segs := make([]string, n)
-	for i := range segs {
-		segs[i] = pick(c, patternSegs)
-	}
-	if c.intn(2) == 0 {
-		segs[n-1] = pick(c, globTails)
-	}
-	return strings.Join(segs, "/")
-}
-
-func genPath(c chooser) string {
-	n := 1 + c.intn(5)
-	segs := make([]string, n)
-	for i := range segs {
-		segs[i] = pick(c, pathSegs)
-	}
-	return strings.Join(segs, "/")
-}
-
-func genParams(c chooser, withStar bool) map[string][]any {
-	if c.intn(3) != 0 {
-		return nil
-	}
-	m := map[string][]any{}
-	for range 1 + c.intn(2) {
-		name := pick(c, paramNames)
-		if name == "*" && !withStar {
-			continue
-		}
-		vals := []any{}
-		for range c.intn(3) {
-			vals = append(vals, pick(c, paramVals))
-		}
-		m[name] = vals
-	}
-	return m
-}
-
-func genRule(c chooser) policymodel.Rule {
-	r := policymodel.Rule{Pattern: genPattern(c)}
-	if c.intn(8) == 0 {
-		r.Caps = []string{"deny"}
-	} else {
-		for _, name := range capNames {
-			if c.intn(2) == 0 {
-				r.Caps = append(r.Caps, name)
-			}
-		}
-	}
-	r.Allowed = genParams(c, true)
-	r.Denied = genParams(c, c.intn(4) == 0)
-	if c.intn(5) == 0 {
-		r.Required = []string{pick(c, []string{"x", "y"})}
-	}
-	return r
-}
-
-func genPolicies(c chooser) []policymodel.Policy {
-	ps := make([]policymodel.Policy, 1+c.intn(3))
-	for i := range ps {
-		ps[i].Name = fmt.Sprintf("p%d", i)
-		if c.intn(64) == 0 {
-			ps[i].Name = "root"
-		}
-		for range 1 + c.intn(5) {
-			ps[i].Rules = append(ps[i].Rules, genRule(c))
-		}
-	}
-	return ps
-}
-
-func genData(c chooser) map[string]any {
-	if c.intn(3) == 0 {
-		return nil
-	}
-	d := map[string]any{}
-	for range 1 + c.intn(3) {
-		d[pick(c, dataNames)] = pick(c, dataVals)
-	}
-	return d
-}
-
-// hclText renders a model policy as policy text.
-func hclText(p policymodel.Policy) string {
-	var b strings.Builder
-	for _, r := range p.Rules {
-		fmt.Fprintf(&b, "path %q {\n  capabilities = %s\n", r.Pattern, hclList(toAny(r.Caps)))
-		writeParams(&b, "allowed_parameters", r.Allowed)
-		writeParams(&b, "denied_parameters", r.Denied)
-		if r.Required != nil {
-			fmt.Fprintf(&b, "  required_parameters = %s\n", hclList(toAny(r.Required)))
-		}
-		b.WriteString("}\n")
-	}
-	return b.String()
-}
-
-func toAny(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
-}
-
-func writeParams(b *strings.Builder, key string, m map[string][]any) {
-	if m == nil {
-		return
-	}
-	fmt.Fprintf(b, "  %s = {\n", key)
-	for k, vs := range m {
-		fmt.Fprintf(b, "    %q = %s\n", k, hclList(vs))
-	}
-	b.WriteString("  }\n")
-}
-
-func hclList(vs []any) string {
-	parts := make([]string, len(vs))
-	for i, v := range vs {
-		switch t := v.(type) {
-		case string:
-			parts[i] = strconv.Quote(t)
-		default:
-			parts[i] = fmt.Sprint(t)
-		}
-	}
-	return "[" + strings.Join(parts, ", ") + "]"
-}
 
 var opCaps = map[string]policy.Capability{
 	"create": policy.Create, "read": policy.Read, "update": policy.Update,
@@ -202,7 +31,7 @@ func compile(tb testing.TB, ps []policymodel.Policy) compiled {
 	var parsed []*policy.Policy
 	var texts []string
 	for _, p := range ps {
-		text := hclText(p)
+		text := policymodel.HCL(p)
 		texts = append(texts, p.Name+":\n"+text)
 		pp, err := policy.Parse(p.Name, text)
 		if err != nil {
@@ -240,13 +69,13 @@ func (cp compiled) compare(tb testing.TB, op, path string, data map[string]any) 
 // TestACLAgreesWithModel compares the compiled ACL with the reference model
 // on random policies and requests. -acl-model-cases=1000000 runs a million.
 func TestACLAgreesWithModel(t *testing.T) {
-	c := prng{rand.New(rand.NewPCG(1, 2))}
+	g := policymodel.Generator{C: policymodel.Rand(1)}
 	const perToken = 32
 	cases, allowed, disagreements := 0, 0, 0
 	for cases < *modelCases && disagreements < 5 {
-		cp := compile(t, genPolicies(c))
+		cp := compile(t, g.Policies())
 		for range perToken {
-			agree, ok := cp.compare(t, pick(c, ops), genPath(c), genData(c))
+			agree, ok := cp.compare(t, g.Op(), g.Path(), g.Data())
 			if !agree {
 				disagreements++
 			}
@@ -263,10 +92,10 @@ func FuzzACLAgainstModel(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte("\x02\x01\x03\x00\x01\x01\x01\x01\x01\x01\x00\x04\x03\x02\x01"))
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		c := &byteChooser{raw}
-		cp := compile(t, genPolicies(c))
+		g := policymodel.Generator{C: policymodel.Bytes(raw)}
+		cp := compile(t, g.Policies())
 		for range 4 {
-			cp.compare(t, pick(c, ops), genPath(c), genData(c))
+			cp.compare(t, g.Op(), g.Path(), g.Data())
 		}
 	})
 }
