@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/storage"
@@ -261,6 +262,9 @@ func normalizeMountPath(p string) (string, error) {
 	p = strings.Trim(p, "/")
 	if p == "" {
 		return "", logical.BadRequest("mount path must not be empty")
+	}
+	if !utf8.ValidString(p) {
+		return "", logical.BadRequest("mount path %q is not valid UTF-8", p)
 	}
 	for _, seg := range strings.Split(p, "/") {
 		if seg == "" || seg == "." || seg == ".." {

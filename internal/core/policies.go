@@ -13,13 +13,34 @@ import (
 )
 
 // policyStore keeps ACL policies behind the barrier, with parsed policies
-// and compiled ACLs cached in memory. Any change clears the ACL cache.
+// and compiled ACLs cached in memory. Any change clears both caches' stale
+// entries and bumps gen, so a read or compile that started before the change
+// never stores its (possibly old) result afterwards.
 type policyStore struct {
 	view storage.Storage
 
+	// writeMu orders writes and deletes, so the cached parsed policy is
+	// always the one stored last.
+	writeMu sync.Mutex
+
 	mu     sync.RWMutex
+	gen    uint64 // incremented by every policy write or delete
 	parsed map[string]*policy.Policy
 	acls   map[string]*policy.ACL // by sorted, comma-joined policy names
+}
+
+// invalidate records a change to the named policy: its parsed form and
+// every compiled ACL are dropped, and work begun before now is not cached.
+func (ps *policyStore) invalidate(name string, p *policy.Policy) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.gen++
+	if p != nil {
+		ps.parsed[name] = p
+	} else {
+		delete(ps.parsed, name)
+	}
+	ps.acls = map[string]*policy.ACL{}
 }
 
 type storedPolicy struct {
@@ -52,6 +73,7 @@ func (ps *policyStore) get(ctx context.Context, name string) (*policy.Policy, er
 	}
 	ps.mu.RLock()
 	p, ok := ps.parsed[name]
+	gen := ps.gen
 	ps.mu.RUnlock()
 	if ok {
 		return p, nil
@@ -66,7 +88,9 @@ func (ps *policyStore) get(ctx context.Context, name string) (*policy.Policy, er
 		return nil, err
 	}
 	ps.mu.Lock()
-	ps.parsed[name] = p
+	if ps.gen == gen {
+		ps.parsed[name] = p
+	}
 	ps.mu.Unlock()
 	return p, nil
 }
@@ -89,13 +113,12 @@ func (ps *policyStore) set(ctx context.Context, name, text string) error {
 	if _, err := policy.NewACL(p); err != nil {
 		return logical.BadRequest("failed to compile policy: %v", err)
 	}
+	ps.writeMu.Lock()
+	defer ps.writeMu.Unlock()
 	if err := putJSONTo(ctx, ps.view, name, storedPolicy{Name: name, Raw: text}); err != nil {
 		return err
 	}
-	ps.mu.Lock()
-	ps.parsed[name] = p
-	ps.acls = map[string]*policy.ACL{}
-	ps.mu.Unlock()
+	ps.invalidate(name, p)
 	return nil
 }
 
@@ -107,13 +130,12 @@ func (ps *policyStore) delete(ctx context.Context, name string) error {
 	case "default":
 		return logical.BadRequest("cannot delete default policy")
 	}
+	ps.writeMu.Lock()
+	defer ps.writeMu.Unlock()
 	if err := ps.view.Delete(ctx, name); err != nil {
 		return err
 	}
-	ps.mu.Lock()
-	delete(ps.parsed, name)
-	ps.acls = map[string]*policy.ACL{}
-	ps.mu.Unlock()
+	ps.invalidate(name, nil)
 	return nil
 }
 
@@ -134,6 +156,7 @@ func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, er
 	key := strings.Join(names, ",")
 	ps.mu.RLock()
 	a, ok := ps.acls[key]
+	gen := ps.gen
 	ps.mu.RUnlock()
 	if ok {
 		return a, nil
@@ -158,8 +181,12 @@ func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, er
 			return nil, errors.Join(errors.New("compiling the token's policies"), err)
 		}
 	}
+	// A policy changed while this ACL compiled: it may hold the old text,
+	// so serve it to this one request but do not cache it.
 	ps.mu.Lock()
-	ps.acls[key] = a
+	if ps.gen == gen {
+		ps.acls[key] = a
+	}
 	ps.mu.Unlock()
 	return a, nil
 }

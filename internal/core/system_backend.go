@@ -436,6 +436,11 @@ const (
 	capsByAccessor
 )
 
+// capabilities answers sys/capabilities, capabilities-self and
+// capabilities-accessor with what the token's ACL would decide for each
+// path (see policy.ACL.Capabilities). capabilities-self is always about the
+// calling token: naming another token there would let any token probe
+// others.
 func (b *systemBackend) capabilities(mode capsMode) fw.OperationFunc {
 	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 		var te *TokenEntry
@@ -446,24 +451,30 @@ func (b *systemBackend) capabilities(mode capsMode) fw.OperationFunc {
 			if tok == "" {
 				return nil, logical.BadRequest("missing required field \"token\"")
 			}
-			te, err = b.core.tokens.lookup(ctx, tok)
+			if te, err = b.core.tokens.lookup(ctx, tok); err == nil && te == nil {
+				return nil, logical.BadRequest("invalid token")
+			}
 		case capsSelf:
-			tok := d.String("token")
-			if tok == "" || tok == req.ClientToken {
-				te, err = b.core.tokens.lookupInFlight(ctx, req.ClientToken)
-			} else {
-				te, err = b.core.tokens.lookup(ctx, tok)
+			// The caller's own token, even if this request spent its last use.
+			if te, err = b.core.tokens.lookupInFlight(ctx, req.ClientToken); err == nil && te == nil {
+				return nil, logical.BadRequest("invalid token")
 			}
 		case capsByAccessor:
-			te, err = b.core.tokens.lookupAccessor(ctx, d.String("accessor"))
+			acc := d.String("accessor")
+			if acc == "" {
+				return nil, logical.BadRequest("missing required field \"accessor\"")
+			}
+			if te, err = b.core.tokens.lookupAccessor(ctx, acc); err == nil && te == nil {
+				return nil, logical.BadRequest("invalid accessor")
+			}
 		}
 		if err != nil {
 			return nil, err
 		}
-		if te == nil {
-			return nil, logical.BadRequest("invalid token")
+		paths := d.Strings("paths")
+		if len(paths) == 0 {
+			paths = d.Strings("path") // the deprecated name
 		}
-		paths := append(d.Strings("paths"), d.Strings("path")...)
 		if len(paths) == 0 {
 			return nil, logical.BadRequest("missing required field \"paths\"")
 		}
@@ -472,31 +483,15 @@ func (b *systemBackend) capabilities(mode capsMode) fw.OperationFunc {
 			return nil, err
 		}
 		data := map[string]any{}
-		var all []string
 		for _, p := range paths {
-			caps := acl.Capabilities(strings.TrimPrefix(p, "/"))
-			data[p] = caps
-			all = append(all, caps...)
+			data[p] = acl.Capabilities(strings.TrimLeft(p, "/"))
 		}
 		if len(paths) == 1 {
+			// Older clients read this key; Vault sets it for one path only.
 			data["capabilities"] = data[paths[0]]
-		} else {
-			data["capabilities"] = dedupeSorted(all)
 		}
 		return &logical.Response{Data: data}, nil
 	}
-}
-
-func dedupeSorted(ss []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range ss {
-		if !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // uiMounts lists the mounts a token can see (all of them for a token with

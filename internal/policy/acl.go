@@ -3,7 +3,8 @@ package policy
 import (
 	"encoding/json"
 	"fmt"
-	"reflect"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,10 +23,10 @@ type rule struct {
 	minWrap, maxWrap time.Duration
 
 	// Precomputed for priority matching.
-	segments      []string // for "+" patterns
-	firstWild     int      // index of the first '+' or '*'; len(pattern) when none
+	segments      []string // the pattern without its trailing '*', split at '/'
+	firstWild     int      // offset of the first '+' segment, else of the '*'; len(pattern) when neither
 	glob          bool     // ends in '*'
-	plusCount     int
+	plusCount     int      // number of '+' segments
 	hasParamRules bool
 }
 
@@ -78,14 +79,19 @@ func NewACL(policies ...*Policy) (*ACL, error) {
 
 func newRule(pattern string) *rule {
 	r := &rule{pattern: pattern, glob: strings.HasSuffix(pattern, "*"), firstWild: len(pattern)}
-	if i := strings.IndexAny(pattern, "+*"); i >= 0 {
-		r.firstWild = i
-	}
-	r.segments = strings.Split(pattern, "/")
+	r.segments = strings.Split(strings.TrimSuffix(pattern, "*"), "/")
+	at := 0
 	for _, s := range r.segments {
 		if s == "+" {
+			if r.plusCount == 0 {
+				r.firstWild = at
+			}
 			r.plusCount++
 		}
+		at += len(s) + 1
+	}
+	if r.plusCount == 0 && r.glob {
+		r.firstWild = len(pattern) - 1
 	}
 	return r
 }
@@ -99,7 +105,11 @@ func (r *rule) merge(pr *PathRules) {
 	}
 	r.allowed = mergeParams(r.allowed, pr.AllowedParameters)
 	r.denied = mergeParams(r.denied, pr.DeniedParameters)
-	r.required = append(r.required, pr.RequiredParameters...)
+	for _, k := range pr.RequiredParameters {
+		if !slices.Contains(r.required, k) {
+			r.required = append(r.required, k)
+		}
+	}
 	// Where several policies bound the wrapping TTL, the lowest bound of
 	// each kind stands, as in Vault.
 	r.minWrap = lowestBound(r.minWrap, pr.MinWrappingTTL)
@@ -116,7 +126,8 @@ func lowestBound(a, b time.Duration) time.Duration {
 }
 
 // mergeParams unions parameter rules; an empty list (any value) absorbs a
-// list of values.
+// list of values. Parameter names are case-insensitive, as in Vault, so they
+// are kept in lower case.
 func mergeParams(dst, src map[string][]any) map[string][]any {
 	if len(src) == 0 {
 		return dst
@@ -125,6 +136,7 @@ func mergeParams(dst, src map[string][]any) map[string][]any {
 		dst = map[string][]any{}
 	}
 	for k, vs := range src {
+		k = strings.ToLower(k)
 		cur, ok := dst[k]
 		switch {
 		case !ok:
@@ -138,44 +150,31 @@ func mergeParams(dst, src map[string][]any) map[string][]any {
 	return dst
 }
 
-// matchPlus reports whether path matches a pattern with '+' segments.
+// matchPlus reports whether path matches a pattern with '+' segments. A '+'
+// matches one whole segment, which may be empty; a trailing '*' lets the
+// last segment match by prefix and any further segments follow.
 func (r *rule) matchPlus(path string) bool {
-	segs := r.segments
-	for i, s := range segs {
-		last := i == len(segs)-1
-		if last && r.glob {
-			prefix := strings.TrimSuffix(s, "*")
-			if s == "*" {
-				return true
-			}
-			// The rest of the path must start with the segment's prefix.
-			return strings.HasPrefix(path, prefix)
-		}
-		var seg string
-		j := strings.IndexByte(path, '/')
-		if j < 0 {
-			seg, path = path, ""
-			if !last {
-				// The path ran out before the pattern.
+	last := len(r.segments) - 1
+	for i, s := range r.segments {
+		seg, rest, more := strings.Cut(path, "/")
+		switch {
+		case s == "+":
+		case i == last && r.glob:
+			if !strings.HasPrefix(seg, s) {
 				return false
 			}
-		} else {
-			seg, path = path[:j], path[j+1:]
-			if last {
-				return false
-			}
-		}
-		if s == "+" {
-			if seg == "" {
-				return false
-			}
-			continue
-		}
-		if s != seg {
+		case s != seg:
 			return false
 		}
+		if i == last {
+			return r.glob || !more
+		}
+		if !more {
+			return false
+		}
+		path = rest
 	}
-	return path == ""
+	return false
 }
 
 // higher reports whether a outranks b by Vault's priority rules.
@@ -195,10 +194,17 @@ func higher(a, b *rule) bool {
 	return a.pattern > b.pattern
 }
 
-// match finds the rule that decides path, or nil.
-func (a *ACL) match(path string) *rule {
+// match finds the rule that decides path, or nil. A list request's path
+// ends in '/'; when no pattern names it exactly, an exact pattern without
+// the '/' decides, as in Vault.
+func (a *ACL) match(path string, list bool) *rule {
 	if r, ok := a.exact[path]; ok {
 		return r
+	}
+	if list {
+		if r, ok := a.exact[strings.TrimSuffix(path, "/")]; ok {
+			return r
+		}
 	}
 	var best *rule
 	if _, v, ok := a.globs.LongestPrefix(path); ok {
@@ -232,7 +238,7 @@ func (a *ACL) Check(path string, op Capability, data map[string]any) Decision {
 	if a.root {
 		return Decision{Allowed: true, Sudo: true, Capabilities: Create | Read | Update | Patch | Delete | List | Sudo}
 	}
-	r := a.match(path)
+	r := a.match(path, op == List)
 	if r == nil || r.caps&Deny != 0 {
 		return Decision{}
 	}
@@ -240,7 +246,7 @@ func (a *ACL) Check(path string, op Capability, data map[string]any) Decision {
 	if r.caps&op == 0 {
 		return d
 	}
-	if r.hasParamRules && op&(Create|Update|Patch) != 0 {
+	if r.hasParamRules && op&(Read|Create|Update|Patch) != 0 {
 		if p := r.checkParams(data); p != "" {
 			d.DeniedParam = p
 			return d
@@ -250,91 +256,114 @@ func (a *ACL) Check(path string, op Capability, data map[string]any) Decision {
 	return d
 }
 
-// checkParams applies denied, required and allowed parameter rules; it
-// returns the offending parameter name, or "".
+// checkParams applies required, denied and allowed parameter rules, in
+// that order; it returns the offending parameter name, or "". Request
+// parameter names are matched case-insensitively.
 func (r *rule) checkParams(data map[string]any) string {
-	if vals, ok := r.denied["*"]; ok && len(vals) == 0 && len(data) > 0 {
-		for k := range data {
+	for _, k := range r.required {
+		if _, ok := data[strings.ToLower(k)]; !ok {
 			return k
 		}
 	}
-	for k, v := range data {
-		if vals, ok := r.denied[k]; ok {
-			if len(vals) == 0 || valueMatches(vals, v) {
-				return k
-			}
-		}
+	if len(data) == 0 {
+		return ""
 	}
-	for _, k := range r.required {
-		if _, ok := data[k]; !ok {
+	names := slices.Sorted(maps.Keys(data)) // the same parameter is named every time
+	if _, all := r.denied["*"]; all {
+		return names[0]
+	}
+	for _, k := range names {
+		if vals, ok := r.denied[strings.ToLower(k)]; ok && (len(vals) == 0 || anyValueMatches(vals, data[k])) {
 			return k
 		}
 	}
 	if len(r.allowed) == 0 {
 		return ""
 	}
-	for k, v := range data {
-		vals, ok := r.allowed[k]
-		if !ok {
-			vals, ok = r.allowed["*"]
-		}
-		if !ok {
+	_, anyName := r.allowed["*"]
+	for _, k := range names {
+		vals, ok := r.allowed[strings.ToLower(k)]
+		if !ok && !anyName {
 			return k
 		}
-		if len(vals) > 0 && !valueMatches(vals, v) {
+		if ok && len(vals) > 0 && !everyValueMatches(vals, data[k]) {
 			return k
 		}
 	}
 	return ""
 }
 
-// valueMatches reports whether v equals one of allowed, where a string with
-// a leading or trailing '*' matches by suffix or prefix. A list value
-// matches when every element does.
-func valueMatches(allowed []any, v any) bool {
+// anyValueMatches reports whether v, or any element of a list v, matches one
+// of patterns: one denied value anywhere in a list denies the list.
+func anyValueMatches(patterns []any, v any) bool {
+	if list, ok := v.([]any); ok {
+		return slices.ContainsFunc(list, func(e any) bool { return anyValueMatches(patterns, e) })
+	}
+	return slices.ContainsFunc(patterns, func(p any) bool { return valueMatches(p, v) })
+}
+
+// everyValueMatches reports whether v, or every element of a list v,
+// matches one of patterns: a list is allowed only if each of its values is.
+func everyValueMatches(patterns []any, v any) bool {
 	if list, ok := v.([]any); ok {
 		for _, e := range list {
-			if !valueMatches(allowed, e) {
+			if !everyValueMatches(patterns, e) {
 				return false
 			}
 		}
-		return len(list) > 0
+		return true
 	}
-	s := scalarString(v)
-	for _, a := range allowed {
-		as := scalarString(a)
-		switch {
-		case as == "*":
-			return true
-		case strings.HasPrefix(as, "*") && strings.HasSuffix(s, as[1:]):
-			return true
-		case strings.HasSuffix(as, "*") && strings.HasPrefix(s, as[:len(as)-1]):
-			return true
-		case as == s:
-			return true
-		case reflect.DeepEqual(a, v):
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(patterns, func(p any) bool { return valueMatches(p, v) })
 }
 
-func scalarString(v any) string {
+// valueMatches compares a policy value with a scalar request value by their
+// text. A policy string may glob: "*" matches any value, "*x" by suffix,
+// "x*" by prefix, "*x*" by substring.
+func valueMatches(pattern, v any) bool {
+	ps, ok := scalarString(pattern)
+	vs, ok2 := scalarString(v)
+	if !ok || !ok2 {
+		return false
+	}
+	if _, isString := pattern.(string); !isString || ps == "" {
+		return ps == vs
+	}
+	prefix, suffix := strings.HasSuffix(ps, "*"), strings.HasPrefix(ps, "*")
+	switch {
+	case ps == "*":
+		return true
+	case prefix && suffix:
+		return strings.Contains(vs, ps[1:len(ps)-1])
+	case suffix:
+		return strings.HasSuffix(vs, ps[1:])
+	case prefix:
+		return strings.HasPrefix(vs, ps[:len(ps)-1])
+	}
+	return ps == vs
+}
+
+// scalarString is the text of a string, number or boolean; ok is false for
+// null, objects and lists, which no policy value matches.
+func scalarString(v any) (s string, ok bool) {
 	switch t := v.(type) {
 	case string:
-		return t
+		return t, true
 	case json.Number:
-		return t.String()
+		return t.String(), true
+	case bool, int, int64, float64:
+		return fmt.Sprint(t), true
 	}
-	return fmt.Sprint(v)
+	return "", false
 }
 
-// Capabilities returns what sys/capabilities reports for path.
+// Capabilities returns what sys/capabilities reports for path: the
+// capabilities of the rule a list request on path would be decided by, so
+// "a/b/" reports an exact rule for "a/b" when there is none for "a/b/".
 func (a *ACL) Capabilities(path string) []string {
 	if a.root {
 		return []string{"root"}
 	}
-	r := a.match(path)
+	r := a.match(path, true)
 	if r == nil || r.caps == 0 {
 		return []string{"deny"}
 	}
@@ -364,19 +393,17 @@ func (a *ACL) AnyCapabilityUnder(prefix string) bool {
 // couldMatchUnder reports whether a '+' pattern can match some path under
 // prefix, comparing the segments both spell out.
 func (r *rule) couldMatchUnder(prefix string) bool {
-	ps := strings.Split(strings.TrimSuffix(prefix, "/"), "/")
-	for i, s := range ps {
-		if i >= len(r.segments) {
+	last := len(r.segments) - 1
+	for i, s := range strings.Split(strings.TrimSuffix(prefix, "/"), "/") {
+		if i > last {
 			return false
 		}
 		rs := r.segments[i]
-		if rs == "+" || strings.HasSuffix(rs, "*") && strings.HasPrefix(s, strings.TrimSuffix(rs, "*")) {
-			if strings.HasSuffix(rs, "*") {
-				return true
-			}
-			continue
-		}
-		if rs != s {
+		switch {
+		case i == last && r.glob:
+			return rs == "+" || strings.HasPrefix(s, rs)
+		case rs == "+":
+		case rs != s:
 			return false
 		}
 	}

@@ -79,12 +79,13 @@ type PathRules struct {
 	MaxWrappingTTL     time.Duration
 }
 
-// legacyPolicies maps the pre-0.9 `policy = "..."` shorthand.
+// legacyPolicies maps the pre-0.9 `policy = "..."` shorthand. It predates
+// patch and, as in Vault, does not grant it.
 var legacyPolicies = map[string]Capability{
 	"deny":  Deny,
 	"read":  Read | List,
-	"write": Read | List | Create | Update | Delete | Patch,
-	"sudo":  Read | List | Create | Update | Delete | Patch | Sudo,
+	"write": Read | List | Create | Update | Delete,
+	"sudo":  Read | List | Create | Update | Delete | Sudo,
 }
 
 // pathKeys are the keys a path block may hold. subscribe_event_types is

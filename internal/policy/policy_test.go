@@ -47,6 +47,9 @@ path "secret/data/admin" { policy = "write" }
 		if !a.Check("secret/data/admin", Update, nil).Allowed {
 			t.Fatal("legacy write shorthand not applied")
 		}
+		if a.Check("secret/data/admin", Patch, nil).Allowed {
+			t.Fatal("legacy write shorthand grants patch, which Vault's does not")
+		}
 	}
 }
 
