@@ -72,20 +72,34 @@ func (c *Core) keyConfig(ctx context.Context, conf *seal.Config) (seal.Config, e
 	return rc, nil
 }
 
-// openWithSeal decrypts the stored root key with the configured seal and
-// opens the barrier with it.
-func (c *Core) openWithSeal(ctx context.Context) error {
+// decryptRootKey decrypts the stored root key with the configured seal.
+func (c *Core) decryptRootKey(ctx context.Context) ([]byte, error) {
 	e, err := c.phys.Get(ctx, sealedRootKeyKey)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if e == nil {
-		return errors.New("the store has no root key encrypted by its seal")
+		return nil, errors.New("the store has no root key encrypted by its seal")
 	}
 	root, err := c.conf.Seal.Decrypt(ctx, string(e.Value))
 	if err != nil {
-		return fmt.Errorf("decrypting the root key with the %s seal: %w", c.conf.Seal.Type(), err)
+		return nil, fmt.Errorf("decrypting the root key with the %s seal: %w", c.conf.Seal.Type(), err)
 	}
+	return root, nil
+}
+
+// openWithSeal decrypts the stored root key with the configured seal and
+// opens the barrier with it.
+func (c *Core) openWithSeal(ctx context.Context) error {
+	root, err := c.decryptRootKey(ctx)
+	if err != nil {
+		return err
+	}
+	return c.openWith(ctx, root)
+}
+
+// openWith opens the barrier with root, the key the seal decrypted.
+func (c *Core) openWith(ctx context.Context, root []byte) error {
 	defer clear(root)
 	if err := c.barrier.Unseal(ctx, root); err != nil {
 		if errors.Is(err, barrier.ErrBadRootKey) {
@@ -100,8 +114,6 @@ func (c *Core) openWithSeal(ctx context.Context) error {
 // (wrapped) when that does not apply, and the seal's error, to be retried,
 // when the key service fails.
 func (c *Core) AutoUnseal(ctx context.Context) error {
-	c.stateLock.Lock()
-	defer c.stateLock.Unlock()
 	if !c.Sealed() {
 		return nil
 	}
@@ -119,7 +131,19 @@ func (c *Core) AutoUnseal(ctx context.Context) error {
 	case c.migrationPending(conf):
 		return fmt.Errorf("%w: a seal migration is pending; run operator unseal -migrate", ErrNoAutoUnseal)
 	}
-	if err := c.openWithSeal(ctx); err != nil {
+	// The key service is asked without holding the state lock, so a slow
+	// or unreachable one does not hold up seal-status and the rest.
+	root, err := c.decryptRootKey(ctx)
+	if err != nil {
+		return err
+	}
+	c.stateLock.Lock()
+	defer c.stateLock.Unlock()
+	if !c.Sealed() {
+		clear(root)
+		return nil
+	}
+	if err := c.openWith(ctx, root); err != nil {
 		return err
 	}
 	return c.finishUnseal(ctx)
