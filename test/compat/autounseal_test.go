@@ -15,9 +15,9 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/arcasec/arca/internal/seal/transit"
 	"github.com/arcasec/arca/internal/server"
 	"github.com/arcasec/arca/internal/server/servertest"
-	"github.com/arcasec/arca/internal/seal/transit"
 )
 
 const sealKeyName = "arca-autounseal"
