@@ -110,6 +110,23 @@ func (c *Core) openWith(ctx context.Context, root []byte) error {
 	return nil
 }
 
+// openWithRecoveryKey opens the barrier with the seal and checks that
+// recoveryKey is the stored recovery key; the caller seals the barrier
+// again on an error.
+func (c *Core) openWithRecoveryKey(ctx context.Context, recoveryKey []byte) error {
+	if err := c.openWithSeal(ctx); err != nil {
+		return err
+	}
+	e, err := c.barrier.Get(ctx, recoveryKeyKey)
+	if err != nil {
+		return fmt.Errorf("reading the recovery key: %w", err)
+	}
+	if e == nil || subtle.ConstantTimeCompare(e.Value, recoveryKey) != 1 {
+		return logical.BadRequest("the recovery key shares do not combine into this server's recovery key")
+	}
+	return nil
+}
+
 // AutoUnseal unseals the core with its seal. It returns ErrNoAutoUnseal
 // (wrapped) when that does not apply, and the seal's error, to be retried,
 // when the key service fails.
@@ -184,18 +201,11 @@ func (c *Core) migrateToAutoseal(ctx context.Context, oldRoot []byte, shares sea
 // the stored recovery key, and becomes the root key, so the recovery key
 // shares are the unseal key shares.
 func (c *Core) migrateToShamir(ctx context.Context, recoveryKey []byte, shares seal.Config) error {
-	if err := c.openWithSeal(ctx); err != nil {
+	if err := c.openWithRecoveryKey(ctx, recoveryKey); err != nil {
 		return err
 	}
-	e, err := c.barrier.Get(ctx, recoveryKeyKey)
-	if err != nil {
-		return fmt.Errorf("reading the recovery key: %w", err)
-	}
-	if e == nil || subtle.ConstantTimeCompare(e.Value, recoveryKey) != 1 {
-		return logical.BadRequest("the recovery key shares do not combine into this server's recovery key")
-	}
 	from := c.conf.Seal.Type()
-	err = c.barrier.ChangeRootKey(ctx, recoveryKey, []storage.Op{
+	err := c.barrier.ChangeRootKey(ctx, recoveryKey, []storage.Op{
 		putOp(sealConfigKey, mustJSON(seal.Config{Type: seal.Shamir, Shares: shares.Shares, Threshold: shares.Threshold})),
 		deleteOp(recoveryConfigKey),
 		deleteOp(sealedRootKeyKey),

@@ -332,8 +332,10 @@ func (c *Core) Unseal(ctx context.Context, share []byte) error {
 	return c.UnsealMigrate(ctx, share, false)
 }
 
-// UnsealMigrate is Unseal with sys/unseal's migrate flag, which a pending
-// seal migration requires: unseal key shares then move a Shamir store to
+// UnsealMigrate is Unseal with sys/unseal's migrate flag. On a store with
+// an auto-unseal seal the shares are recovery key shares, and the seal
+// decrypts the root key once they are verified. A pending seal migration
+// requires migrate: unseal key shares then move a Shamir store to
 // the configured seal (they become its recovery keys), and recovery key
 // shares move a store off a disabled seal back to Shamir (they become its
 // unseal keys).
@@ -359,8 +361,6 @@ func (c *Core) UnsealMigrate(ctx context.Context, share []byte, migrate bool) er
 		return logical.BadRequest("a seal migration is pending: give the keys with migrate=true (operator unseal -migrate)")
 	case !pending && migrate:
 		return logical.BadRequest("migrate was set, but no seal migration is pending: the configured seal is the one that protects this store")
-	case !pending && stored != seal.Shamir:
-		return logical.BadRequest("this server unseals itself with its %s seal; recovery keys do not unseal it (they authorise generate-root and seal migration)", stored)
 	}
 	keys, err := c.keyConfig(ctx, conf)
 	if err != nil {
@@ -394,7 +394,14 @@ func (c *Core) UnsealMigrate(ctx context.Context, share []byte, migrate bool) er
 				return err
 			}
 		}
-	} else if err := c.migrateToShamir(ctx, key, keys); err != nil {
+	} else if pending {
+		if err := c.migrateToShamir(ctx, key, keys); err != nil {
+			c.barrier.Seal()
+			return err
+		}
+	} else if err := c.openWithRecoveryKey(ctx, key); err != nil {
+		// Sealed by an operator, a server with a seal opens again with a
+		// quorum of recovery keys, the seal decrypting its root key.
 		c.barrier.Seal()
 		return err
 	}

@@ -199,15 +199,30 @@ func TestTransitSealUnsealsItself(t *testing.T) {
 	waitUnsealed(t, c)
 	checkSecrets(t, c, want)
 
-	// Recovery keys authorise a new root token, but do not unseal.
+	// Recovery keys authorise a new root token.
 	token := generateRoot(t, newClient(t, addr, ""), res.RecoveryKeysB64[1:4])
 	checkSecrets(t, newClient(t, addr, token), want)
+
+	// Sealed by an operator, it stays sealed until a quorum of recovery
+	// keys lets the seal open it again; another server's keys do not.
 	if err := c.Sys().Seal(); err != nil {
 		t.Fatalf("seal: %v", err)
 	}
-	if _, err := c.Sys().Unseal(res.RecoveryKeysB64[0]); statusOf(err) != http.StatusBadRequest {
-		t.Fatalf("unseal with a recovery key: %v, want 400", err)
+	_, other := initUnsealed(t, servertest.StartSealed(t))
+	for i, k := range other[:3] {
+		if _, err := c.Sys().Unseal(k); (i < 2) != (err == nil) {
+			t.Fatalf("unseal with another server's key %d: %v", i, err)
+		}
 	}
+	if st, err := c.Sys().SealStatus(); err != nil || !st.Sealed {
+		t.Fatalf("after a wrong quorum: %+v, %v", st, err)
+	}
+	for _, k := range res.RecoveryKeysB64[2:5] {
+		if _, err := c.Sys().Unseal(k); err != nil {
+			t.Fatalf("unseal with a recovery key: %v", err)
+		}
+	}
+	checkSecrets(t, c, want)
 	_ = srv
 }
 
