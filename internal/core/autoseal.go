@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 
 	"github.com/arcasec/arca/internal/barrier"
 	"github.com/arcasec/arca/internal/logical"
@@ -26,6 +27,12 @@ const (
 // unseal itself: the store is not initialised, is Shamir-sealed, or waits
 // for a seal migration. Retrying does not help.
 var ErrNoAutoUnseal = errors.New("this server does not unseal itself")
+
+// sealServiceError is a failure of the seal's key service: the server
+// cannot act on it, so the client gets a 503 that says what failed.
+func sealServiceError(what string, s seal.Autoseal, err error) error {
+	return logical.Errorf(http.StatusServiceUnavailable, "%s with the %s seal failed: %v", what, s.Type(), err)
+}
 
 func putOp(key string, value []byte) storage.Op {
 	return storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: key, Value: value}}
@@ -83,7 +90,7 @@ func (c *Core) decryptRootKey(ctx context.Context) ([]byte, error) {
 	}
 	root, err := c.conf.Seal.Decrypt(ctx, string(e.Value))
 	if err != nil {
-		return nil, fmt.Errorf("decrypting the root key with the %s seal: %w", c.conf.Seal.Type(), err)
+		return nil, sealServiceError("decrypting the root key", c.conf.Seal, err)
 	}
 	return root, nil
 }
@@ -178,7 +185,7 @@ func (c *Core) migrateToAutoseal(ctx context.Context, oldRoot []byte, shares sea
 	defer clear(newRoot)
 	ct, err := c.conf.Seal.Encrypt(ctx, newRoot)
 	if err != nil {
-		return fmt.Errorf("encrypting the root key with the %s seal: %w", c.conf.Seal.Type(), err)
+		return sealServiceError("encrypting the root key", c.conf.Seal, err)
 	}
 	// Harmless if the migration stops here: a Shamir store never reads it.
 	if err := c.barrier.Put(ctx, &storage.Entry{Key: recoveryKeyKey, Value: oldRoot}); err != nil {

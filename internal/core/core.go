@@ -208,7 +208,7 @@ func (c *Core) InitWithRecovery(ctx context.Context, conf, recovery seal.Config)
 	if auto {
 		ct, err := c.conf.Seal.Encrypt(ctx, rootKey)
 		if err != nil {
-			return nil, fmt.Errorf("encrypting the root key with the %s seal: %w", c.conf.Seal.Type(), err)
+			return nil, sealServiceError("encrypting the root key", c.conf.Seal, err)
 		}
 		if recovery.Shares > 0 {
 			if recoveryKey, err = barrier.GenerateKey(); err != nil {

@@ -232,12 +232,22 @@ func TestTransitSealWaitsForKeyService(t *testing.T) {
 	store := newSealedStore(t)
 	seal := transitSeal(proxy.URL, keyToken)
 	srv, addr := servertest.StartConfig(t, store.config(seal))
+	// Init needs the key service: without it, a 503 and nothing stored.
+	proxy.down.Store(true)
+	if _, err := newClient(t, addr, "").Sys().Init(&vault.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1}); statusOf(err) != http.StatusServiceUnavailable {
+		t.Fatalf("init with the key service down: %v, want 503", err)
+	}
+	if st, err := newClient(t, addr, "").Sys().SealStatus(); err != nil || st.Initialized {
+		t.Fatalf("after a failed init: %+v, %v", st, err)
+	}
+	proxy.down.Store(false)
 	res, err := newClient(t, addr, "").Sys().Init(&vault.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1})
 	if err != nil {
 		t.Fatalf("init: %v", err)
 	}
 	want := writeSecrets(t, newClient(t, addr, res.RootToken), 2)
 
+	proxy.refusedWhile.Store(0)
 	proxy.down.Store(true)
 	srv, addr = restart(t, srv, store, seal)
 	c := newClient(t, addr, res.RootToken)
