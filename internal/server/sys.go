@@ -61,7 +61,7 @@ func (h *Handler) handleInit(w http.ResponseWriter, r *http.Request) {
 		if st.RecoverySeal {
 			own, other = other, own
 		}
-		for _, f := range append(other, "stored_shares") {
+		for _, f := range other {
 			if v, ok := data[f]; ok && v != nil && fmt.Sprint(v) != "0" {
 				h.writeError(w, r, logical.BadRequest("parameter %s is not applicable to seal type %s", f, st.Type))
 				return
@@ -408,7 +408,12 @@ func (h *Handler) handleGenerateRootAttempt(w http.ResponseWriter, r *http.Reque
 			h.writeError(w, r, logical.BadRequest("pgp_key is not supported: start the generation with an otp (or none, and use the one returned)"))
 			return
 		}
-		otp, _ = data["otp"].(string)
+		if v, ok := data["otp"]; ok && v != nil {
+			if otp, ok = v.(string); !ok {
+				h.writeError(w, r, logical.BadRequest("otp must be a string of %d base62 characters", core.RootOTPLength))
+				return
+			}
+		}
 		generated := otp == ""
 		if generated {
 			otp = core.NewRootOTP()
