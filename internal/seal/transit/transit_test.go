@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -102,4 +104,46 @@ func TestNewChecksTheConfiguration(t *testing.T) {
 			t.Errorf("%+v accepted", c)
 		}
 	}
+}
+
+func TestRenewTokenRenewsAtHalfTheTTL(t *testing.T) {
+	renewed := make(chan string, 4)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/auth/token/lookup-self":
+			w.Write([]byte(`{"data":{"ttl":2,"renewable":true}}`))
+		case "/v1/auth/token/renew-self":
+			renewed <- r.Header.Get("X-Vault-Token")
+			w.Write([]byte(`{"auth":{"lease_duration":3600,"renewable":true}}`))
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	defer srv.Close()
+	s, err := New(Config{Address: srv.URL, Token: "s.periodic", KeyName: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.RenewToken(ctx, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if tok := <-renewed; tok != "s.periodic" {
+		t.Fatalf("renew-self sent token %q", tok)
+	}
+}
+
+func TestRenewTokenLeavesLongLivedTokens(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/v1/auth/token/lookup-self" {
+			t.Errorf("unexpected %s %s", r.Method, r.URL.Path)
+		}
+		w.Write([]byte(`{"data":{"ttl":0,"renewable":false}}`))
+	}))
+	defer srv.Close()
+	s, err := New(Config{Address: srv.URL, Token: "s.root", KeyName: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// It returns once it has seen the token needs nothing.
+	s.RenewToken(context.Background(), slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
