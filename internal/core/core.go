@@ -367,7 +367,7 @@ func (c *Core) UnsealMigrate(ctx context.Context, share []byte, migrate bool) er
 		return err
 	}
 	if keys.Shares == 0 {
-		return logical.BadRequest("this store has no recovery keys, so it cannot be migrated with them")
+		return logical.BadRequest("this store has no recovery keys, so key shares can neither unseal nor migrate it")
 	}
 	if c.unsealer == nil {
 		c.unsealer = seal.NewUnsealer(keys)
