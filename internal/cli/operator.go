@@ -164,8 +164,10 @@ func operatorInit(args []string) int {
 		}
 		set := map[string]bool{}
 		cf.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		// Each seal takes its own kind of shares; flags of the other kind,
-		// when given, go to the server, which names them in its refusal.
+		// Each seal takes its own kind of shares. As with vault, the
+		// recovery flags are dropped for a Shamir seal, and -key-shares,
+		// when given for an auto-unseal seal, goes to the server, which
+		// names it in its refusal.
 		var req api.InitRequest
 		if st.RecoverySeal {
 			req.RecoveryShares, req.RecoveryThreshold = *recoveryShares, *recoveryThreshold
@@ -174,9 +176,6 @@ func operatorInit(args []string) int {
 			}
 		} else {
 			req.SecretShares, req.SecretThreshold = *shares, *threshold
-			if set["recovery-shares"] || set["recovery-threshold"] {
-				req.RecoveryShares, req.RecoveryThreshold = *recoveryShares, *recoveryThreshold
-			}
 		}
 		res, err := c.InitWith(background(), req)
 		if err != nil {
