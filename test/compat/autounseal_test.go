@@ -180,6 +180,9 @@ func TestTransitSealUnsealsItself(t *testing.T) {
 	if _, err := c.Sys().Init(&vault.InitRequest{SecretShares: 5, SecretThreshold: 3}); statusOf(err) != http.StatusBadRequest {
 		t.Fatalf("init with secret_shares on a transit seal: %v, want 400", err)
 	}
+	if _, err := c.Sys().Init(&vault.InitRequest{RecoveryShares: 3, RecoveryThreshold: 4}); statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "recovery_threshold") {
+		t.Fatalf("init with a threshold above the shares: %v, want a 400 naming recovery_threshold", err)
+	}
 	res, err := c.Sys().Init(&vault.InitRequest{RecoveryShares: 5, RecoveryThreshold: 3})
 	if err != nil {
 		t.Fatalf("init: %v", err)
