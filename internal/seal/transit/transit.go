@@ -140,7 +140,8 @@ func (s *Seal) RenewToken(ctx context.Context, logger *slog.Logger) {
 	if s.conf.DisableRenewal {
 		return
 	}
-	wait := time.Duration(0)
+	var wait time.Duration
+	looked := false // lookup-self has answered
 	for {
 		select {
 		case <-ctx.Done():
@@ -154,15 +155,15 @@ func (s *Seal) RenewToken(ctx context.Context, logger *slog.Logger) {
 			} `json:"data"`
 			Auth *struct {
 				LeaseDuration int64 `json:"lease_duration"`
-				Renewable     bool  `json:"renewable"`
 			} `json:"auth"`
 		}
 		var err error
-		if wait == 0 {
+		if !looked {
 			err = s.callPath(ctx, http.MethodGet, "v1/auth/token/lookup-self", nil, &out)
 			if err == nil && (!out.Data.Renewable || out.Data.TTL <= 0) {
 				return // a token that never expires, or cannot be renewed
 			}
+			looked = err == nil
 		} else {
 			err = s.callPath(ctx, http.MethodPost, "v1/auth/token/renew-self", map[string]string{}, &out)
 			if err == nil && out.Auth != nil {
