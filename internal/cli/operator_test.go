@@ -90,7 +90,7 @@ func TestOperatorInitRecoveryKeys(t *testing.T) {
 	_, addr := servertest.StartConfig(t, &server.Config{
 		Storage: server.StorageConfig{Type: "inmem"},
 		Seal:    &transit.Config{Address: keyAddr, Token: keyToken, KeyName: "seal", DisableRenewal: true},
-	})
+	}, nil)
 	t.Setenv("VAULT_ADDR", addr)
 	t.Setenv("VAULT_TOKEN", "")
 	var init struct {

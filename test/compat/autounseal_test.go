@@ -2,6 +2,7 @@ package compat
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -107,15 +108,20 @@ func waitUnsealed(t *testing.T, c *vault.Client) {
 	}
 }
 
-// restart shuts srv down and starts a server on the same store with seal.
-func restart(t *testing.T, srv *server.Server, store *sealedStore, seal *transit.Config) (*server.Server, string) {
+// restart shuts srv down and starts a server on the same store with seal,
+// logging to log when it is not nil.
+func restart(t *testing.T, srv *server.Server, store *sealedStore, seal *transit.Config, log ...io.Writer) (*server.Server, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatalf("shutting down: %v", err)
 	}
-	return servertest.StartConfig(t, store.config(seal))
+	var w io.Writer
+	if len(log) > 0 {
+		w = log[0]
+	}
+	return servertest.StartConfig(t, store.config(seal), w)
 }
 
 func writeSecrets(t *testing.T, c *vault.Client, n int) map[string]string {
@@ -170,7 +176,7 @@ func TestTransitSealUnsealsItself(t *testing.T) {
 	keyAddr, keyToken := startKeyService(t)
 	store := newSealedStore(t)
 	seal := transitSeal(keyAddr, keyToken)
-	srv, addr := servertest.StartConfig(t, store.config(seal))
+	srv, addr := servertest.StartConfig(t, store.config(seal), nil)
 	c := newClient(t, addr, "")
 
 	st, err := c.Sys().SealStatus()
@@ -234,7 +240,7 @@ func TestTransitSealWaitsForKeyService(t *testing.T) {
 	proxy := newSwitchableProxy(t, keyAddr)
 	store := newSealedStore(t)
 	seal := transitSeal(proxy.URL, keyToken)
-	srv, addr := servertest.StartConfig(t, store.config(seal))
+	srv, addr := servertest.StartConfig(t, store.config(seal), nil)
 	// Init needs the key service: without it, a 503 and nothing stored.
 	proxy.down.Store(true)
 	if _, err := newClient(t, addr, "").Sys().Init(&vault.InitRequest{RecoveryShares: 1, RecoveryThreshold: 1}); statusOf(err) != http.StatusServiceUnavailable {
@@ -252,7 +258,8 @@ func TestTransitSealWaitsForKeyService(t *testing.T) {
 
 	proxy.refusedWhile.Store(0)
 	proxy.down.Store(true)
-	srv, addr = restart(t, srv, store, seal)
+	var logs lockedBuffer
+	srv, addr = restart(t, srv, store, seal, &logs)
 	c := newClient(t, addr, res.RootToken)
 	// Two refused attempts show it retries; it stays sealed meanwhile.
 	deadline := time.Now().Add(90 * time.Second)
@@ -272,6 +279,16 @@ func TestTransitSealWaitsForKeyService(t *testing.T) {
 	proxy.down.Store(false)
 	waitUnsealed(t, c)
 	checkSecrets(t, c, want)
+	// Each failure was logged, and no log line carries a secret.
+	out := logs.String()
+	if !strings.Contains(out, "retrying") || !strings.Contains(out, "unsealed by the transit seal") {
+		t.Fatalf("the log does not tell of the retries and the unseal:\n%s", out)
+	}
+	for _, secret := range append([]string{keyToken, res.RootToken}, res.RecoveryKeysB64...) {
+		if strings.Contains(out, secret) {
+			t.Fatalf("the log carries a secret:\n%s", out)
+		}
+	}
 	_ = srv
 }
 
@@ -280,7 +297,7 @@ func TestSealMigrationShamirToTransitAndBack(t *testing.T) {
 	store := newSealedStore(t)
 	seal := transitSeal(keyAddr, keyToken)
 
-	srv, addr := servertest.StartConfig(t, store.config(nil))
+	srv, addr := servertest.StartConfig(t, store.config(nil), nil)
 	c, keys := initUnsealed(t, addr)
 	root := c.Token()
 	want := writeSecrets(t, c, 4)
