@@ -306,27 +306,44 @@ func WrapGroups(dataKey []byte, groups [][]MasterKey, threshold int) ([]KeyGroup
 	return wrapGroups(dataKey, groups, threshold)
 }
 
-// Rewrap wraps a new data key for the same recipients as groups. Entries
-// of kinds Arca cannot encrypt to make it fail rather than drop them.
+// Rewrap wraps a new data key for the same master keys as groups (age
+// recipients and transit keys). Entries of kinds Arca cannot encrypt to
+// make it fail rather than drop them.
 func Rewrap(groups []KeyGroup, dataKey []byte, threshold int) ([]KeyGroup, error) {
 	var keys [][]MasterKey
 	for i, g := range groups {
 		var gk []MasterKey
-		for kind, entries := range g {
-			if kind != "age" && len(entries) > 0 {
-				return nil, fmt.Errorf("key group %d has %s keys, which arca cannot encrypt to; rotate with sops", i, kind)
-			}
-			for _, e := range entries {
-				r, _ := e.Get("recipient")
-				rs, _ := r.(string)
-				parsed, err := ParseAgeRecipients(rs)
+		for _, kind := range keyKinds {
+			for _, e := range g[kind] {
+				k, err := masterKeyFromEntry(kind, e)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("key group %d: %w", i, err)
 				}
-				gk = append(gk, parsed...)
+				gk = append(gk, k)
 			}
 		}
 		keys = append(keys, gk)
 	}
 	return wrapGroups(dataKey, keys, threshold)
+}
+
+// masterKeyFromEntry is the master key a metadata entry was made with.
+func masterKeyFromEntry(kind string, e *Map) (MasterKey, error) {
+	switch kind {
+	case "age":
+		r, _ := e.Get("recipient")
+		rs, _ := r.(string)
+		parsed, err := ParseAgeRecipients(rs)
+		if err != nil {
+			return nil, err
+		}
+		if len(parsed) != 1 {
+			return nil, fmt.Errorf("an age entry has no recipient")
+		}
+		return parsed[0], nil
+	case "hc_vault":
+		k, _, err := vaultTransitFromEntry(e)
+		return k, err
+	}
+	return nil, fmt.Errorf("%s keys cannot be encrypted to by arca; rotate with sops", kind)
 }

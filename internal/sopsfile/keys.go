@@ -15,8 +15,8 @@ import (
 	"github.com/arcasec/arca/internal/seal/shamir"
 )
 
-// MasterKey wraps and unwraps a file's data key (or its share, with
-// several key groups). age is built in; the transit engine slots in here.
+// MasterKey wraps a file's data key (or its share, with several key
+// groups): an age recipient or a transit key.
 type MasterKey interface {
 	// Kind is the metadata list the key is written in ("age", "hc_vault").
 	Kind() string
@@ -159,7 +159,7 @@ type KeyGroup map[string][]*Map
 // share per group otherwise.
 func wrapGroups(dataKey []byte, groups [][]MasterKey, threshold int) ([]KeyGroup, error) {
 	if len(groups) == 0 {
-		return nil, errors.New("no master keys: give age recipients (--age) or a .sops.yaml creation rule")
+		return nil, errors.New("no master keys: give age recipients (--age), transit keys (--hc-vault-transit) or a .sops.yaml creation rule")
 	}
 	parts := [][]byte{dataKey}
 	if len(groups) > 1 {
