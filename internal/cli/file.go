@@ -54,6 +54,7 @@ type fileFlags struct {
 	fs                                         *flag.FlagSet
 	inPlace                                    bool
 	output, inputType, outputType, age, config string
+	transit                                    string
 	ignoreMAC                                  bool
 	extract                                    string
 	rule                                       sopsfile.Rule
@@ -71,6 +72,7 @@ func newFileFlags(name string) *fileFlags {
 	f.fs.StringVar(&f.inputType, "input-type", "", "yaml, json, dotenv or binary (default: from the extension)")
 	f.fs.StringVar(&f.outputType, "output-type", "", "yaml, json, dotenv or binary (default: the input type)")
 	f.fs.StringVar(&f.age, "age", os.Getenv("SOPS_AGE_RECIPIENTS"), "comma-separated age recipients (default: $SOPS_AGE_RECIPIENTS or .sops.yaml)")
+	f.fs.StringVar(&f.transit, "hc-vault-transit", os.Getenv("SOPS_VAULT_URIS"), "comma-separated transit key URIs, e.g. https://arca:8200/v1/transit/keys/app (default: $SOPS_VAULT_URIS or .sops.yaml)")
 	f.fs.StringVar(&f.config, "config", os.Getenv("SOPS_CONFIG"), "path to .sops.yaml (default: found from the working directory up)")
 	f.fs.BoolVar(&f.ignoreMAC, "ignore-mac", false, "decrypt even if the MAC does not match")
 	f.fs.StringVar(&f.extract, "extract", "", `print one value, e.g. '["db"]["password"]'`)
@@ -209,17 +211,22 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// creationKeys decides keys and rule for a new file: --age wins, else the
-// matching .sops.yaml creation rule.
+// creationKeys decides keys and rule for a new file: --age and
+// --hc-vault-transit (one key group) win, else the matching .sops.yaml
+// creation rule.
 func (f *fileFlags) creationKeys(path string) ([][]sopsfile.MasterKey, sopsfile.Rule, int, error) {
 	rule, threshold := f.rule, f.threshold
 	var groups [][]sopsfile.MasterKey
-	if f.age != "" {
+	if f.age != "" || f.transit != "" {
 		keys, err := sopsfile.ParseAgeRecipients(f.age)
 		if err != nil {
 			return nil, rule, 0, usageError("%v", err)
 		}
-		groups = [][]sopsfile.MasterKey{keys}
+		transit, err := sopsfile.ParseVaultTransitURIs(f.transit)
+		if err != nil {
+			return nil, rule, 0, usageError("--hc-vault-transit: %v", err)
+		}
+		groups = [][]sopsfile.MasterKey{append(keys, transit...)}
 	}
 	cfgPath := f.config
 	if cfgPath == "" {
@@ -252,7 +259,7 @@ func (f *fileFlags) creationKeys(path string) ([][]sopsfile.MasterKey, sopsfile.
 		}
 	}
 	if len(groups) == 0 {
-		return nil, rule, 0, fileErr(exitFileNoKey, "no encryption key: give --age recipients, set SOPS_AGE_RECIPIENTS, or add a creation rule to .sops.yaml")
+		return nil, rule, 0, fileErr(exitFileNoKey, "no encryption key: give --age recipients or --hc-vault-transit keys, set SOPS_AGE_RECIPIENTS or SOPS_VAULT_URIS, or add a creation rule to .sops.yaml")
 	}
 	return groups, rule, threshold, nil
 }
@@ -311,7 +318,7 @@ func (f *fileFlags) open(path string) (*sopsfile.File, []byte, error) {
 	if err != nil {
 		return nil, nil, fileErr(exitFileNoDataKey, "%v", err)
 	}
-	key, err := file.DataKey(ids)
+	key, err := file.DataKey(sopsfile.KeySources{"age": ids, "hc_vault": sopsfile.VaultTransit{}})
 	if err != nil {
 		return nil, nil, fileErr(exitFileNoDataKey, "%s: %v", path, err)
 	}
@@ -490,11 +497,11 @@ func (f *fileFlags) rotate(path string) error {
 }
 
 func (f *fileFlags) updateKeys(path string) error {
-	file, key, err := f.open(path)
+	_, key, err := f.open(path)
 	if err != nil {
 		return err
 	}
-	f.age = ""
+	f.age, f.transit = "", ""
 	groups, _, threshold, err := f.creationKeys(path)
 	if err != nil {
 		return err
@@ -503,10 +510,28 @@ func (f *fileFlags) updateKeys(path string) error {
 	if err != nil {
 		return err
 	}
-	file.Metadata.KeyGroups = wrapped
-	file.Metadata.ShamirThreshold = threshold
-	if err := f.reencrypt(path, file, key); err != nil {
+	// Only the key groups change: the values, the MAC and lastmodified are
+	// written back as they were, as sops does.
+	in, _, err := f.formats(path)
+	if err != nil {
 		return err
+	}
+	data, err := readInput(path)
+	if err != nil {
+		return err
+	}
+	enc, err := sopsfile.Load(data, in)
+	if err != nil {
+		return fileErr(exitFileNotEncrypted, "%s: %v", path, err)
+	}
+	enc.Metadata.KeyGroups = wrapped
+	enc.Metadata.ShamirThreshold = threshold
+	out, err := enc.Render()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, out); err != nil {
+		return fileErr(exitFileCannotWrite, "writing %s: %v", path, err)
 	}
 	fmt.Fprintf(stderr, "Updated the keys of %s\n", path)
 	return nil

@@ -251,17 +251,30 @@ func EncryptTree(tree *Map, groups []KeyGroup, opts EncryptOptions) ([]byte, err
 	if opts.Format == Binary {
 		md.Rule = Rule{MACOnlyEncrypted: rule.MACOnlyEncrypted}
 	}
+	return render(tree, md, opts.Format)
+}
+
+// render appends the metadata to an encrypted tree and writes the file.
+func render(tree *Map, md *Metadata, f Format) ([]byte, error) {
 	mdMap := md.toMap()
-	if opts.Format == INI {
+	if f == INI {
 		tree.Items = append(tree.Items, Item{Key: "sops", Value: iniMetadataSection(mdMap)})
-	} else if opts.Format == Dotenv {
+	} else if f == Dotenv {
 		for _, it := range flattenMetadata(mdMap) {
 			tree.Items = append(tree.Items, Item{Key: "sops_" + it.Key, Value: it.Value})
 		}
 	} else {
 		tree.Items = append(tree.Items, Item{Key: "sops", Value: mdMap})
 	}
-	return emitTree(tree, opts.Format)
+	return emitTree(tree, f)
+}
+
+// Render writes a loaded file whose values are still encrypted, with its
+// metadata as it now is: updatekeys changes only the key groups, so the
+// values, the MAC and lastmodified stay as they were.
+func (f *File) Render() ([]byte, error) {
+	tree := &Map{Items: append([]Item(nil), f.Tree.Items...)}
+	return render(tree, f.Metadata, f.Format)
 }
 
 // NewDataKey returns a fresh 256-bit data key.
