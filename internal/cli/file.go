@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -55,6 +56,7 @@ type fileFlags struct {
 	inPlace                                    bool
 	output, inputType, outputType, age, config string
 	transit                                    string
+	addAge, rmAge, addTransit, rmTransit       string
 	ignoreMAC                                  bool
 	extract                                    string
 	rule                                       sopsfile.Rule
@@ -82,6 +84,10 @@ func newFileFlags(name string) *fileFlags {
 	f.fs.StringVar(&f.rule.EncryptedRegex, "encrypted-regex", "", "only keys matching this are encrypted")
 	f.fs.BoolVar(&f.rule.MACOnlyEncrypted, "mac-only-encrypted", false, "compute the MAC over encrypted values only")
 	f.fs.IntVar(&f.threshold, "shamir-secret-sharing-threshold", 0, "key groups needed to decrypt")
+	f.fs.StringVar(&f.addAge, "add-age", "", "rotate: add these age recipients to the first key group")
+	f.fs.StringVar(&f.rmAge, "rm-age", "", "rotate: remove these age recipients from every key group")
+	f.fs.StringVar(&f.addTransit, "add-hc-vault-transit", "", "rotate: add these transit key URIs to the first key group")
+	f.fs.StringVar(&f.rmTransit, "rm-hc-vault-transit", "", "rotate: remove these transit key URIs from every key group")
 	f.fs.BoolVar(&f.pristine, "pristine", false, "exec-env: do not inherit the environment")
 	f.fs.BoolVar(&f.yes, "yes", false, "updatekeys: do not ask")
 	f.fs.BoolVar(&f.yes, "y", false, "alias of --yes")
@@ -482,7 +488,14 @@ func (f *fileFlags) rotate(path string) error {
 	if err != nil {
 		return err
 	}
-	groups, err := sopsfile.Rewrap(file.Metadata.KeyGroups, newKey, file.Metadata.ShamirThreshold)
+	keys, err := sopsfile.MasterKeys(file.Metadata.KeyGroups)
+	if err != nil {
+		return err
+	}
+	if keys, err = f.changeKeys(keys); err != nil {
+		return err
+	}
+	groups, err := sopsfile.WrapGroups(newKey, keys, file.Metadata.ShamirThreshold)
 	if err != nil {
 		return err
 	}
@@ -494,6 +507,46 @@ func (f *fileFlags) rotate(path string) error {
 		return err
 	}
 	return f.writeResult(path, enc)
+}
+
+// changeKeys applies rotate's --add-* and --rm-* flags, as sops does:
+// added keys join the first group, removed ones leave every group.
+func (f *fileFlags) changeKeys(groups [][]sopsfile.MasterKey) ([][]sopsfile.MasterKey, error) {
+	add, err := sopsfile.ParseAgeRecipients(f.addAge)
+	if err != nil {
+		return nil, usageError("--add-age: %v", err)
+	}
+	addTransit, err := sopsfile.ParseVaultTransitURIs(f.addTransit)
+	if err != nil {
+		return nil, usageError("--add-hc-vault-transit: %v", err)
+	}
+	rm, err := sopsfile.ParseAgeRecipients(f.rmAge)
+	if err != nil {
+		return nil, usageError("--rm-age: %v", err)
+	}
+	rmTransit, err := sopsfile.ParseVaultTransitURIs(f.rmTransit)
+	if err != nil {
+		return nil, usageError("--rm-hc-vault-transit: %v", err)
+	}
+	if len(groups) > 0 {
+		groups[0] = append(groups[0], append(add, addTransit...)...)
+	}
+	for _, r := range append(rm, rmTransit...) {
+		removed := false
+		for i, g := range groups {
+			groups[i] = slices.DeleteFunc(g, func(k sopsfile.MasterKey) bool {
+				if k.Kind() == r.Kind() && k.String() == r.String() {
+					removed = true
+					return true
+				}
+				return false
+			})
+		}
+		if !removed {
+			return nil, usageError("%s is not a master key of the file; nothing was changed", r)
+		}
+	}
+	return groups, nil
 }
 
 func (f *fileFlags) updateKeys(path string) error {

@@ -379,3 +379,51 @@ func TestFileTransitFlagErrors(t *testing.T) {
 		t.Fatalf("no token: exit %d, %q", code, errOut)
 	}
 }
+
+// rotate --add-*/--rm-* change who can open the file, as in sops; a
+// removal that does not apply changes nothing.
+func TestFileRotateAddsAndRemovesKeys(t *testing.T) {
+	first := ageEnv(t)
+	firstKeys := os.Getenv("SOPS_AGE_KEY_FILE")
+	second, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	dir := t.TempDir()
+	secondKeys := filepath.Join(dir, "second.txt")
+	os.WriteFile(secondKeys, []byte(second.String()+"\n"), 0o600)
+	path := filepath.Join(dir, "s.yaml")
+	os.WriteFile(path, []byte("token: abc\n"), 0o600)
+	if code, _, errOut := arca(t, "", "file", "encrypt", "-i", "--age", first, path); code != 0 {
+		t.Fatal(errOut)
+	}
+	opens := func(keyFile string) bool {
+		t.Setenv("SOPS_AGE_KEY_FILE", keyFile)
+		code, out, _ := arca(t, "", "file", "decrypt", path)
+		return code == 0 && out == "token: abc\n"
+	}
+	if code, _, errOut := arca(t, "", "file", "rotate", "-i", "--add-age", second.Recipient().String(), path); code != 0 {
+		t.Fatalf("rotate --add-age: %s", errOut)
+	}
+	if !opens(firstKeys) || !opens(secondKeys) {
+		t.Fatal("after --add-age both keys should open the file")
+	}
+	before, _ := os.ReadFile(path)
+	for _, bad := range [][]string{
+		{"--rm-age", other.Recipient().String()},
+		{"--rm-hc-vault-transit", "https://arca.example.com:8200/v1/transit/keys/k"},
+		{"--rm-age", first + "," + second.Recipient().String()},
+	} {
+		code, _, errOut := arca(t, "", append([]string{"file", "rotate", "-i"}, append(bad, path)...)...)
+		if code == 0 {
+			t.Fatalf("rotate %v succeeded", bad)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Fatalf("rotate %v failed (%s) but changed the file", bad, errOut)
+		}
+	}
+	if code, _, errOut := arca(t, "", "file", "rotate", "-i", "--rm-age", first, path); code != 0 {
+		t.Fatalf("rotate --rm-age: %s", errOut)
+	}
+	if opens(firstKeys) || !opens(secondKeys) {
+		t.Fatal("after --rm-age only the second key should open the file")
+	}
+}

@@ -323,6 +323,15 @@ func WrapGroups(dataKey []byte, groups [][]MasterKey, threshold int) ([]KeyGroup
 // recipients and transit keys). Entries of kinds Arca cannot encrypt to
 // make it fail rather than drop them.
 func Rewrap(groups []KeyGroup, dataKey []byte, threshold int) ([]KeyGroup, error) {
+	keys, err := MasterKeys(groups)
+	if err != nil {
+		return nil, err
+	}
+	return wrapGroups(dataKey, keys, threshold)
+}
+
+// MasterKeys returns the master keys the groups' entries were made with.
+func MasterKeys(groups []KeyGroup) ([][]MasterKey, error) {
 	var keys [][]MasterKey
 	for i, g := range groups {
 		var gk []MasterKey
@@ -337,7 +346,7 @@ func Rewrap(groups []KeyGroup, dataKey []byte, threshold int) ([]KeyGroup, error
 		}
 		keys = append(keys, gk)
 	}
-	return wrapGroups(dataKey, keys, threshold)
+	return keys, nil
 }
 
 // masterKeyFromEntry is the master key a metadata entry was made with.

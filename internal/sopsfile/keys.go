@@ -22,6 +22,8 @@ type MasterKey interface {
 	Kind() string
 	// Wrap encrypts the data key and returns the metadata entry.
 	Wrap(dataKey []byte) (*Map, error)
+	// String names the key as flags and .sops.yaml do: the recipient, the URI.
+	String() string
 }
 
 // Unwrapper recovers data keys from metadata entries it understands.
@@ -55,6 +57,8 @@ func ParseAgeRecipients(list string) ([]MasterKey, error) {
 }
 
 func (a *AgeRecipient) Kind() string { return "age" }
+
+func (a *AgeRecipient) String() string { return a.Recipient }
 
 // Wrap encrypts the data key to the recipient, ASCII-armored as sops does.
 func (a *AgeRecipient) Wrap(dataKey []byte) (*Map, error) {

@@ -46,7 +46,7 @@ func buildArca(t *testing.T) string {
 }
 
 // transitServer starts a dev server with the transit engine mounted at
-// transit/ and a key named sops. It skips only when the server says it
+// transit/ and keys named sops and other. It skips only when the server says it
 // has no transit engine.
 func transitServer(t *testing.T) (addr, root string, c *vault.Client) {
 	t.Helper()
@@ -58,8 +58,10 @@ func transitServer(t *testing.T) (addr, root string, c *vault.Client) {
 		}
 		t.Fatalf("mounting transit: %v", err)
 	}
-	if _, err := c.Logical().Write("transit/keys/sops", nil); err != nil {
-		t.Fatalf("creating the transit key: %v", err)
+	for _, name := range []string{"sops", "other"} {
+		if _, err := c.Logical().Write("transit/keys/"+name, nil); err != nil {
+			t.Fatalf("creating the transit key %s: %v", name, err)
+		}
 	}
 	return addr, root, c
 }
@@ -132,8 +134,8 @@ func TestSopsTransitInterop(t *testing.T) {
 	})
 }
 
-// sopsTransitRoundTrips drives sops and arca file against the transit key
-// at addr/v1/transit/keys/sops; rotate rotates that key.
+// sopsTransitRoundTrips drives sops and arca file against the transit keys
+// at addr/v1/transit/keys/{sops,other}; rotate rotates the first.
 func sopsTransitRoundTrips(t *testing.T, addr, root string, rotate func()) {
 	sops := sopsBinary(t)
 	arca := buildArca(t)
@@ -199,6 +201,15 @@ func sopsTransitRoundTrips(t *testing.T, addr, root string, rotate func()) {
 	os.WriteFile(filepath.Join(dir, "new.json"), []byte(plain["app.json"]), 0o600)
 	run(t, dir, env, arca, "file", "encrypt", "-i", "new.json")
 	sameYAML(t, "sops -d of a file encrypted from .sops.yaml", run(t, dir, env, sops, "--decrypt", "new.json"), []byte(plain["app.json"]))
+
+	// Moving a file to another transit key.
+	otherURI := addr + "/v1/transit/keys/other"
+	run(t, dir, env, arca, "file", "rotate", "-i", "--add-hc-vault-transit", otherURI, "--rm-hc-vault-transit", uri, "new.json")
+	moved, _ := os.ReadFile(filepath.Join(dir, "new.json"))
+	if n := len(transitEncs(t, moved)); n != 1 || !bytes.Contains(moved, []byte(`"key_name": "other"`)) {
+		t.Fatalf("after moving to the other key, %d entries:\n%s", n, moved)
+	}
+	sameYAML(t, "sops -d after moving to another key", run(t, dir, env, sops, "--decrypt", "new.json"), []byte(plain["app.json"]))
 
 	// sops rotates a file Arca wrote; Arca still opens it.
 	run(t, dir, env, sops, "rotate", "-i", "arca.app.json")
