@@ -320,11 +320,14 @@ func (f *fileFlags) open(path string) (*sopsfile.File, []byte, error) {
 	if err != nil {
 		return nil, nil, fileErr(exitFileNotEncrypted, "%s: %v", path, err)
 	}
-	ids, err := sopsfile.LoadAgeIdentities()
-	if err != nil {
-		return nil, nil, fileErr(exitFileNoDataKey, "%v", err)
+	sources := sopsfile.KeySources{"hc_vault": sopsfile.VaultTransit{}}
+	if ids, err := sopsfile.LoadAgeIdentities(); err != nil {
+		// Only a file that needs an age key fails for it.
+		sources["age"] = unusableSource{err}
+	} else {
+		sources["age"] = ids
 	}
-	key, err := file.DataKey(sopsfile.KeySources{"age": ids, "hc_vault": sopsfile.VaultTransit{}})
+	key, err := file.DataKey(sources)
 	if err != nil {
 		return nil, nil, fileErr(exitFileNoDataKey, "%s: %v", path, err)
 	}
@@ -336,6 +339,12 @@ func (f *fileFlags) open(path string) (*sopsfile.File, []byte, error) {
 	}
 	return file, key, nil
 }
+
+// unusableSource is a key source that could not be set up: it gives the
+// reason to the entries that needed it.
+type unusableSource struct{ err error }
+
+func (u unusableSource) Unwrap(string, *sopsfile.Map) ([]byte, error) { return nil, u.err }
 
 func (f *fileFlags) decrypt(path string, gitDiff bool) error {
 	_, out, err := f.formats(path)

@@ -230,8 +230,6 @@ func valueOf(t *testing.T, doc []byte, key string) string {
 // decrypt-only can open files and cannot make new ones.
 func TestSopsTransitPolicy(t *testing.T) {
 	_, root, c := transitServer(t)
-	addr := c.Address()
-	arca := buildArca(t)
 	if err := c.Sys().PutPolicy("files-read", `path "transit/decrypt/sops" { capabilities = ["update"] }`); err != nil {
 		t.Fatal(err)
 	}
@@ -239,20 +237,29 @@ func TestSopsTransitPolicy(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	sopsTransitDecryptOnly(t, c.Address(), root, s.Auth.ClientToken)
+}
+
+// sopsTransitDecryptOnly checks what a token that may only decrypt with
+// addr/v1/transit/keys/sops can do.
+func sopsTransitDecryptOnly(t *testing.T, addr, root, decryptOnly string) {
+	arca := buildArca(t)
 	dir, uri := t.TempDir(), addr+"/v1/transit/keys/sops"
 	env := func(token string) []string {
-		return []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "ARCA_TOKEN=" + token, "VAULT_TOKEN=wrong"}
+		// A broken age setup does not matter to a file with only transit keys.
+		return []string{"HOME=" + dir, "PATH=" + os.Getenv("PATH"), "ARCA_TOKEN=" + token, "VAULT_TOKEN=wrong",
+			"SOPS_AGE_KEY_FILE=" + filepath.Join(dir, "missing-keys.txt")}
 	}
 	os.WriteFile(filepath.Join(dir, "a.yaml"), []byte("password: s3cr3t\n"), 0o600)
 	run(t, dir, env(root), arca, "file", "encrypt", "-i", "--hc-vault-transit", uri, "a.yaml")
 
-	sameYAML(t, "decrypt with a decrypt-only token", run(t, dir, env(s.Auth.ClientToken), arca, "file", "decrypt", "a.yaml"), []byte("password: s3cr3t\n"))
+	sameYAML(t, "decrypt with a decrypt-only token", run(t, dir, env(decryptOnly), arca, "file", "decrypt", "a.yaml"), []byte("password: s3cr3t\n"))
 	os.WriteFile(filepath.Join(dir, "b.yaml"), []byte("k: v\n"), 0o600)
-	_, err = runCode(dir, env(s.Auth.ClientToken), arca, "file", "encrypt", "--hc-vault-transit", uri, "b.yaml")
+	_, err := runCode(dir, env(decryptOnly), arca, "file", "encrypt", "--hc-vault-transit", uri, "b.yaml")
 	if err == nil || !strings.Contains(err.Error(), "permission denied") {
 		t.Fatalf("encrypt with a decrypt-only token: err = %v, want permission denied", err)
 	}
-	if strings.Contains(err.Error(), s.Auth.ClientToken) {
+	if strings.Contains(err.Error(), decryptOnly) {
 		t.Fatal("the error shows the token")
 	}
 }
