@@ -360,7 +360,7 @@ func masterKeyFromEntry(kind string, e *Map) (MasterKey, error) {
 			return nil, err
 		}
 		if len(parsed) != 1 {
-			return nil, fmt.Errorf("an age entry has no recipient")
+			return nil, errors.New("an age entry has no recipient")
 		}
 		return parsed[0], nil
 	case "hc_vault":

@@ -172,6 +172,27 @@ func TestParseVaultTransitURI(t *testing.T) {
 	}
 }
 
+// Whatever a URI holds, parsing never panics, and a parsed key's URI parses
+// back to the same key, with names that stay within the engine.
+func FuzzParseVaultTransitURI(f *testing.F) {
+	f.Add("https://arca.example.com:8200/v1/transit/keys/app")
+	f.Add("http://127.0.0.1:8200/v1/team/a/transit/keys/db")
+	f.Add("https://vault/v1/../sys/keys/app")
+	f.Fuzz(func(t *testing.T, uri string) {
+		k, err := ParseVaultTransitURI(uri)
+		if err != nil {
+			return
+		}
+		again, err := ParseVaultTransitURI(k.String())
+		if err != nil || *again != *k {
+			t.Fatalf("%q -> %+v -> %q -> %+v, %v", uri, *k, k.String(), again, err)
+		}
+		if strings.Contains(k.KeyName, "/") || strings.Contains("/"+k.EnginePath+"/", "/../") {
+			t.Fatalf("%q: names leave the engine: %+v", uri, *k)
+		}
+	})
+}
+
 func TestVaultTransitRoundTripAndRewrap(t *testing.T) {
 	fake, srv := newFakeTransit(t, "team/transit", "s.goodtoken")
 	fake.rotate(t, "app")
@@ -265,6 +286,8 @@ func TestVaultTransitToken(t *testing.T) {
 	if len(fake.seen()) != n {
 		t.Fatal("a request went out without a token")
 	}
+	fake.mu.Lock()
+	defer fake.mu.Unlock()
 	if got := fake.tokens[0]; got != "s.right" {
 		t.Fatalf("first request carried %q", got)
 	}
