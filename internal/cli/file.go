@@ -48,6 +48,10 @@ Commands (as in sops):
     updatekeys   re-wrap the data key for the current .sops.yaml creation rule
     filestatus   print {"encrypted": true|false}
     git-diff     textconv driver: print a file decrypted, for git diff
+
+Master keys: age recipients (--age) and transit keys on an Arca, OpenBao or
+Vault server (--hc-vault-transit https://HOST:8200/v1/transit/keys/NAME, with
+ARCA_TOKEN or VAULT_TOKEN), or the creation rules of .sops.yaml.
 `
 
 // fileFlags are the flags the file commands share.
