@@ -139,6 +139,9 @@ type Paths struct {
 type SystemView interface {
 	DefaultLeaseTTL() time.Duration
 	MaxLeaseTTL() time.Duration
+	// GeneratePasswordFromPolicy returns a new password from the named
+	// password policy (sys/policies/password/<name>).
+	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
 }
 
 // BackendConfig is what a Factory receives when a mount is created or loaded.
