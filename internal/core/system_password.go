@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/arcasec/arca/internal/logical"
 	fw "github.com/arcasec/arca/internal/logical/framework"
@@ -68,7 +69,7 @@ func (b *systemBackend) writePasswordPolicy(ctx context.Context, req *logical.Re
 	if decoded, err := base64.StdEncoding.DecodeString(text); err == nil {
 		text = string(decoded)
 	}
-	if _, err := passpolicy.Parse(text); err != nil {
+	if _, err := b.core.passwordPolicies.parse(name, text); err != nil {
 		return nil, logical.BadRequest("invalid password policy: %v", err)
 	}
 	if err := b.core.putJSON(ctx, passwordPolicyPrefix+name, storedPasswordPolicy{Policy: text}); err != nil {
@@ -97,6 +98,7 @@ func (b *systemBackend) deletePasswordPolicy(ctx context.Context, req *logical.R
 	if err := b.core.barrier.Delete(ctx, passwordPolicyPrefix+name); err != nil {
 		return nil, fmt.Errorf("deleting password policy %q: %w", name, err)
 	}
+	b.core.passwordPolicies.forget(name)
 	return nil, nil
 }
 
@@ -149,7 +151,7 @@ func (c *Core) GeneratePasswordFromPolicy(ctx context.Context, name string) (str
 	if err != nil {
 		return "", err
 	}
-	p, err := passpolicy.Parse(text)
+	p, err := c.passwordPolicies.parse(name, text)
 	if err != nil {
 		return "", fmt.Errorf("the stored password policy %q no longer parses: %w", name, err)
 	}
@@ -164,4 +166,48 @@ func (c *Core) GeneratePasswordFromPolicy(ctx context.Context, name string) (str
 // backend: password policies are shared by every mount.
 func (s *mountSystemView) GeneratePasswordFromPolicy(ctx context.Context, name string) (string, error) {
 	return s.core.GeneratePasswordFromPolicy(ctx, name)
+}
+
+// passwordPolicyCache keeps parsed password policies by name, with the text
+// each was parsed from: parsing checks how often a candidate meets the rules,
+// which is too much work to repeat for every password. The stored text stays
+// the authority; a policy is parsed again whenever its text changed.
+type passwordPolicyCache struct {
+	mu     sync.Mutex
+	byName map[string]parsedPasswordPolicy
+}
+
+type parsedPasswordPolicy struct {
+	text   string
+	policy *passpolicy.Policy
+}
+
+// maxCachedPasswordPolicies bounds the cache; past it, the cache starts over.
+const maxCachedPasswordPolicies = 1024
+
+// parse returns the named policy parsed from text.
+func (pc *passwordPolicyCache) parse(name, text string) (*passpolicy.Policy, error) {
+	pc.mu.Lock()
+	cached, ok := pc.byName[name]
+	pc.mu.Unlock()
+	if ok && cached.text == text {
+		return cached.policy, nil
+	}
+	p, err := passpolicy.Parse(text)
+	if err != nil {
+		return nil, err
+	}
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	if pc.byName == nil || len(pc.byName) >= maxCachedPasswordPolicies {
+		pc.byName = map[string]parsedPasswordPolicy{}
+	}
+	pc.byName[name] = parsedPasswordPolicy{text: text, policy: p}
+	return p, nil
+}
+
+func (pc *passwordPolicyCache) forget(name string) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	delete(pc.byName, name)
 }
