@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/arcasec/arca/internal/logical"
 	fw "github.com/arcasec/arca/internal/logical/framework"
@@ -42,17 +43,25 @@ func (b *systemBackend) passwordPolicyPaths() []*fw.Path {
 }
 
 // passwordPolicyName returns the name the path gave, or a 400 naming the
-// problem: names are one path segment, so that generate and list are
-// unambiguous.
+// problem.
 func passwordPolicyName(d *fw.FieldData) (string, error) {
 	name := d.String("name")
-	if name == "" {
-		return "", logical.BadRequest("missing password policy name")
+	return name, checkPasswordPolicyName(name)
+}
+
+// checkPasswordPolicyName refuses names that are not one path segment of
+// valid UTF-8: a slash would make generate and list ambiguous, and storage
+// keys are text.
+func checkPasswordPolicyName(name string) error {
+	switch {
+	case name == "":
+		return logical.BadRequest("missing password policy name")
+	case !utf8.ValidString(name):
+		return logical.BadRequest("invalid password policy name %q: a name must be valid UTF-8", name)
+	case strings.Contains(name, "/"):
+		return logical.BadRequest("invalid password policy name %q: a name cannot contain a slash", name)
 	}
-	if strings.Contains(name, "/") {
-		return "", logical.BadRequest("invalid password policy name %q: a name cannot contain a slash", name)
-	}
-	return name, nil
+	return nil
 }
 
 func (b *systemBackend) writePasswordPolicy(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -129,8 +138,8 @@ func (b *systemBackend) generatePassword(ctx context.Context, req *logical.Reque
 // passwordPolicyText returns the stored text of the named password policy,
 // or a 404 when there is none.
 func (c *Core) passwordPolicyText(ctx context.Context, name string) (string, error) {
-	if name == "" || strings.Contains(name, "/") {
-		return "", logical.BadRequest("invalid password policy name %q", name)
+	if err := checkPasswordPolicyName(name); err != nil {
+		return "", err
 	}
 	var stored storedPasswordPolicy
 	found, err := c.getJSON(ctx, passwordPolicyPrefix+name, &stored)
