@@ -19,8 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"sort"
-	"strings"
 	"unicode"
 	"unicode/utf8"
 
@@ -59,10 +59,9 @@ type Rule struct {
 
 // Policy is a parsed password policy. It is safe for concurrent use.
 type Policy struct {
-	Length int
-	Rules  []Rule
-
-	chars []rune // sorted union of the rules' charsets
+	length int
+	rules  []Rule
+	chars  []rune // sorted union of the rules' charsets
 	// need holds the rules with a min-chars, as sets of indexes into chars.
 	need []need
 }
@@ -73,6 +72,15 @@ type need struct {
 }
 
 func (n *need) has(i byte) bool { return n.in[i/64]&(1<<(i%64)) != 0 }
+
+// Length returns how many characters a password has.
+func (p *Policy) Length() int { return p.length }
+
+// Rules returns the policy's rules, in the order written.
+func (p *Policy) Rules() []Rule { return append([]Rule(nil), p.rules...) }
+
+// Charset returns the characters passwords are drawn from, sorted.
+func (p *Policy) Charset() string { return string(p.chars) }
 
 // DefaultText is Vault's default password policy: what engines use when no
 // password_policy is configured.
@@ -125,11 +133,11 @@ func Parse(text string) (*Policy, error) {
 	for _, key := range sortedKeys(raw) {
 		switch key {
 		case "length":
-			n, ok := raw[key].(int)
+			n, ok := wholeNumber(raw[key])
 			if !ok {
 				return nil, fmt.Errorf("length must be a whole number, got %v", raw[key])
 			}
-			p.Length, haveLength = n, true
+			p.length, haveLength = n, true
 		case "rule":
 			if err := p.addRules(raw[key]); err != nil {
 				return nil, err
@@ -145,6 +153,20 @@ func Parse(text string) (*Policy, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// wholeNumber returns v as an int when it is one: JSON writers may give
+// 20 as 20.0, but 20.5 characters means nothing.
+func wholeNumber(v any) (int, bool) {
+	switch v := v.(type) {
+	case int:
+		return v, true
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) <= 1<<31 {
+			return int(v), true
+		}
+	}
+	return 0, false
 }
 
 func sortedKeys(m map[string]any) []string {
@@ -174,9 +196,9 @@ func (p *Policy) addRules(v any) error {
 			for _, body := range bodies {
 				r, err := parseCharsetRule(body)
 				if err != nil {
-					return fmt.Errorf("rule %d (charset): %w", len(p.Rules)+1, err)
+					return fmt.Errorf("rule %d (charset): %w", len(p.rules)+1, err)
 				}
-				p.Rules = append(p.Rules, r)
+				p.rules = append(p.rules, r)
 			}
 		}
 	}
@@ -195,7 +217,7 @@ func parseCharsetRule(body map[string]any) (Rule, error) {
 			}
 			r.Charset, haveCharset = s, true
 		case "min-chars":
-			n, ok := body[key].(int)
+			n, ok := wholeNumber(body[key])
 			if !ok || n < 0 {
 				return r, fmt.Errorf("min-chars must be a whole number of 0 or more, got %v", body[key])
 			}
@@ -220,15 +242,15 @@ func parseCharsetRule(body map[string]any) (Rule, error) {
 
 // compile checks the policy and builds what Generate draws from.
 func (p *Policy) compile() error {
-	if p.Length < MinLength || p.Length > MaxLength {
-		return fmt.Errorf("length must be between %d and %d, got %d", MinLength, MaxLength, p.Length)
+	if p.length < MinLength || p.length > MaxLength {
+		return fmt.Errorf("length must be between %d and %d, got %d", MinLength, MaxLength, p.length)
 	}
-	if len(p.Rules) == 0 {
+	if len(p.rules) == 0 {
 		return errors.New(`the policy has no charset to draw from: add at least one rule "charset" block`)
 	}
 	seen := map[rune]bool{}
 	sum := 0
-	for _, r := range p.Rules {
+	for _, r := range p.rules {
 		for _, c := range r.Charset {
 			if !seen[c] {
 				seen[c] = true
@@ -240,15 +262,15 @@ func (p *Policy) compile() error {
 	if len(p.chars) > MaxCharset {
 		return fmt.Errorf("the charsets hold %d distinct characters together; at most %d are allowed", len(p.chars), MaxCharset)
 	}
-	if sum > p.Length {
-		return fmt.Errorf("the rules ask for at least %d characters (the sum of their min-chars) but length is %d", sum, p.Length)
+	if sum > p.length {
+		return fmt.Errorf("the rules ask for at least %d characters (the sum of their min-chars) but length is %d", sum, p.length)
 	}
 	sort.Slice(p.chars, func(i, j int) bool { return p.chars[i] < p.chars[j] })
 	index := make(map[rune]byte, len(p.chars))
 	for i, c := range p.chars {
 		index[c] = byte(i)
 	}
-	for _, r := range p.Rules {
+	for _, r := range p.rules {
 		if r.MinChars == 0 {
 			continue
 		}
@@ -285,29 +307,28 @@ func (p *Policy) acceptance() (float64, error) {
 			return 0, fmt.Errorf("the rules' min-chars are too many to check (more than %d combinations of counts): use fewer rules with min-chars or smaller min-chars", maxStates)
 		}
 	}
-	// Characters that belong to the same rules act alike: group them.
+	// Characters that belong to the same rules act alike: group them by the
+	// set of rules (at most 12, as each doubles the states) they count for.
 	type group struct {
 		weight float64
-		rules  []int
+		rules  uint64
 	}
-	byKey := map[string]*group{}
-	var groups []*group
+	index := map[uint64]int{}
+	var groups []group
 	for i := range p.chars {
-		var rules []int
-		var key strings.Builder
+		var rules uint64
 		for j := range p.need {
 			if p.need[j].has(byte(i)) {
-				rules = append(rules, j)
-				fmt.Fprintf(&key, "%d,", j)
+				rules |= 1 << j
 			}
 		}
-		g := byKey[key.String()]
-		if g == nil {
-			g = &group{rules: rules}
-			byKey[key.String()] = g
-			groups = append(groups, g)
+		gi, ok := index[rules]
+		if !ok {
+			gi = len(groups)
+			index[rules] = gi
+			groups = append(groups, group{rules: rules})
 		}
-		g.weight += 1 / float64(len(p.chars))
+		groups[gi].weight += 1 / float64(len(p.chars))
 	}
 	next := make([]int, states*len(groups))
 	for s := range states {
@@ -315,7 +336,7 @@ func (p *Policy) acceptance() (float64, error) {
 			t, stride := s, 1
 			for j, n := range p.need {
 				digit := (s / stride) % (n.min + 1)
-				if digit < n.min && contains(g.rules, j) {
+				if digit < n.min && g.rules&(1<<j) != 0 {
 					t += stride
 				}
 				stride *= n.min + 1
@@ -325,7 +346,7 @@ func (p *Policy) acceptance() (float64, error) {
 	}
 	cur, nxt := make([]float64, states), make([]float64, states)
 	cur[0] = 1
-	for range p.Length {
+	for range p.length {
 		clear(nxt)
 		for s, pr := range cur {
 			if pr == 0 {
@@ -340,18 +361,6 @@ func (p *Policy) acceptance() (float64, error) {
 	return cur[states-1], nil
 }
 
-func contains(xs []int, x int) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
-}
-
-// Charset returns the characters passwords are drawn from, sorted.
-func (p *Policy) Charset() string { return string(p.chars) }
-
 // Generate returns a new password that meets every rule of the policy,
 // reading randomness from random (crypto/rand's Reader when nil).
 func (p *Policy) Generate(random io.Reader) (string, error) {
@@ -362,7 +371,7 @@ func (p *Policy) Generate(random io.Reader) (string, error) {
 	n := len(p.chars)
 	// Bytes at or above limit would favour the first characters: skip them.
 	limit := 256 - 256%n
-	candidate := make([]byte, p.Length)
+	candidate := make([]byte, p.length)
 	for range maxAttempts {
 		for i := range candidate {
 			b, err := src.below(limit)

@@ -171,18 +171,18 @@ func TestParseDocumentedExamples(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Parse: %v", err)
 			}
-			if p.Length != tc.length {
-				t.Errorf("length %d, want %d", p.Length, tc.length)
+			if p.Length() != tc.length {
+				t.Errorf("length %d, want %d", p.Length(), tc.length)
 			}
 			if p.Charset() != tc.charset {
 				t.Errorf("charset %q, want %q", p.Charset(), tc.charset)
 			}
-			if len(p.Rules) != len(tc.rules) {
-				t.Fatalf("rules %+v, want %+v", p.Rules, tc.rules)
+			if len(p.Rules()) != len(tc.rules) {
+				t.Fatalf("rules %+v, want %+v", p.Rules(), tc.rules)
 			}
 			for i := range tc.rules {
-				if p.Rules[i] != tc.rules[i] {
-					t.Errorf("rule %d is %+v, want %+v", i+1, p.Rules[i], tc.rules[i])
+				if p.Rules()[i] != tc.rules[i] {
+					t.Errorf("rule %d is %+v, want %+v", i+1, p.Rules()[i], tc.rules[i])
 				}
 			}
 		})
@@ -246,15 +246,15 @@ func itoa(n int) string {
 // check fails the test unless pw follows p.
 func check(t *testing.T, p *Policy, pw string) {
 	t.Helper()
-	if !utf8.ValidString(pw) || utf8.RuneCountInString(pw) != p.Length {
-		t.Fatalf("password of %d characters, want %d", utf8.RuneCountInString(pw), p.Length)
+	if !utf8.ValidString(pw) || utf8.RuneCountInString(pw) != p.Length() {
+		t.Fatalf("password of %d characters, want %d", utf8.RuneCountInString(pw), p.Length())
 	}
 	for _, c := range pw {
 		if !strings.ContainsRune(p.Charset(), c) {
 			t.Fatalf("password holds %q, outside the charset", c)
 		}
 	}
-	for i, r := range p.Rules {
+	for i, r := range p.Rules() {
 		n := 0
 		for _, c := range pw {
 			if strings.ContainsRune(r.Charset, c) {
@@ -302,13 +302,13 @@ rule "charset" { charset = "xyz" }`,
 }
 
 func TestDefaultIsVaultsDefault(t *testing.T) {
-	if Default.Length != 20 || Default.Charset() != sortedString(lower+upper+digits+"-") {
-		t.Fatalf("default policy: length %d, charset %q", Default.Length, Default.Charset())
+	if Default.Length() != 20 || Default.Charset() != sortedString(lower+upper+digits+"-") {
+		t.Fatalf("default policy: length %d, charset %q", Default.Length(), Default.Charset())
 	}
 	want := []Rule{{lower, 1}, {upper, 1}, {digits, 1}, {"-", 1}}
 	for i, r := range want {
-		if Default.Rules[i] != r {
-			t.Fatalf("default rule %d is %+v, want %+v", i+1, Default.Rules[i], r)
+		if Default.Rules()[i] != r {
+			t.Fatalf("default rule %d is %+v, want %+v", i+1, Default.Rules()[i], r)
 		}
 	}
 	seen := map[string]bool{}
@@ -444,7 +444,7 @@ func FuzzParsePasswordPolicy(f *testing.F) {
 			}
 			return
 		}
-		if p.Length < MinLength || p.Length > MaxLength || len(p.Rules) == 0 || p.Charset() == "" {
+		if p.Length() < MinLength || p.Length() > MaxLength || len(p.Rules()) == 0 || p.Charset() == "" {
 			t.Fatalf("accepted policy out of bounds: %+v", p)
 		}
 		pw, err := p.Generate(rand.Reader)
@@ -453,4 +453,24 @@ func FuzzParsePasswordPolicy(f *testing.F) {
 		}
 		check(t, p, pw)
 	})
+}
+
+// JSON writers may send whole numbers as 16.0; a fraction is refused.
+func TestParseJSONNumbers(t *testing.T) {
+	p, err := Parse(`{"length": 16.0, "rule": [{"charset": {"charset": "abc", "min-chars": 2.0}}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Length() != 16 || p.Rules()[0] != (Rule{"abc", 2}) {
+		t.Fatalf("parsed length %d, rules %+v", p.Length(), p.Rules())
+	}
+	for _, text := range []string{
+		`{"length": 16.5, "rule": [{"charset": {"charset": "abc"}}]}`,
+		`{"length": 16, "rule": [{"charset": {"charset": "abc", "min-chars": 1.5}}]}`,
+		`{"length": 1e300, "rule": [{"charset": {"charset": "abc"}}]}`,
+	} {
+		if _, err := Parse(text); err == nil || !strings.Contains(err.Error(), "whole number") {
+			t.Errorf("Parse(%s): %v, want a whole-number error", text, err)
+		}
+	}
 }
