@@ -4,12 +4,16 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/arcasec/arca/internal/server/servertest"
 )
 
 // A policy of the kind Vault's documentation shows: 24 characters with at
@@ -234,5 +238,49 @@ func TestPasswordPolicyACL(t *testing.T) {
 	}
 	if s, err := root.Logical().Read("sys/policies/password/app"); err != nil || s.Data["policy"] != appPasswordPolicy {
 		t.Fatalf("policy after refused writes: %v, %v", s, err)
+	}
+}
+
+// A generated password reaches the client and nothing else: the audit log
+// holds only its HMAC, and the server log never has it.
+func TestGeneratedPasswordsStayOutOfLogs(t *testing.T) {
+	serverLog := &lockedBuffer{}
+	_, addr, root := servertest.StartDevServer(t, serverLog)
+	c := newClient(t, addr, root)
+	auditPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": auditPath}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("sys/policies/password/app", map[string]any{"policy": appPasswordPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	var passwords []string
+	for range 5 {
+		passwords = append(passwords, generate(t, c, "app"))
+	}
+
+	raw, err := os.ReadFile(auditPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	responses := 0
+	for _, l := range parseAuditLines(t, raw) {
+		if l.Type == "response" && l.Request.Path == "sys/policies/password/app/generate" {
+			responses++
+			if pw, _ := l.Response.Data["password"].(string); !strings.HasPrefix(pw, "hmac-sha256:") {
+				t.Fatalf("audited password %q is not an HMAC", pw)
+			}
+		}
+	}
+	if responses != len(passwords) {
+		t.Fatalf("%d generate responses audited, want %d", responses, len(passwords))
+	}
+	for _, pw := range passwords {
+		if strings.Contains(string(raw), pw) {
+			t.Fatal("a generated password is in the audit log")
+		}
+		if strings.Contains(serverLog.String(), pw) {
+			t.Fatal("a generated password is in the server log")
+		}
 	}
 }
