@@ -22,6 +22,9 @@ import (
 // passwordPolicyPrefix is where password policies are kept behind the barrier.
 const passwordPolicyPrefix = "sys/password_policy/"
 
+// Engines hand their system view to passpolicy.FromPolicy.
+var _ passpolicy.Source = logical.SystemView(nil)
+
 // storedPasswordPolicy is a password policy as stored: its text as written.
 type storedPasswordPolicy struct {
 	Policy string `json:"policy"`

@@ -15,6 +15,7 @@
 package passpolicy
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -359,6 +360,22 @@ func (p *Policy) acceptance() (float64, error) {
 		cur, nxt = nxt, cur
 	}
 	return cur[states-1], nil
+}
+
+// Source is what an engine's system view offers (logical.SystemView): a
+// password generated from a named policy in sys/policies/password.
+type Source interface {
+	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
+}
+
+// FromPolicy returns a new password for an engine whose configuration may
+// name a password policy: from the named policy through src, or from Default
+// when name is empty.
+func FromPolicy(ctx context.Context, src Source, name string) (string, error) {
+	if name == "" {
+		return Default.Generate(rand.Reader)
+	}
+	return src.GeneratePasswordFromPolicy(ctx, name)
 }
 
 // Generate returns a new password that meets every rule of the policy,

@@ -1,6 +1,7 @@
 package passpolicy
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"math"
@@ -472,5 +473,36 @@ func TestParseJSONNumbers(t *testing.T) {
 		if _, err := Parse(text); err == nil || !strings.Contains(err.Error(), "whole number") {
 			t.Errorf("Parse(%s): %v, want a whole-number error", text, err)
 		}
+	}
+}
+
+// namedPolicies is a Source with policies by name.
+type namedPolicies map[string]*Policy
+
+func (n namedPolicies) GeneratePasswordFromPolicy(_ context.Context, name string) (string, error) {
+	p, ok := n[name]
+	if !ok {
+		return "", errors.New("no such policy")
+	}
+	return p.Generate(rand.Reader)
+}
+
+func TestFromPolicy(t *testing.T) {
+	ctx := context.Background()
+	short, err := Parse("length = 6\nrule \"charset\" { charset = \"q\" }")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := namedPolicies{"short": short}
+	if pw, err := FromPolicy(ctx, src, "short"); err != nil || pw != "qqqqqq" {
+		t.Fatalf("from the named policy: %q, %v", pw, err)
+	}
+	pw, err := FromPolicy(ctx, src, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check(t, Default, pw)
+	if _, err := FromPolicy(ctx, src, "missing"); err == nil {
+		t.Fatal("a missing policy gave a password")
 	}
 }
