@@ -110,6 +110,28 @@ rule "charset" {
 		rules: []Rule{{lower, 0}, {upper, 0}, {digits, 0}, {symbols, 0}},
 	},
 	{
+		name: "performance: 1 uppercase, 1 lowercase, 1 numeric, 1 from all ASCII symbols",
+		text: `length = 16
+rule "charset" {
+  charset = "abcdefghijklmnopqrstuvwxyz"
+  min-chars = 1
+}
+rule "charset" {
+  charset = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+  min-chars = 1
+}
+rule "charset" {
+  charset = "0123456789"
+  min-chars = 1
+}
+rule "charset" {
+  charset = "!\"#$%&'()*+,-./:;<=>?@[\\]^_` + "`" + `{|}~"
+  min-chars = 1
+}`,
+		length: 16, charset: sortedString(lower + upper + digits + symbols),
+		rules: []Rule{{lower, 1}, {upper, 1}, {digits, 1}, {symbols, 1}},
+	},
+	{
 		name: "performance: 1 uppercase, 1 lowercase, 1 numeric, 1 from !@#$",
 		text: `length = 12
 rule "charset" {
