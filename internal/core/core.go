@@ -83,6 +83,8 @@ type Core struct {
 	auditState atomic.Pointer[auditState]
 	access     *accessReport
 	quotas     *quotaStore
+	// passwordPolicies caches parsed password policies.
+	passwordPolicies passwordPolicyCache
 
 	metrics    *metrics
 	tokenCount atomic.Int64

@@ -179,6 +179,9 @@ type SystemView interface {
 	// Now is the core's clock. Backends measure time with it, never with
 	// time.Now, so tests can move it.
 	Now() time.Time
+	// GeneratePasswordFromPolicy returns a new password from the named
+	// password policy (sys/policies/password/<name>).
+	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
 }
 
 // BackendConfig is what a Factory receives when a mount is created or loaded.
