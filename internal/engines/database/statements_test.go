@@ -1,0 +1,117 @@
+package database
+
+import (
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestSplitStatementsKeepsQuotedSemicolons(t *testing.T) {
+	in := []string{
+		`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";`,
+		`COMMENT ON ROLE "a;b" IS 'it''s; fine' -- trailing; comment` + "\n" + `;/* block; /* nested; */ still; */ SELECT 1`,
+		`DO $body$ BEGIN PERFORM 1; PERFORM 2; END $body$; SELECT $1`,
+		"  ;  ",
+	}
+	want := []string{
+		`CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'`,
+		`GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}"`,
+		`COMMENT ON ROLE "a;b" IS 'it''s; fine' -- trailing; comment`,
+		`/* block; /* nested; */ still; */ SELECT 1`,
+		`DO $body$ BEGIN PERFORM 1; PERFORM 2; END $body$`,
+		`SELECT $1`,
+	}
+	if got := splitStatements(in); !slices.Equal(got, want) {
+		t.Fatalf("split:\n got %q\nwant %q", got, want)
+	}
+}
+
+func TestRenderRefusesValuesThatBreakQuoting(t *testing.T) {
+	stmts := []string{`CREATE ROLE "{{name}}" PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'`}
+	exp := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	got, err := substitution{name: "v-app", password: "pw-1", expiration: exp}.render(stmts)
+	if err != nil || got[0] != `CREATE ROLE "v-app" PASSWORD 'pw-1' VALID UNTIL '2030-01-02 03:04:05+0000'` {
+		t.Fatalf("render = %q, %v", got, err)
+	}
+	for _, bad := range []substitution{{name: `x"; DROP ROLE admin; --`}, {name: "x", password: "it's"}, {name: `a\b`}} {
+		if _, err := bad.render(stmts); err == nil {
+			t.Errorf("render accepted %+v", bad)
+		} else if bad.password != "" && strings.Contains(err.Error(), bad.password) {
+			t.Errorf("the error repeats the password: %v", err)
+		}
+	}
+}
+
+func TestCheckConnectionURLRefusesEmbeddedPasswords(t *testing.T) {
+	ok := []string{
+		"postgresql://{{username}}:{{password}}@db.internal:5432/production",
+		"postgres://{{username}}@db:5432/app?sslmode=disable",
+		"postgres://db:5432/app?user={{username}}&password={{password}}",
+		"host=db user={{username}} password={{password}} dbname=app",
+		"host=db user={{username}} password='{{password}}' dbname=app",
+		"host=/run/postgresql dbname=app",
+	}
+	for _, u := range ok {
+		if err := checkConnectionURL(u); err != nil {
+			t.Errorf("%q refused: %v", u, err)
+		}
+	}
+	bad := []string{
+		"postgresql://vault_admin:hunter2@db.internal:5432/production",
+		"postgres://{{username}}:hunter2@db/app",
+		"postgres://db/app?password=hunter2",
+		"host=db user=admin password=hunter2",
+		"host=db PASSWORD = 'hunter2'",
+		"",
+	}
+	for _, u := range bad {
+		err := checkConnectionURL(u)
+		if err == nil {
+			t.Errorf("%q accepted", u)
+		} else if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("the error repeats the password: %v", err)
+		}
+	}
+}
+
+func TestDefaultUsernameHasVaultShape(t *testing.T) {
+	now := func() time.Time { return time.Unix(1700000000, 0) }
+	tmpl, err := parseUsernameTemplate("", now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, err := generateUsername(tmpl, "token-with-a-long-name", "app-readonly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !regexp.MustCompile(`^v-token-wi-app-read-[A-Za-z0-9]{20}-1700000000$`).MatchString(name) {
+		t.Fatalf("username %q", name)
+	}
+	long, _ := parseUsernameTemplate(`{{ printf "%s-%s" .RoleName (random 80) | truncate 63 }}`, now)
+	if name, _ := generateUsername(long, "x", "role"); len(name) != 63 {
+		t.Fatalf("truncated username has %d bytes", len(name))
+	}
+	if _, err := parseUsernameTemplate("{{ nosuchfunc }}", now); err == nil {
+		t.Fatal("a template calling an unknown function was accepted")
+	}
+}
+
+func TestGeneratedPasswordsFollowTheDefaultPolicy(t *testing.T) {
+	seen := map[string]bool{}
+	for range 50 {
+		p, err := generatePassword()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`^[A-Za-z0-9-]{20}$`).MatchString(p) || !strings.ContainsAny(p, lower) ||
+			!strings.ContainsAny(p, upper) || !strings.ContainsAny(p, digits) || !strings.Contains(p, "-") {
+			t.Fatalf("password %q breaks the policy", p)
+		}
+		if seen[p] {
+			t.Fatalf("password %q generated twice", p)
+		}
+		seen[p] = true
+	}
+}
