@@ -141,10 +141,10 @@ func TestConfigBadInputIsRefusedWithoutLeakingPasswords(t *testing.T) {
 			"must not contain a password", "right-password"},
 		"password in the URL without placeholders": {map[string]any{"connection_url": "postgresql://admin:s3cr3t-in-url@db.internal:5432/production"},
 			"must not contain a password", "s3cr3t-in-url"},
-		"wrong password":       {map[string]any{"password": "wrong-password-123"}, "error verifying the connection", "wrong-password-123"},
-		"unreachable database": {map[string]any{"connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:1/postgres?connect_timeout=2"}, "error verifying the connection", "right-password"},
-		"unknown plugin":       {map[string]any{"plugin_name": "mysql-database-plugin"}, "plugin_name", ""},
-		"negative pool size":   {map[string]any{"max_open_connections": -1}, "max_open_connections", ""},
+		"wrong password":        {map[string]any{"password": "wrong-password-123"}, "error verifying the connection", "wrong-password-123"},
+		"unreachable database":  {map[string]any{"connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:1/postgres?connect_timeout=2"}, "error verifying the connection", "right-password"},
+		"unknown plugin":        {map[string]any{"plugin_name": "mysql-database-plugin"}, "plugin_name", ""},
+		"negative pool size":    {map[string]any{"max_open_connections": -1}, "max_open_connections", ""},
 		"bad username_template": {map[string]any{"username_template": "{{ nosuch }}"}, "username_template", ""},
 	}
 	for name, tc := range cases {
