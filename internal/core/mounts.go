@@ -91,6 +91,8 @@ func (s *mountSystemView) DefaultLeaseTTL() time.Duration {
 	return s.core.conf.DefaultLeaseTTL
 }
 
+func (s *mountSystemView) Now() time.Time { return s.core.Now() }
+
 func (s *mountSystemView) MaxLeaseTTL() time.Duration {
 	if d := s.entry.Load().Config.MaxLeaseTTL; d > 0 {
 		return d

@@ -56,10 +56,15 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s storage: %w", conf.Storage.Type, err)
 	}
+	catalog := Catalog()
+	if conf.Catalog != nil {
+		catalog = *conf.Catalog
+	}
 	c, err := core.New(core.Config{
 		Storage:         phys,
 		StorageType:     kind,
-		Catalog:         Catalog(),
+		Catalog:         catalog,
+		Clock:           conf.Clock,
 		Logger:          logger,
 		DefaultLeaseTTL: conf.DefaultLeaseTTL,
 		MaxLeaseTTL:     conf.MaxLeaseTTL,
@@ -158,6 +163,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type DevOptions struct {
 	ListenAddress string // default 127.0.0.1:8200
 	RootTokenID   string // default: a random token
+	// Catalog and Clock, when set, replace the build's catalog and the real
+	// clock (tests).
+	Catalog *core.Catalog
+	Clock   core.Clock
 }
 
 // DevResult is what dev mode prints.
@@ -182,6 +191,8 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 		// person who would write the configuration; enabling a device
 		// through the API is how dev workflows and tests audit.
 		UnsafeAllowAPIAuditCreation: true,
+		Catalog:                     opts.Catalog,
+		Clock:                       opts.Clock,
 	}, logger)
 	if err != nil {
 		return nil, nil, err
