@@ -3,79 +3,173 @@ package database
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/logical/framework"
 )
 
-// issued is what the engine keeps about a user it created, to renew and
-// remove it later.
-type issued struct {
-	Username string
-	Role     string
-	DBName   string
+// credsType is the secret type of dynamic credentials' leases.
+const credsType = "creds"
+
+// walKindUser is the kind of the write-ahead log entry written before a
+// dynamic user is created: if Arca stops before the user's lease exists,
+// the rollback drops the user.
+const walKindUser = "creds-user"
+
+func (b *backend) credsPath() *framework.Path {
+	return &framework.Path{
+		Pattern:      "creds/" + framework.GenericNameRegex("name"),
+		Fields:       nameField("role"),
+		Operations:   map[logical.Operation]framework.OperationFunc{logical.ReadOperation: b.readCreds},
+		HelpSynopsis: "Create a database user for a role and return its credentials, under a lease.",
+	}
 }
 
-// createUser creates a database user for role, valid until expiration.
-// Failure leaves no user behind: the creation runs in one transaction, and
-// the rollback statements run after a failed one.
-func (b *backend) createUser(ctx context.Context, s logical.Storage, roleName, displayName string, expiration time.Time) (*issued, string, error) {
-	role, err := loadRole(ctx, s, roleName)
+func (b *backend) credsSecret() *framework.Secret {
+	return &framework.Secret{
+		Type: credsType,
+		Fields: map[string]*framework.FieldSchema{
+			"username": {Type: framework.TypeString, Description: "The database user."},
+			"password": {Type: framework.TypeString, Description: "Its password."},
+		},
+		Renew:  b.renewCreds,
+		Revoke: b.revokeCreds,
+	}
+}
+
+// issued is what a lease keeps about the user it stands for.
+type issued struct {
+	Username string `json:"username"`
+	Role     string `json:"role"`
+	DBName   string `json:"db_name"`
+}
+
+func issuedFrom(internal map[string]any) (*issued, error) {
+	u := &issued{}
+	u.Username, _ = internal["username"].(string)
+	u.Role, _ = internal["role"].(string)
+	u.DBName, _ = internal["db_name"].(string)
+	if u.Username == "" || u.DBName == "" {
+		return nil, fmt.Errorf("the lease does not name a database user")
+	}
+	return u, nil
+}
+
+func (u *issued) internalData() map[string]any {
+	return map[string]any{"username": u.Username, "role": u.Role, "db_name": u.DBName}
+}
+
+// readCreds creates a user for the role, valid until its lease's TTL ends.
+// A write-ahead log entry names the user until the user exists, so a crash
+// in between leaves no user behind.
+func (b *backend) readCreds(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
+	name := d.String("name")
+	role, err := loadRole(ctx, req.Storage, name)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if role == nil {
-		return nil, "", logical.BadRequest("unknown role: %q", roleName)
+		return nil, logical.BadRequest("unknown role: %q", name)
 	}
-	p, cfg, err := b.connection(ctx, s, role.DBName)
+	p, cfg, err := b.connection(ctx, req.Storage, role.DBName)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	if !cfg.allows(roleName) {
-		return nil, "", logical.BadRequest("%q is not an allowed role for database %q", roleName, role.DBName)
+	if !cfg.allows(name) {
+		return nil, logical.BadRequest("%q is not an allowed role for database %q", name, role.DBName)
 	}
 	tmpl, err := parseUsernameTemplate(cfg.UsernameTemplate, b.now)
 	if err != nil {
-		return nil, "", logical.BadRequest("username_template of database %q: %v", role.DBName, err)
+		return nil, logical.BadRequest("username_template of database %q: %v", role.DBName, err)
 	}
-	username, err := generateUsername(tmpl, displayName, roleName)
+	displayName := "token"
+	if req.Auth != nil && req.Auth.DisplayName != "" {
+		displayName = req.Auth.DisplayName
+	}
+	username, err := generateUsername(tmpl, displayName, name)
 	if err != nil {
-		return nil, "", logical.BadRequest("%v", err)
+		return nil, logical.BadRequest("%v", err)
 	}
 	password, err := generatePassword()
 	if err != nil {
-		return nil, "", err
+		return nil, err
+	}
+	ttl, warnings := logical.CalculateTTL(b.system, logical.LeaseTerms{Default: role.DefaultTTL, Max: role.MaxTTL})
+	u := &issued{Username: username, Role: name, DBName: role.DBName}
+
+	walID, err := b.PutWAL(ctx, req.Storage, walKindUser, u)
+	if err != nil {
+		return nil, err
 	}
 	dctx, cancel := withTimeout(ctx)
 	defer cancel()
-	sub := substitution{name: username, password: password, expiration: expiration}
+	sub := substitution{name: username, password: password, expiration: b.now().Add(ttl)}
 	if err := p.newUser(dctx, role.CreationStatements, role.RollbackStatements, sub); err != nil {
-		return nil, "", logical.BadRequest("role %q: %v", roleName, err)
+		// Nothing of the user remains (one transaction): the entry has
+		// nothing left to undo.
+		if derr := b.DeleteWAL(ctx, req.Storage, walID); derr != nil {
+			b.logger.Warn("removing the write-ahead log entry of a user that was not created", "error", derr)
+		}
+		return nil, logical.BadRequest("role %q: %v", name, err)
 	}
-	return &issued{Username: username, Role: roleName, DBName: role.DBName}, password, nil
+	if err := b.DeleteWAL(ctx, req.Storage, walID); err != nil {
+		// The user exists but would be dropped by the rollback: drop it
+		// now rather than hand out credentials that will vanish.
+		if rerr := p.revokeUser(dctx, role.RevocationStatements, username); rerr != nil {
+			b.logger.Error("dropping a user whose write-ahead log entry could not be removed", "error", rerr)
+		}
+		return nil, err
+	}
+	resp := b.Secret(credsType).Response(map[string]any{"username": username, "password": password}, u.internalData())
+	resp.Secret.TTL = ttl
+	resp.Secret.MaxTTL = role.MaxTTL
+	resp.Warnings = append(resp.Warnings, warnings...)
+	return resp, nil
 }
 
-// renewUser extends an issued user's validity to expiration.
-func (b *backend) renewUser(ctx context.Context, s logical.Storage, u *issued, expiration time.Time) error {
-	role, err := loadRole(ctx, s, u.Role)
+// renewCreds extends the user's validity to the lease's new end, which the
+// core computes by the same rule (logical.CalculateTTL).
+func (b *backend) renewCreds(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	u, err := issuedFrom(req.Secret.InternalData)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	role, err := loadRole(ctx, req.Storage, u.Role)
+	if err != nil {
+		return nil, err
 	}
 	if role == nil {
-		return fmt.Errorf("the role %q that issued the user was deleted", u.Role)
+		return nil, logical.BadRequest("the role %q that issued this lease was deleted: the lease cannot be renewed", u.Role)
 	}
-	p, _, err := b.connection(ctx, s, u.DBName)
+	ttl, _ := logical.CalculateTTL(b.system, logical.LeaseTerms{
+		Requested: req.Secret.Increment, Default: role.DefaultTTL, Max: role.MaxTTL, Issued: req.Secret.IssueTime,
+	})
+	p, _, err := b.connection(ctx, req.Storage, u.DBName)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dctx, cancel := withTimeout(ctx)
 	defer cancel()
-	return p.renewUser(dctx, role.RenewStatements, substitution{name: u.Username, expiration: expiration})
+	if err := p.renewUser(dctx, role.RenewStatements, substitution{name: u.Username, expiration: b.now().Add(ttl)}); err != nil {
+		return nil, fmt.Errorf("renewing user %q: %w", u.Username, err)
+	}
+	secret := *req.Secret
+	secret.TTL, secret.MaxTTL = role.DefaultTTL, role.MaxTTL
+	return &logical.Response{Secret: &secret}, nil
 }
 
-// revokeUser removes an issued user, with its role's revocation statements
-// or, when it has none or was deleted, by default.
-func (b *backend) revokeUser(ctx context.Context, s logical.Storage, u *issued) error {
+// revokeCreds removes the user, with its role's revocation statements or,
+// when the role has none or was deleted, by default. A user already gone is
+// revoked.
+func (b *backend) revokeCreds(ctx context.Context, req *logical.Request, _ *framework.FieldData) (*logical.Response, error) {
+	u, err := issuedFrom(req.Secret.InternalData)
+	if err != nil {
+		return nil, err
+	}
+	return nil, b.dropIssued(ctx, req.Storage, u)
+}
+
+func (b *backend) dropIssued(ctx context.Context, s logical.Storage, u *issued) error {
 	role, err := loadRole(ctx, s, u.Role)
 	if err != nil {
 		return err
@@ -90,5 +184,23 @@ func (b *backend) revokeUser(ctx context.Context, s logical.Storage, u *issued) 
 	}
 	dctx, cancel := withTimeout(ctx)
 	defer cancel()
-	return p.revokeUser(dctx, stmts, u.Username)
+	if err := p.revokeUser(dctx, stmts, u.Username); err != nil {
+		return fmt.Errorf("revoking user %q: %w", u.Username, err)
+	}
+	return nil
 }
+
+// walRollback drops a user whose creation was interrupted before its lease
+// existed.
+func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data any) error {
+	if kind != walKindUser {
+		return nil
+	}
+	m, _ := data.(map[string]any)
+	u, err := issuedFrom(m)
+	if err != nil {
+		return nil // nothing this engine can act on
+	}
+	return b.dropIssued(ctx, req.Storage, u)
+}
+

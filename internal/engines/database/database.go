@@ -32,13 +32,15 @@ const verifyTimeout = 10 * time.Second
 
 // Factory creates the engine for a mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
-	return newBackend(conf), nil
+	b := newBackend(conf)
+	b.Setup(conf)
+	return b, nil
 }
 
 type backend struct {
 	*framework.Backend
 	logger *slog.Logger
-	now    func() time.Time
+	system logical.SystemView
 
 	mu    sync.Mutex
 	conns map[string]*postgres // by config name, opened on first use
@@ -53,16 +55,29 @@ type backend struct {
 }
 
 func newBackend(conf *logical.BackendConfig) *backend {
-	b := &backend{logger: conf.Logger, now: time.Now, conns: map[string]*postgres{}}
+	b := &backend{logger: conf.Logger, system: conf.System, conns: map[string]*postgres{}}
 	if b.logger == nil {
 		b.logger = slog.New(slog.DiscardHandler)
 	}
+	paths := append(b.configPaths(), b.rolePaths()...)
+	paths = append(paths, b.staticRolePaths()...)
 	b.Backend = &framework.Backend{
-		Help:  "The database secrets engine issues and rotates database credentials.",
-		Paths: append(append(b.configPaths(), b.rolePaths()...), b.staticRolePaths()...),
-		Clean: func(context.Context) { b.closeAll() },
+		Help:         "The database secrets engine issues and rotates database credentials.",
+		Paths:        append(paths, b.credsPath()),
+		Secrets:      []*framework.Secret{b.credsSecret()},
+		PeriodicFunc: func(ctx context.Context, req *logical.Request) error { return b.rotateDue(ctx, req.Storage) },
+		WALRollback:  b.walRollback,
+		Clean:        func(context.Context) { b.closeAll() },
 	}
 	return b
+}
+
+// now is the core's clock.
+func (b *backend) now() time.Time {
+	if b.system == nil {
+		return time.Now()
+	}
+	return b.system.Now()
 }
 
 // connection returns the open pool for a configuration, opening it first.

@@ -158,7 +158,7 @@ func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage, name strin
 		return nil
 	}
 	user := r.target()
-	if r.Pending == nil && now.Before(r.nextRotation(now)) {
+	if r.Pending == nil && r.Failures == 0 && now.Before(r.nextRotation(now)) {
 		return nil
 	}
 	if r.Pending != nil {
