@@ -203,4 +203,3 @@ func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind st
 	}
 	return b.dropIssued(ctx, req.Storage, u)
 }
-
