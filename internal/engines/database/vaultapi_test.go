@@ -358,3 +358,56 @@ func TestRolesAreStoredAsWritten(t *testing.T) {
 		t.Fatalf("list: %v, %v", list, err)
 	}
 }
+
+// TestIssueFlowThroughTheVaultClient runs the design documents' flow: the
+// config and role exactly as written there, then database/creds.
+func TestIssueFlowThroughTheVaultClient(t *testing.T) {
+	c, pg := setup(t)
+	sql(t, pg, `CREATE TABLE orders (id int)`, `INSERT INTO orders VALUES (1)`)
+	writeConfig(t, c, pg, "app-readonly,app-readwrite")
+	if _, err := c.Logical().Write("database/roles/app-readonly", map[string]any{
+		"db_name":             "production",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";`,
+		"default_ttl":         "1h",
+		"max_ttl":             "24h",
+	}); err != nil {
+		t.Fatalf("writing the role: %v", err)
+	}
+	s, err := c.Logical().Read("database/creds/app-readonly")
+	if err != nil {
+		t.Fatalf("reading creds: %v", err)
+	}
+	if s.LeaseDuration != 3600 || !s.Renewable {
+		t.Fatalf("lease_duration %d renewable %v, want 3600 and true", s.LeaseDuration, s.Renewable)
+	}
+	username, _ := s.Data["username"].(string)
+	password, _ := s.Data["password"].(string)
+	if !strings.HasPrefix(username, "v-") || password == "" {
+		t.Fatalf("creds = %v", s.Data)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URLFor(username, password))
+	if err != nil {
+		t.Fatalf("the issued credentials do not log in: %v", err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM orders`).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("SELECT: %d, %v", n, err)
+	}
+	if _, err := conn.Exec(ctx, `DELETE FROM orders`); err == nil {
+		t.Fatal("DELETE succeeded: the role granted only SELECT")
+	}
+
+	// The other allowed role exists in allowed_roles but not as a role; a
+	// role outside allowed_roles is refused.
+	if _, err := c.Logical().Write("database/roles/intruder", map[string]any{
+		"db_name": "production", "creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN SUPERUSER PASSWORD '{{password}}'`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Logical().Read("database/creds/intruder")
+	if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "not an allowed role") {
+		t.Fatalf("creds of a role outside allowed_roles: %v", err)
+	}
+}
