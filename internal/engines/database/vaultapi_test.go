@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
@@ -411,3 +413,75 @@ func TestIssueFlowThroughTheVaultClient(t *testing.T) {
 		t.Fatalf("creds of a role outside allowed_roles: %v", err)
 	}
 }
+
+// TestGeneratedPasswordsNeverReachErrorsOrLogs makes PostgreSQL quote a
+// generated password in its error (casting it to an integer) and checks
+// that neither the client's error, the stored rotation error nor the
+// server log holds it.
+func TestGeneratedPasswordsNeverReachErrorsOrLogs(t *testing.T) {
+	pg := pgtest.Start(t)
+	var log strings.Builder
+	var logMu sync.Mutex
+	_, addr, root := servertest.StartDevServer(t, writerFunc(func(p []byte) (int, error) {
+		logMu.Lock()
+		defer logMu.Unlock()
+		return log.Write(p)
+	}))
+	conf := vault.DefaultConfig()
+	conf.Address = addr
+	conf.MaxRetries = 0
+	c, err := vault.NewClient(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(root)
+	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, c, pg, "*")
+	leak := `SELECT '{{password}}'::int`
+	quoted := regexp.MustCompile(`"[A-Za-z0-9-]{20}"`)
+
+	if _, err := c.Logical().Write("database/roles/leaky", map[string]any{"db_name": "production", "creation_statements": leak}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Logical().Read("database/creds/leaky")
+	if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"[redacted]"`) || quoted.MatchString(err.Error()) {
+		t.Fatalf("creds error = %v, want a 400 with the password redacted", err)
+	}
+
+	sql(t, pg, `CREATE ROLE app_static WITH LOGIN`)
+	if _, err := c.Logical().Write("database/static-roles/app", map[string]any{
+		"db_name": "production", "username": "app_static", "rotation_period": "1h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("database/static-roles/app", map[string]any{"rotation_statements": leak}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = c.Logical().Write("database/rotate-role/app", nil)
+	if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), `"[redacted]"`) || quoted.MatchString(err.Error()) {
+		t.Fatalf("rotate-role error = %v, want a 400 with the password redacted", err)
+	}
+	role, err := c.Logical().Read("database/static-roles/app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg, _ := role.Data["last_rotation_error"].(string); !strings.Contains(msg, "[redacted]") || quoted.MatchString(msg) {
+		t.Fatalf("last_rotation_error = %q", msg)
+	}
+
+	logMu.Lock()
+	defer logMu.Unlock()
+	if !strings.Contains(log.String(), "rotation of a static role failed") || !strings.Contains(log.String(), "[redacted]") {
+		t.Fatal("the failed rotation was not logged with its redacted error")
+	}
+	// The log is JSON: a quoted value appears with escaped quotes.
+	if m := regexp.MustCompile(`\\"[A-Za-z0-9-]{20}\\"`).FindString(log.String()); m != "" {
+		t.Fatalf("the server log holds a password-shaped value %s", m)
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
