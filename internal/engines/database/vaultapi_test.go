@@ -485,3 +485,59 @@ func TestGeneratedPasswordsNeverReachErrorsOrLogs(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+func TestConfigUpdateKeepsOmittedFieldsAndPoolLimitsHold(t *testing.T) {
+	c, pg := setup(t)
+	writeConfig(t, c, pg, "*")
+	// An update that leaves out the password keeps it: the connection
+	// still verifies.
+	if _, err := c.Logical().Write("database/config/production", map[string]any{
+		"max_open_connections": 2, "max_idle_connections": 1, "max_connection_lifetime": "30s",
+	}); err != nil {
+		t.Fatalf("update without the password: %v", err)
+	}
+	s, err := c.Logical().Read("database/config/production")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := s.Data["connection_details"].(map[string]any)
+	if d["max_open_connections"].(json.Number).String() != "2" || d["max_idle_connections"].(json.Number).String() != "1" ||
+		d["max_connection_lifetime"] != "30s" || d["username"] != "vault_admin" {
+		t.Fatalf("connection_details = %v", d)
+	}
+	if _, err := c.Logical().Write("database/roles/r", map[string]any{
+		"db_name": "production", "creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'`,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := c.Logical().Read("database/creds/r")
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("concurrent creds: %v", err)
+		}
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var open int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE usename = 'vault_admin'`).Scan(&open); err != nil {
+		t.Fatal(err)
+	}
+	if open > 2 {
+		t.Fatalf("%d connections open as the admin, max_open_connections is 2", open)
+	}
+}
