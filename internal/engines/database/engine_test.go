@@ -488,3 +488,48 @@ func TestScheduledRotation(t *testing.T) {
 		t.Fatal("not rotated in the next window")
 	}
 }
+
+func TestFailedScheduledRotationIsRetriedOnlyInsideItsWindow(t *testing.T) {
+	e := newEngine(t)
+	e.sql(`CREATE ROLE nightly WITH LOGIN`)
+	start := e.clock.Now() // 02:00 UTC
+	e.must(logical.UpdateOperation, "static-roles/nightly", map[string]any{
+		"db_name": "production", "username": "nightly", "rotation_schedule": "0 3 * * *", "rotation_window": "1h",
+	})
+	password := func() string {
+		return e.must(logical.ReadOperation, "static-creds/nightly", nil).Data["password"].(string)
+	}
+	before := password()
+
+	e.b.failStep = func(_, step string) error {
+		if step == stepTest {
+			return errInjected
+		}
+		return nil
+	}
+	e.clock.now = start.Add(61 * time.Minute) // 03:01, inside the window
+	if err := e.rollback(); err == nil {
+		t.Fatal("the injected failure did not fail the rotation")
+	}
+	if password() != before || !e.canLogin("nightly", before) {
+		t.Fatal("the failed rotation changed the current credential")
+	}
+	stored, _ := loadStaticRole(context.Background(), e.st, "nightly")
+	pending := stored.Pending.Password
+
+	e.b.failStep = nil
+	e.clock.now = start.Add(150 * time.Minute) // 04:30, the window has closed
+	if err := e.rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if password() != before {
+		t.Fatal("a failed rotation was retried outside its rotation_window")
+	}
+	e.clock.now = start.Add(24*time.Hour + 65*time.Minute) // the next day, 03:05
+	if err := e.rollback(); err != nil {
+		t.Fatal(err)
+	}
+	if got := password(); got != pending || !e.canLogin("nightly", got) {
+		t.Fatal("the next window did not finish the pending rotation")
+	}
+}

@@ -157,10 +157,15 @@ func (b *backend) rotateIfDue(ctx context.Context, s logical.Storage, name strin
 	if now.Before(r.NextAttempt) {
 		return nil
 	}
-	user := r.target()
-	if r.Pending == nil && r.Failures == 0 && now.Before(r.nextRotation(now)) {
+	due := !now.Before(r.nextRotation(now))
+	// A failed rotation is retried once its backoff has passed, but a role
+	// with a rotation_window is rotated only inside a window: its retries
+	// wait for the next one.
+	retry := (r.Pending != nil || r.Failures > 0) && (r.RotationSchedule == "" || r.RotationWindow == 0)
+	if !due && !retry {
 		return nil
 	}
+	user := r.target()
 	if r.Pending != nil {
 		user = r.Pending.Username
 	}
