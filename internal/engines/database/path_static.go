@@ -269,6 +269,11 @@ func (b *backend) writeStaticRole(ctx context.Context, req *logical.Request, d *
 	if !isNew {
 		return nil, putJSON(ctx, req.Storage, staticRolePrefix+name, r)
 	}
+	if r.Strategy == alternatingUsers {
+		if err := b.checkUserExists(ctx, req.Storage, r.DBName, r.AlternateUsername); err != nil {
+			return nil, err
+		}
+	}
 	r.Current = r.Username
 	if err := putJSON(ctx, req.Storage, staticRolePrefix+name, r); err != nil {
 		return nil, err
@@ -329,4 +334,23 @@ func (b *backend) rotateRoleNow(ctx context.Context, req *logical.Request, d *fr
 		return nil, logical.BadRequest("rotating static role %q failed; its current credential is unchanged and the rotation will be retried: %v", name, err)
 	}
 	return nil, nil
+}
+
+// checkUserExists refuses a static role naming a user the database does
+// not have.
+func (b *backend) checkUserExists(ctx context.Context, s logical.Storage, dbName, username string) error {
+	p, _, err := b.connection(ctx, s, dbName)
+	if err != nil {
+		return err
+	}
+	dctx, cancel := withTimeout(ctx)
+	defer cancel()
+	exists, err := p.userExists(dctx, username)
+	if err != nil {
+		return logical.BadRequest("checking user %q in database %q: %v", username, dbName, err)
+	}
+	if !exists {
+		return logical.BadRequest("database %q has no user %q: create it before the static role", dbName, username)
+	}
+	return nil
 }

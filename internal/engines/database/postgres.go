@@ -32,14 +32,13 @@ const (
 
 // connSettings is what a database/config entry says about connecting.
 type connSettings struct {
-	URL             string
-	Username        string
-	Password        string
-	MaxOpen         int
-	MaxIdle         int
-	MaxLifetime     time.Duration
-	ConnectTimeout  time.Duration // 0: pgx's default
-	RootRotationSQL []string
+	URL            string
+	Username       string
+	Password       string
+	MaxOpen        int
+	MaxIdle        int
+	MaxLifetime    time.Duration
+	ConnectTimeout time.Duration // 0: pgx's default
 }
 
 // checkConnectionURL refuses a connection_url that carries a password of
@@ -223,12 +222,8 @@ func (p *postgres) revokeUser(ctx context.Context, revocation []string, username
 // sessions end, what it owns passes to the admin (so no data is dropped
 // with it), its privileges are revoked and the role is dropped.
 func (p *postgres) dropUser(ctx context.Context, username string) error {
-	var exists bool
-	if err := p.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, username).Scan(&exists); err != nil {
-		return p.redact(err)
-	}
-	if !exists {
-		return nil
+	if exists, err := p.userExists(ctx, username); err != nil || !exists {
+		return err
 	}
 	role := pgx.Identifier{username}.Sanitize()
 	if _, err := p.db.ExecContext(ctx, `ALTER ROLE `+role+` NOLOGIN`); err != nil {
@@ -246,6 +241,13 @@ func (p *postgres) dropUser(ctx context.Context, username string) error {
 		return fmt.Errorf("dropping the user: %w", err)
 	}
 	return nil
+}
+
+// userExists reports whether the database has a role named username.
+func (p *postgres) userExists(ctx context.Context, username string) (bool, error) {
+	var exists bool
+	err := p.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, username).Scan(&exists)
+	return exists, p.redact(err)
 }
 
 // login connects as username with password and runs a query: the test step

@@ -223,6 +223,7 @@ func TestStaticRoleSingleUserRotation(t *testing.T) {
 		"bad cron":           {"db_name": "production", "username": "app_static", "rotation_schedule": "every hour"},
 		"unknown strategy":   {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "random"},
 		"alternate missing":  {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "alternating-users"},
+		"no alternate user":  {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "alternating-users", "alternate_username": "nobody_here"},
 		"unknown db":         {"db_name": "nope", "username": "app_static", "rotation_period": "1h"},
 		"window too short":   {"db_name": "production", "username": "app_static", "rotation_schedule": "0 * * * *", "rotation_window": "10m"},
 		"window with period": {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_window": "2h"},
