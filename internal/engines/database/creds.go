@@ -190,13 +190,17 @@ func (b *backend) dropIssued(ctx context.Context, s logical.Storage, u *issued) 
 	return nil
 }
 
-// walRollback drops a user whose creation was interrupted before its lease
-// existed.
+// walRollback undoes what a stop interrupted: it drops a user whose lease
+// was never created, and completes a root rotation.
 func (b *backend) walRollback(ctx context.Context, req *logical.Request, kind string, data any) error {
-	if kind != walKindUser {
+	m, _ := data.(map[string]any)
+	switch kind {
+	case walKindRoot:
+		return b.rollbackRootRotation(ctx, req.Storage, m)
+	case walKindUser:
+	default:
 		return nil
 	}
-	m, _ := data.(map[string]any)
 	u, err := issuedFrom(m)
 	if err != nil {
 		return nil // nothing this engine can act on

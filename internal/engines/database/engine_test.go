@@ -533,3 +533,32 @@ func TestFailedScheduledRotationIsRetriedOnlyInsideItsWindow(t *testing.T) {
 		t.Fatal("the next window did not finish the pending rotation")
 	}
 }
+
+func TestWALRollbackCompletesAnInterruptedRootRotation(t *testing.T) {
+	e := newEngine(t)
+	e.sql(`CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'old-admin-password'`, `CREATE ROLE app_static WITH LOGIN`)
+	e.must(logical.UpdateOperation, "config/admin", map[string]any{
+		"plugin_name": pluginName, "connection_url": e.pg.TemplateURL(), "allowed_roles": "*",
+		"username": "vault_admin", "password": "old-admin-password",
+	})
+	// Arca stopped after the database took the new password and before it
+	// was stored: the stored password no longer works.
+	if _, err := e.b.PutWAL(context.Background(), e.st, walKindRoot, &rootRotation{DBName: "admin", Password: "new-admin-password"}); err != nil {
+		t.Fatal(err)
+	}
+	e.sql(`ALTER ROLE vault_admin WITH PASSWORD 'new-admin-password'`)
+	e.b.forget("admin")
+
+	e.clock.advance(framework.DefaultWALRollbackMinAge + time.Minute)
+	if err := e.rollback(); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if ids, _ := e.b.ListWAL(context.Background(), e.st); len(ids) != 0 {
+		t.Fatalf("write-ahead log entries remain: %v", ids)
+	}
+	e.must(logical.UpdateOperation, "static-roles/app", map[string]any{"db_name": "admin", "username": "app_static", "rotation_period": "1h"})
+	resp := e.must(logical.ReadOperation, "config/admin", nil)
+	if _, ok := resp.Data["password"]; ok {
+		t.Fatal("the config returns a password")
+	}
+}

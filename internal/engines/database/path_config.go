@@ -272,6 +272,18 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request, d *frame
 	if len(stmts) == 0 {
 		stmts = []string{`ALTER ROLE "{{username}}" WITH PASSWORD '{{password}}'`}
 	}
+	// Should Arca stop between setting the password and storing it, the
+	// write-ahead log entry lets the rollback store whichever password
+	// the database took.
+	walID, err := b.PutWAL(ctx, req.Storage, walKindRoot, &rootRotation{DBName: name, Password: newPassword})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err := b.DeleteWAL(ctx, req.Storage, walID); err != nil {
+			b.logger.Warn("removing the write-ahead log entry of a root rotation", "database", name, "error", err)
+		}
+	}()
 	dctx, cancel := withTimeout(ctx)
 	defer cancel()
 	if err := p.setPassword(dctx, stmts, substitution{name: c.Username, password: newPassword}); err != nil {
@@ -291,4 +303,43 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request, d *frame
 		b.logger.Error("rotate-root failed and the old admin password could not be restored", "database", name, "error", rerr)
 	}
 	return nil, fmt.Errorf("rotating the root credentials of database %q failed and the previous ones were kept: %w", name, p.redact(err, newPassword))
+}
+
+// walKindRoot is the kind of the write-ahead log entry of a root rotation.
+const walKindRoot = "root-rotation"
+
+// rootRotation is what a root rotation's write-ahead log entry holds: the
+// password it was about to set.
+type rootRotation struct {
+	DBName   string `json:"db_name"`
+	Password string `json:"password"`
+}
+
+// rollbackRootRotation finishes a root rotation interrupted by a stop: if
+// the stored admin password no longer logs in but the one the rotation was
+// setting does, that one is stored.
+func (b *backend) rollbackRootRotation(ctx context.Context, s logical.Storage, data map[string]any) error {
+	dbName, _ := data["db_name"].(string)
+	password, _ := data["password"].(string)
+	b.rotating.Lock()
+	defer b.rotating.Unlock()
+	p, c, err := b.connection(ctx, s, dbName)
+	if err != nil || c.Username == "" {
+		return nil // the configuration is gone: nothing to repair
+	}
+	dctx, cancel := withTimeout(ctx)
+	defer cancel()
+	if p.login(dctx, c.Username, c.Password) == nil {
+		return nil
+	}
+	if err := p.login(dctx, c.Username, password); err != nil {
+		return fmt.Errorf("neither the stored admin password of database %q nor the one an interrupted rotation set logs in", dbName)
+	}
+	c.Password = password
+	if err := putJSON(ctx, s, configPrefix+dbName, c); err != nil {
+		return err
+	}
+	b.forget(dbName)
+	b.logger.Warn("an interrupted root rotation was completed", "database", dbName)
+	return nil
 }
