@@ -115,3 +115,31 @@ func TestGeneratedPasswordsFollowTheDefaultPolicy(t *testing.T) {
 		seen[p] = true
 	}
 }
+
+// FuzzSplitStatements checks that splitting never panics, yields only
+// trimmed non-empty statements, and loses no text but separators and
+// surrounding space.
+func FuzzSplitStatements(f *testing.F) {
+	for _, s := range []string{"a;b", `'x;y';"q;"`, "$$;$$;$a$;$a$", "/* ; */;--;\n;", "$", "'", "/*", "$1;$a"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := splitSQL(s)
+		kept := 0
+		for _, stmt := range out {
+			if stmt == "" || stmt != strings.TrimSpace(stmt) {
+				t.Fatalf("statement %q is empty or untrimmed", stmt)
+			}
+			if !strings.Contains(s, stmt) {
+				t.Fatalf("statement %q is not part of the input", stmt)
+			}
+			kept += len(stmt)
+		}
+		if kept > len(s) {
+			t.Fatalf("statements hold %d bytes of a %d-byte input", kept, len(s))
+		}
+		if !strings.Contains(s, ";") && strings.TrimSpace(s) != "" && (len(out) != 1 || out[0] != strings.TrimSpace(s)) {
+			t.Fatalf("input without a semicolon split into %q", out)
+		}
+	})
+}
