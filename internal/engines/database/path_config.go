@@ -25,6 +25,22 @@ type dbConfig struct {
 	UsernameTemplate       string        `json:"username_template"`
 	PasswordPolicy         string        `json:"password_policy"`
 	RootRotationStatements []string      `json:"root_rotation_statements"`
+	// Details are the plugin fields as the client submitted them, password
+	// excepted: a read returns them unchanged in type and form ("3600s"
+	// stays "3600s"), which Terraform compares against its own state.
+	Details map[string]any `json:"details"`
+}
+
+// pluginFields are the fields read back under connection_details.
+var pluginFields = []string{"connection_url", "username", "max_open_connections", "max_idle_connections",
+	"max_connection_lifetime", "username_template", "disable_escaping", "password_authentication"}
+
+func (c *dbConfig) connectionDetails() map[string]any {
+	out := make(map[string]any, len(c.Details))
+	for k, v := range c.Details {
+		out[k] = v
+	}
+	return out
 }
 
 func (c *dbConfig) settings() connSettings {
@@ -66,6 +82,8 @@ func (b *backend) configPaths() []*framework.Path {
 		"max_idle_connections":     {Type: framework.TypeInt, Description: "Most idle connections kept; 0 means max_open_connections."},
 		"max_connection_lifetime":  {Type: framework.TypeDuration, Description: "Longest a connection is reused; 0 means without limit."},
 		"username_template":        {Type: framework.TypeString, Description: "Template of generated usernames."},
+		"disable_escaping":         {Type: framework.TypeBool, Description: "Accepted for compatibility: Arca never splices the username or password into the URL, so nothing needs escaping."},
+		"password_authentication":  {Type: framework.TypeString, Default: "password", Description: "How passwords are sent to PostgreSQL: only password (PostgreSQL hashes them) is supported."},
 	}
 	exists := func(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 		c, err := loadConfig(ctx, req.Storage, d.String("name"))
@@ -122,14 +140,7 @@ func (b *backend) readConfig(ctx context.Context, req *logical.Request, d *frame
 		"plugin_version": c.PluginVersion,
 		"allowed_roles":  roles,
 		// The password is never returned: it is not part of the details.
-		"connection_details": map[string]any{
-			"connection_url":          c.ConnectionURL,
-			"username":                c.Username,
-			"max_open_connections":    c.MaxOpenConnections,
-			"max_idle_connections":    c.MaxIdleConnections,
-			"max_connection_lifetime": c.MaxConnectionLifetime.String(),
-			"username_template":       c.UsernameTemplate,
-		},
+		"connection_details": c.connectionDetails(),
 		"verify_connection":                  c.VerifyConnection,
 		"password_policy":                    c.PasswordPolicy,
 		"root_credentials_rotate_statements": nonNil(c.RootRotationStatements),
@@ -186,7 +197,17 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 		c.MaxConnectionLifetime = d.Duration("max_connection_lifetime")
 	}
 
+	if c.Details == nil {
+		c.Details = map[string]any{}
+	}
+	for _, f := range pluginFields {
+		if v, ok := d.Raw[f]; ok {
+			c.Details[f] = v
+		}
+	}
 	switch {
+	case d.String("password_authentication") != "password":
+		return nil, logical.BadRequest("password_authentication %q is not supported: only password is", d.String("password_authentication"))
 	case c.PluginName == "":
 		return nil, logical.BadRequest("plugin_name is required")
 	case c.PluginName != pluginName:

@@ -493,7 +493,7 @@ func TestConfigUpdateKeepsOmittedFieldsAndPoolLimitsHold(t *testing.T) {
 	// An update that leaves out the password keeps it: the connection
 	// still verifies.
 	if _, err := c.Logical().Write("database/config/production", map[string]any{
-		"max_open_connections": 2, "max_idle_connections": 1, "max_connection_lifetime": "30s",
+		"max_open_connections": 2, "max_idle_connections": 1, "max_connection_lifetime": "3600s",
 	}); err != nil {
 		t.Fatalf("update without the password: %v", err)
 	}
@@ -503,7 +503,7 @@ func TestConfigUpdateKeepsOmittedFieldsAndPoolLimitsHold(t *testing.T) {
 	}
 	d := s.Data["connection_details"].(map[string]any)
 	if d["max_open_connections"].(json.Number).String() != "2" || d["max_idle_connections"].(json.Number).String() != "1" ||
-		d["max_connection_lifetime"] != "30s" || d["username"] != "vault_admin" {
+		d["max_connection_lifetime"] != "3600s" || d["username"] != "vault_admin" || d["password"] != nil {
 		t.Fatalf("connection_details = %v", d)
 	}
 	if _, err := c.Logical().Write("database/roles/r", map[string]any{
