@@ -140,7 +140,7 @@ func (b *backend) readConfig(ctx context.Context, req *logical.Request, d *frame
 		"plugin_version": c.PluginVersion,
 		"allowed_roles":  roles,
 		// The password is never returned: it is not part of the details.
-		"connection_details": c.connectionDetails(),
+		"connection_details":                 c.connectionDetails(),
 		"verify_connection":                  c.VerifyConnection,
 		"password_policy":                    c.PasswordPolicy,
 		"root_credentials_rotate_statements": nonNil(c.RootRotationStatements),
