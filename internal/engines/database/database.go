@@ -8,6 +8,7 @@ package database
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/logical/framework"
@@ -167,15 +170,49 @@ func statementsField(desc string) *framework.FieldSchema {
 	return &framework.FieldSchema{Type: framework.TypeStringSlice, Description: desc}
 }
 
-// cleanStatements drops empty entries, so "" clears a list of statements.
+// cleanStatements reads statements as Vault accepts them: each element is
+// SQL, a JSON array of SQL strings, or either of them base64-encoded. Empty
+// elements are dropped, so "" clears a list.
 func cleanStatements(in []string) []string {
 	out := []string{}
 	for _, s := range in {
-		if strings.TrimSpace(s) != "" {
+		s = strings.TrimSpace(s)
+		if dec, ok := decodeBase64Text(s); ok {
+			s = strings.TrimSpace(dec)
+		}
+		var list []string
+		if strings.HasPrefix(s, "[") && json.Unmarshal([]byte(s), &list) == nil {
+			for _, e := range list {
+				if e = strings.TrimSpace(e); e != "" {
+					out = append(out, e)
+				}
+			}
+			continue
+		}
+		if s != "" {
 			out = append(out, s)
 		}
 	}
 	return out
+}
+
+// decodeBase64Text decodes s when it is standard base64 of printable text.
+// SQL is never mistaken for it: a statement has spaces or punctuation that
+// base64 lacks.
+func decodeBase64Text(s string) (string, bool) {
+	if s == "" || len(s)%4 != 0 || strings.ContainsFunc(s, unicode.IsSpace) {
+		return "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(s)
+	if err != nil || !utf8.Valid(b) {
+		return "", false
+	}
+	for _, r := range string(b) {
+		if unicode.IsControl(r) && !unicode.IsSpace(r) {
+			return "", false
+		}
+	}
+	return string(b), true
 }
 
 // withTimeout bounds a database call made while serving a request.

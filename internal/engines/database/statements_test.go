@@ -1,6 +1,7 @@
 package database
 
 import (
+	"encoding/base64"
 	"regexp"
 	"slices"
 	"strings"
@@ -142,4 +143,27 @@ func FuzzSplitStatements(f *testing.F) {
 			t.Fatalf("input without a semicolon split into %q", out)
 		}
 	})
+}
+
+func TestStatementsAcceptVaultsEncodings(t *testing.T) {
+	sql := `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'; GRANT SELECT ON t TO "{{name}}";`
+	b64 := base64.StdEncoding.EncodeToString([]byte(sql))
+	jsonList := `["CREATE ROLE \"{{name}}\"", "GRANT SELECT ON t TO \"{{name}}\""]`
+	cases := map[string]struct {
+		in   []string
+		want []string
+	}{
+		"plain":            {[]string{sql}, []string{sql}},
+		"base64":           {[]string{b64}, []string{sql}},
+		"json array":       {[]string{jsonList}, []string{`CREATE ROLE "{{name}}"`, `GRANT SELECT ON t TO "{{name}}"`}},
+		"base64 json":      {[]string{base64.StdEncoding.EncodeToString([]byte(jsonList))}, []string{`CREATE ROLE "{{name}}"`, `GRANT SELECT ON t TO "{{name}}"`}},
+		"empty clears":     {[]string{""}, []string{}},
+		"short sql kept":   {[]string{"ABCD"}, []string{"ABCD"}}, // "ABCD" decodes to bytes that are not text
+		"a list of plains": {[]string{"SELECT 1", "SELECT 2"}, []string{"SELECT 1", "SELECT 2"}},
+	}
+	for name, tc := range cases {
+		if got := cleanStatements(tc.in); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: got %q, want %q", name, got, tc.want)
+		}
+	}
 }
