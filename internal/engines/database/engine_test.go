@@ -562,3 +562,34 @@ func TestWALRollbackCompletesAnInterruptedRootRotation(t *testing.T) {
 		t.Fatal("the config returns a password")
 	}
 }
+
+func TestRevocationWhileTheDatabaseIsDownSucceedsWhenItReturns(t *testing.T) {
+	e := newEngine(t)
+	e.must(logical.UpdateOperation, "roles/app", map[string]any{"db_name": "production", "creation_statements": readonlyCreation})
+	resp := e.must(logical.ReadOperation, "creds/app", nil)
+	username := resp.Data["username"].(string)
+
+	if err := e.pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.lease(logical.RevokeOperation, resp.Secret)
+	if err == nil {
+		t.Fatal("a revocation against a stopped database reported success")
+	}
+	if strings.Contains(err.Error(), e.pg.Password) {
+		t.Fatalf("the error holds the admin password: %v", err)
+	}
+	if err := e.pg.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if !e.roleExists(username) {
+		t.Fatal("the user vanished while the database was down")
+	}
+	// The core retries; the same pool reconnects.
+	if _, err := e.lease(logical.RevokeOperation, resp.Secret); err != nil {
+		t.Fatalf("the retried revocation: %v", err)
+	}
+	if e.roleExists(username) {
+		t.Fatal("the user survived the retried revocation")
+	}
+}
