@@ -31,14 +31,14 @@ func (c *clock) advance(d time.Duration)        { c.mu.Lock(); c.now = c.now.Add
 // engine is a database engine on in-memory storage, configured with
 // database/config/production for a real PostgreSQL cluster.
 type engine struct {
-	t     *testing.T
+	t     testing.TB
 	b     *backend
 	st    logical.Storage
 	clock *clock
 	pg    *pgtest.Cluster
 }
 
-func newEngine(t *testing.T) *engine {
+func newEngine(t testing.TB) *engine {
 	t.Helper()
 	pg := pgtest.Start(t)
 	c := &clock{now: time.Date(2030, 6, 1, 2, 0, 0, 0, time.UTC)}
