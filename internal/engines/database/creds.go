@@ -11,6 +11,9 @@ import (
 // credsType is the secret type of dynamic credentials' leases.
 const credsType = "creds"
 
+// maxIdentifierLength is the most bytes PostgreSQL keeps of a name.
+const maxIdentifierLength = 63
+
 // walKindUser is the kind of the write-ahead log entry written before a
 // dynamic user is created: if Arca stops before the user's lease exists,
 // the rollback drops the user.
@@ -89,6 +92,11 @@ func (b *backend) readCreds(ctx context.Context, req *logical.Request, d *framew
 	username, err := generateUsername(tmpl, displayName, name)
 	if err != nil {
 		return nil, logical.BadRequest("%v", err)
+	}
+	// PostgreSQL would cut a longer name silently, and the user could then
+	// not be found to be revoked.
+	if len(username) > maxIdentifierLength {
+		return nil, logical.BadRequest("the username_template of database %q produced a username of %d bytes; PostgreSQL keeps at most %d", role.DBName, len(username), maxIdentifierLength)
 	}
 	password, err := generatePassword()
 	if err != nil {

@@ -593,3 +593,16 @@ func TestRevocationWhileTheDatabaseIsDownSucceedsWhenItReturns(t *testing.T) {
 		t.Fatal("the user survived the retried revocation")
 	}
 }
+
+func TestUsernamesPostgreSQLWouldTruncateAreRefused(t *testing.T) {
+	e := newEngine(t)
+	e.must(logical.UpdateOperation, "config/production", map[string]any{"username_template": `{{ printf "v-%s-%s" .RoleName (random 70) }}`})
+	e.must(logical.UpdateOperation, "roles/app", map[string]any{"db_name": "production", "creation_statements": readonlyCreation})
+	_, err := e.do(logical.ReadOperation, "creds/app", nil)
+	if logical.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "at most 63") {
+		t.Fatalf("err = %v, want a 400 naming the limit", err)
+	}
+	if n := e.query(`SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-app-%'`).(int64); n != 0 {
+		t.Fatalf("%d users were created", n)
+	}
+}
