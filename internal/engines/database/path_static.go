@@ -269,6 +269,9 @@ func (b *backend) writeStaticRole(ctx context.Context, req *logical.Request, d *
 	if !isNew {
 		return nil, putJSON(ctx, req.Storage, staticRolePrefix+name, r)
 	}
+	if err := checkUnmanaged(ctx, req.Storage, r); err != nil {
+		return nil, err
+	}
 	if r.Strategy == alternatingUsers {
 		if err := b.checkUserExists(ctx, req.Storage, r.DBName, r.AlternateUsername); err != nil {
 			return nil, err
@@ -351,6 +354,30 @@ func (b *backend) checkUserExists(ctx context.Context, s logical.Storage, dbName
 	}
 	if !exists {
 		return logical.BadRequest("database %q has no user %q: create it before the static role", dbName, username)
+	}
+	return nil
+}
+
+// checkUnmanaged refuses a new static role for a user another static role
+// of the same database already rotates: the two would undo each other.
+func checkUnmanaged(ctx context.Context, s logical.Storage, r *staticRole) error {
+	names, err := s.List(ctx, staticRolePrefix)
+	if err != nil {
+		return err
+	}
+	for _, name := range names {
+		other, err := loadStaticRole(ctx, s, name)
+		if err != nil {
+			return err
+		}
+		if other == nil || other.DBName != r.DBName {
+			continue
+		}
+		for _, u := range []string{r.Username, r.AlternateUsername} {
+			if u != "" && (u == other.Username || u == other.AlternateUsername) {
+				return logical.BadRequest("user %q of database %q is already managed by static role %q", u, r.DBName, name)
+			}
+		}
 	}
 	return nil
 }

@@ -217,16 +217,17 @@ func TestStaticRoleSingleUserRotation(t *testing.T) {
 
 	// Bad input.
 	for name, data := range map[string]map[string]any{
-		"no such user":       {"db_name": "production", "username": "nobody_here", "rotation_period": "1h"},
-		"period too short":   {"db_name": "production", "username": "app_static", "rotation_period": "1s"},
-		"both schedules":     {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_schedule": "0 * * * *"},
-		"bad cron":           {"db_name": "production", "username": "app_static", "rotation_schedule": "every hour"},
-		"unknown strategy":   {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "random"},
-		"alternate missing":  {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "alternating-users"},
-		"no alternate user":  {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "alternating-users", "alternate_username": "nobody_here"},
-		"unknown db":         {"db_name": "nope", "username": "app_static", "rotation_period": "1h"},
-		"window too short":   {"db_name": "production", "username": "app_static", "rotation_schedule": "0 * * * *", "rotation_window": "10m"},
-		"window with period": {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_window": "2h"},
+		"no such user":         {"db_name": "production", "username": "nobody_here", "rotation_period": "1h"},
+		"period too short":     {"db_name": "production", "username": "app_static", "rotation_period": "1s"},
+		"both schedules":       {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_schedule": "0 * * * *"},
+		"bad cron":             {"db_name": "production", "username": "app_static", "rotation_schedule": "every hour"},
+		"unknown strategy":     {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "random"},
+		"alternate missing":    {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "alternating-users"},
+		"no alternate user":    {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_strategy": "alternating-users", "alternate_username": "nobody_here"},
+		"unknown db":           {"db_name": "nope", "username": "app_static", "rotation_period": "1h"},
+		"window too short":     {"db_name": "production", "username": "app_static", "rotation_schedule": "0 * * * *", "rotation_window": "10m"},
+		"window with period":   {"db_name": "production", "username": "app_static", "rotation_period": "1h", "rotation_window": "2h"},
+		"user already managed": {"db_name": "production", "username": "app_static", "rotation_period": "1h"},
 	} {
 		if _, err := c.Logical().Write("database/static-roles/bad", data); statusOf(err) != http.StatusBadRequest {
 			t.Errorf("%s: err = %v, want 400", name, err)
@@ -234,6 +235,9 @@ func TestStaticRoleSingleUserRotation(t *testing.T) {
 		if s, _ := c.Logical().Read("database/static-roles/bad"); s != nil {
 			t.Errorf("%s: the refused role was stored", name)
 		}
+	}
+	if !canLogin(pg, "app_static", second.Data["password"].(string)) {
+		t.Fatal("a refused static role changed the password of the user static role app manages")
 	}
 }
 
