@@ -11,6 +11,7 @@ import (
 	"sync"
 
 	"github.com/arcasec/arca/internal/core"
+	"github.com/arcasec/arca/internal/engines/database"
 	"github.com/arcasec/arca/internal/engines/kv"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
@@ -22,7 +23,8 @@ import (
 func Catalog() core.Catalog {
 	return core.Catalog{
 		Secrets: map[string]logical.Factory{
-			"kv": kv.Factory,
+			"kv":       kv.Factory,
+			"database": database.Factory,
 		},
 		Auth: map[string]logical.Factory{},
 	}
