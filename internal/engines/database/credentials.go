@@ -1,16 +1,20 @@
 package database
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"math/big"
+	"net/http"
 	"strings"
 	"text/template"
 	"time"
 
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/passpolicy"
 	"github.com/google/uuid"
 )
 
@@ -86,21 +90,21 @@ const (
 	alphanumeric = lower + upper + digits
 )
 
-// generatePassword returns a password in the shape of Vault's default
-// policy for database credentials: 20 characters of letters, digits and
-// "-", with at least one lower-case letter, upper-case letter, digit and
-// dash.
-func generatePassword() (string, error) {
-	for {
-		p, err := randomString(alphanumeric+"-", 20)
-		if err != nil {
-			return "", err
+// generatePassword returns a new password from the named password
+// policy (sys/policies/password/<name>), or from Vault's default policy for
+// generated credentials when the database names none: 20 letters, digits
+// and dashes with at least one of each kind.
+func (b *backend) generatePassword(ctx context.Context, policy string) (string, error) {
+	p, err := passpolicy.FromPolicy(ctx, b.system, policy)
+	if err != nil {
+		// A policy that does not exist is the configuration's fault, not
+		// a missing secret: a 404 would read as "no credentials here".
+		if logical.StatusOf(err) == http.StatusNotFound {
+			return "", logical.BadRequest("password_policy %q of the database configuration does not exist", policy)
 		}
-		if strings.ContainsAny(p, lower) && strings.ContainsAny(p, upper) &&
-			strings.ContainsAny(p, digits) && strings.Contains(p, "-") {
-			return p, nil
-		}
+		return "", fmt.Errorf("generating a password from password_policy %q: %w", policy, err)
 	}
+	return p, nil
 }
 
 // randomString draws n characters uniformly from charset with crypto/rand.

@@ -98,7 +98,7 @@ func (b *backend) readCreds(ctx context.Context, req *logical.Request, d *framew
 	if len(username) > maxIdentifierLength {
 		return nil, logical.BadRequest("the username_template of database %q produced a username of %d bytes; PostgreSQL keeps at most %d", role.DBName, len(username), maxIdentifierLength)
 	}
-	password, err := generatePassword()
+	password, err := b.generatePassword(ctx, cfg.PasswordPolicy)
 	if err != nil {
 		return nil, err
 	}

@@ -74,7 +74,7 @@ func (b *backend) configPaths() []*framework.Path {
 		"verify_connection":        {Type: framework.TypeBool, Default: true, Description: "Connect to the database before saving the configuration."},
 		"allowed_roles":            {Type: framework.TypeCommaStringSlice, Description: `Roles that may use this connection; "*" allows every role.`},
 		"root_rotation_statements": statementsField("Statements that change the admin's password on rotate-root; {{username}} and {{password}}."),
-		"password_policy":          {Type: framework.TypeString, Description: "Password policy for generated passwords (not supported yet)."},
+		"password_policy":          {Type: framework.TypeString, Description: "the password policy (sys/policies/password/<name>) generated passwords follow; Vault's default shape when empty"},
 		"connection_url":           {Type: framework.TypeString, Description: "Connection URL with {{username}} and {{password}} placeholders; it must not hold a password."},
 		"username":                 {Type: framework.TypeString, Description: "The admin user Arca connects as."},
 		"password":                 {Type: framework.TypeString, Description: "The admin user's password; never returned."},
@@ -212,8 +212,6 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 		return nil, logical.BadRequest("plugin_name is required")
 	case c.PluginName != pluginName:
 		return nil, logical.BadRequest("plugin_name %q is not supported: Arca's database plugin is %q", c.PluginName, pluginName)
-	case c.PasswordPolicy != "":
-		return nil, logical.BadRequest("password_policy is not supported yet: leave it empty to use the default password shape")
 	case c.MaxOpenConnections < 0:
 		return nil, logical.BadRequest("max_open_connections must not be negative")
 	case c.MaxIdleConnections < 0:
@@ -285,7 +283,7 @@ func (b *backend) rotateRoot(ctx context.Context, req *logical.Request, d *frame
 	if c.Username == "" {
 		return nil, logical.BadRequest("database %q has no username to rotate", name)
 	}
-	newPassword, err := generatePassword()
+	newPassword, err := b.generatePassword(ctx, c.PasswordPolicy)
 	if err != nil {
 		return nil, err
 	}

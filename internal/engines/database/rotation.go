@@ -51,7 +51,7 @@ func (b *backend) step(role, step string) error {
 // rotate runs a rotation of role name to a new password for user. The
 // caller holds b.rotating and has loaded r.
 func (b *backend) rotate(ctx context.Context, s logical.Storage, name string, r *staticRole, user string) error {
-	p, _, err := b.connection(ctx, s, r.DBName)
+	p, cfg, err := b.connection(ctx, s, r.DBName)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func (b *backend) rotate(ctx context.Context, s logical.Storage, name string, r 
 		if err := b.step(name, stepCreate); err != nil {
 			return b.rotationFailed(ctx, s, name, r, err)
 		}
-		password, err := generatePassword()
+		password, err := b.generatePassword(ctx, cfg.PasswordPolicy)
 		if err != nil {
 			return b.rotationFailed(ctx, s, name, r, err)
 		}

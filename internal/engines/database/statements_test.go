@@ -1,6 +1,7 @@
 package database
 
 import (
+	"context"
 	"encoding/base64"
 	"regexp"
 	"slices"
@@ -101,8 +102,9 @@ func TestDefaultUsernameHasVaultShape(t *testing.T) {
 
 func TestGeneratedPasswordsFollowTheDefaultPolicy(t *testing.T) {
 	seen := map[string]bool{}
+	b := &backend{system: &clock{}}
 	for range 50 {
-		p, err := generatePassword()
+		p, err := b.generatePassword(context.Background(), "")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -546,3 +546,44 @@ func TestConfigUpdateKeepsOmittedFieldsAndPoolLimitsHold(t *testing.T) {
 		t.Fatalf("%d connections open as the admin, max_open_connections is 2", open)
 	}
 }
+
+// TestPasswordPolicyShapesGeneratedPasswords: with password_policy set, the
+// credentials the engine issues follow that policy (sys/policies/password),
+// and a policy that does not exist is a clear error, not a default password.
+func TestPasswordPolicyShapesGeneratedPasswords(t *testing.T) {
+	c, pg := setup(t)
+	writeConfig(t, c, pg, "*")
+	if _, err := c.Logical().Write("sys/policies/password/db-digits", map[string]any{
+		"policy": "length = 32\nrule \"charset\" {\n  charset = \"0123456789\"\n  min-chars = 1\n}\n",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("database/config/production", map[string]any{"password_policy": "db-digits"}); err != nil {
+		t.Fatalf("setting password_policy: %v", err)
+	}
+	if _, err := c.Logical().Write("database/roles/app", map[string]any{
+		"db_name":             "production",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+		"default_ttl":         "1h",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.Logical().Read("database/creds/app")
+	if err != nil {
+		t.Fatalf("reading creds: %v", err)
+	}
+	username, _ := s.Data["username"].(string)
+	password, _ := s.Data["password"].(string)
+	if !regexp.MustCompile(`^[0-9]{32}$`).MatchString(password) {
+		t.Fatalf("password %q does not follow the policy db-digits", password)
+	}
+	if !canLogin(pg, username, password) {
+		t.Fatal("the issued credentials do not log in")
+	}
+	if _, err := c.Logical().Write("database/config/production", map[string]any{"password_policy": "missing"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Read("database/creds/app"); err == nil || !strings.Contains(err.Error(), "missing") {
+		t.Fatalf("creds with a password policy that does not exist: %v", err)
+	}
+}
