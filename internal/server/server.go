@@ -12,6 +12,7 @@ import (
 
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/kv"
+	"github.com/arcasec/arca/internal/engines/transit"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/storage"
@@ -22,7 +23,8 @@ import (
 func Catalog() core.Catalog {
 	return core.Catalog{
 		Secrets: map[string]logical.Factory{
-			"kv": kv.Factory,
+			"kv":      kv.Factory,
+			"transit": transit.Factory,
 		},
 		Auth: map[string]logical.Factory{},
 	}
