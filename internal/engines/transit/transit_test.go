@@ -1,0 +1,206 @@
+package transit
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/storage"
+)
+
+// clock is a settable time source.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func testBackend(t testing.TB) (*backend, logical.Storage, *clock) {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	return newBackend(nil, clk.now), storage.NewInmem(), clk
+}
+
+func do(t testing.TB, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]any) (*logical.Response, error) {
+	t.Helper()
+	return b.HandleRequest(context.Background(), &logical.Request{Operation: op, Path: path, Data: data, Storage: s})
+}
+
+func must(t testing.TB, b *backend, s logical.Storage, op logical.Operation, path string, data map[string]any) *logical.Response {
+	t.Helper()
+	resp, err := do(t, b, s, op, path, data)
+	if err != nil {
+		t.Fatalf("%s %s: %v", op, path, err)
+	}
+	return resp
+}
+
+func TestAutoRotate(t *testing.T) {
+	b, s, clk := testBackend(t)
+	ctx := context.Background()
+	must(t, b, s, logical.UpdateOperation, "keys/daily", map[string]any{"auto_rotate_period": "24h"})
+	must(t, b, s, logical.UpdateOperation, "keys/manual", nil)
+	latest := func(name string) int {
+		return must(t, b, s, logical.ReadOperation, "keys/"+name, nil).Data["latest_version"].(int)
+	}
+
+	clk.t = clk.t.Add(23 * time.Hour)
+	if err := b.Periodic(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if latest("daily") != 1 {
+		t.Fatal("rotated before its period passed")
+	}
+	clk.t = clk.t.Add(time.Hour)
+	if err := b.Periodic(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if latest("daily") != 2 || latest("manual") != 1 {
+		t.Fatalf("after 24h: daily v%d, manual v%d; want 2 and 1", latest("daily"), latest("manual"))
+	}
+	// The period counts from the newest version.
+	clk.t = clk.t.Add(time.Hour)
+	if err := b.Periodic(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	if latest("daily") != 2 {
+		t.Fatal("rotated again an hour after the scheduled rotation")
+	}
+	if _, err := do(t, b, s, logical.UpdateOperation, "keys/manual/config", map[string]any{"auto_rotate_period": "10m"}); logical.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("auto_rotate_period of 10m: %v", err)
+	}
+}
+
+// TestKeysSurviveRestart: a new backend on the same storage (a remount, a
+// restart) reads the keys as stored and decrypts what the first one wrote.
+func TestKeysSurviveRestart(t *testing.T) {
+	b, s, clk := testBackend(t)
+	for _, typ := range []string{"aes256-gcm96", "ecdsa-p384", "rsa-2048", "ed25519"} {
+		must(t, b, s, logical.UpdateOperation, "keys/"+typ, map[string]any{"type": typ})
+	}
+	ct := must(t, b, s, logical.UpdateOperation, "encrypt/aes256-gcm96", map[string]any{"plaintext": "aGVsbG8="}).Data["ciphertext"]
+	sig := must(t, b, s, logical.UpdateOperation, "sign/ecdsa-p384", map[string]any{"input": "aGVsbG8="}).Data["signature"]
+	rsaCT := must(t, b, s, logical.UpdateOperation, "encrypt/rsa-2048", map[string]any{"plaintext": "aGVsbG8="}).Data["ciphertext"]
+
+	b2 := newBackend(nil, clk.now)
+	if got := must(t, b2, s, logical.UpdateOperation, "decrypt/aes256-gcm96", map[string]any{"ciphertext": ct}).Data["plaintext"]; got != "aGVsbG8=" {
+		t.Fatalf("decrypt after restart = %v", got)
+	}
+	if got := must(t, b2, s, logical.UpdateOperation, "decrypt/rsa-2048", map[string]any{"ciphertext": rsaCT}).Data["plaintext"]; got != "aGVsbG8=" {
+		t.Fatalf("RSA decrypt after restart = %v", got)
+	}
+	if got := must(t, b2, s, logical.UpdateOperation, "verify/ecdsa-p384", map[string]any{"input": "aGVsbG8=", "signature": sig}).Data["valid"]; got != true {
+		t.Fatalf("verify after restart = %v", got)
+	}
+	// Stored keys carry Vault's field names (the backup format relies on them).
+	e, _ := s.Get(context.Background(), policyPrefix+"aes256-gcm96")
+	var raw map[string]any
+	if err := json.Unmarshal(e.Value, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"name", "keys", "latest_version", "min_decryption_version", "type", "allow_plaintext_backup"} {
+		if _, ok := raw[f]; !ok {
+			t.Errorf("stored key lacks %q", f)
+		}
+	}
+}
+
+func TestBatchBound(t *testing.T) {
+	b, s, _ := testBackend(t)
+	must(t, b, s, logical.UpdateOperation, "keys/k", nil)
+	in := make([]any, maxBatchItems+1)
+	for i := range in {
+		in[i] = map[string]any{"plaintext": ""}
+	}
+	_, err := do(t, b, s, logical.UpdateOperation, "encrypt/k", map[string]any{"batch_input": in})
+	if logical.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "batch_input") {
+		t.Fatalf("%d items: %v", len(in), err)
+	}
+	resp := must(t, b, s, logical.UpdateOperation, "encrypt/k", map[string]any{"batch_input": in[:maxBatchItems]})
+	if n := len(resp.Data["batch_results"].([]batchResult)); n != maxBatchItems {
+		t.Fatalf("%d results for %d items", n, maxBatchItems)
+	}
+}
+
+// TestEncryptOnMissingKeyCreates: Vault creates a missing key on encrypt
+// (create operation), derived when a context is given.
+func TestEncryptOnMissingKeyCreates(t *testing.T) {
+	b, s, _ := testBackend(t)
+	must(t, b, s, logical.CreateOperation, "encrypt/new", map[string]any{"plaintext": "eA==", "context": "Yw=="})
+	if d := must(t, b, s, logical.ReadOperation, "keys/new", nil).Data; d["derived"] != true || d["type"] != "aes256-gcm96" {
+		t.Fatalf("created key = %v", d)
+	}
+	if _, err := do(t, b, s, logical.UpdateOperation, "encrypt/other", map[string]any{"plaintext": "eA=="}); logical.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("update on a missing key: %v", err)
+	}
+}
+
+func FuzzParseCiphertext(f *testing.F) {
+	p := &policy{Name: "k", Type: typeAES256GCM96}
+	if err := p.rotate(time.Unix(0, 0)); err != nil {
+		f.Fatal(err)
+	}
+	if err := p.prepare(); err != nil {
+		f.Fatal(err)
+	}
+	ct, _, _ := p.encrypt(0, nil, []byte("seed"), nil)
+	f.Add(ct)
+	f.Add("vault:v1:")
+	f.Add("vault:v0:AAAA")
+	f.Add("vault:v-1:AAAA")
+	f.Add("vault:v99999999999999999999:AAAA")
+	f.Add("vault:v1:" + base64.StdEncoding.EncodeToString(make([]byte, 12)))
+	f.Fuzz(func(t *testing.T, s string) {
+		ver, raw, err := parseCiphertext(s)
+		if err != nil {
+			if logical.StatusOf(err) != http.StatusBadRequest {
+				t.Fatalf("parse error is not a 400: %v", err)
+			}
+			return
+		}
+		if ver < 1 || !strings.HasPrefix(s, versionPrefix) {
+			t.Fatalf("parsed %q as version %d", s, ver)
+		}
+		_ = raw
+		// Decrypting anything must fail cleanly or succeed, never panic or 500.
+		if _, _, err := p.decrypt(s, nil, nil); err != nil && logical.StatusOf(err) != http.StatusBadRequest {
+			t.Fatalf("decrypt(%q) = %v, want a 400", s, err)
+		}
+	})
+}
+
+func BenchmarkEncrypt64(b *testing.B) {
+	be, s, _ := testBackend(b)
+	must(b, be, s, logical.UpdateOperation, "keys/bench", nil)
+	data := map[string]any{"plaintext": base64.StdEncoding.EncodeToString(make([]byte, 64))}
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: "encrypt/bench", Data: data, Storage: s}
+		if _, err := be.HandleRequest(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncryptBatch(b *testing.B) {
+	be, s, _ := testBackend(b)
+	must(b, be, s, logical.UpdateOperation, "keys/bench", nil)
+	in := make([]any, 1000)
+	for i := range in {
+		in[i] = map[string]any{"plaintext": base64.StdEncoding.EncodeToString(make([]byte, 64))}
+	}
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		req := &logical.Request{Operation: logical.UpdateOperation, Path: "encrypt/bench", Data: map[string]any{"batch_input": in}, Storage: s}
+		if _, err := be.HandleRequest(ctx, req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "items/s")
+}
