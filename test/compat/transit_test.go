@@ -6,6 +6,8 @@ import (
 	"crypto/cipher"
 	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
@@ -404,5 +406,76 @@ func TestTransitRandomHashCacheConfig(t *testing.T) {
 	write(t, c, "transit/cache-config", map[string]any{"size": 20})
 	if got := mustRead(t, c, "transit/cache-config").Data["size"].(json.Number).String(); got != "20" {
 		t.Fatalf("cache-config size = %s", got)
+	}
+}
+
+// TestTransitRestoresVaultBackup restores a backup in the shape Vault
+// writes (a policy with Vault's field names and numeric key type, and its
+// archived versions) and decrypts ciphertexts made the way Vault makes
+// them: a random 12-byte nonce, then the AES-GCM ciphertext and tag; and,
+// for a convergent derived key, keys from HKDF-SHA256(key, context) whose
+// second half keys the HMAC-SHA256 of the plaintext that gives the nonce.
+func TestTransitRestoresVaultBackup(t *testing.T) {
+	c := transitClient(t)
+	key := []byte("0123456789abcdef0123456789abcdef")
+	hmacKey := []byte("01234567890123456789012345678901")
+	entry := map[string]any{"key": key, "hmac_key": hmacKey, "time": "2024-01-01T00:00:00Z", "creation_time": 1704067200, "convergent_version": 0}
+	policy := map[string]any{
+		"name": "from-vault", "type": 0, "keys": map[string]any{"1": entry},
+		"derived": false, "kdf": 0, "convergent_encryption": false, "exportable": true, "allow_plaintext_backup": true,
+		"min_decryption_version": 1, "min_encryption_version": 0, "latest_version": 1, "archive_version": 1,
+		"archive_min_version": 0, "min_available_version": 0, "deletion_allowed": false, "convergent_version": 0,
+		"backup_info": map[string]any{"time": "2024-01-01T00:00:00Z", "version": 1}, "restore_info": nil,
+		"version_template": "", "storage_prefix": "", "auto_rotate_period": 0,
+	}
+	backup := func(p map[string]any) string {
+		raw, err := json.Marshal(map[string]any{"policy": p, "archived_keys": map[string]any{"keys": []any{map[string]any{}, p["keys"].(map[string]any)["1"]}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return base64.StdEncoding.EncodeToString(raw)
+	}
+	write(t, c, "transit/restore", map[string]any{"backup": backup(policy)})
+
+	nonce := []byte("fixed nonce!")
+	block, _ := aes.NewCipher(key)
+	gcm, _ := cipher.NewGCM(block)
+	ct := "vault:v1:" + base64.StdEncoding.EncodeToString(gcm.Seal(append([]byte(nil), nonce...), nonce, []byte("from vault"), nil))
+	if got := write(t, c, "transit/decrypt/from-vault", map[string]any{"ciphertext": ct}).Data["plaintext"]; got != b64("from vault") {
+		t.Fatalf("Vault-shaped ciphertext decrypts to %v", got)
+	}
+	// The HMAC key came along: HMAC-SHA256 of "the quick brown fox" under it.
+	mac := write(t, c, "transit/hmac/from-vault", map[string]any{"input": b64("the quick brown fox")}).Data["hmac"]
+	if mac != "vault:v1:UcBvm5VskkukzZHlPgm3p5P/Yr/PV6xpuOGZISya3A4=" {
+		t.Fatalf("hmac = %v", mac)
+	}
+
+	// A convergent derived key.
+	conv := map[string]any{}
+	for k, v := range policy {
+		conv[k] = v
+	}
+	conv["name"], conv["derived"], conv["kdf"], conv["convergent_encryption"], conv["convergent_version"] = "conv-vault", true, 1, true, 3
+	convEntry := map[string]any{}
+	for k, v := range entry {
+		convEntry[k] = v
+	}
+	convEntry["convergent_version"] = 3
+	conv["keys"] = map[string]any{"1": convEntry}
+	write(t, c, "transit/restore", map[string]any{"backup": backup(conv)})
+	context := []byte("tenant-7")
+	derived, err := hkdf.Key(sha256.New, key, nil, string(context), 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, derived[32:])
+	m.Write([]byte("card 4111"))
+	convNonce := m.Sum(nil)[:12]
+	block, _ = aes.NewCipher(derived[:32])
+	gcm, _ = cipher.NewGCM(block)
+	want := "vault:v1:" + base64.StdEncoding.EncodeToString(gcm.Seal(append([]byte(nil), convNonce...), convNonce, []byte("card 4111"), nil))
+	got := write(t, c, "transit/encrypt/conv-vault", map[string]any{"plaintext": b64("card 4111"), "context": base64.StdEncoding.EncodeToString(context)}).Data["ciphertext"]
+	if got != want {
+		t.Fatalf("convergent ciphertext = %v, want Vault's %v", got, want)
 	}
 }

@@ -153,8 +153,8 @@ func (p *policy) encrypt(ver int, context, plaintext, aad []byte) (string, int, 
 		}
 		nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plaintext)+aead.Overhead())
 		if p.ConvergentEncryption {
-			if e.ConvergentVersion != convergentVersion {
-				return "", 0, errUser("version %d of key %q uses convergent encryption version %d, which Arca does not support", ver, p.Name, e.ConvergentVersion)
+			if v := p.convergentVersionOf(e); v != convergentVersion {
+				return "", 0, errUser("version %d of key %q uses convergent encryption version %d, which Arca does not support", ver, p.Name, v)
 			}
 			copy(nonce, hmacSum(sha256.New, key[size:], plaintext))
 		} else {
@@ -215,6 +215,18 @@ func (p *policy) decrypt(ciphertext string, context, aad []byte) ([]byte, int, e
 		return nil, 0, errUser("invalid ciphertext: message authentication failed (a wrong context or associated_data, or the ciphertext was altered)")
 	}
 	return plain, ver, nil
+}
+
+// convergentVersionOf is the convergent scheme of version e: its own, or
+// the key's for entries written before versions recorded theirs.
+func (p *policy) convergentVersionOf(e keyEntry) int {
+	if e.ConvergentVersion != 0 {
+		return e.ConvergentVersion
+	}
+	if p.ConvergentVersion > 0 {
+		return p.ConvergentVersion
+	}
+	return 1
 }
 
 func hmacSum(h func() hash.Hash, key []byte, parts ...[]byte) []byte {

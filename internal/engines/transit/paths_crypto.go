@@ -125,12 +125,13 @@ func (b *backend) cryptoPaths() []*fw.Path {
 		{
 			Pattern: `hmac/` + name + withAlg,
 			Fields: map[string]*fw.FieldSchema{
-				"name":         nameField,
-				"urlalgorithm": hashAlg,
-				"algorithm":    hashAlg,
-				"input":        {Type: fw.TypeString, Description: "base64 input"},
-				"key_version":  version,
-				"batch_input":  batch,
+				"name":           nameField,
+				"urlalgorithm":   hashAlg,
+				"hash_algorithm": hashAlg,
+				"algorithm":      hashAlg,
+				"input":          {Type: fw.TypeString, Description: "base64 input"},
+				"key_version":    version,
+				"batch_input":    batch,
 			},
 			Operations:   map[logical.Operation]fw.OperationFunc{logical.UpdateOperation: b.hmac},
 			HelpSynopsis: "Compute the HMAC of base64 input with a key's HMAC key.",
@@ -685,7 +686,7 @@ func (b *backend) verify(ctx context.Context, req *logical.Request, d *fw.FieldD
 }
 
 func (b *backend) hmac(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	_, h, err := hashOf(d, "urlalgorithm", "algorithm")
+	_, h, err := hashOf(d, "urlalgorithm", "hash_algorithm", "algorithm")
 	if err != nil {
 		return nil, err
 	}

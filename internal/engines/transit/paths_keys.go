@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +17,9 @@ import (
 	"github.com/arcasec/arca/internal/logical"
 	fw "github.com/arcasec/arca/internal/logical/framework"
 )
+
+// validName is what the paths accept as a key name (fw.GenericNameRegex).
+var validName = regexp.MustCompile(`^` + fw.GenericNameRegex("name") + `$`)
 
 var nameField = &fw.FieldSchema{Type: fw.TypeString, Description: "name of the key"}
 
@@ -552,8 +556,8 @@ func (b *backend) restoreKey(ctx context.Context, req *logical.Request, d *fw.Fi
 	if name := d.String("name"); name != "" {
 		p.Name = name
 	}
-	if p.Name == "" || strings.Contains(p.Name, "/") {
-		return nil, errUser("backup does not name its key: give a name in restore/<name>")
+	if !validName.MatchString(p.Name) {
+		return nil, errUser("the backup's key name %q is not a valid key name: give one in restore/<name>", p.Name)
 	}
 	if p.Keys == nil {
 		p.Keys = map[string]keyEntry{}
