@@ -204,3 +204,48 @@ func BenchmarkEncryptBatch(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*len(in))/b.Elapsed().Seconds(), "items/s")
 }
+
+// TestConcurrentRotateAndEncrypt: requests in flight while the key rotates
+// and is reconfigured always see a whole key, and every ciphertext made
+// during the rotations decrypts afterwards.
+func TestConcurrentRotateAndEncrypt(t *testing.T) {
+	b, s, _ := testBackend(t)
+	must(t, b, s, logical.UpdateOperation, "keys/k", nil)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 20 {
+			if _, err := do(t, b, s, logical.UpdateOperation, "keys/k/rotate", nil); err != nil {
+				t.Error(err)
+				return
+			}
+		}
+	}()
+	cts := make(chan string, 400)
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			for range 100 {
+				resp, err := do(t, b, s, logical.UpdateOperation, "encrypt/k", map[string]any{"plaintext": "cGF5bG9hZA=="})
+				if err != nil {
+					errs <- err
+					return
+				}
+				cts <- resp.Data["ciphertext"].(string)
+			}
+			errs <- nil
+		}()
+	}
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-done
+	close(cts)
+	for ct := range cts {
+		if got := must(t, b, s, logical.UpdateOperation, "decrypt/k", map[string]any{"ciphertext": ct}).Data["plaintext"]; got != "cGF5bG9hZA==" {
+			t.Fatalf("%s decrypts to %v", ct, got)
+		}
+	}
+}
