@@ -479,3 +479,38 @@ func TestTransitRestoresVaultBackup(t *testing.T) {
 		t.Fatalf("convergent ciphertext = %v, want Vault's %v", got, want)
 	}
 }
+
+// TestTransitPolicies: a policy means what it says. Encrypting with a
+// missing key creates it only with the create capability, and encrypt
+// does not grant decrypt.
+func TestTransitPolicies(t *testing.T) {
+	c := transitClient(t)
+	write(t, c, "transit/keys/existing", nil)
+	if err := c.Sys().PutPolicy("enc-only", `path "transit/encrypt/*" { capabilities = ["update"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().PutPolicy("enc-create", `path "transit/encrypt/*" { capabilities = ["create", "update"] }`); err != nil {
+		t.Fatal(err)
+	}
+	token := func(policy string) *vault.Client {
+		s, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{policy}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := c.Clone()
+		u.SetToken(s.Auth.ClientToken)
+		return u
+	}
+	enc := token("enc-only")
+	ct := write(t, enc, "transit/encrypt/existing", map[string]any{"plaintext": b64("x")}).Data["ciphertext"]
+	if code, _ := writeErr(t, enc, "transit/encrypt/new-key", map[string]any{"plaintext": b64("x")}); code != http.StatusForbidden {
+		t.Fatalf("encrypt creating a key with update only: %d, want 403", code)
+	}
+	if code, _ := writeErr(t, enc, "transit/decrypt/existing", map[string]any{"ciphertext": ct}); code != http.StatusForbidden {
+		t.Fatalf("decrypt with an encrypt-only token: %d, want 403", code)
+	}
+	write(t, token("enc-create"), "transit/encrypt/new-key", map[string]any{"plaintext": b64("x")})
+	if k := mustRead(t, c, "transit/keys/new-key"); k.Data["type"] != "aes256-gcm96" {
+		t.Fatalf("key created by encrypt: %v", k.Data)
+	}
+}

@@ -348,11 +348,11 @@ func (b *backend) encrypt(ctx context.Context, req *logical.Request, d *fw.Field
 		return nil, err
 	}
 	if p == nil {
-		if req.Operation != logical.CreateOperation {
-			return nil, errUser("encryption key %q not found", name)
-		}
 		// Vault creates a missing key on encrypt for a caller allowed to
-		// create it; a context in the first item makes it derived.
+		// create it; a context in the first item makes it derived. The core
+		// checks that: a write to a missing key is a create, unless the
+		// caller's policy grants create and update both, when it stays an
+		// update.
 		typ, ok := parseKeyType(d.String("type"))
 		if !ok || !typ.symmetric() {
 			return nil, errUser("type %q cannot be created by encrypt: use aes128-gcm96, aes256-gcm96 or chacha20-poly1305", d.String("type"))

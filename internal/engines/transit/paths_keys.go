@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
-	"net/http"
 	"regexp"
 	"strconv"
 	"strings"
@@ -293,7 +292,7 @@ func (b *backend) deleteKey(ctx context.Context, req *logical.Request, d *fw.Fie
 		return nil, err
 	}
 	if p == nil {
-		return nil, logical.Errorf(http.StatusNotFound, "no key named %q", name)
+		return nil, errUser("no key named %q", name)
 	}
 	if !p.DeletionAllowed {
 		return nil, errUser("deletion is not allowed for key %q: set deletion_allowed=true in keys/%s/config first", name, name)
@@ -483,6 +482,10 @@ func exportOf(p *policy, e keyEntry, typ string) (string, error) {
 			}
 			return base64.StdEncoding.EncodeToString(ed25519.PrivateKey(e.Key).Public().(ed25519.PublicKey)), nil
 		}
+		if p.Type.ecdsa() { // Vault trims the exported EC keys' PEM
+			pub, err := pemPublicKey(&ecdsa.PublicKey{Curve: p.Type.curve(), X: e.ECX, Y: e.ECY})
+			return strings.TrimSpace(pub), err
+		}
 		return publicKeyOf(p, e, nil)
 	}
 	switch t := p.Type; {
@@ -498,7 +501,7 @@ func exportOf(p *policy, e keyEntry, typ string) (string, error) {
 		if err != nil {
 			return "", errUser("version of key %q cannot be encoded: %v", p.Name, err)
 		}
-		return string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der})), nil
+		return strings.TrimSpace(string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))), nil
 	}
 	return "", errUser("key type %s has no %s", p.Type, typ)
 }
