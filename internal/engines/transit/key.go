@@ -13,6 +13,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"math/big"
 	"slices"
@@ -192,22 +193,86 @@ func (p *policy) clone() *policy {
 	return &c
 }
 
-// prepare checks a decoded policy and builds its ciphers.
-func (p *policy) prepare() error {
+// decoded readies a policy decoded from JSON (storage or a backup): it
+// checks every version's key material, so that no later operation meets a
+// malformed key, and precomputes RSA keys. It runs before the policy is
+// shared.
+func (p *policy) decoded() error {
 	if _, ok := keyTypeNames[p.Type]; !ok {
 		return fmt.Errorf("key %q has unsupported type %d", p.Name, p.Type)
 	}
+	if p.Derived && !p.Type.derives() || p.ConvergentEncryption && (!p.Derived || !p.Type.symmetric()) {
+		return fmt.Errorf("key %q has settings its type %s does not allow", p.Name, p.Type)
+	}
+	if p.LatestVersion < 1 {
+		return fmt.Errorf("key %q has no versions", p.Name)
+	}
+	for v, e := range p.Keys {
+		if ver, err := strconv.Atoi(v); err != nil || ver < 1 || ver > p.LatestVersion || strconv.Itoa(ver) != v {
+			return fmt.Errorf("key %q has a malformed version %q", p.Name, v)
+		}
+		if err := p.checkEntry(e); err != nil {
+			return fmt.Errorf("key %q version %s: %w", p.Name, v, err)
+		}
+		if e.RSAKey != nil {
+			e.RSAKey.Precompute()
+		}
+	}
+	return nil
+}
+
+// checkEntry checks that e holds the key material p's type needs.
+func (p *policy) checkEntry(e keyEntry) error {
+	switch t := p.Type; {
+	case t.symmetric():
+		if p.Derived && len(e.Key) == 0 || !p.Derived && len(e.Key) != t.symKeySize() {
+			return fmt.Errorf("the %s key has the wrong size", t)
+		}
+	case t == typeHMAC:
+		if len(e.Key) < 1 {
+			return errors.New("the hmac key is empty")
+		}
+	case t == typeED25519:
+		if len(e.Key) != ed25519.PrivateKeySize {
+			return errors.New("the ed25519 key has the wrong size")
+		}
+	case t.ecdsa():
+		if e.ECD == nil || e.ECX == nil || e.ECY == nil || e.ECD.Sign() <= 0 {
+			return fmt.Errorf("the %s key is incomplete", t)
+		}
+		size := (t.curve().Params().BitSize + 7) / 8
+		if e.ECD.BitLen() > size*8 {
+			return fmt.Errorf("the %s key is out of range", t)
+		}
+		k, err := ecdsa.ParseRawPrivateKey(t.curve(), e.ECD.FillBytes(make([]byte, size)))
+		if err != nil {
+			return fmt.Errorf("the %s key is invalid: %w", t, err)
+		}
+		if k.X.Cmp(e.ECX) != 0 || k.Y.Cmp(e.ECY) != 0 {
+			return fmt.Errorf("the %s public key does not match the private key", t)
+		}
+	case t.rsa():
+		if e.RSAKey == nil {
+			return fmt.Errorf("the %s key is missing", t)
+		}
+		if err := e.RSAKey.Validate(); err != nil {
+			return fmt.Errorf("the %s key is invalid: %w", t, err)
+		}
+		if e.RSAKey.N.BitLen() != t.rsaBits() {
+			return fmt.Errorf("the key is %d bits long, not %d", e.RSAKey.N.BitLen(), t.rsaBits())
+		}
+	}
+	return nil
+}
+
+// prepare builds the ciphers of p's versions. It only reads the key
+// material, which p may share with the policy it was cloned from.
+func (p *policy) prepare() error {
 	p.aeads = make(map[int]cipher.AEAD)
 	for v, e := range p.Keys {
 		ver, err := strconv.Atoi(v)
 		if err != nil || ver < 1 {
 			return fmt.Errorf("key %q has a malformed version %q", p.Name, v)
-		}
-		if e.RSAKey != nil {
-			e.RSAKey.Precompute()
-			if err := e.RSAKey.Validate(); err != nil {
-				return fmt.Errorf("key %q version %d: the RSA key is invalid: %w", p.Name, ver, err)
-			}
 		}
 		if p.Type.symmetric() && !p.Derived {
 			a, err := newAEAD(p.Type, e.Key)

@@ -158,6 +158,9 @@ func (b *backend) createKey(ctx context.Context, req *logical.Request, d *fw.Fie
 	if kc.convergent && !kc.derived {
 		return nil, errUser("convergent_encryption requires derived=true")
 	}
+	if kc.convergent && !typ.symmetric() {
+		return nil, errUser("convergent_encryption is only for aes128-gcm96, aes256-gcm96 and chacha20-poly1305 keys, not %s", typ)
+	}
 	if kc.derived && !typ.derives() {
 		return nil, errUser("key type %s does not support derivation", typ)
 	}
@@ -578,7 +581,7 @@ func (b *backend) restoreKey(ctx context.Context, req *logical.Request, d *fw.Fi
 	if _, ok := p.entry(p.LatestVersion); !ok {
 		return nil, errUser("backup lacks the latest version (%d) of its key", p.LatestVersion)
 	}
-	if err := p.prepare(); err != nil {
+	if err := p.decoded(); err != nil {
 		return nil, errUser("backup holds an unusable key: %v", err)
 	}
 	p.RestoreInfo = &backupInfo{Time: b.now().UTC(), Version: p.LatestVersion}

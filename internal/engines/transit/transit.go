@@ -101,6 +101,9 @@ func (b *backend) getPolicy(ctx context.Context, s logical.Storage, name string)
 	if err := json.Unmarshal(e.Value, p); err != nil {
 		return nil, fmt.Errorf("transit: decoding key %q: %w", name, err)
 	}
+	if err := p.decoded(); err != nil {
+		return nil, fmt.Errorf("transit: %w", err)
+	}
 	if err := p.prepare(); err != nil {
 		return nil, fmt.Errorf("transit: %w", err)
 	}

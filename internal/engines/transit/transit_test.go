@@ -246,3 +246,48 @@ func TestConcurrentRotateAndEncrypt(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRestore feeds restore arbitrary backups: a bad one is a 400, never a
+// panic or a 500, and a restored key works for what its type does.
+func FuzzRestore(f *testing.F) {
+	b, s, _ := testBackend(f)
+	for _, typ := range []string{"aes128-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "hmac"} {
+		must(f, b, s, logical.UpdateOperation, "keys/"+typ, map[string]any{"type": typ, "exportable": true, "allow_plaintext_backup": true})
+		backup := must(f, b, s, logical.ReadOperation, "backup/"+typ, nil).Data["backup"].(string)
+		raw, _ := base64.StdEncoding.DecodeString(backup)
+		f.Add(raw)
+	}
+	must(f, b, s, logical.UpdateOperation, "keys/derived", map[string]any{"derived": true, "convergent_encryption": true, "exportable": true, "allow_plaintext_backup": true})
+	raw, _ := base64.StdEncoding.DecodeString(must(f, b, s, logical.ReadOperation, "backup/derived", nil).Data["backup"].(string))
+	f.Add(raw)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		b, s, _ := testBackend(t)
+		_, err := do(t, b, s, logical.UpdateOperation, "restore/k", map[string]any{"backup": base64.StdEncoding.EncodeToString(raw)})
+		if err != nil {
+			if logical.StatusOf(err) != http.StatusBadRequest {
+				t.Fatalf("restore: %v, want a 400", err)
+			}
+			return
+		}
+		for _, op := range []struct {
+			path string
+			data map[string]any
+		}{
+			{"encrypt/k", map[string]any{"plaintext": "eA==", "context": "Yw=="}},
+			{"encrypt/k", map[string]any{"plaintext": "eA=="}},
+			{"sign/k", map[string]any{"input": "eA==", "context": "Yw=="}},
+			{"hmac/k", map[string]any{"input": "eA=="}},
+			{"keys/k", nil},
+			{"export/hmac-key/k", nil},
+			{"export/public-key/k", nil},
+		} {
+			opn := logical.UpdateOperation
+			if op.data == nil {
+				opn = logical.ReadOperation
+			}
+			if _, err := do(t, b, s, opn, op.path, op.data); err != nil && logical.StatusOf(err) >= 500 {
+				t.Fatalf("%s after restoring: %v", op.path, err)
+			}
+		}
+	})
+}
