@@ -450,6 +450,21 @@ func TestTransitRestoresVaultBackup(t *testing.T) {
 		t.Fatalf("hmac = %v", mac)
 	}
 
+	// HashiCorp Vault numbers hmac keys 11; such a backup restores as an hmac key.
+	vaultHMAC := map[string]any{}
+	for k, v := range policy {
+		vaultHMAC[k] = v
+	}
+	vaultHMAC["name"], vaultHMAC["type"], vaultHMAC["key_size"] = "vault-hmac", 11, 32
+	vaultHMAC["keys"] = map[string]any{"1": map[string]any{"key": hmacKey, "hmac_key": hmacKey, "time": "2024-01-01T00:00:00Z"}}
+	write(t, c, "transit/restore", map[string]any{"backup": backup(vaultHMAC)})
+	if typ := mustRead(t, c, "transit/keys/vault-hmac").Data["type"]; typ != "hmac" {
+		t.Fatalf("Vault hmac key restored as %v", typ)
+	}
+	if mac := write(t, c, "transit/hmac/vault-hmac", map[string]any{"input": b64("the quick brown fox")}).Data["hmac"]; mac != "vault:v1:UcBvm5VskkukzZHlPgm3p5P/Yr/PV6xpuOGZISya3A4=" {
+		t.Fatalf("hmac with the restored Vault hmac key = %v", mac)
+	}
+
 	// A convergent derived key.
 	conv := map[string]any{}
 	for k, v := range policy {

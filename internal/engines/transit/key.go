@@ -23,8 +23,10 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// keyType numbers a key's algorithm as Vault stores it in a key's JSON
+// keyType numbers a key's algorithm as OpenBao stores it in a key's JSON
 // (and so in a backup): the values are part of the backup format.
+// HashiCorp Vault uses the same numbers up to rsa-3072 and numbers hmac 11
+// (see vaultHMACType).
 type keyType int
 
 const (

@@ -1,6 +1,7 @@
 package transit
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -575,6 +576,9 @@ func (b *backend) restoreKey(ctx context.Context, req *logical.Request, d *fw.Fi
 			}
 		}
 	}
+	if p.Type == vaultHMACType && vaultHMAC(p) {
+		p.Type = typeHMAC
+	}
 	if p.LatestVersion < 1 || len(p.Keys) == 0 {
 		return nil, errUser("backup holds no key versions")
 	}
@@ -594,6 +598,23 @@ func (b *backend) restoreKey(ctx context.Context, req *logical.Request, d *fw.Fi
 		return nil, errUser("key %q already exists: restore with force=true to overwrite it", p.Name)
 	}
 	return nil, b.persist(ctx, req.Storage, p)
+}
+
+// vaultHMACType is HashiCorp Vault's number for hmac keys: it numbers its
+// managed keys 10 and hmac keys 11, where OpenBao (whose numbers Arca
+// writes) has hmac 10 and xchacha20-poly1305 11.
+const vaultHMACType keyType = 11
+
+// vaultHMAC reports whether a backup's key numbered 11 is one of Vault's
+// hmac keys: those hold the same bytes as key and hmac_key in every
+// version, where a random hmac_key goes with an xchacha20-poly1305 key.
+func vaultHMAC(p *policy) bool {
+	for _, e := range p.Keys {
+		if len(e.Key) == 0 || !bytes.Equal(e.Key, e.HMACKey) {
+			return false
+		}
+	}
+	return len(p.Keys) > 0
 }
 
 func (b *backend) readCacheConfig(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
