@@ -291,7 +291,7 @@ func publicKeyOf(p *policy, e keyEntry, context []byte) (string, error) {
 func (b *backend) deleteKey(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 	name := d.String("name")
 	defer b.lock(name)()
-	p, err := b.getPolicy(ctx, req.Storage, name)
+	p, err := b.load(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
 	}
@@ -590,7 +590,7 @@ func (b *backend) restoreKey(ctx context.Context, req *logical.Request, d *fw.Fi
 	}
 	p.RestoreInfo = &backupInfo{Time: b.now().UTC(), Version: p.LatestVersion}
 	defer b.lock(p.Name)()
-	existing, err := b.getPolicy(ctx, req.Storage, p.Name)
+	existing, err := b.load(ctx, req.Storage, p.Name)
 	if err != nil {
 		return nil, err
 	}

@@ -84,20 +84,34 @@ func (b *backend) flush() {
 	b.mu.Unlock()
 }
 
+func (b *backend) cached(name string) *policy {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return b.cache[name]
+}
+
 // getPolicy returns the named key, or nil when there is none. The result
 // is shared: never modify it (see policy).
 func (b *backend) getPolicy(ctx context.Context, s logical.Storage, name string) (*policy, error) {
-	b.mu.RLock()
-	p := b.cache[name]
-	b.mu.RUnlock()
-	if p != nil {
+	if p := b.cached(name); p != nil {
+		return p, nil
+	}
+	defer b.lock(name)()
+	return b.load(ctx, s, name)
+}
+
+// load is getPolicy for a caller holding lock(name). Loading under the lock
+// keeps a slow reader from caching a version of the key that a change (or
+// a deletion) has replaced since it read storage.
+func (b *backend) load(ctx context.Context, s logical.Storage, name string) (*policy, error) {
+	if p := b.cached(name); p != nil {
 		return p, nil
 	}
 	e, err := s.Get(ctx, policyPrefix+name)
 	if err != nil || e == nil {
 		return nil, err
 	}
-	p = new(policy)
+	p := new(policy)
 	if err := json.Unmarshal(e.Value, p); err != nil {
 		return nil, fmt.Errorf("transit: decoding key %q: %w", name, err)
 	}
@@ -150,7 +164,7 @@ func (b *backend) persist(ctx context.Context, s logical.Storage, p *policy) err
 // returns nil when the key does not exist.
 func (b *backend) update(ctx context.Context, s logical.Storage, name string, change func(p *policy) error) (*policy, error) {
 	defer b.lock(name)()
-	p, err := b.getPolicy(ctx, s, name)
+	p, err := b.load(ctx, s, name)
 	if err != nil || p == nil {
 		return nil, err
 	}
@@ -174,7 +188,7 @@ type keyConfig struct {
 // create makes the named key unless it exists; created reports which.
 func (b *backend) create(ctx context.Context, s logical.Storage, name string, kc keyConfig) (p *policy, created bool, err error) {
 	defer b.lock(name)()
-	if p, err = b.getPolicy(ctx, s, name); err != nil || p != nil {
+	if p, err = b.load(ctx, s, name); err != nil || p != nil {
 		return p, false, err
 	}
 	p = &policy{
