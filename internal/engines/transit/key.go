@@ -421,7 +421,8 @@ func counterKDF(key, context []byte, n int) ([]byte, error) {
 	return out[:n], nil
 }
 
-// private returns version e's signing key.
+// signer returns version e's private key (derived from context for a
+// derived ed25519 key).
 func (p *policy) signer(e keyEntry, context []byte) (any, error) {
 	switch t := p.Type; {
 	case t.ecdsa():

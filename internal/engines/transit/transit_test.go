@@ -1,7 +1,12 @@
 package transit
 
 import (
+	"bytes"
 	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -290,4 +295,34 @@ func FuzzRestore(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestLegacyCounterKDF: a derived key made by an old Vault (kdf 0) derives
+// with NIST SP 800-108 counter mode, HMAC-SHA256, one block of 256 bits:
+// HMAC(key, 00000000 || context || 00000100).
+func TestLegacyCounterKDF(t *testing.T) {
+	key := bytes.Repeat([]byte{7}, 32)
+	p := &policy{Name: "old", Type: typeAES256GCM96, Derived: true, KDF: kdfCounter, LatestVersion: 1, MinDecryptionVersion: 1,
+		Keys: map[string]keyEntry{"1": {Key: key, HMACKey: key}}}
+	if err := p.decoded(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.prepare(); err != nil {
+		t.Fatal(err)
+	}
+	ct, _, err := p.encrypt(0, []byte("ctx"), []byte("legacy"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte{0, 0, 0, 0})
+	m.Write([]byte("ctx"))
+	m.Write([]byte{0, 0, 1, 0})
+	block, _ := aes.NewCipher(m.Sum(nil))
+	gcm, _ := cipher.NewGCM(block)
+	raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(ct, "vault:v1:"))
+	plain, err := gcm.Open(nil, raw[:12], raw[12:], nil)
+	if err != nil || string(plain) != "legacy" {
+		t.Fatalf("counter-mode key opens %q as %q, %v", ct, plain, err)
+	}
 }
