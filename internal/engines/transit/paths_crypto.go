@@ -353,6 +353,9 @@ func (b *backend) encrypt(ctx context.Context, req *logical.Request, d *fw.Field
 		// checks that: a write to a missing key is a create, unless the
 		// caller's policy grants create and update both, when it stays an
 		// update.
+		if b.disableUpsert.Load() {
+			return nil, errUser("encryption key %q not found (config/keys disables creating keys on encrypt)", name)
+		}
 		typ, ok := parseKeyType(d.String("type"))
 		if !ok || !typ.symmetric() {
 			return nil, errUser("type %q cannot be created by encrypt: use aes128-gcm96, aes256-gcm96 or chacha20-poly1305", d.String("type"))

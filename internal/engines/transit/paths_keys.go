@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"regexp"
 	"strconv"
 	"strings"
@@ -105,6 +106,17 @@ func (b *backend) paths() []*fw.Path {
 			},
 			Operations:   map[logical.Operation]fw.OperationFunc{logical.UpdateOperation: b.restoreKey},
 			HelpSynopsis: "Restore a key from a backup.",
+		},
+		{
+			Pattern: `config/keys`,
+			Fields: map[string]*fw.FieldSchema{
+				"disable_upsert": {Type: fw.TypeBool, Description: "refuse to create a missing key on encrypt"},
+			},
+			Operations: map[logical.Operation]fw.OperationFunc{
+				logical.ReadOperation:   b.readKeysConfig,
+				logical.UpdateOperation: b.writeKeysConfig,
+			},
+			HelpSynopsis: "Configure the mount's keys: whether encrypt may create them.",
 		},
 		{
 			Pattern: `cache-config`,
@@ -641,6 +653,38 @@ func (b *backend) writeCacheConfig(ctx context.Context, req *logical.Request, d 
 		b.flush()
 	}
 	return &logical.Response{Data: map[string]any{"size": size}}, nil
+}
+
+func (b *backend) readKeysConfig(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	disable, err := readKeysConfig(ctx, req.Storage)
+	if err != nil {
+		return nil, err
+	}
+	return &logical.Response{Data: map[string]any{"disable_upsert": disable}}, nil
+}
+
+func (b *backend) writeKeysConfig(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	disable := d.Bool("disable_upsert")
+	raw, _ := json.Marshal(map[string]bool{"disable_upsert": disable})
+	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: keysConfigKey, Value: raw}); err != nil {
+		return nil, err
+	}
+	b.disableUpsert.Store(disable)
+	return &logical.Response{Data: map[string]any{"disable_upsert": disable}}, nil
+}
+
+func readKeysConfig(ctx context.Context, s logical.Storage) (bool, error) {
+	e, err := s.Get(ctx, keysConfigKey)
+	if err != nil || e == nil {
+		return false, err
+	}
+	var c struct {
+		DisableUpsert bool `json:"disable_upsert"`
+	}
+	if err := json.Unmarshal(e.Value, &c); err != nil {
+		return false, fmt.Errorf("transit: decoding the keys configuration: %w", err)
+	}
+	return c.DisableUpsert, nil
 }
 
 // decodeB64 decodes an optional base64 field, naming it when it is bad.

@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
@@ -27,6 +28,7 @@ import (
 const (
 	policyPrefix   = "policy/"
 	cacheConfigKey = "config/cache"
+	keysConfigKey  = "config/keys"
 
 	// maxBatchItems bounds batch_input: a batch is processed in one request
 	// holding its results in memory, so a bigger one is refused at once.
@@ -41,6 +43,11 @@ func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend,
 		return nil, err
 	}
 	b.cacheSize = size
+	disable, err := readKeysConfig(ctx, conf.Storage)
+	if err != nil {
+		return nil, err
+	}
+	b.disableUpsert.Store(disable)
 	return b, nil
 }
 
@@ -52,6 +59,8 @@ type backend struct {
 	mu        sync.RWMutex
 	cache     map[string]*policy
 	cacheSize int // 0: unbounded
+
+	disableUpsert atomic.Bool // config/keys: encrypt never creates a key
 
 	locks [64]sync.Mutex // serialise changes to the same key
 }

@@ -138,6 +138,21 @@ func TestEncryptOnMissingKeyCreates(t *testing.T) {
 	if d := must(t, b, s, logical.ReadOperation, "keys/new", nil).Data; d["derived"] != true || d["type"] != "aes256-gcm96" {
 		t.Fatalf("created key = %v", d)
 	}
+	// config/keys disable_upsert stops that, and survives a remount.
+	must(t, b, s, logical.UpdateOperation, "config/keys", map[string]any{"disable_upsert": true})
+	b2, err := Factory(context.Background(), &logical.BackendConfig{Storage: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, be := range []logical.Backend{b, b2} {
+		_, err := be.HandleRequest(context.Background(), &logical.Request{Operation: logical.CreateOperation, Path: "encrypt/other", Data: map[string]any{"plaintext": "eA=="}, Storage: s})
+		if logical.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "not found") {
+			t.Fatalf("encrypt with a missing key under disable_upsert: %v", err)
+		}
+	}
+	if got := must(t, b, s, logical.ReadOperation, "config/keys", nil).Data["disable_upsert"]; got != true {
+		t.Fatalf("config/keys disable_upsert = %v", got)
+	}
 }
 
 func FuzzParseCiphertext(f *testing.F) {
