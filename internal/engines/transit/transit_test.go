@@ -341,3 +341,59 @@ func TestLegacyCounterKDF(t *testing.T) {
 		t.Fatalf("counter-mode key opens %q as %q, %v", ct, plain, err)
 	}
 }
+
+// FuzzRequests sends arbitrary requests to a backend holding a key of
+// every type: whatever the path and body, the answer is a success or a
+// 4xx, never a panic or a 500.
+func FuzzRequests(f *testing.F) {
+	b, s, _ := testBackend(f)
+	types := []string{"aes128-gcm96", "aes256-gcm96", "chacha20-poly1305", "ed25519", "ecdsa-p256", "ecdsa-p384", "ecdsa-p521", "rsa-2048", "hmac"}
+	for _, typ := range types {
+		must(f, b, s, logical.UpdateOperation, "keys/"+typ, map[string]any{"type": typ, "exportable": true, "allow_plaintext_backup": true})
+	}
+	must(f, b, s, logical.UpdateOperation, "keys/conv", map[string]any{"derived": true, "convergent_encryption": true})
+	must(f, b, s, logical.UpdateOperation, "keys/ded", map[string]any{"type": "ed25519", "derived": true})
+	ct := must(f, b, s, logical.UpdateOperation, "encrypt/aes256-gcm96", map[string]any{"plaintext": "eA=="}).Data["ciphertext"].(string)
+	seeds := []struct {
+		op   byte
+		path string
+		body string
+	}{
+		{1, "encrypt/chacha20-poly1305", `{"plaintext":"eA==","associated_data":"YQ=="}`},
+		{1, "decrypt/aes256-gcm96", `{"ciphertext":"` + ct + `"}`},
+		{1, "rewrap/aes256-gcm96", `{"batch_input":[{"ciphertext":"` + ct + `"},{"ciphertext":"vault:v1:"}]}`},
+		{1, "encrypt/conv", `{"batch_input":[{"plaintext":"eA==","context":"Yw==","key_version":1}]}`},
+		{1, "sign/ecdsa-p384/sha3-384", `{"input":"eA==","marshaling_algorithm":"jws"}`},
+		{1, "sign/rsa-2048", `{"input":"eA==","signature_algorithm":"pkcs1v15","hash_algorithm":"none","prehashed":true}`},
+		{1, "verify/ded", `{"input":"eA==","context":"Yw==","signature":"vault:v1:AAAA"}`},
+		{1, "hmac/hmac/sha2-512", `{"batch_input":[{"input":"eA=="}]}`},
+		{1, "verify/hmac", `{"input":"eA==","hmac":"vault:v1:AAAA"}`},
+		{1, "datakey/plaintext/aes128-gcm96", `{"bits":512}`},
+		{1, "keys/aes256-gcm96/config", `{"min_decryption_version":1,"min_encryption_version":1,"auto_rotate_period":"2h"}`},
+		{1, "keys/aes256-gcm96/trim", `{"min_available_version":1}`},
+		{1, "keys/new", `{"type":"ecdsa-p256","derived":true}`},
+		{0, "export/signing-key/ecdsa-p521/latest", `{}`},
+		{0, "backup/hmac", `{}`},
+		{0, "keys/ded", `{"context":"Yw=="}`},
+		{1, "random/hex/16", `{}`},
+		{1, "hash/sha2-224", `{"input":"eA==","format":"base64"}`},
+		{1, "cache-config", `{"size":12}`},
+		{2, "keys/", `{}`},
+	}
+	for _, sd := range seeds {
+		f.Add(sd.op, sd.path, []byte(sd.body))
+	}
+	ops := []logical.Operation{logical.ReadOperation, logical.UpdateOperation, logical.ListOperation, logical.DeleteOperation, logical.CreateOperation}
+	f.Fuzz(func(t *testing.T, op byte, path string, body []byte) {
+		var data map[string]any
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if dec.Decode(&data) != nil {
+			return
+		}
+		req := &logical.Request{Operation: ops[int(op)%len(ops)], Path: path, Data: data, Storage: s}
+		if _, err := b.HandleRequest(context.Background(), req); err != nil && logical.StatusOf(err) >= 500 {
+			t.Fatalf("%s %s %s: %v", req.Operation, path, body, err)
+		}
+	})
+}
