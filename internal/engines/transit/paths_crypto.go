@@ -643,14 +643,15 @@ func (b *backend) verify(ctx context.Context, req *logical.Request, d *fw.FieldD
 	if err != nil {
 		return nil, err
 	}
+	_, h, err := hashOf(d, "urlalgorithm", "hash_algorithm", "algorithm")
+	if err != nil {
+		return nil, err
+	}
 	var o signOptions
-	var h crypto.Hash
 	if p.Type.signs() {
 		if o, err = signOptionsOf(d, p); err != nil {
 			return nil, err
 		}
-	} else if _, h, err = hashOf(d, "urlalgorithm", "hash_algorithm", "algorithm"); err != nil {
-		return nil, err
 	}
 	results := make([]batchResult, len(list))
 	errs := make([]error, len(list))
@@ -672,7 +673,7 @@ func (b *backend) verify(ctx context.Context, req *logical.Request, d *fw.FieldD
 				return nil, errUser("give either signature or hmac, not both")
 			case mac != "":
 				if h == 0 {
-					_, h, _ = hashOf(d, "urlalgorithm", "hash_algorithm", "algorithm")
+					return nil, errUser("hash algorithm none cannot check an HMAC")
 				}
 				valid, err = p.verifyHMAC(h, input, mac)
 			case sig != "":

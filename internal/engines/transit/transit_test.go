@@ -368,6 +368,7 @@ func FuzzRequests(f *testing.F) {
 		{1, "verify/ded", `{"input":"eA==","context":"Yw==","signature":"vault:v1:AAAA"}`},
 		{1, "hmac/hmac/sha2-512", `{"batch_input":[{"input":"eA=="}]}`},
 		{1, "verify/hmac", `{"input":"eA==","hmac":"vault:v1:AAAA"}`},
+		{1, "verify/ecdsa-p256", `{"input":"eA==","hmac":"vault:v1:AAAA","hash_algorithm":"none","prehashed":true,"signature_algorithm":"pkcs1v15"}`},
 		{1, "datakey/plaintext/aes128-gcm96", `{"bits":512}`},
 		{1, "keys/aes256-gcm96/config", `{"min_decryption_version":1,"min_encryption_version":1,"auto_rotate_period":"2h"}`},
 		{1, "keys/aes256-gcm96/trim", `{"min_available_version":1}`},
