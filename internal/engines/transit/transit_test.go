@@ -398,3 +398,38 @@ func FuzzRequests(f *testing.F) {
 		}
 	})
 }
+
+// countingStorage counts reads.
+type countingStorage struct {
+	logical.Storage
+	gets int
+}
+
+func (c *countingStorage) Get(ctx context.Context, key string) (*logical.StorageEntry, error) {
+	c.gets++
+	return c.Storage.Get(ctx, key)
+}
+
+// TestCachedKeyReadsNoStorage: once a key is decoded, encrypting and
+// decrypting with it read nothing from storage; a fresh backend (a remount)
+// reads the key once.
+func TestCachedKeyReadsNoStorage(t *testing.T) {
+	b, inner, clk := testBackend(t)
+	s := &countingStorage{Storage: inner}
+	must(t, b, s, logical.UpdateOperation, "keys/k", nil)
+	s.gets = 0
+	for range 10 {
+		ct := must(t, b, s, logical.UpdateOperation, "encrypt/k", map[string]any{"plaintext": "eA=="}).Data["ciphertext"]
+		must(t, b, s, logical.UpdateOperation, "decrypt/k", map[string]any{"ciphertext": ct})
+	}
+	if s.gets != 0 {
+		t.Fatalf("%d storage reads for 20 operations on a cached key", s.gets)
+	}
+	b2 := newBackend(nil, clk.now)
+	for range 10 {
+		must(t, b2, s, logical.UpdateOperation, "encrypt/k", map[string]any{"plaintext": "eA=="})
+	}
+	if s.gets != 1 {
+		t.Fatalf("a fresh backend read storage %d times for 10 encryptions, want 1", s.gets)
+	}
+}
