@@ -625,7 +625,9 @@ func (b *backend) sign(ctx context.Context, req *logical.Request, d *fw.FieldDat
 				return nil, err
 			}
 			r := batchResult{"signature": sig, "key_version": v}
-			if pub != nil {
+			if pub != nil && batch {
+				r["publickey"] = pub // Vault's name in batch results
+			} else if pub != nil {
 				r["public_key"] = pub
 			}
 			return r, nil
