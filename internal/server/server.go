@@ -13,6 +13,7 @@ import (
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/database"
 	"github.com/arcasec/arca/internal/engines/kv"
+	"github.com/arcasec/arca/internal/engines/transit"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/storage"
@@ -25,6 +26,7 @@ func Catalog() core.Catalog {
 		Secrets: map[string]logical.Factory{
 			"kv":       kv.Factory,
 			"database": database.Factory,
+			"transit":  transit.Factory,
 		},
 		Auth: map[string]logical.Factory{},
 	}
