@@ -11,7 +11,9 @@ import (
 	"sync"
 
 	"github.com/arcasec/arca/internal/core"
+	"github.com/arcasec/arca/internal/engines/database"
 	"github.com/arcasec/arca/internal/engines/kv"
+	"github.com/arcasec/arca/internal/engines/transit"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/storage"
@@ -22,7 +24,9 @@ import (
 func Catalog() core.Catalog {
 	return core.Catalog{
 		Secrets: map[string]logical.Factory{
-			"kv": kv.Factory,
+			"kv":       kv.Factory,
+			"database": database.Factory,
+			"transit":  transit.Factory,
 		},
 		Auth: map[string]logical.Factory{},
 	}
@@ -54,10 +58,15 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s storage: %w", conf.Storage.Type, err)
 	}
+	catalog := Catalog()
+	if conf.Catalog != nil {
+		catalog = *conf.Catalog
+	}
 	c, err := core.New(core.Config{
 		Storage:         phys,
 		StorageType:     kind,
-		Catalog:         Catalog(),
+		Catalog:         catalog,
+		Clock:           conf.Clock,
 		Logger:          logger,
 		DefaultLeaseTTL: conf.DefaultLeaseTTL,
 		MaxLeaseTTL:     conf.MaxLeaseTTL,
@@ -156,6 +165,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type DevOptions struct {
 	ListenAddress string // default 127.0.0.1:8200
 	RootTokenID   string // default: a random token
+	// Catalog and Clock, when set, replace the build's catalog and the real
+	// clock (tests).
+	Catalog *core.Catalog
+	Clock   core.Clock
 }
 
 // DevResult is what dev mode prints.
@@ -180,6 +193,8 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 		// person who would write the configuration; enabling a device
 		// through the API is how dev workflows and tests audit.
 		UnsafeAllowAPIAuditCreation: true,
+		Catalog:                     opts.Catalog,
+		Clock:                       opts.Clock,
 	}, logger)
 	if err != nil {
 		return nil, nil, err
