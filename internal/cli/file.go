@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -47,6 +48,10 @@ Commands (as in sops):
     updatekeys   re-wrap the data key for the current .sops.yaml creation rule
     filestatus   print {"encrypted": true|false}
     git-diff     textconv driver: print a file decrypted, for git diff
+
+Master keys: age recipients (--age) and transit keys on an Arca, OpenBao or
+Vault server (--hc-vault-transit https://HOST:8200/v1/transit/keys/NAME, with
+ARCA_TOKEN or VAULT_TOKEN), or the creation rules of .sops.yaml.
 `
 
 // fileFlags are the flags the file commands share.
@@ -54,6 +59,8 @@ type fileFlags struct {
 	fs                                         *flag.FlagSet
 	inPlace                                    bool
 	output, inputType, outputType, age, config string
+	transit                                    string
+	addAge, rmAge, addTransit, rmTransit       string
 	ignoreMAC                                  bool
 	extract                                    string
 	rule                                       sopsfile.Rule
@@ -71,6 +78,7 @@ func newFileFlags(name string) *fileFlags {
 	f.fs.StringVar(&f.inputType, "input-type", "", "yaml, json, dotenv or binary (default: from the extension)")
 	f.fs.StringVar(&f.outputType, "output-type", "", "yaml, json, dotenv or binary (default: the input type)")
 	f.fs.StringVar(&f.age, "age", os.Getenv("SOPS_AGE_RECIPIENTS"), "comma-separated age recipients (default: $SOPS_AGE_RECIPIENTS or .sops.yaml)")
+	f.fs.StringVar(&f.transit, "hc-vault-transit", os.Getenv("SOPS_VAULT_URIS"), "comma-separated transit key URIs, e.g. https://arca:8200/v1/transit/keys/app (default: $SOPS_VAULT_URIS or .sops.yaml)")
 	f.fs.StringVar(&f.config, "config", os.Getenv("SOPS_CONFIG"), "path to .sops.yaml (default: found from the working directory up)")
 	f.fs.BoolVar(&f.ignoreMAC, "ignore-mac", false, "decrypt even if the MAC does not match")
 	f.fs.StringVar(&f.extract, "extract", "", `print one value, e.g. '["db"]["password"]'`)
@@ -80,6 +88,10 @@ func newFileFlags(name string) *fileFlags {
 	f.fs.StringVar(&f.rule.EncryptedRegex, "encrypted-regex", "", "only keys matching this are encrypted")
 	f.fs.BoolVar(&f.rule.MACOnlyEncrypted, "mac-only-encrypted", false, "compute the MAC over encrypted values only")
 	f.fs.IntVar(&f.threshold, "shamir-secret-sharing-threshold", 0, "key groups needed to decrypt")
+	f.fs.StringVar(&f.addAge, "add-age", "", "rotate: add these age recipients to the first key group")
+	f.fs.StringVar(&f.rmAge, "rm-age", "", "rotate: remove these age recipients from every key group")
+	f.fs.StringVar(&f.addTransit, "add-hc-vault-transit", "", "rotate: add these transit key URIs to the first key group")
+	f.fs.StringVar(&f.rmTransit, "rm-hc-vault-transit", "", "rotate: remove these transit key URIs from every key group")
 	f.fs.BoolVar(&f.pristine, "pristine", false, "exec-env: do not inherit the environment")
 	f.fs.BoolVar(&f.yes, "yes", false, "updatekeys: do not ask")
 	f.fs.BoolVar(&f.yes, "y", false, "alias of --yes")
@@ -209,17 +221,22 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp.Name(), path)
 }
 
-// creationKeys decides keys and rule for a new file: --age wins, else the
-// matching .sops.yaml creation rule.
+// creationKeys decides keys and rule for a new file: --age and
+// --hc-vault-transit (one key group) win, else the matching .sops.yaml
+// creation rule.
 func (f *fileFlags) creationKeys(path string) ([][]sopsfile.MasterKey, sopsfile.Rule, int, error) {
 	rule, threshold := f.rule, f.threshold
 	var groups [][]sopsfile.MasterKey
-	if f.age != "" {
+	if f.age != "" || f.transit != "" {
 		keys, err := sopsfile.ParseAgeRecipients(f.age)
 		if err != nil {
 			return nil, rule, 0, usageError("%v", err)
 		}
-		groups = [][]sopsfile.MasterKey{keys}
+		transit, err := sopsfile.ParseVaultTransitURIs(f.transit)
+		if err != nil {
+			return nil, rule, 0, usageError("--hc-vault-transit: %v", err)
+		}
+		groups = [][]sopsfile.MasterKey{append(keys, transit...)}
 	}
 	cfgPath := f.config
 	if cfgPath == "" {
@@ -252,7 +269,7 @@ func (f *fileFlags) creationKeys(path string) ([][]sopsfile.MasterKey, sopsfile.
 		}
 	}
 	if len(groups) == 0 {
-		return nil, rule, 0, fileErr(exitFileNoKey, "no encryption key: give --age recipients, set SOPS_AGE_RECIPIENTS, or add a creation rule to .sops.yaml")
+		return nil, rule, 0, fileErr(exitFileNoKey, "no encryption key: give --age recipients or --hc-vault-transit keys, set SOPS_AGE_RECIPIENTS or SOPS_VAULT_URIS, or add a creation rule to .sops.yaml")
 	}
 	return groups, rule, threshold, nil
 }
@@ -307,11 +324,14 @@ func (f *fileFlags) open(path string) (*sopsfile.File, []byte, error) {
 	if err != nil {
 		return nil, nil, fileErr(exitFileNotEncrypted, "%s: %v", path, err)
 	}
-	ids, err := sopsfile.LoadAgeIdentities()
-	if err != nil {
-		return nil, nil, fileErr(exitFileNoDataKey, "%v", err)
+	sources := sopsfile.KeySources{"hc_vault": sopsfile.VaultTransit{}}
+	if ids, err := sopsfile.LoadAgeIdentities(); err != nil {
+		// Only a file that needs an age key fails for it.
+		sources["age"] = unusableSource{err}
+	} else {
+		sources["age"] = ids
 	}
-	key, err := file.DataKey(ids)
+	key, err := file.DataKey(sources)
 	if err != nil {
 		return nil, nil, fileErr(exitFileNoDataKey, "%s: %v", path, err)
 	}
@@ -323,6 +343,12 @@ func (f *fileFlags) open(path string) (*sopsfile.File, []byte, error) {
 	}
 	return file, key, nil
 }
+
+// unusableSource is a key source that could not be set up: it gives the
+// reason to the entries that needed it.
+type unusableSource struct{ err error }
+
+func (u unusableSource) Unwrap(string, *sopsfile.Map) ([]byte, error) { return nil, u.err }
 
 func (f *fileFlags) decrypt(path string, gitDiff bool) error {
 	_, out, err := f.formats(path)
@@ -475,7 +501,14 @@ func (f *fileFlags) rotate(path string) error {
 	if err != nil {
 		return err
 	}
-	groups, err := sopsfile.Rewrap(file.Metadata.KeyGroups, newKey, file.Metadata.ShamirThreshold)
+	keys, err := sopsfile.MasterKeys(file.Metadata.KeyGroups)
+	if err != nil {
+		return err
+	}
+	if keys, err = f.changeKeys(keys); err != nil {
+		return err
+	}
+	groups, err := sopsfile.WrapGroups(newKey, keys, file.Metadata.ShamirThreshold)
 	if err != nil {
 		return err
 	}
@@ -489,12 +522,52 @@ func (f *fileFlags) rotate(path string) error {
 	return f.writeResult(path, enc)
 }
 
+// changeKeys applies rotate's --add-* and --rm-* flags, as sops does:
+// added keys join the first group, removed ones leave every group.
+func (f *fileFlags) changeKeys(groups [][]sopsfile.MasterKey) ([][]sopsfile.MasterKey, error) {
+	add, err := sopsfile.ParseAgeRecipients(f.addAge)
+	if err != nil {
+		return nil, usageError("--add-age: %v", err)
+	}
+	addTransit, err := sopsfile.ParseVaultTransitURIs(f.addTransit)
+	if err != nil {
+		return nil, usageError("--add-hc-vault-transit: %v", err)
+	}
+	rm, err := sopsfile.ParseAgeRecipients(f.rmAge)
+	if err != nil {
+		return nil, usageError("--rm-age: %v", err)
+	}
+	rmTransit, err := sopsfile.ParseVaultTransitURIs(f.rmTransit)
+	if err != nil {
+		return nil, usageError("--rm-hc-vault-transit: %v", err)
+	}
+	if len(groups) > 0 {
+		groups[0] = append(groups[0], append(add, addTransit...)...)
+	}
+	for _, r := range append(rm, rmTransit...) {
+		removed := false
+		for i, g := range groups {
+			groups[i] = slices.DeleteFunc(g, func(k sopsfile.MasterKey) bool {
+				if k.Kind() == r.Kind() && k.String() == r.String() {
+					removed = true
+					return true
+				}
+				return false
+			})
+		}
+		if !removed {
+			return nil, usageError("%s is not a master key of the file; nothing was changed", r)
+		}
+	}
+	return groups, nil
+}
+
 func (f *fileFlags) updateKeys(path string) error {
-	file, key, err := f.open(path)
+	_, key, err := f.open(path)
 	if err != nil {
 		return err
 	}
-	f.age = ""
+	f.age, f.transit = "", ""
 	groups, _, threshold, err := f.creationKeys(path)
 	if err != nil {
 		return err
@@ -503,10 +576,28 @@ func (f *fileFlags) updateKeys(path string) error {
 	if err != nil {
 		return err
 	}
-	file.Metadata.KeyGroups = wrapped
-	file.Metadata.ShamirThreshold = threshold
-	if err := f.reencrypt(path, file, key); err != nil {
+	// Only the key groups change: the values, the MAC and lastmodified are
+	// written back as they were, as sops does.
+	in, _, err := f.formats(path)
+	if err != nil {
 		return err
+	}
+	data, err := readInput(path)
+	if err != nil {
+		return err
+	}
+	enc, err := sopsfile.Load(data, in)
+	if err != nil {
+		return fileErr(exitFileNotEncrypted, "%s: %v", path, err)
+	}
+	enc.Metadata.KeyGroups = wrapped
+	enc.Metadata.ShamirThreshold = threshold
+	out, err := enc.Render()
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(path, out); err != nil {
+		return fileErr(exitFileCannotWrite, "writing %s: %v", path, err)
 	}
 	fmt.Fprintf(stderr, "Updated the keys of %s\n", path)
 	return nil

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -309,5 +310,120 @@ func TestFileKeepsForeignKeysAndGitDiff(t *testing.T) {
 	ageEnv(t)
 	if code, out, _ := arca(t, "", "file", "git-diff", path); code != 0 || !strings.Contains(out, "ENC[AES256_GCM") {
 		t.Fatalf("git-diff without a key: %d %q", code, out)
+	}
+}
+
+// updatekeys re-wraps the data key for the creation rule's keys and leaves
+// the values, the MAC and lastmodified as they were, as sops does; sops
+// opens the result with the new key.
+func TestFileUpdateKeysKeepsValues(t *testing.T) {
+	first := ageEnv(t)
+	second, err := age.GenerateX25519Identity()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	os.WriteFile("s.yaml", []byte("password: s3cr3t\nport: 5432\n"), 0o600)
+	if code, _, errOut := arca(t, "", "file", "encrypt", "-i", "--age", first, "s.yaml"); code != 0 {
+		t.Fatal(errOut)
+	}
+	before, _ := os.ReadFile("s.yaml")
+	os.WriteFile(".sops.yaml", []byte("creation_rules:\n  - age: "+first+","+second.Recipient().String()+"\n"), 0o600)
+	if code, _, errOut := arca(t, "", "file", "updatekeys", "-y", "s.yaml"); code != 0 {
+		t.Fatalf("updatekeys: %s", errOut)
+	}
+	after, _ := os.ReadFile("s.yaml")
+	keep := regexp.MustCompile(`(?m)^(password|port|    lastmodified|    mac): .*$`)
+	if b, a := keep.FindAllString(string(before), -1), keep.FindAllString(string(after), -1); len(b) != 4 || strings.Join(b, "\n") != strings.Join(a, "\n") {
+		t.Fatalf("updatekeys changed values, MAC or lastmodified:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	if strings.Count(string(after), "recipient: age1") != 2 {
+		t.Fatalf("want two age entries:\n%s", after)
+	}
+	// The second key alone opens it, with arca and with sops.
+	keyFile := filepath.Join(dir, "second.txt")
+	os.WriteFile(keyFile, []byte(second.String()+"\n"), 0o600)
+	t.Setenv("SOPS_AGE_KEY_FILE", keyFile)
+	if code, out, errOut := arca(t, "", "file", "decrypt", "s.yaml"); code != 0 || out != "password: s3cr3t\nport: 5432\n" {
+		t.Fatalf("decrypt with the added key: %d %q %s", code, out, errOut)
+	}
+	out, err := exec.Command(sopsBinary(t), "--decrypt", "s.yaml").Output()
+	if err != nil || string(out) != "password: s3cr3t\nport: 5432\n" {
+		t.Fatalf("sops -d after updatekeys: %v %q %s", err, out, exitStderr(err))
+	}
+}
+
+// Transit key URIs are checked before anything is sent, and a missing
+// token is named, not sent as an empty header.
+func TestFileTransitFlagErrors(t *testing.T) {
+	ageEnv(t)
+	t.Setenv("ARCA_TOKEN", "")
+	t.Setenv("VAULT_TOKEN", "")
+	t.Setenv("SOPS_VAULT_URIS", "")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "a.yaml")
+	os.WriteFile(path, []byte("k: v\n"), 0o600)
+	for uri, want := range map[string]string{
+		"https://arca.example.com/transit/keys/k":      "--hc-vault-transit: transit key URI \"https://arca.example.com/transit/keys/k\": the path must start with /v1/",
+		"arca.example.com/v1/transit/keys/k":           "is not a URL like https://",
+		"https://arca.example.com/v1/transit/keys/a/b": "is not a transit key name",
+	} {
+		code, _, errOut := arca(t, "", "file", "encrypt", "--hc-vault-transit", uri, path)
+		if code == 0 || !strings.Contains(errOut, want) {
+			t.Errorf("%s: exit %d, %q; want an error saying %q", uri, code, errOut, want)
+		}
+	}
+	code, _, errOut := arca(t, "", "file", "encrypt", "--hc-vault-transit", "http://127.0.0.1:1/v1/transit/keys/k", path)
+	if code == 0 || !strings.Contains(errOut, "no token for the transit engine at http://127.0.0.1:1") {
+		t.Fatalf("no token: exit %d, %q", code, errOut)
+	}
+}
+
+// rotate --add-*/--rm-* change who can open the file, as in sops; a
+// removal that does not apply changes nothing.
+func TestFileRotateAddsAndRemovesKeys(t *testing.T) {
+	first := ageEnv(t)
+	firstKeys := os.Getenv("SOPS_AGE_KEY_FILE")
+	second, _ := age.GenerateX25519Identity()
+	other, _ := age.GenerateX25519Identity()
+	dir := t.TempDir()
+	secondKeys := filepath.Join(dir, "second.txt")
+	os.WriteFile(secondKeys, []byte(second.String()+"\n"), 0o600)
+	path := filepath.Join(dir, "s.yaml")
+	os.WriteFile(path, []byte("token: abc\n"), 0o600)
+	if code, _, errOut := arca(t, "", "file", "encrypt", "-i", "--age", first, path); code != 0 {
+		t.Fatal(errOut)
+	}
+	opens := func(keyFile string) bool {
+		t.Setenv("SOPS_AGE_KEY_FILE", keyFile)
+		code, out, _ := arca(t, "", "file", "decrypt", path)
+		return code == 0 && out == "token: abc\n"
+	}
+	if code, _, errOut := arca(t, "", "file", "rotate", "-i", "--add-age", second.Recipient().String(), path); code != 0 {
+		t.Fatalf("rotate --add-age: %s", errOut)
+	}
+	if !opens(firstKeys) || !opens(secondKeys) {
+		t.Fatal("after --add-age both keys should open the file")
+	}
+	before, _ := os.ReadFile(path)
+	for _, bad := range [][]string{
+		{"--rm-age", other.Recipient().String()},
+		{"--rm-hc-vault-transit", "https://arca.example.com:8200/v1/transit/keys/k"},
+		{"--rm-age", first + "," + second.Recipient().String()},
+	} {
+		code, _, errOut := arca(t, "", append([]string{"file", "rotate", "-i"}, append(bad, path)...)...)
+		if code == 0 {
+			t.Fatalf("rotate %v succeeded", bad)
+		}
+		if after, _ := os.ReadFile(path); !bytes.Equal(before, after) {
+			t.Fatalf("rotate %v failed (%s) but changed the file", bad, errOut)
+		}
+	}
+	if code, _, errOut := arca(t, "", "file", "rotate", "-i", "--rm-age", first, path); code != 0 {
+		t.Fatalf("rotate --rm-age: %s", errOut)
+	}
+	if opens(firstKeys) || !opens(secondKeys) {
+		t.Fatal("after --rm-age only the second key should open the file")
 	}
 }

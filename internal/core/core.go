@@ -46,7 +46,24 @@ type Config struct {
 	// migrated away from, back to Shamir.
 	Seal         seal.Autoseal
 	SealDisabled bool
+
+	// Clock is the core's time source: token and lease lifetimes, expiry
+	// and backends' SystemView.Now. nil means the real clock; tests pass
+	// one they can move.
+	Clock Clock
 }
+
+// Clock is a source of time. After behaves like time.After on the clock's
+// own time.
+type Clock interface {
+	Now() time.Time
+	After(d time.Duration) <-chan time.Time
+}
+
+type realClock struct{}
+
+func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
 
 // Core is one Arca server's state.
 type Core struct {
@@ -78,6 +95,8 @@ type Core struct {
 	auditState atomic.Pointer[auditState]
 	access     *accessReport
 	quotas     *quotaStore
+	// passwordPolicies caches parsed password policies.
+	passwordPolicies passwordPolicyCache
 
 	metrics    *metrics
 	tokenCount atomic.Int64
@@ -100,6 +119,9 @@ func New(conf Config) (*Core, error) {
 	}
 	if conf.Logger == nil {
 		conf.Logger = slog.Default()
+	}
+	if conf.Clock == nil {
+		conf.Clock = realClock{}
 	}
 	if conf.DefaultLeaseTTL == 0 {
 		conf.DefaultLeaseTTL = 768 * time.Hour
@@ -132,6 +154,7 @@ func New(conf Config) (*Core, error) {
 // system-wide defaults.
 func (c *Core) DefaultLeaseTTL() time.Duration { return c.conf.DefaultLeaseTTL }
 func (c *Core) MaxLeaseTTL() time.Duration     { return c.conf.MaxLeaseTTL }
+func (c *Core) Now() time.Time                 { return c.conf.Clock.Now() }
 
 // Sealed reports whether the core is sealed.
 func (c *Core) Sealed() bool { return c.sealed.Load() }
@@ -485,6 +508,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.mounts = mt
+	mt.startPeriodic()
 	if err := c.tokens.countTokens(ctx); err != nil {
 		return err
 	}

@@ -91,6 +91,8 @@ func (s *mountSystemView) DefaultLeaseTTL() time.Duration {
 	return s.core.conf.DefaultLeaseTTL
 }
 
+func (s *mountSystemView) Now() time.Time { return s.core.Now() }
+
 func (s *mountSystemView) MaxLeaseTTL() time.Duration {
 	if d := s.entry.Load().Config.MaxLeaseTTL; d > 0 {
 		return d
@@ -104,6 +106,8 @@ type mountTable struct {
 	mu   sync.RWMutex
 	// byPath maps a route path ("secret/", "auth/token/") to its mount.
 	byPath map[string]*mount
+
+	periodicStop, periodicDone chan struct{} // see startPeriodic
 }
 
 // builtin mounts that always exist and cannot be moved or disabled.
@@ -411,6 +415,7 @@ func (mt *mountTable) tune(ctx context.Context, routePath string, apply func(*Mo
 }
 
 func (mt *mountTable) cleanup(ctx context.Context) {
+	mt.stopPeriodic()
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	for _, m := range mt.byPath {

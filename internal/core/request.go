@@ -138,11 +138,14 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 				}
 			}
 		}
+		// A path's help holds nothing secret: any valid token may read it,
+		// sudo paths included, as in Vault.
+		help := req.Operation == logical.HelpOperation
 		dec := acl.Check(fullPath, policyCap(req.Operation), req.Data)
-		if !dec.Allowed {
+		if !dec.Allowed && !help {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)
 		}
-		if special != nil && matchSpecial(special.Root, rel) && !dec.Sudo {
+		if special != nil && matchSpecial(special.Root, rel) && !dec.Sudo && !help {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)
 		}
 		if !dec.WrapTTLAllowed(req.WrapTTL) {

@@ -93,6 +93,7 @@ func newSystemBackend(c *Core) logical.Backend {
 	paths = append(paths, b.observePaths()...)
 	paths = append(paths, b.quotaPaths()...)
 	paths = append(paths, b.wrappingPaths()...)
+	paths = append(paths, b.passwordPolicyPaths()...)
 	return &fw.Backend{
 		Help: "The system backend is built in and controls the server: mounts, auth methods, policies, audit, quotas.",
 		PathsSpecial: &logical.Paths{

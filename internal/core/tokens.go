@@ -116,7 +116,7 @@ const (
 const tokenIDPrefixStr = "hvs."
 
 func newTokenStore(c *Core, v storage.Storage) *tokenStore {
-	return &tokenStore{core: c, view: v, cache: make(map[string]*TokenEntry), now: time.Now}
+	return &tokenStore{core: c, view: v, cache: make(map[string]*TokenEntry), now: c.Now}
 }
 
 // countTokens sets the core's token gauge from storage, once on unseal;

@@ -24,6 +24,19 @@ const (
 	DeleteOperation Operation = "delete"
 	ListOperation   Operation = "list"
 	HelpOperation   Operation = "help"
+
+	// The core sends these to a backend itself; no client request carries
+	// them and no ACL applies to them.
+	//
+	// RenewOperation asks the backend to extend the lease in req.Secret.
+	// RevokeOperation asks it to undo what the lease in req.Secret granted
+	// (drop the database user, ...). RollbackOperation runs the backend's
+	// periodic work and rolls back write-ahead log entries older than the
+	// backend's minimum age; the core sends it to every mount about once a
+	// minute.
+	RenewOperation    Operation = "renew"
+	RevokeOperation   Operation = "revoke"
+	RollbackOperation Operation = "rollback"
 )
 
 // Storage is the storage a backend sees: its own view behind the barrier.
@@ -55,6 +68,11 @@ type Request struct {
 	// WrapTTL, when non-zero, asks for the response to be wrapped: the
 	// client gets a single-use token that unwraps it, valid for WrapTTL.
 	WrapTTL time.Duration
+
+	// Secret is the lease a RenewOperation or RevokeOperation is about, as
+	// the core stored it: its InternalData as the backend returned it, its
+	// IssueTime, and for a renewal the Increment the client asked for.
+	Secret *Secret
 }
 
 // Response is what a backend returns. A nil *Response with a nil error is a
@@ -91,15 +109,32 @@ type WrapInfo struct {
 // AddWarning appends a warning shown to the client.
 func (r *Response) AddWarning(w string) { r.Warnings = append(r.Warnings, w) }
 
-// Secret carries lease information for a response that is leased.
+// Secret makes a response leased. A backend returns it (usually through
+// framework.Secret.Response) with TTL, MaxTTL and InternalData; the core
+// caps the TTL (see CalculateTTL), creates the lease, and fills in LeaseID
+// and IssueTime before the response leaves. On renew and revoke the core
+// hands the stored lease back in Request.Secret.
 type Secret struct {
-	LeaseID   string
-	TTL       time.Duration
-	MaxTTL    time.Duration
+	// LeaseID is set by the core: "<mount path><request path>/<random id>",
+	// e.g. "database/creds/readonly/AbC123". A backend leaves it empty.
+	LeaseID string
+	// TTL is the lease's lifetime from now; 0 means the mount's default.
+	// On a renewal the backend returns the TTL it grants (0: the same rule);
+	// the core applies the client's increment and caps it by MaxTTL.
+	TTL time.Duration
+	// MaxTTL caps the lease's whole life, counted from IssueTime, renewals
+	// included; 0 means the mount's (or the system's) max_lease_ttl.
+	MaxTTL time.Duration
+	// Renewable says whether the client may renew the lease.
 	Renewable bool
-	// InternalData is kept with the lease and handed back on renew/revoke; it
-	// is never sent to the client.
+	// InternalData is kept with the lease and handed back on renew and
+	// revoke; it is never sent to the client.
 	InternalData map[string]any
+	// IssueTime is when the lease was created (set by the core).
+	IssueTime time.Time
+	// Increment is the extension the client asked for on a renewal
+	// (0: none asked); set by the core on RenewOperation requests.
+	Increment time.Duration
 }
 
 // Auth describes a token: the caller's on requests, and the one to issue on
@@ -137,8 +172,16 @@ type Paths struct {
 // SystemView is what the core lends a backend: configuration it needs and
 // hooks into core services, never the core itself.
 type SystemView interface {
+	// DefaultLeaseTTL and MaxLeaseTTL are the mount's tuned values, falling
+	// back to the server's.
 	DefaultLeaseTTL() time.Duration
 	MaxLeaseTTL() time.Duration
+	// Now is the core's clock. Backends measure time with it, never with
+	// time.Now, so tests can move it.
+	Now() time.Time
+	// GeneratePasswordFromPolicy returns a new password from the named
+	// password policy (sys/policies/password/<name>).
+	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
 }
 
 // BackendConfig is what a Factory receives when a mount is created or loaded.
@@ -163,6 +206,15 @@ type Backend interface {
 	SpecialPaths() *Paths
 	// Cleanup releases resources when the mount is disabled or the core seals.
 	Cleanup(ctx context.Context)
+}
+
+// PeriodicBackend is a Backend with work to do on a schedule (such as
+// rotating keys). While unsealed, the core calls Periodic about once a
+// minute with the mount's storage; an error is logged and the call is
+// repeated at the next tick.
+type PeriodicBackend interface {
+	Backend
+	Periodic(ctx context.Context, s Storage) error
 }
 
 // Factory creates a backend for a mount.

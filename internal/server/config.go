@@ -12,6 +12,7 @@ import (
 
 	"github.com/hashicorp/hcl/hcl/ast"
 
+	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/hclsafe"
 	"github.com/arcasec/arca/internal/logical/framework"
 	sealtransit "github.com/arcasec/arca/internal/seal/transit"
@@ -39,6 +40,11 @@ type Config struct {
 	Audit                       []AuditDeviceConfig
 	UnsafeAllowAPIAuditCreation bool
 	AllowAuditLogPrefixing      bool
+
+	// Set by tests, never by a configuration file: a catalog replacing
+	// Catalog() (to mount stub engines) and the core's clock.
+	Catalog *core.Catalog
+	Clock   core.Clock
 }
 
 // AuditDeviceConfig is an `audit "<type>" "<path>" { ... }` stanza:

@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/arcasec/arca/internal/core"
+	"github.com/arcasec/arca/internal/engines/database"
 	"github.com/arcasec/arca/internal/engines/kv"
+	"github.com/arcasec/arca/internal/engines/transit"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
 	sealtransit "github.com/arcasec/arca/internal/seal/transit"
@@ -24,7 +26,9 @@ import (
 func Catalog() core.Catalog {
 	return core.Catalog{
 		Secrets: map[string]logical.Factory{
-			"kv": kv.Factory,
+			"kv":       kv.Factory,
+			"database": database.Factory,
+			"transit":  transit.Factory,
 		},
 		Auth: map[string]logical.Factory{},
 	}
@@ -70,10 +74,15 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 			return nil, err
 		}
 	}
+	catalog := Catalog()
+	if conf.Catalog != nil {
+		catalog = *conf.Catalog
+	}
 	cc := core.Config{
 		Storage:         phys,
 		StorageType:     kind,
-		Catalog:         Catalog(),
+		Catalog:         catalog,
+		Clock:           conf.Clock,
 		Logger:          logger,
 		DefaultLeaseTTL: conf.DefaultLeaseTTL,
 		MaxLeaseTTL:     conf.MaxLeaseTTL,
@@ -222,6 +231,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 type DevOptions struct {
 	ListenAddress string // default 127.0.0.1:8200
 	RootTokenID   string // default: a random token
+	// Catalog and Clock, when set, replace the build's catalog and the real
+	// clock (tests).
+	Catalog *core.Catalog
+	Clock   core.Clock
 }
 
 // DevResult is what dev mode prints.
@@ -246,6 +259,8 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 		// person who would write the configuration; enabling a device
 		// through the API is how dev workflows and tests audit.
 		UnsafeAllowAPIAuditCreation: true,
+		Catalog:                     opts.Catalog,
+		Clock:                       opts.Clock,
 	}, logger)
 	if err != nil {
 		return nil, nil, err

@@ -26,6 +26,7 @@ type Config struct {
 type CreationRule struct {
 	PathRegex         string         `yaml:"path_regex"`
 	Age               stringOrList   `yaml:"age"`
+	HCVaultTransitURI stringOrList   `yaml:"hc_vault_transit_uri"`
 	KeyGroups         []ConfigGroup  `yaml:"key_groups"`
 	ShamirThreshold   int            `yaml:"shamir_threshold"`
 	UnencryptedSuffix string         `yaml:"unencrypted_suffix"`
@@ -39,6 +40,7 @@ type CreationRule struct {
 // ConfigGroup is one key group of a creation rule.
 type ConfigGroup struct {
 	Age         []string       `yaml:"age"`
+	HCVault     []string       `yaml:"hc_vault"` // transit key URIs
 	Unsupported map[string]any `yaml:",inline"`
 }
 
@@ -141,15 +143,15 @@ func (r *CreationRule) Keys() ([][]MasterKey, error) {
 			if err := unsupportedKeys(g.Unsupported); err != nil {
 				return nil, fmt.Errorf("key group %d: %w", i, err)
 			}
-			keys, err := ParseAgeRecipients(strings.Join(g.Age, ","))
+			keys, err := configKeys(g.Age, g.HCVault)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("key group %d: %w", i, err)
 			}
 			groups = append(groups, keys)
 		}
 		return groups, nil
 	}
-	keys, err := ParseAgeRecipients(strings.Join(r.Age, ","))
+	keys, err := configKeys(r.Age, r.HCVaultTransitURI)
 	if err != nil {
 		return nil, err
 	}
@@ -157,6 +159,19 @@ func (r *CreationRule) Keys() ([][]MasterKey, error) {
 		return nil, nil
 	}
 	return [][]MasterKey{keys}, nil
+}
+
+// configKeys parses the age recipients and transit key URIs of one group.
+func configKeys(ageRecipients, transitURIs []string) ([]MasterKey, error) {
+	keys, err := ParseAgeRecipients(strings.Join(ageRecipients, ","))
+	if err != nil {
+		return nil, err
+	}
+	transit, err := ParseVaultTransitURIs(strings.Join(transitURIs, ","))
+	if err != nil {
+		return nil, err
+	}
+	return append(keys, transit...), nil
 }
 
 // Rule returns the rule's selection rule.
@@ -168,8 +183,8 @@ func (r *CreationRule) Rule() Rule {
 func unsupportedKeys(m map[string]any) error {
 	for k := range m {
 		switch k {
-		case "pgp", "kms", "gcp_kms", "azure_keyvault", "hc_vault_transit_uri", "hc_vault", "hckms", "aws_profile", "merge":
-			return fmt.Errorf("%s keys are not supported by arca file yet: use age recipients", k)
+		case "pgp", "kms", "gcp_kms", "azure_keyvault", "hckms", "aws_profile", "merge":
+			return fmt.Errorf("%s keys are not supported by arca file yet: use age recipients or transit keys (hc_vault_transit_uri)", k)
 		}
 	}
 	return nil

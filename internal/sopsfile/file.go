@@ -251,17 +251,30 @@ func EncryptTree(tree *Map, groups []KeyGroup, opts EncryptOptions) ([]byte, err
 	if opts.Format == Binary {
 		md.Rule = Rule{MACOnlyEncrypted: rule.MACOnlyEncrypted}
 	}
+	return render(tree, md, opts.Format)
+}
+
+// render appends the metadata to an encrypted tree and writes the file.
+func render(tree *Map, md *Metadata, f Format) ([]byte, error) {
 	mdMap := md.toMap()
-	if opts.Format == INI {
+	if f == INI {
 		tree.Items = append(tree.Items, Item{Key: "sops", Value: iniMetadataSection(mdMap)})
-	} else if opts.Format == Dotenv {
+	} else if f == Dotenv {
 		for _, it := range flattenMetadata(mdMap) {
 			tree.Items = append(tree.Items, Item{Key: "sops_" + it.Key, Value: it.Value})
 		}
 	} else {
 		tree.Items = append(tree.Items, Item{Key: "sops", Value: mdMap})
 	}
-	return emitTree(tree, opts.Format)
+	return emitTree(tree, f)
+}
+
+// Render writes a loaded file whose values are still encrypted, with its
+// metadata as it now is: updatekeys changes only the key groups, so the
+// values, the MAC and lastmodified stay as they were.
+func (f *File) Render() ([]byte, error) {
+	tree := &Map{Items: append([]Item(nil), f.Tree.Items...)}
+	return render(tree, f.Metadata, f.Format)
 }
 
 // NewDataKey returns a fresh 256-bit data key.
@@ -306,27 +319,53 @@ func WrapGroups(dataKey []byte, groups [][]MasterKey, threshold int) ([]KeyGroup
 	return wrapGroups(dataKey, groups, threshold)
 }
 
-// Rewrap wraps a new data key for the same recipients as groups. Entries
-// of kinds Arca cannot encrypt to make it fail rather than drop them.
+// Rewrap wraps a new data key for the same master keys as groups (age
+// recipients and transit keys). Entries of kinds Arca cannot encrypt to
+// make it fail rather than drop them.
 func Rewrap(groups []KeyGroup, dataKey []byte, threshold int) ([]KeyGroup, error) {
+	keys, err := MasterKeys(groups)
+	if err != nil {
+		return nil, err
+	}
+	return wrapGroups(dataKey, keys, threshold)
+}
+
+// MasterKeys returns the master keys the groups' entries were made with.
+func MasterKeys(groups []KeyGroup) ([][]MasterKey, error) {
 	var keys [][]MasterKey
 	for i, g := range groups {
 		var gk []MasterKey
-		for kind, entries := range g {
-			if kind != "age" && len(entries) > 0 {
-				return nil, fmt.Errorf("key group %d has %s keys, which arca cannot encrypt to; rotate with sops", i, kind)
-			}
-			for _, e := range entries {
-				r, _ := e.Get("recipient")
-				rs, _ := r.(string)
-				parsed, err := ParseAgeRecipients(rs)
+		for _, kind := range keyKinds {
+			for _, e := range g[kind] {
+				k, err := masterKeyFromEntry(kind, e)
 				if err != nil {
-					return nil, err
+					return nil, fmt.Errorf("key group %d: %w", i, err)
 				}
-				gk = append(gk, parsed...)
+				gk = append(gk, k)
 			}
 		}
 		keys = append(keys, gk)
 	}
-	return wrapGroups(dataKey, keys, threshold)
+	return keys, nil
+}
+
+// masterKeyFromEntry is the master key a metadata entry was made with.
+func masterKeyFromEntry(kind string, e *Map) (MasterKey, error) {
+	switch kind {
+	case "age":
+		r, _ := e.Get("recipient")
+		rs, _ := r.(string)
+		parsed, err := ParseAgeRecipients(rs)
+		if err != nil {
+			return nil, err
+		}
+		if len(parsed) != 1 {
+			return nil, errors.New("an age entry has no recipient")
+		}
+		return parsed[0], nil
+	case "hc_vault":
+		k, _, err := vaultTransitFromEntry(e)
+		return k, err
+	}
+	return nil, fmt.Errorf("%s keys cannot be encrypted to by arca; rotate with sops", kind)
 }

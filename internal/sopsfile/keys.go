@@ -15,13 +15,15 @@ import (
 	"github.com/arcasec/arca/internal/seal/shamir"
 )
 
-// MasterKey wraps and unwraps a file's data key (or its share, with
-// several key groups). age is built in; the transit engine slots in here.
+// MasterKey wraps a file's data key (or its share, with several key
+// groups): an age recipient or a transit key.
 type MasterKey interface {
 	// Kind is the metadata list the key is written in ("age", "hc_vault").
 	Kind() string
 	// Wrap encrypts the data key and returns the metadata entry.
 	Wrap(dataKey []byte) (*Map, error)
+	// String names the key as flags and .sops.yaml do: the recipient, the URI.
+	String() string
 }
 
 // Unwrapper recovers data keys from metadata entries it understands.
@@ -55,6 +57,8 @@ func ParseAgeRecipients(list string) ([]MasterKey, error) {
 }
 
 func (a *AgeRecipient) Kind() string { return "age" }
+
+func (a *AgeRecipient) String() string { return a.Recipient }
 
 // Wrap encrypts the data key to the recipient, ASCII-armored as sops does.
 func (a *AgeRecipient) Wrap(dataKey []byte) (*Map, error) {
@@ -159,7 +163,7 @@ type KeyGroup map[string][]*Map
 // share per group otherwise.
 func wrapGroups(dataKey []byte, groups [][]MasterKey, threshold int) ([]KeyGroup, error) {
 	if len(groups) == 0 {
-		return nil, errors.New("no master keys: give age recipients (--age) or a .sops.yaml creation rule")
+		return nil, errors.New("no master keys: give age recipients (--age), transit keys (--hc-vault-transit) or a .sops.yaml creation rule")
 	}
 	parts := [][]byte{dataKey}
 	if len(groups) > 1 {

@@ -1,7 +1,8 @@
 // Package sopsfile reads and writes SOPS-format encrypted files: each value
 // encrypted with AES-256-GCM under a per-file data key, keys left in the
 // clear, a MAC over all values, and the data key wrapped by master keys
-// (age here; other kinds are kept untouched), so that files written here
+// (age and Vault-compatible transit keys here; other kinds are kept
+// untouched), so that files written here
 // decrypt with sops and files sops wrote decrypt here.
 package sopsfile
 

@@ -238,3 +238,43 @@ func TestPolicyUpdateIsNeverUndone(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpNeedsOnlyAValidToken: as in Vault, a path's help is no secret.
+// A token whose policy grants nothing on a path still reads its help, on a
+// sudo path too, while requests without a valid token are refused.
+func TestHelpNeedsOnlyAValidToken(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	if err := c.Sys().PutPolicy("nothing", `path "secret/data/other" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"nothing"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(path, token string) int {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, addr+"/v1/"+path, nil)
+		if token != "" {
+			req.Header.Set("X-Vault-Token", token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	user := tok.Auth.ClientToken
+	for _, p := range []string{"secret/data/app", "sys/audit/file", "auth/token/accessors/"} {
+		if code := get(p+"?help=1", user); code != http.StatusOK {
+			t.Errorf("help of %s with a token that may not use it: %d, want 200", p, code)
+		}
+		if code := get(p+"?help=1", ""); code != http.StatusForbidden {
+			t.Errorf("help of %s without a token: %d, want 403", p, code)
+		}
+	}
+	if code := get("secret/data/app", user); code != http.StatusForbidden {
+		t.Errorf("a read the policy does not grant: %d, want 403", code)
+	}
+}

@@ -12,7 +12,8 @@ import (
 	"github.com/arcasec/arca/internal/storage"
 )
 
-type sysView struct{}
+// sysView gives the TTLs KV uses; KV calls no other system hook.
+type sysView struct{ logical.SystemView }
 
 func (sysView) DefaultLeaseTTL() time.Duration { return time.Hour }
 func (sysView) MaxLeaseTTL() time.Duration     { return 2 * time.Hour }

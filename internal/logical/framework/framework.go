@@ -2,12 +2,16 @@ package framework
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
-	"github.com/arcasec/arca/internal/logical"
 	"regexp"
 	"sort"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/arcasec/arca/internal/logical"
 )
 
 // OperationFunc handles one operation on a declared path.
@@ -45,7 +49,53 @@ type Backend struct {
 	// Clean is called from Cleanup.
 	Clean func(ctx context.Context)
 
+	// Secrets declares the kinds of leased secret the backend issues; the
+	// core's renewals and revocations are routed to them (see Secret).
+	Secrets []*Secret
+
+	// PeriodicFunc, when set, runs on every RollbackOperation the core
+	// sends, about once a minute, for work on a schedule (rotation, tidy).
+	// req.Storage is the backend's storage. An error is logged and the
+	// function runs again next time.
+	PeriodicFunc func(ctx context.Context, req *logical.Request) error
+
+	// WALRollback undoes the change a write-ahead log entry describes (see
+	// PutWAL). It must succeed when the change never happened or is already
+	// undone. The entry is deleted when it returns nil and retried on the
+	// next round otherwise.
+	WALRollback func(ctx context.Context, req *logical.Request, kind string, data any) error
+	// WALRollbackMinAge is how old an entry must be before it is rolled
+	// back; 0 means DefaultWALRollbackMinAge.
+	WALRollbackMinAge time.Duration
+
+	// System is the core's view lent to the backend (mount TTLs, clock,
+	// hooks). Setup sets it; without it the framework uses the real clock.
+	System logical.SystemView
+
 	once sync.Once
+}
+
+// Setup keeps what the backend needs from its configuration: call it from
+// the backend's Factory before returning the backend.
+func (b *Backend) Setup(conf *logical.BackendConfig) {
+	b.System = conf.System
+}
+
+// now is the core's clock when the backend has one.
+func (b *Backend) now() time.Time {
+	if b.System != nil {
+		return b.System.Now()
+	}
+	return time.Now()
+}
+
+// randomID returns 16 random bytes in hex.
+func randomID() (string, error) {
+	var buf [16]byte
+	if _, err := rand.Read(buf[:]); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return hex.EncodeToString(buf[:]), nil
 }
 
 var _ logical.Backend = (*Backend)(nil)
@@ -114,6 +164,12 @@ func (p *Path) fieldData(req *logical.Request, captures map[string]string) (*Fie
 
 // HandleRequest routes req to the declared path and operation.
 func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
+	switch req.Operation {
+	case logical.RenewOperation, logical.RevokeOperation:
+		return b.handleSecret(ctx, req)
+	case logical.RollbackOperation:
+		return b.rollback(ctx, req)
+	}
 	p, captures := b.route(req.Path)
 	if p == nil {
 		return nil, logical.ErrUnsupportedPath
