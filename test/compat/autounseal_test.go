@@ -24,7 +24,8 @@ import (
 const sealKeyName = "arca-autounseal"
 
 // startKeyService starts the Arca that holds the transit key protecting
-// another server's root key, and returns its address and a token. The test
+// another server's root key, and returns its address and a periodic token
+// that may only encrypt and decrypt with that key. The test
 // is skipped only when that server answers that it has no transit engine.
 func startKeyService(t *testing.T) (addr, token string) {
 	t.Helper()
@@ -39,7 +40,17 @@ func startKeyService(t *testing.T) (addr, token string) {
 	if _, err := c.Logical().Write("transit/keys/"+sealKeyName, nil); err != nil {
 		t.Fatalf("creating the seal key: %v", err)
 	}
-	return addr, token
+	// The seal needs nothing but encrypt and decrypt with its key.
+	policy := `path "transit/encrypt/` + sealKeyName + `" { capabilities = ["update"] }
+path "transit/decrypt/` + sealKeyName + `" { capabilities = ["update"] }`
+	if err := c.Sys().PutPolicy("autounseal", policy); err != nil {
+		t.Fatalf("writing the seal's policy: %v", err)
+	}
+	sec, err := c.Auth().Token().CreateOrphan(&vault.TokenCreateRequest{Policies: []string{"autounseal"}, Period: "1h"})
+	if err != nil {
+		t.Fatalf("creating the seal's token: %v", err)
+	}
+	return addr, sec.Auth.ClientToken
 }
 
 // switchableProxy stands between a server and its key service; when down,
@@ -47,7 +58,7 @@ func startKeyService(t *testing.T) (addr, token string) {
 type switchableProxy struct {
 	URL          string
 	down         atomic.Bool
-	refusedWhile atomic.Int64 // requests dropped while down
+	refusedWhile atomic.Int64 // decrypt requests dropped while down
 }
 
 func newSwitchableProxy(t *testing.T, target string) *switchableProxy {
@@ -60,7 +71,9 @@ func newSwitchableProxy(t *testing.T, target string) *switchableProxy {
 	rp := httputil.NewSingleHostReverseProxy(u)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.down.Load() {
-			p.refusedWhile.Add(1)
+			if strings.Contains(r.URL.Path, "/decrypt/") {
+				p.refusedWhile.Add(1)
+			}
 			if conn, _, err := w.(http.Hijacker).Hijack(); err == nil {
 				conn.(*net.TCPConn).SetLinger(0)
 				conn.Close()
@@ -89,7 +102,7 @@ func (s *sealedStore) config(seal *transit.Config) *server.Config {
 }
 
 func transitSeal(addr, token string) *transit.Config {
-	return &transit.Config{Address: addr, Token: token, KeyName: sealKeyName, DisableRenewal: true}
+	return &transit.Config{Address: addr, Token: token, KeyName: sealKeyName}
 }
 
 // waitUnsealed polls seal-status until the server reports unsealed.
