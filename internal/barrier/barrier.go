@@ -14,6 +14,7 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -270,6 +271,48 @@ func (b *Barrier) Rotate(ctx context.Context) (KeyInfo, error) {
 		return KeyInfo{}, ErrSealed
 	}
 	return b.rotateLocked(ctx)
+}
+
+// ChangeRootKey stores the keyring encrypted under newRoot, in one physical
+// transaction with ops (the seal's own records, which must change with it),
+// and keeps newRoot for later keyring writes. Seal migration uses it.
+func (b *Barrier) ChangeRootKey(ctx context.Context, newRoot []byte, ops []storage.Op) error {
+	if len(newRoot) != 32 {
+		return errors.New("the root key must be 32 bytes")
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sealed {
+		return ErrSealed
+	}
+	plain, err := json.Marshal(b.record())
+	if err != nil {
+		return err
+	}
+	defer clear(plain)
+	aead, err := newAEAD(newRoot)
+	if err != nil {
+		return err
+	}
+	ct, err := seal(aead, 0, keyringKey, plain)
+	if err != nil {
+		return err
+	}
+	all := append([]storage.Op{{Kind: storage.OpPut, Entry: &storage.Entry{Key: keyringKey, Value: ct}}}, ops...)
+	if err := b.phys.Transaction(ctx, all); err != nil {
+		return fmt.Errorf("storing the keyring under the new root key: %w", err)
+	}
+	clear(b.root)
+	b.root = append([]byte(nil), newRoot...)
+	return nil
+}
+
+// IsRootKey reports, in constant time, whether key is the root key the
+// barrier was unsealed with.
+func (b *Barrier) IsRootKey(key []byte) bool {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	return !b.sealed && subtle.ConstantTimeCompare(b.root, key) == 1
 }
 
 // rotateLocked installs a new term; b.mu is held for writing.

@@ -2,7 +2,10 @@ package cli
 
 import (
 	"bufio"
+	"crypto/rand"
+	"flag"
 	"fmt"
+	"math/big"
 	"strings"
 
 	"github.com/arcasec/arca/api"
@@ -40,8 +43,14 @@ func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
 		{"Seal Type", st.Type},
 		{"Initialized", fmt.Sprint(st.Initialized)},
 		{"Sealed", fmt.Sprint(st.Sealed)},
-		{"Total Shares", fmt.Sprint(st.Shares)},
-		{"Threshold", fmt.Sprint(st.Threshold)},
+	}
+	if st.RecoverySeal {
+		rows = append(rows, [2]string{"Total Recovery Shares", fmt.Sprint(st.Shares)}, [2]string{"Threshold", fmt.Sprint(st.Threshold)})
+	} else {
+		rows = append(rows, [2]string{"Total Shares", fmt.Sprint(st.Shares)}, [2]string{"Threshold", fmt.Sprint(st.Threshold)})
+	}
+	if st.Migration {
+		rows = append(rows, [2]string{"Seal Migration in Progress", "true"})
 	}
 	if st.Sealed && st.Initialized {
 		rows = append(rows, [2]string{"Unseal Progress", fmt.Sprintf("%d/%d", st.Progress, st.Threshold)}, [2]string{"Unseal Nonce", st.Nonce})
@@ -56,7 +65,7 @@ func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
 
 func runOperator(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: arca operator init|unseal|seal|key-status|rotate [flags]")
+		fmt.Fprintln(stderr, "Usage: arca operator init|unseal|seal|generate-root|key-status|rotate [flags]")
 		return 1
 	}
 	sub, rest := args[0], args[1:]
@@ -65,6 +74,8 @@ func runOperator(args []string) int {
 		return operatorInit(rest)
 	case "unseal":
 		return operatorUnseal(rest)
+	case "generate-root":
+		return operatorGenerateRoot(rest)
 	case "seal":
 		return simpleWrite("operator seal", rest, func(cf *clientFlags, c *api.Client) error {
 			if err := c.Seal(background()); err != nil {
@@ -127,6 +138,8 @@ func operatorInit(args []string) int {
 	threshold := cf.fs.Int("key-threshold", 3, "shares needed to unseal")
 	cf.fs.IntVar(shares, "n", 5, "alias of -key-shares")
 	cf.fs.IntVar(threshold, "t", 3, "alias of -key-threshold")
+	recoveryShares := cf.fs.Int("recovery-shares", 5, "number of recovery key shares (servers with an auto-unseal seal)")
+	recoveryThreshold := cf.fs.Int("recovery-threshold", 3, "recovery key shares needed to authorise generate-root or a seal migration")
 	status := cf.fs.Bool("status", false, "only report whether the server is initialized (exit 0 yes, 2 no)")
 	return runCommand(func() error {
 		c, err := cf.setup(args)
@@ -145,9 +158,31 @@ func operatorInit(args []string) int {
 			fmt.Fprintln(stdout, "Arca is initialized")
 			return nil
 		}
-		res, err := c.Init(background(), *shares, *threshold)
+		st, err := c.SealStatus(background())
+		if err != nil {
+			return fmt.Errorf("Error checking seal status: %w", err)
+		}
+		set := map[string]bool{}
+		cf.fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		// Each seal takes its own kind of shares. As with vault, the
+		// recovery flags are dropped for a Shamir seal, and -key-shares,
+		// when given for an auto-unseal seal, goes to the server, which
+		// names it in its refusal.
+		var req api.InitRequest
+		if st.RecoverySeal {
+			req.RecoveryShares, req.RecoveryThreshold = *recoveryShares, *recoveryThreshold
+			if set["key-shares"] || set["n"] || set["key-threshold"] || set["t"] {
+				req.SecretShares, req.SecretThreshold = *shares, *threshold
+			}
+		} else {
+			req.SecretShares, req.SecretThreshold = *shares, *threshold
+		}
+		res, err := c.InitWith(background(), req)
 		if err != nil {
 			return fmt.Errorf("Error initializing: %w", err)
+		}
+		if st.RecoverySeal {
+			return printRecoveryInit(cf, res, *recoveryShares, *recoveryThreshold)
 		}
 		switch cf.format {
 		case "json":
@@ -170,6 +205,7 @@ func operatorInit(args []string) int {
 func operatorUnseal(args []string) int {
 	cf := newClientFlags("operator unseal")
 	reset := cf.fs.Bool("reset", false, "discard the unseal progress")
+	migrate := cf.fs.Bool("migrate", false, "give the key for a seal migration (the configured seal differs from the stored one)")
 	return runCommand(func() error {
 		c, err := cf.setup(args)
 		if err != nil {
@@ -184,10 +220,187 @@ func operatorUnseal(args []string) int {
 			}
 			key = strings.TrimSpace(line)
 		}
-		st, err := c.Unseal(background(), key, *reset)
+		var st *api.SealStatus
+		if *migrate && !*reset {
+			st, err = c.UnsealMigrate(background(), key)
+		} else {
+			st, err = c.Unseal(background(), key, *reset)
+		}
 		if err != nil {
 			return fmt.Errorf("Error unsealing: %w", err)
 		}
 		return printSealStatus(cf, st)
 	})
+}
+
+// printRecoveryInit prints what init answers on a server with an
+// auto-unseal seal: recovery keys and the root token.
+func printRecoveryInit(cf *clientFlags, res *api.InitResponse, shares, threshold int) error {
+	out := map[string]any{"unseal_keys_b64": []string{}, "unseal_keys_hex": []string{}, "unseal_shares": 1, "unseal_threshold": 1,
+		"recovery_keys_b64": res.RecoveryKeysBase64, "recovery_keys_hex": res.RecoveryKeys,
+		"recovery_keys_shares": shares, "recovery_keys_threshold": threshold, "root_token": res.RootToken}
+	switch cf.format {
+	case "json":
+		return printJSON(out)
+	case "yaml":
+		return printYAML(out)
+	}
+	for i, k := range res.RecoveryKeysBase64 {
+		fmt.Fprintf(stdout, "Recovery Key %d: %s\n", i+1, k)
+	}
+	fmt.Fprintf(stdout, "\nInitial Root Token: %s\n\n", res.RootToken)
+	fmt.Fprintf(stdout, "Arca is initialized and unsealed by its seal, which also unseals it after every restart.\n"+
+		"The %d recovery key shares above do not unseal it: any %d of them authorise\n"+
+		"`arca operator generate-root` and seal migration. Give each to a different person.\n", len(res.RecoveryKeysBase64), threshold)
+	return nil
+}
+
+func operatorGenerateRoot(args []string) int {
+	cf := newClientFlags("operator generate-root")
+	initFlag := cf.fs.Bool("init", false, "start a root token generation")
+	cancel := cf.fs.Bool("cancel", false, "cancel the generation under way")
+	status := cf.fs.Bool("status", false, "show the generation under way")
+	generateOTP := cf.fs.Bool("generate-otp", false, "print a new one-time pad for -init -otp")
+	decode := cf.fs.String("decode", "", "decode this encoded token with -otp (\"-\" reads it from stdin)")
+	otp := cf.fs.String("otp", "", "the one-time pad: with -init, encode the token with it; with -decode, decode with it")
+	nonce := cf.fs.String("nonce", "", "the nonce of the generation (default: the one under way)")
+	pgpKey := cf.fs.String("pgp-key", "", "not supported: use an OTP")
+	return runCommand(func() error {
+		c, err := cf.setup(args)
+		if err != nil {
+			return err
+		}
+		if *pgpKey != "" {
+			return usageError("-pgp-key is not supported: Arca encodes the root token with an OTP")
+		}
+		ctx := background()
+		switch {
+		case *generateOTP:
+			st, err := c.GenerateRootStatus(ctx)
+			if err != nil {
+				return fmt.Errorf("Error getting root generation status: %w", err)
+			}
+			pad, err := randomBase62(st.OTPLength)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, pad)
+			return nil
+		case *decode != "":
+			if *otp == "" {
+				return usageError("-decode needs the -otp the generation was started with")
+			}
+			encoded := *decode
+			if encoded == "-" {
+				line, err := bufio.NewReader(stdin).ReadString('\n')
+				if err != nil && line == "" {
+					return usageError("no encoded token on stdin")
+				}
+				encoded = line
+			}
+			token, err := api.DecodeRootToken(encoded, *otp)
+			if err != nil {
+				return fmt.Errorf("Error decoding the root token: %w", err)
+			}
+			switch cf.format {
+			case "json":
+				return printJSON(map[string]string{"token": token})
+			case "yaml":
+				return printYAML(map[string]string{"token": token})
+			}
+			fmt.Fprintln(stdout, token)
+			return nil
+		case *cancel:
+			if err := c.GenerateRootCancel(ctx); err != nil {
+				return fmt.Errorf("Error canceling root token generation: %w", err)
+			}
+			fmt.Fprintln(stdout, "Success! Root token generation canceled (if it was started)")
+			return nil
+		case *status:
+			st, err := c.GenerateRootStatus(ctx)
+			if err != nil {
+				return fmt.Errorf("Error getting root generation status: %w", err)
+			}
+			return printGenerateRoot(cf, st)
+		case *initFlag:
+			st, err := c.GenerateRootInit(ctx, *otp)
+			if err != nil {
+				return fmt.Errorf("Error initializing root generation: %w", err)
+			}
+			if err := printGenerateRoot(cf, st); err != nil {
+				return err
+			}
+			if st.OTP != "" && cf.format == "table" {
+				fmt.Fprintln(stdout, "\nA one-time pad (OTP) was generated for you and is shown above. Keep it:\n"+
+					"`arca operator generate-root -decode=<encoded token> -otp=<OTP>` needs it at the end.")
+			}
+			return nil
+		}
+		key := cf.fs.Arg(0)
+		if key == "" {
+			fmt.Fprint(stderr, "Unseal Key (will be hidden): ")
+			line, err := bufio.NewReader(stdin).ReadString('\n')
+			if err != nil && line == "" {
+				return usageError("no key given")
+			}
+			key = strings.TrimSpace(line)
+		}
+		if *nonce == "" {
+			st, err := c.GenerateRootStatus(ctx)
+			if err != nil {
+				return fmt.Errorf("Error getting root generation status: %w", err)
+			}
+			if !st.Started {
+				return usageError("no root token generation is in progress: start one with -init")
+			}
+			*nonce = st.Nonce
+		}
+		st, err := c.GenerateRootUpdate(ctx, key, *nonce)
+		if err != nil {
+			return fmt.Errorf("Error posting unseal key: %w", err)
+		}
+		return printGenerateRoot(cf, st)
+	})
+}
+
+func printGenerateRoot(cf *clientFlags, st *api.GenerateRootStatus) error {
+	switch cf.format {
+	case "json":
+		return printJSON(st)
+	case "yaml":
+		return printYAML(st)
+	}
+	rows := [][2]string{
+		{"Nonce", st.Nonce},
+		{"Started", fmt.Sprint(st.Started)},
+		{"Progress", fmt.Sprintf("%d/%d", st.Progress, st.Required)},
+		{"Complete", fmt.Sprint(st.Complete)},
+	}
+	if st.OTP != "" {
+		rows = append(rows, [2]string{"OTP", st.OTP})
+	}
+	if st.OTPLength > 0 {
+		rows = append(rows, [2]string{"OTP Length", fmt.Sprint(st.OTPLength)})
+	}
+	if st.EncodedToken != "" {
+		rows = append(rows, [2]string{"Encoded Token", st.EncodedToken})
+	}
+	table(rows)
+	return nil
+}
+
+// randomBase62 returns n characters drawn uniformly from [0-9A-Za-z] with
+// crypto/rand, the alphabet of a root token generation's one-time pad.
+func randomBase62(n int) (string, error) {
+	const alphabet = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+	out := make([]byte, n)
+	max := big.NewInt(int64(len(alphabet)))
+	for i := range out {
+		v, err := rand.Int(rand.Reader, max)
+		if err != nil {
+			return "", fmt.Errorf("reading randomness: %w", err)
+		}
+		out[i] = alphabet[v.Int64()]
+	}
+	return string(out), nil
 }

@@ -101,8 +101,12 @@ func runServer(args []string) int {
 			}
 			defer os.Remove(conf.PidFile)
 		}
-		fmt.Fprintf(os.Stdout, "==> Arca server started (%s storage) on %s%s; it is sealed until unsealed with 'arca operator unseal'.\n",
-			conf.Storage.Type, strings.Join(addrs, ", "), advertised)
+		how := "it is sealed until unsealed with 'arca operator unseal'"
+		if conf.Seal != nil && !conf.Seal.Disabled {
+			how = "it unseals itself with its transit seal at " + conf.Seal.Address
+		}
+		fmt.Fprintf(os.Stdout, "==> Arca server started (%s storage) on %s%s; %s.\n",
+			conf.Storage.Type, strings.Join(addrs, ", "), advertised, how)
 	}
 	// SIGHUP reopens audit files, so logrotate can move them away.
 	hup := make(chan os.Signal, 1)

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +40,13 @@ type Config struct {
 	ClusterName     string
 	APIAddr         string
 	Audit           AuditConfig // audit stanzas and the settings that limit sys/audit
+
+	// Seal is the key service that protects the root key (a transit seal);
+	// nil means Shamir key shares. With SealDisabled it is the seal being
+	// migrated away from, back to Shamir.
+	Seal         seal.Autoseal
+	SealDisabled bool
+
 	// Clock is the core's time source: token and lease lifetimes, expiry
 	// and backends' SystemView.Now. nil means the real clock; tests pass
 	// one they can move.
@@ -71,6 +79,10 @@ type Core struct {
 	// core.
 	stateLock sync.RWMutex
 	unsealer  *seal.Unsealer
+
+	// genMu guards genRoot, the root token generation under way.
+	genMu   sync.Mutex
+	genRoot *rootGeneration
 
 	mounts   *mountTable
 	tokens   *tokenStore
@@ -165,16 +177,27 @@ func (c *Core) loadSealConfig(ctx context.Context) (*seal.Config, error) {
 	return &conf, nil
 }
 
-// InitResult is what Init hands back once: the key shares and root token.
+// InitResult is what Init hands back once: the key shares (recovery key
+// shares with an auto-unseal seal) and root token.
 type InitResult struct {
-	Shares    [][]byte
-	RootToken string
+	Shares         [][]byte
+	RecoveryShares [][]byte
+	RootToken      string
 }
 
 // Init initialises storage: it creates the keyring, splits the root key into
 // shares, sets up the system mounts and a root token, and leaves the core
 // sealed.
 func (c *Core) Init(ctx context.Context, conf seal.Config) (*InitResult, error) {
+	return c.InitWithRecovery(ctx, conf, seal.Config{})
+}
+
+// InitWithRecovery is Init for every seal. With Shamir, conf says how to
+// split the root key and recovery must be empty; with an auto-unseal seal,
+// conf must be empty, the root key is stored encrypted by the seal,
+// recovery says how to split a new recovery key, and the core is left
+// unsealed.
+func (c *Core) InitWithRecovery(ctx context.Context, conf, recovery seal.Config) (*InitResult, error) {
 	c.stateLock.Lock()
 	defer c.stateLock.Unlock()
 	if existing, err := c.loadSealConfig(ctx); err != nil {
@@ -182,21 +205,48 @@ func (c *Core) Init(ctx context.Context, conf seal.Config) (*InitResult, error) 
 	} else if existing != nil {
 		return nil, logical.BadRequest("Vault is already initialized")
 	}
-	if err := conf.Validate(); err != nil {
+	auto := c.conf.Seal != nil
+	if auto && c.conf.SealDisabled {
+		return nil, logical.BadRequest("the %s seal is disabled, which only serves to migrate away from it: enable it or remove the seal stanza to initialize", c.conf.Seal.Type())
+	}
+	if auto {
+		if recovery.Shares != 0 || recovery.Threshold != 0 {
+			if err := recovery.Validate(); err != nil {
+				return nil, logical.BadRequest("%s", strings.NewReplacer("secret_", "recovery_").Replace(err.Error()))
+			}
+		}
+		conf = seal.Config{Type: c.conf.Seal.Type(), Shares: 1, Threshold: 1}
+		recovery.Type = ""
+	} else if err := conf.Validate(); err != nil {
 		return nil, logical.BadRequest("%v", err)
 	}
 	rootKey, err := barrier.GenerateKey()
 	if err != nil {
 		return nil, err
 	}
-	var shares [][]byte
-	if conf.Shares == 1 {
-		shares = [][]byte{append([]byte(nil), rootKey...)}
-	} else {
-		shares, err = shamir.Split(rootKey, conf.Shares, conf.Threshold)
+	defer clear(rootKey)
+	res := &InitResult{}
+	var sealOps []storage.Op
+	var recoveryKey []byte
+	if auto {
+		ct, err := c.conf.Seal.Encrypt(ctx, rootKey)
 		if err != nil {
-			return nil, fmt.Errorf("splitting the root key: %w", err)
+			return nil, sealServiceError("encrypting the root key", c.conf.Seal, err)
 		}
+		if recovery.Shares > 0 {
+			if recoveryKey, err = barrier.GenerateKey(); err != nil {
+				return nil, err
+			}
+			defer clear(recoveryKey)
+			if res.RecoveryShares, err = splitKey(recoveryKey, recovery); err != nil {
+				return nil, err
+			}
+		}
+		sealOps = append(sealOps,
+			putOp(sealedRootKeyKey, []byte(ct)),
+			putOp(recoveryConfigKey, mustJSON(recovery)))
+	} else if res.Shares, err = splitKey(rootKey, conf); err != nil {
+		return nil, err
 	}
 	if err := c.barrier.Initialize(ctx, rootKey); err != nil {
 		return nil, fmt.Errorf("initializing the barrier: %w", err)
@@ -208,34 +258,61 @@ func (c *Core) Init(ctx context.Context, conf seal.Config) (*InitResult, error) 
 		c.barrier.Seal()
 		return nil, err
 	}
+	if recoveryKey != nil {
+		if err := c.barrier.Put(ctx, &storage.Entry{Key: recoveryKeyKey, Value: recoveryKey}); err != nil {
+			c.barrier.Seal()
+			return nil, fmt.Errorf("storing the recovery key: %w", err)
+		}
+	}
 	if err := c.postUnseal(ctx); err != nil {
 		c.barrier.Seal()
 		return nil, err
 	}
-	root, err := c.tokens.createRoot(ctx)
-	if err != nil {
+	if res.RootToken, err = c.tokens.createRoot(ctx); err != nil {
 		c.preSeal(ctx)
 		return nil, err
 	}
-	c.preSeal(ctx)
-	raw, _ := json.Marshal(conf)
-	if err := c.phys.Put(ctx, &storage.Entry{Key: sealConfigKey, Value: raw}); err != nil {
+	// The seal configuration goes last: it is what marks storage initialised.
+	sealOps = append(sealOps, putOp(sealConfigKey, mustJSON(conf)))
+	if err := storage.Apply(ctx, c.phys, sealOps); err != nil {
+		c.preSeal(ctx)
 		return nil, fmt.Errorf("storing the seal configuration: %w", err)
 	}
-	return &InitResult{Shares: shares, RootToken: root}, nil
+	if auto {
+		c.sealed.Store(false)
+		c.logger.Info("core initialized and unsealed by its seal", "seal", conf.Type)
+	} else {
+		c.preSeal(ctx)
+	}
+	return res, nil
+}
+
+// splitKey splits key as conf says; a single share is the key itself.
+func splitKey(key []byte, conf seal.Config) ([][]byte, error) {
+	if conf.Shares == 1 {
+		return [][]byte{append([]byte(nil), key...)}, nil
+	}
+	shares, err := shamir.Split(key, conf.Shares, conf.Threshold)
+	if err != nil {
+		return nil, fmt.Errorf("splitting the key: %w", err)
+	}
+	return shares, nil
 }
 
 // SealStatus is the state sys/seal-status reports.
 type SealStatus struct {
-	Initialized bool
-	Sealed      bool
-	Threshold   int
-	Shares      int
-	Progress    int
-	Nonce       string
-	ClusterName string
-	ClusterID   string
-	StorageType string
+	Type         string // the seal that protects the root key
+	Initialized  bool
+	Sealed       bool
+	RecoverySeal bool // the keys below are recovery keys
+	Migration    bool // a seal migration waits for `operator unseal -migrate`
+	Threshold    int
+	Shares       int
+	Progress     int
+	Nonce        string
+	ClusterName  string
+	ClusterID    string
+	StorageType  string
 }
 
 // SealStatus reports the seal state.
@@ -244,13 +321,24 @@ func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &SealStatus{Sealed: c.Sealed(), StorageType: c.conf.StorageType}
+	st := &SealStatus{Type: seal.Shamir, Sealed: c.Sealed(), StorageType: c.conf.StorageType}
+	if c.conf.Seal != nil && !c.conf.SealDisabled {
+		st.Type = c.conf.Seal.Type()
+	}
 	if conf == nil {
 		st.Sealed = true
+		st.RecoverySeal = st.Type != seal.Shamir
 		return st, nil
 	}
 	st.Initialized = true
-	st.Threshold, st.Shares = conf.Threshold, conf.Shares
+	st.Type = conf.SealType()
+	st.RecoverySeal = st.Type != seal.Shamir
+	st.Migration = st.Sealed && c.migrationPending(conf)
+	keys, err := c.keyConfig(ctx, conf)
+	if err != nil {
+		return nil, err
+	}
+	st.Threshold, st.Shares = keys.Threshold, keys.Shares
 	c.stateLock.RLock()
 	if u := c.unsealer; u != nil && st.Sealed {
 		st.Progress, st.Nonce = u.Progress(), u.Nonce()
@@ -264,6 +352,17 @@ func (c *Core) SealStatus(ctx context.Context) (*SealStatus, error) {
 
 // Unseal adds one key share. Once enough shares are in, the core unseals.
 func (c *Core) Unseal(ctx context.Context, share []byte) error {
+	return c.UnsealMigrate(ctx, share, false)
+}
+
+// UnsealMigrate is Unseal with sys/unseal's migrate flag. On a store with
+// an auto-unseal seal the shares are recovery key shares, and the seal
+// decrypts the root key once they are verified. A pending seal migration
+// requires migrate: unseal key shares then move a Shamir store to
+// the configured seal (they become its recovery keys), and recovery key
+// shares move a store off a disabled seal back to Shamir (they become its
+// unseal keys).
+func (c *Core) UnsealMigrate(ctx context.Context, share []byte, migrate bool) error {
 	c.stateLock.Lock()
 	defer c.stateLock.Unlock()
 	if !c.Sealed() {
@@ -276,29 +375,65 @@ func (c *Core) Unseal(ctx context.Context, share []byte) error {
 	if conf == nil {
 		return logical.BadRequest("Vault is not initialized")
 	}
-	if c.unsealer == nil {
-		c.unsealer = seal.NewUnsealer(*conf)
+	stored := conf.SealType()
+	pending := c.migrationPending(conf)
+	switch {
+	case stored != seal.Shamir && c.conf.Seal == nil:
+		return logical.BadRequest("this store is protected by a %s seal, but the configuration has no seal %q stanza: add it (with disabled = \"true\" to migrate back to Shamir)", stored, stored)
+	case pending && !migrate:
+		return logical.BadRequest("a seal migration is pending: give the keys with migrate=true (operator unseal -migrate)")
+	case !pending && migrate:
+		return logical.BadRequest("migrate was set, but no seal migration is pending: the configured seal is the one that protects this store")
 	}
-	var rootKey []byte
-	if conf.Shares == 1 {
-		rootKey = share
-	} else {
-		rootKey, err = c.unsealer.Add(share)
-		if err != nil {
-			return logical.BadRequest("%v", err)
-		}
-		if rootKey == nil {
-			return nil
-		}
-	}
-	if err := c.barrier.Unseal(ctx, rootKey); err != nil {
-		c.unsealer.Reset()
-		if errors.Is(err, barrier.ErrBadRootKey) {
-			return logical.BadRequest("the unseal key shares do not combine into this server's root key: %v", err)
-		}
+	keys, err := c.keyConfig(ctx, conf)
+	if err != nil {
 		return err
 	}
-	c.unsealer.Reset()
+	if keys.Shares == 0 {
+		return logical.BadRequest("this store has no recovery keys, so key shares can neither unseal nor migrate it")
+	}
+	if c.unsealer == nil {
+		c.unsealer = seal.NewUnsealer(keys)
+	}
+	key, err := c.unsealer.Add(share)
+	if err != nil {
+		return logical.BadRequest("%v", err)
+	}
+	if key == nil {
+		return nil
+	}
+	defer clear(key)
+	c.unsealer = nil
+	if stored == seal.Shamir {
+		if err := c.barrier.Unseal(ctx, key); err != nil {
+			if errors.Is(err, barrier.ErrBadRootKey) {
+				return logical.BadRequest("the unseal key shares do not combine into this server's root key: %v", err)
+			}
+			return err
+		}
+		if pending {
+			if err := c.migrateToAutoseal(ctx, key, keys); err != nil {
+				c.barrier.Seal()
+				return err
+			}
+		}
+	} else if pending {
+		if err := c.migrateToShamir(ctx, key, keys); err != nil {
+			c.barrier.Seal()
+			return err
+		}
+	} else if err := c.openWithRecoveryKey(ctx, key); err != nil {
+		// Sealed by an operator, a server with a seal opens again with a
+		// quorum of recovery keys, the seal decrypting its root key.
+		c.barrier.Seal()
+		return err
+	}
+	return c.finishUnseal(ctx)
+}
+
+// finishUnseal loads the state behind the opened barrier and opens the
+// core to requests; c.stateLock is held.
+func (c *Core) finishUnseal(ctx context.Context) error {
 	if err := c.postUnseal(ctx); err != nil {
 		c.preSeal(ctx)
 		return fmt.Errorf("loading state after unseal: %w", err)
@@ -317,6 +452,7 @@ func (c *Core) ResetUnseal() error {
 	}
 	if c.unsealer != nil {
 		c.unsealer.Reset()
+		c.unsealer = nil
 	}
 	return nil
 }
@@ -414,6 +550,7 @@ func (c *Core) preSeal(ctx context.Context) {
 		c.mounts.cleanup(ctx)
 	}
 	c.mounts, c.tokens, c.policies = nil, nil, nil
+	c.cancelRootGeneration()
 	c.barrier.Seal()
 }
 

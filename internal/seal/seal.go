@@ -1,9 +1,11 @@
-// Package seal holds what the Shamir seal needs beyond the arithmetic: the
-// seal configuration and the unseal flow that gathers key shares until
-// enough are in to recover the root key.
+// Package seal holds what the seals need beyond the arithmetic: the seal
+// configuration, the flow that gathers key shares until enough are in to
+// recover a key, and the interface of the key services that protect the
+// root key of an auto-unsealed server (internal/seal/transit).
 package seal
 
 import (
+	"context"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -14,10 +16,33 @@ import (
 	"github.com/arcasec/arca/internal/seal/shamir"
 )
 
-// Config is how the root key was split.
+// Config is how a key was split: the root key on a Shamir-sealed store,
+// the recovery key on an auto-unsealed one.
 type Config struct {
-	Shares    int `json:"secret_shares"`
-	Threshold int `json:"secret_threshold"`
+	// Type is the seal that protects the root key: "" or "shamir", or the
+	// Type of an Autoseal such as "transit".
+	Type      string `json:"type,omitempty"`
+	Shares    int    `json:"secret_shares"`
+	Threshold int    `json:"secret_threshold"`
+}
+
+// Shamir is the seal type of a store unsealed with key shares.
+const Shamir = "shamir"
+
+// SealType is c.Type with "" read as Shamir.
+func (c Config) SealType() string {
+	if c.Type == "" {
+		return Shamir
+	}
+	return c.Type
+}
+
+// Autoseal is a key service that protects the root key, so that a server
+// unseals itself. Ciphertexts are the service's own text form.
+type Autoseal interface {
+	Type() string
+	Encrypt(ctx context.Context, plaintext []byte) (string, error)
+	Decrypt(ctx context.Context, ciphertext string) ([]byte, error)
 }
 
 // Validate checks a requested configuration the way Vault does.
@@ -109,3 +134,6 @@ func (u *Unsealer) resetLocked() {
 	}
 	u.shares, u.nonce = nil, ""
 }
+
+// Threshold is how many shares recover the key.
+func (u *Unsealer) Threshold() int { return u.conf.Threshold }

@@ -36,12 +36,12 @@ func TestUnsealerGathersShares(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	for _, bad := range []Config{{0, 0}, {3, 4}, {5, 1}, {1, 2}, {256, 3}} {
+	for _, bad := range []Config{{Shares: 0, Threshold: 0}, {Shares: 3, Threshold: 4}, {Shares: 5, Threshold: 1}, {Shares: 1, Threshold: 2}, {Shares: 256, Threshold: 3}} {
 		if bad.Validate() == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
-	for _, good := range []Config{{1, 1}, {5, 3}, {2, 2}} {
+	for _, good := range []Config{{Shares: 1, Threshold: 1}, {Shares: 5, Threshold: 3}, {Shares: 2, Threshold: 2}} {
 		if err := good.Validate(); err != nil {
 			t.Errorf("%+v: %v", good, err)
 		}

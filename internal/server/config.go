@@ -15,6 +15,7 @@ import (
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/hclsafe"
 	"github.com/arcasec/arca/internal/logical/framework"
+	sealtransit "github.com/arcasec/arca/internal/seal/transit"
 )
 
 // Config is a server configuration file, in the shapes Vault users write.
@@ -29,6 +30,10 @@ type Config struct {
 	MaxLeaseTTL     time.Duration
 	DisableMlock    bool   // do not lock the process's memory (see LockMemory)
 	PidFile         string // where `arca server` writes its process ID while it runs
+
+	// Seal is the `seal "transit"` block: the key service that protects the
+	// root key. nil means Shamir key shares.
+	Seal *sealtransit.Config
 
 	// Audit devices declared in the file, and the settings that limit what
 	// sys/audit may enable.
@@ -206,7 +211,10 @@ func ParseConfig(text string) (*Config, error) {
 				err = fmt.Errorf("%s = true: Arca does not implement this option yet; remove it or set it to false", key)
 			}
 		case "seal":
-			err = fmt.Errorf("seal (line %d): Arca does not implement seal stanzas yet; it is unsealed with Shamir key shares, so remove the stanza", item.Pos().Line)
+			if conf.Seal != nil {
+				return nil, fmt.Errorf("seal (line %d): only one seal block is allowed", item.Pos().Line)
+			}
+			conf.Seal, err = parseSeal(item)
 		case "pid_file":
 			conf.PidFile, err = stringValue(key, item.Val)
 		case "cluster_addr", "plugin_directory", "telemetry":
@@ -424,4 +432,67 @@ func parseAudit(item *ast.ObjectItem) (AuditDeviceConfig, error) {
 		}
 	}
 	return a, nil
+}
+
+// parseSeal reads a `seal "transit" { ... }` block. The address, token,
+// key_name and mount_path may come from the environment, as in Vault.
+func parseSeal(item *ast.ObjectItem) (*sealtransit.Config, error) {
+	typ, body, err := labeledBlock("seal", item)
+	if err != nil {
+		return nil, err
+	}
+	if typ != "transit" {
+		return nil, fmt.Errorf("seal %q (line %d): Arca supports the \"transit\" seal only; remove the block to use Shamir key shares", typ, item.Pos().Line)
+	}
+	attrs, err := stringAttrs("seal", body)
+	if err != nil {
+		return nil, err
+	}
+	c := &sealtransit.Config{
+		Address:   os.Getenv("VAULT_ADDR"),
+		Token:     os.Getenv("VAULT_TOKEN"),
+		KeyName:   os.Getenv("VAULT_TRANSIT_SEAL_KEY_NAME"),
+		MountPath: os.Getenv("VAULT_TRANSIT_SEAL_MOUNT_PATH"),
+	}
+	for _, k := range slices.Sorted(maps.Keys(attrs)) { // the first error is the same on every start
+		v := attrs[k]
+		switch k {
+		case "address":
+			c.Address = v
+		case "token":
+			c.Token = v
+		case "key_name":
+			c.KeyName = v
+		case "mount_path":
+			c.MountPath = v
+		case "tls_ca_cert":
+			c.TLSCACert = v
+		case "tls_client_cert":
+			c.TLSClientCert = v
+		case "tls_client_key":
+			c.TLSClientKey = v
+		case "tls_server_name":
+			c.TLSServerName = v
+		case "tls_skip_verify":
+			c.TLSSkipVerify, err = parseBool("seal."+k, v)
+		case "disable_renewal":
+			c.DisableRenewal, err = parseBool("seal."+k, v)
+		case "disabled":
+			c.Disabled, err = parseBool("seal."+k, v)
+		case "namespace":
+			if v != "" {
+				err = fmt.Errorf("seal.namespace: Arca has no namespaces; remove it and give mount_path relative to the key service's root")
+			}
+		default:
+			err = fmt.Errorf("seal \"transit\": unknown option %q", k)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	// transit.New checks the rest (required fields, the address, TLS files).
+	if _, err := sealtransit.New(*c); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

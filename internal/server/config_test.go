@@ -15,8 +15,14 @@ listener "tcp" { tls_disable = true }
 // silently doing nothing.
 func TestConfigRefusesWhatArcaIgnores(t *testing.T) {
 	for _, tc := range []struct{ text, names string }{
-		{`seal "transit" { address = "https://vault:8200" }`, "seal"},
-		{`seal "awskms" {}`, "seal"},
+		{`seal "awskms" {}`, "awskms"},
+		{`seal "shamir" {}`, "shamir"},
+		{`seal "transit" { address = "https://vault:8200" token = "t" key_name = "k" namespace = "ns1/" }`, "namespace"},
+		{`seal "transit" { address = "https://vault:8200" token = "t" key_name = "k" key_nme = "x" }`, "key_nme"},
+		{`seal "transit" { address = "https://vault:8200" token = "t" key_name = "k" disable_renewal = "maybe" }`, "disable_renewal"},
+		{`seal "transit" { address = "vault:8200" token = "t" key_name = "k" }`, "address"},
+		{`seal "transit" { address = "https://vault:8200" token = "t" key_name = "k" tls_ca_cert = "/nonexistent/ca.pem" }`, "tls_ca_cert"},
+		{"seal \"transit\" { address = \"https://a:8200\" token = \"t\" key_name = \"k\" }\nseal \"transit\" { address = \"https://b:8200\" token = \"t\" key_name = \"k\" }", "only one seal"},
 		{`telemetry { prometheus_retention_time = "30s" }`, "telemetry"},
 		{`cluster_addr = "https://127.0.0.1:8201"`, "cluster_addr"},
 		{`plugin_directory = "/plugins"`, "plugin_directory"},
@@ -106,5 +112,43 @@ listener "tcp" {
 	l = conf.Listeners[0]
 	if l.ReadTimeout != time.Minute || l.ReadHeaderTimeout != 5*time.Second || l.IdleTimeout != 90*time.Second || l.WriteTimeout != 2*time.Minute {
 		t.Fatalf("set timeouts: read %s, read header %s, idle %s, write %s", l.ReadTimeout, l.ReadHeaderTimeout, l.IdleTimeout, l.WriteTimeout)
+	}
+}
+
+func TestConfigTransitSeal(t *testing.T) {
+	t.Setenv("VAULT_TOKEN", "")
+	t.Setenv("VAULT_ADDR", "")
+	conf, err := ParseConfig(minimalConfig + `
+seal "transit" {
+  address         = "https://keys.example.com:8200"
+  token           = "s.sealtoken"
+  key_name        = "autounseal"
+  mount_path      = "/seal-transit/"
+  tls_server_name = "keys"
+  tls_skip_verify = "true"
+  disable_renewal = "true"
+  disabled        = "false"
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := conf.Seal
+	if s == nil || s.Address != "https://keys.example.com:8200" || s.Token != "s.sealtoken" || s.KeyName != "autounseal" ||
+		s.MountPath != "/seal-transit/" || s.TLSServerName != "keys" || !s.TLSSkipVerify || !s.DisableRenewal || s.Disabled {
+		t.Fatalf("seal = %+v", s)
+	}
+	// The token may come from the environment, as in Vault.
+	t.Setenv("VAULT_TOKEN", "s.fromenv")
+	conf, err = ParseConfig(minimalConfig + `seal "transit" { address = "https://keys:8200" key_name = "k" }`)
+	if err != nil || conf.Seal.Token != "s.fromenv" {
+		t.Fatalf("seal = %+v, %v", conf.Seal, err)
+	}
+	t.Setenv("VAULT_TOKEN", "")
+	if _, err := ParseConfig(minimalConfig + `seal "transit" { address = "https://keys:8200" key_name = "k" }`); err == nil || !strings.Contains(err.Error(), "token") {
+		t.Fatalf("a seal without a token: %v", err)
+	}
+	if conf, err := ParseConfig(minimalConfig); err != nil || conf.Seal != nil {
+		t.Fatalf("no seal block: seal = %+v, %v", conf.Seal, err)
 	}
 }

@@ -133,6 +133,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "sys/leader":
 		h.handleLeader(w, r)
 		return
+	case "sys/generate-root/attempt":
+		h.handleGenerateRootAttempt(w, r)
+		return
+	case "sys/generate-root/update":
+		h.handleGenerateRootUpdate(w, r)
+		return
 	}
 	h.handleLogical(w, r, path)
 }

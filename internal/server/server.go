@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"time"
 
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/database"
@@ -16,6 +17,7 @@ import (
 	"github.com/arcasec/arca/internal/engines/transit"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/seal"
+	sealtransit "github.com/arcasec/arca/internal/seal/transit"
 	"github.com/arcasec/arca/internal/storage"
 )
 
@@ -39,7 +41,14 @@ type Server struct {
 	logger  *slog.Logger
 	storage storage.Backend
 
+	// autoseal is the transit seal, if configured; ctx ends the background
+	// work tied to it (unsealing, token renewal) on Shutdown.
+	autoseal *sealtransit.Seal
+	ctx      context.Context
+	cancel   context.CancelFunc
+
 	mu        sync.Mutex
+	shutDown  bool
 	servers   []*http.Server
 	listeners []net.Listener
 }
@@ -58,11 +67,18 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s storage: %w", conf.Storage.Type, err)
 	}
+	var autoseal *sealtransit.Seal
+	if conf.Seal != nil {
+		if autoseal, err = sealtransit.New(*conf.Seal); err != nil {
+			phys.Close()
+			return nil, err
+		}
+	}
 	catalog := Catalog()
 	if conf.Catalog != nil {
 		catalog = *conf.Catalog
 	}
-	c, err := core.New(core.Config{
+	cc := core.Config{
 		Storage:         phys,
 		StorageType:     kind,
 		Catalog:         catalog,
@@ -73,12 +89,17 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		ClusterName:     conf.ClusterName,
 		APIAddr:         conf.APIAddr,
 		Audit:           auditConfig(conf),
-	})
+	}
+	if autoseal != nil {
+		cc.Seal, cc.SealDisabled = autoseal, autoseal.Disabled()
+	}
+	c, err := core.New(cc)
 	if err != nil {
 		phys.Close()
 		return nil, err
 	}
-	return &Server{Core: c, conf: conf, logger: logger, storage: phys}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{Core: c, conf: conf, logger: logger, storage: phys, autoseal: autoseal, ctx: ctx, cancel: cancel}, nil
 }
 
 // auditConfig is the configuration's audit stanzas and settings as the
@@ -129,7 +150,45 @@ func (s *Server) Start() ([]string, error) {
 			}
 		}()
 	}
+	if s.autoseal != nil && !s.autoseal.Disabled() {
+		go s.autoUnseal()
+		go s.autoseal.RenewToken(s.ctx, s.logger)
+	}
 	return addrs, nil
+}
+
+// The auto-unseal retry delays: doubling from the first to the last.
+const (
+	unsealRetryFirst = time.Second
+	unsealRetryMax   = 30 * time.Second
+)
+
+// autoUnseal unseals the core with its seal, retrying while the key
+// service fails, until it succeeds, the store turns out not to be one that
+// unseals itself, or the server shuts down. The server answers sealed
+// meanwhile.
+func (s *Server) autoUnseal() {
+	wait := unsealRetryFirst
+	for {
+		err := s.Core.AutoUnseal(s.ctx)
+		switch {
+		case err == nil:
+			s.logger.Info("unsealed by the transit seal")
+			return
+		case errors.Is(err, core.ErrNoAutoUnseal):
+			s.logger.Info("not unsealing at start-up", "reason", err.Error())
+			return
+		case s.ctx.Err() != nil:
+			return
+		}
+		s.logger.Warn("unsealing with the transit seal failed; retrying", "error", err, "retry_in", wait.String())
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, unsealRetryMax)
+	}
 }
 
 func tlsConfig(lc ListenerConfig) (*tls.Config, error) {
@@ -148,9 +207,16 @@ func tlsConfig(lc ListenerConfig) (*tls.Config, error) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: min}, nil
 }
 
-// Shutdown stops the listeners, seals the core and closes storage.
+// Shutdown stops the listeners, seals the core and closes storage. Calls
+// after the first do nothing.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.cancel()
 	s.mu.Lock()
+	if s.shutDown {
+		s.mu.Unlock()
+		return nil
+	}
+	s.shutDown = true
 	servers := s.servers
 	s.servers = nil
 	s.mu.Unlock()

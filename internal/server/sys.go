@@ -3,12 +3,15 @@ package server
 import (
 	"encoding/base64"
 	"encoding/hex"
-	"github.com/google/uuid"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/logical/framework"
 	"github.com/arcasec/arca/internal/seal"
@@ -47,33 +50,78 @@ func (h *Handler) handleInit(w http.ResponseWriter, r *http.Request) {
 		if !ok {
 			return
 		}
-		shares, err1 := intField(data, "secret_shares")
-		threshold, err2 := intField(data, "secret_threshold")
-		for _, err := range []error{err1, err2} {
-			if err != nil {
-				h.writeError(w, r, err)
-				return
-			}
-		}
-		if keys, _ := data["pgp_keys"].([]any); len(keys) > 0 {
-			h.writeError(w, r, logical.BadRequest("pgp_keys are not supported: Arca returns the key shares in plaintext over TLS"))
-			return
-		}
-		res, err := h.core.Init(ctx, seal.Config{Shares: shares, Threshold: threshold})
+		st, err := h.core.SealStatus(ctx)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
 		}
-		hexKeys := make([]string, len(res.Shares))
-		b64Keys := make([]string, len(res.Shares))
-		for i, s := range res.Shares {
-			hexKeys[i] = hex.EncodeToString(s)
-			b64Keys[i] = base64.StdEncoding.EncodeToString(s)
+		// As in Vault, the fields of the other kind of seal are refused
+		// rather than ignored.
+		own, other := []string{"secret_shares", "secret_threshold"}, []string{"recovery_shares", "recovery_threshold"}
+		if st.RecoverySeal {
+			own, other = other, own
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"keys": hexKeys, "keys_base64": b64Keys, "root_token": res.RootToken})
+		for _, f := range other {
+			if v, ok := data[f]; ok && v != nil && fmt.Sprint(v) != "0" {
+				h.writeError(w, r, logical.BadRequest("parameter %s is not applicable to seal type %s", f, st.Type))
+				return
+			}
+		}
+		for _, f := range []string{"pgp_keys", "recovery_pgp_keys"} {
+			if keys, _ := data[f].([]any); len(keys) > 0 {
+				h.writeError(w, r, logical.BadRequest("%s are not supported: Arca returns the key shares in plaintext over TLS", f))
+				return
+			}
+		}
+		if v, _ := data["root_token_pgp_key"].(string); v != "" {
+			h.writeError(w, r, logical.BadRequest("root_token_pgp_key is not supported: Arca returns the root token in plaintext over TLS"))
+			return
+		}
+		var conf, recovery seal.Config
+		if st.RecoverySeal {
+			// No recovery keys at all is Vault's default here.
+			if recovery.Shares, err = optionalIntField(data, own[0]); err == nil {
+				recovery.Threshold, err = optionalIntField(data, own[1])
+			}
+		} else if conf.Shares, err = intField(data, own[0]); err == nil {
+			conf.Threshold, err = intField(data, own[1])
+		}
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		res, err := h.core.InitWithRecovery(ctx, conf, recovery)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		hexKeys, b64Keys := encodeKeys(res.Shares)
+		body := map[string]any{"keys": hexKeys, "keys_base64": b64Keys, "root_token": res.RootToken}
+		if len(res.RecoveryShares) > 0 {
+			body["recovery_keys"], body["recovery_keys_base64"] = encodeKeys(res.RecoveryShares)
+		}
+		writeJSON(w, http.StatusOK, body)
 	default:
 		methodNotAllowed(w, r)
 	}
+}
+
+// encodeKeys is keys in hex and in base64.
+func encodeKeys(keys [][]byte) (hexKeys, b64Keys []string) {
+	hexKeys, b64Keys = make([]string, len(keys)), make([]string, len(keys))
+	for i, k := range keys {
+		hexKeys[i] = hex.EncodeToString(k)
+		b64Keys[i] = base64.StdEncoding.EncodeToString(k)
+	}
+	return hexKeys, b64Keys
+}
+
+// optionalIntField is intField with 0 for a missing field.
+func optionalIntField(data map[string]any, name string) (int, error) {
+	if _, ok := data[name]; !ok {
+		return 0, nil
+	}
+	return intField(data, name)
 }
 
 func intField(data map[string]any, name string) (int, error) {
@@ -95,7 +143,7 @@ func (h *Handler) sealStatusBody(r *http.Request) (map[string]any, error) {
 		return nil, err
 	}
 	body := map[string]any{
-		"type":          "shamir",
+		"type":          st.Type,
 		"initialized":   st.Initialized,
 		"sealed":        st.Sealed,
 		"t":             st.Threshold,
@@ -104,8 +152,8 @@ func (h *Handler) sealStatusBody(r *http.Request) (map[string]any, error) {
 		"nonce":         st.Nonce,
 		"version":       version.VaultAPI,
 		"build_date":    buildDate,
-		"migration":     false,
-		"recovery_seal": false,
+		"migration":     st.Migration,
+		"recovery_seal": st.RecoverySeal,
 		"storage_type":  st.StorageType,
 	}
 	if !st.Sealed {
@@ -155,7 +203,12 @@ func (h *Handler) handleUnseal(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, err)
 			return
 		}
-		if err := h.core.Unseal(ctx, share); err != nil {
+		migrate, err := boolField(data, "migrate")
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if err := h.core.UnsealMigrate(ctx, share, migrate); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
@@ -166,6 +219,19 @@ func (h *Handler) handleUnseal(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, body)
+}
+
+// boolField reads an optional boolean field (false when missing).
+func boolField(data map[string]any, name string) (bool, error) {
+	v, ok := data[name]
+	if !ok || v == nil {
+		return false, nil
+	}
+	d := &framework.FieldData{Raw: map[string]any{name: v}, Schema: map[string]*framework.FieldSchema{name: {Type: framework.TypeBool}}}
+	if err := d.Validate(); err != nil {
+		return false, err
+	}
+	return d.Bool(name), nil
 }
 
 // decodeKey accepts an unseal key share in hex or base64.
@@ -309,4 +375,105 @@ func (h *Handler) handleLeader(w http.ResponseWriter, r *http.Request) {
 		"performance_standby":                 false,
 		"performance_standby_last_remote_wal": 0,
 	})
+}
+
+// generateRootBody is the answer of sys/generate-root/attempt and update.
+func generateRootBody(st *core.GenerateRootStatus, otp string) map[string]any {
+	return map[string]any{
+		"started":            st.Started,
+		"nonce":              st.Nonce,
+		"progress":           st.Progress,
+		"required":           st.Required,
+		"complete":           st.Complete,
+		"encoded_token":      st.EncodedToken,
+		"encoded_root_token": st.EncodedToken,
+		"pgp_fingerprint":    "",
+		"otp":                otp,
+		"otp_length":         core.RootOTPLength,
+	}
+}
+
+func (h *Handler) handleGenerateRootAttempt(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	var otp string
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPut, http.MethodPost:
+		data, ok := h.readBody(w, r)
+		if !ok {
+			return
+		}
+		if v, _ := data["pgp_key"].(string); v != "" {
+			h.writeError(w, r, logical.BadRequest("pgp_key is not supported: start the generation with an otp (or none, and use the one returned)"))
+			return
+		}
+		if v, ok := data["otp"]; ok && v != nil {
+			if otp, ok = v.(string); !ok {
+				h.writeError(w, r, logical.BadRequest("otp must be a string of %d base62 characters", core.RootOTPLength))
+				return
+			}
+		}
+		generated := otp == ""
+		if generated {
+			otp = core.NewRootOTP()
+		}
+		if err := h.core.GenerateRootInit(ctx, otp); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if !generated {
+			otp = "" // the caller has it; answer it only when made here
+		}
+	case http.MethodDelete:
+		if err := h.core.GenerateRootCancel(); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+		return
+	default:
+		methodNotAllowed(w, r)
+		return
+	}
+	st, err := h.core.GenerateRootStatus(ctx)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, generateRootBody(st, otp))
+}
+
+func (h *Handler) handleGenerateRootUpdate(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPut && r.Method != http.MethodPost {
+		methodNotAllowed(w, r)
+		return
+	}
+	ctx, cancel := requestContext(r)
+	defer cancel()
+	data, ok := h.readBody(w, r)
+	if !ok {
+		return
+	}
+	key, _ := data["key"].(string)
+	if key == "" {
+		h.writeError(w, r, logical.BadRequest("'key' must be specified in request body as JSON"))
+		return
+	}
+	share, err := decodeKey(key)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	nonce, _ := data["nonce"].(string)
+	if nonce == "" {
+		h.writeError(w, r, logical.BadRequest("'nonce' must be specified in request body as JSON: the nonce of the root generation in progress"))
+		return
+	}
+	st, err := h.core.GenerateRootUpdate(ctx, share, nonce)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, generateRootBody(st, ""))
 }

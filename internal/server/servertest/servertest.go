@@ -73,3 +73,32 @@ func Start(t testing.TB, sc server.StorageConfig) (addr string) {
 	})
 	return "http://" + addrs[0]
 }
+
+// StartConfig starts a server from conf, with one listener on a random
+// loopback port added when conf has none, and returns it and its address.
+// When log is not nil, the server writes JSON logs at debug level to it.
+// It stops when the test ends, if the test has not shut it down first.
+func StartConfig(t testing.TB, conf *server.Config, log io.Writer) (srv *server.Server, addr string) {
+	t.Helper()
+	if len(conf.Listeners) == 0 {
+		conf.Listeners = []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}}
+	}
+	logger := quietLogger()
+	if log != nil {
+		logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	srv, err := server.New(conf, logger)
+	if err != nil {
+		t.Fatalf("creating server: %v", err)
+	}
+	addrs, err := srv.Start()
+	if err != nil {
+		t.Fatalf("starting server: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return srv, "http://" + addrs[0]
+}

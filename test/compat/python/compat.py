@@ -51,6 +51,26 @@ def seal_flow(addr):
     check(st["progress"] == 1 and st["sealed"], "progress after one key: %r" % st)
     st = c.sys.submit_unseal_key(reset=True)
     check(st["progress"] == 0, "reset: %r" % st)
+    c.sys.submit_unseal_keys(res["keys"][1:3])
+    generate_root(addr, res["keys_base64"])
+
+
+def generate_root(addr, keys):
+    """A quorum of unseal keys makes a new root token, OTP-encoded."""
+    c = hvac.Client(url=addr)
+    st = c.sys.start_root_token_generation()
+    otp, nonce = st["otp"], st["nonce"]
+    check(st["started"] and len(otp) == st["otp_length"], "start_root_token_generation: %r" % st)
+    expect(exceptions.InvalidRequest, lambda: c.sys.generate_root(keys[0], "not-the-nonce"), "generate_root with a wrong nonce")
+    for k in keys[:2]:
+        st = c.sys.generate_root(k, nonce)
+    check(st["complete"] and st["encoded_token"], "generate_root: %r" % st)
+    raw = base64.b64decode(st["encoded_token"] + "=" * (-len(st["encoded_token"]) % 4))
+    token = bytes(a ^ b for a, b in zip(raw, otp.encode())).decode()
+    check(hvac.Client(url=addr, token=token).is_authenticated(), "the generated root token is not accepted")
+    c.sys.start_root_token_generation()
+    c.sys.cancel_root_generation()
+    check(not c.sys.read_root_generation_progress()["started"], "cancel_root_generation")
 
 
 def kv2(c):
