@@ -182,8 +182,8 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	if err == nil && resp != nil && resp.Auth != nil && m.entry.Table == authTable && m.entry.Type != "token" {
 		err = c.issueLoginToken(ctx, m, resp.Auth)
 	}
-	if err == nil && resp != nil && resp.Secret != nil && resp.Secret.TTL == 0 {
-		resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+	if err == nil && resp != nil && resp.Secret != nil {
+		err = c.leaseResponse(ctx, m, fullPath, te, resp)
 	}
 	if err == nil && resp != nil && req.WrapTTL > 0 && resp.WrapInfo == nil {
 		resp, err = c.wrap(ctx, req, fullPath, te, resp)
@@ -304,4 +304,22 @@ func (c *Core) CheckToken(ctx context.Context, token, path string, op logical.Op
 		return policy.Decision{}, err
 	}
 	return acl.Check(path, policyCap(op), nil), nil
+}
+
+// leaseResponse gives a leased response its lease. KV's "ttl" is advice to
+// clients on how often to read again, not a lease: it is only defaulted.
+func (c *Core) leaseResponse(ctx context.Context, m *mount, fullPath string, te *TokenEntry, resp *logical.Response) error {
+	if m.entry.Type == "kv" {
+		if resp.Secret.TTL == 0 {
+			resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+		}
+		resp.Secret.Renewable, resp.Secret.LeaseID = false, ""
+		return nil
+	}
+	warnings, err := c.expiration.register(ctx, m, fullPath, te, resp.Secret)
+	if err != nil {
+		return err
+	}
+	resp.Warnings = append(resp.Warnings, warnings...)
+	return nil
 }

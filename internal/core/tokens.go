@@ -438,6 +438,9 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if err := ts.core.destroyCubbyhole(ctx, h); err != nil {
 		return fmt.Errorf("destroying the token's cubbyhole: %w", err)
 	}
+	if em := ts.core.expiration; em != nil {
+		em.revokeByToken(ctx, h)
+	}
 	lock := ts.entryLock(h)
 	lock.Lock()
 	defer lock.Unlock()
