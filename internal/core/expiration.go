@@ -147,10 +147,10 @@ func (em *expiration) load(ctx context.Context) error {
 	return nil
 }
 
-// start runs the expiry loop until stop.
+// start runs the expiry loop until stopLoop.
 func (em *expiration) start() {
 	em.stop, em.done = make(chan struct{}), make(chan struct{})
-	go em.run()
+	go em.run(em.stop, em.done)
 }
 
 func (em *expiration) stopLoop() {
@@ -168,21 +168,21 @@ func (em *expiration) wake() {
 	}
 }
 
-func (em *expiration) run() {
-	defer close(em.done)
+func (em *expiration) run(stop <-chan struct{}, done chan<- struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
+	defer close(done)
 	defer cancel()
 	go func() {
 		select {
-		case <-em.stop:
+		case <-stop:
 			cancel()
-		case <-em.done:
+		case <-ctx.Done():
 		}
 	}()
 	for {
 		wait := em.expireDue(ctx)
 		select {
-		case <-em.stop:
+		case <-stop:
 			return
 		case <-em.poke:
 		case <-em.clock.After(wait):
@@ -303,6 +303,15 @@ func (em *expiration) get(ctx context.Context, leaseID string) (*leaseEntry, err
 		return nil, nil
 	}
 	return le, nil
+}
+
+// settled returns the lease once no renewal or revocation of it is in
+// progress, so a lookup never reports a state about to change.
+func (em *expiration) settled(ctx context.Context, leaseID string) (*leaseEntry, error) {
+	l := em.lock(leaseID)
+	l.Lock()
+	defer l.Unlock()
+	return em.get(ctx, leaseID)
 }
 
 // register creates the lease for a leased response of mount m to the

@@ -309,6 +309,9 @@ func (c *Core) CheckToken(ctx context.Context, token, path string, op logical.Op
 // leaseResponse gives a leased response its lease. KV's "ttl" is advice to
 // clients on how often to read again, not a lease: it is only defaulted.
 func (c *Core) leaseResponse(ctx context.Context, m *mount, fullPath string, te *TokenEntry, resp *logical.Response) error {
+	if resp.Secret.LeaseID != "" {
+		return nil // an existing lease, as sys/leases/renew returns it
+	}
 	if m.entry.Type == "kv" {
 		if resp.Secret.TTL == 0 {
 			resp.Secret.TTL = m.sys.DefaultLeaseTTL()

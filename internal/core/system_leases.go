@@ -78,7 +78,7 @@ func (b *systemBackend) leaseLookup(ctx context.Context, _ *logical.Request, d *
 	if id == "" {
 		return nil, logical.BadRequest("missing required field \"lease_id\"")
 	}
-	le, err := b.core.expiration.get(ctx, id)
+	le, err := b.core.expiration.settled(ctx, id)
 	if err != nil {
 		return nil, err
 	}
