@@ -493,4 +493,3 @@ func TestLeaseCountInMetrics(t *testing.T) {
 		t.Fatalf("sys/leases/count = %v", n)
 	}
 }
-

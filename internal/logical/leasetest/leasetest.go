@@ -185,4 +185,3 @@ func (e *Engine) Renewals() int {
 	defer e.mu.Unlock()
 	return e.renewals
 }
-
