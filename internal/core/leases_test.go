@@ -493,3 +493,26 @@ func TestLeaseCountInMetrics(t *testing.T) {
 		t.Fatalf("sys/leases/count = %v", n)
 	}
 }
+
+// The core runs each mount's periodic function and rolls back its stale
+// write-ahead log entries on its own clock.
+func TestCoreRunsPeriodicFuncAndWALRollback(t *testing.T) {
+	e := leasetest.NewEngine(0)
+	e.RolledBack = make(chan string, 1)
+	c, clock := leaseServer(t, e)
+	if _, err := c.Logical().Write("stub/wal/half-created", nil); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(11 * time.Minute)
+	select {
+	case name := <-e.RolledBack:
+		if name != "half-created" {
+			t.Fatalf("rolled back %q", name)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the write-ahead log entry was never rolled back")
+	}
+	if e.Periodic.Load() == 0 {
+		t.Fatal("the periodic function did not run")
+	}
+}

@@ -16,6 +16,9 @@ func (c *Core) startRollback() {
 	stop, done := make(chan struct{}), make(chan struct{})
 	c.rollbackStop, c.rollbackDone = stop, done
 	mounts := c.mounts
+	// The first wait starts now, not when the goroutine gets to run, so a
+	// clock moved right after unseal is seen.
+	tick := c.conf.Clock.After(rollbackInterval)
 	go func() {
 		defer close(done)
 		ctx, cancel := context.WithCancel(context.Background())
@@ -24,15 +27,16 @@ func (c *Core) startRollback() {
 			select {
 			case <-stop:
 				cancel()
-			case <-done:
+			case <-ctx.Done():
 			}
 		}()
 		for {
 			select {
 			case <-stop:
 				return
-			case <-c.conf.Clock.After(rollbackInterval):
+			case <-tick:
 				c.rollbackAll(ctx, mounts)
+				tick = c.conf.Clock.After(rollbackInterval)
 			}
 		}
 	}()

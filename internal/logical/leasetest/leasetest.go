@@ -6,6 +6,7 @@ package leasetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sort"
 	"strconv"
 	"sync"
@@ -80,6 +81,11 @@ type Engine struct {
 	// Revocations receives every revocation attempt, when not nil; a test
 	// gives it room for as many as it expects.
 	Revocations chan Revocation
+	// RolledBack receives the name in each write-ahead log entry rolled
+	// back (see the wal/<name> path), when not nil.
+	RolledBack chan string
+	// Periodic counts the runs of the periodic function.
+	Periodic atomic.Int64
 
 	mu       sync.Mutex
 	next     int
@@ -139,7 +145,35 @@ func (e *Engine) Factory(_ context.Context, conf *logical.BackendConfig) (logica
 		},
 	}
 	b.Secrets = []*fw.Secret{creds}
+	b.PeriodicFunc = func(context.Context, *logical.Request) error {
+		e.Periodic.Add(1)
+		return nil
+	}
+	b.WALRollback = func(_ context.Context, _ *logical.Request, kind string, data any) error {
+		name, _ := data.(map[string]any)["name"].(string)
+		if kind != "user" || name == "" {
+			return fmt.Errorf("unexpected write-ahead log entry %q %v", kind, data)
+		}
+		if e.RolledBack != nil {
+			e.RolledBack <- name
+		}
+		return nil
+	}
 	b.Paths = []*fw.Path{{
+		// Writing wal/<name> records an entry and "crashes" before the
+		// change it announces, so only the rollback ever removes it.
+		Pattern: "wal/" + fw.GenericNameRegex("name"),
+		Fields:  map[string]*fw.FieldSchema{"name": {Type: fw.TypeString}},
+		Operations: map[logical.Operation]fw.OperationFunc{
+			logical.UpdateOperation: func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+				id, err := b.PutWAL(ctx, req.Storage, "user", map[string]any{"name": d.String("name")})
+				if err != nil {
+					return nil, err
+				}
+				return &logical.Response{Data: map[string]any{"wal_id": id}}, nil
+			},
+		},
+	}, {
 		Pattern: "creds/" + fw.GenericNameRegex("name"),
 		Fields:  map[string]*fw.FieldSchema{"name": {Type: fw.TypeString}},
 		Operations: map[logical.Operation]fw.OperationFunc{
