@@ -233,16 +233,11 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth
 		EntityID:       auth.EntityID,
 		InternalData:   auth.InternalData,
 	}
-	ttl := auth.TTL
-	if auth.Period > 0 {
-		ttl = auth.Period
-	}
-	if ttl == 0 {
-		ttl = m.sys.DefaultLeaseTTL()
-	}
-	if ttl > m.sys.MaxLeaseTTL() && auth.Period == 0 {
-		ttl = m.sys.MaxLeaseTTL()
-	}
+	// The method's TTL is its default (a role's token_ttl), capped by its
+	// max (token_max_ttl) and the mount's.
+	ttl, _ := logical.CalculateTTL(m.sys, logical.LeaseTerms{
+		Default: auth.TTL, Max: auth.MaxTTL, Period: auth.Period, ExplicitMax: auth.ExplicitMaxTTL,
+	})
 	te.CreationTTL = ttl
 	te.ExpireTime = now.Add(ttl)
 	if err := c.tokens.create(ctx, te); err != nil {

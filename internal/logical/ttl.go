@@ -69,7 +69,7 @@ func CalculateTTL(sys SystemView, t LeaseTerms) (ttl time.Duration, warnings []s
 				left = 0
 			}
 			if t.Requested > 0 {
-				warnings = append(warnings, fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", t.Requested.String(), left.Truncate(time.Second).String()))
+				warnings = append(warnings, fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", t.Requested.String(), left.Round(time.Second).String()))
 			}
 			ttl = left
 		}
