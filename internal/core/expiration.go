@@ -2,6 +2,8 @@ package core
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -18,29 +20,34 @@ import (
 // The expiration manager keeps every lease behind the barrier and revokes
 // each through the backend that issued it when it expires, is revoked, or
 // its token goes. Nothing about a lease is held in memory but the list of
-// time buckets that hold some: a restart lists those buckets and is ready,
-// whatever the number of leases, and the loop only ever reads the bucket
-// that is due next.
+// time buckets that hold some: a restart reads one marker key per bucket and
+// is ready, whatever the number of leases, and the loop only ever reads the
+// bucket that is due next.
 //
 // Storage layout in the manager's view (sys/expire/):
 //
 //	id/<lease ID>                          the lease (lease IDs are paths)
 //	by-time/<bucket>/<due nanos>.<hash>    the lease ID, due at that time
-//	token/<hash(token)>/<hash(lease ID)>   the lease ID, for the token's leases
-//	mount/<accessor>/<hash(lease ID)>      the lease ID, for the mount's leases
+//	buckets/<bucket>                       a marker: the bucket may hold keys
+//	token/<hash(token)>/<index name>       the lease ID, for the token's leases
+//	mount/<accessor>/<index name>          the lease ID, for the mount's leases
 //
 // A lease's due time is its expiry, or after a failed revocation the time
 // of the next attempt. A bucket is the due time in whole multiples of
-// bucketWidth, zero-padded so keys sort by time.
+// bucketWidth, zero-padded so keys sort by time. The random part of a lease
+// ID starts with its issue time, and index names start with that part, so
+// leases issued together sit together in storage and are deleted together
+// when they expire, touching few pages.
 const (
 	expirePrefix      = "sys/expire/"
 	leaseIDPrefix     = "id/"
 	leaseTimePrefix   = "by-time/"
+	leaseBucketPrefix = "buckets/"
 	leaseTokenPrefix  = "token/"
 	leaseMountPrefix  = "mount/"
 	bucketWidth       = 10 * time.Second
-	revokeBatch       = 1024
-	revokeConcurrency = 32
+	revokeBatch       = 4096
+	revokeConcurrency = 1024
 
 	// maxExpiryWait bounds the loop's sleep, so a clock that jumps (or a
 	// lease added in a bucket the loop has not been told about) is noticed.
@@ -76,6 +83,27 @@ type leaseEntry struct {
 
 func (le *leaseEntry) hash() string { return hashID(le.LeaseID) }
 
+// indexName names the lease in the token and mount indexes: the random
+// part of its ID (time first), and a hash of the whole ID.
+func (le *leaseEntry) indexName() string {
+	return le.LeaseID[strings.LastIndexByte(le.LeaseID, '/')+1:] + "." + le.hash()[:16]
+}
+
+// newLeaseSuffix is the random part of a lease ID: 24 base62 characters,
+// the first 8 the issue time in milliseconds (so they sort by time), the
+// other 16 (95 bits) from crypto/rand.
+func newLeaseSuffix(now time.Time) string {
+	var ts [8]byte
+	ms := now.UnixMilli()
+	for i := len(ts) - 1; i >= 0; i-- {
+		ts[i] = base62[ms%62]
+		ms /= 62
+	}
+	return string(ts[:]) + randomBase62(16)
+}
+
+func bucketKey(b int64) string { return fmt.Sprintf("%s%012d", leaseBucketPrefix, b) }
+
 func (le *leaseEntry) timeKey() string { return leaseTimeKey(le.DueTime, le.hash()) }
 
 func leaseTimeKey(due time.Time, hash string) string {
@@ -92,14 +120,17 @@ type expiration struct {
 	count  *atomic.Int64   // the core's lease gauge
 	revoks *revokeCounters // the core's counters
 
-	// mu guards buckets and gen. buckets lists, sorted, the time buckets
-	// that may hold leases; gen counts additions, so the loop drops a
-	// bucket it found empty only if nothing was added meanwhile.
+	// mu guards buckets, pins and gen. buckets lists, sorted, the time
+	// buckets that may hold leases, each with a marker in storage; pins
+	// counts the writes under way into each; gen counts them all. The loop
+	// drops a bucket it found empty only if no write was under way or
+	// started meanwhile.
 	mu      sync.Mutex
 	buckets []int64
+	pins    map[int64]int
 	gen     uint64
 
-	leaseLocks [256]sync.Mutex
+	leaseLocks [4096]sync.Mutex
 
 	poke chan struct{}
 	stop chan struct{}
@@ -118,33 +149,45 @@ func newExpiration(c *Core) *expiration {
 		count:  &c.leaseCount,
 		revoks: &c.leaseRevocations,
 		poke:   make(chan struct{}, 1),
+		pins:   map[int64]int{},
 	}
 }
 
-// load lists the buckets that hold leases and counts the leases in them.
-// It reads keys only, never a lease.
+// load reads the bucket markers: one key per bucket, never a lease.
 func (em *expiration) load(ctx context.Context) error {
-	names, err := em.view.List(ctx, leaseTimePrefix)
+	names, err := em.view.List(ctx, leaseBucketPrefix)
 	if err != nil {
 		return fmt.Errorf("listing lease expiry buckets: %w", err)
 	}
-	var total int64
 	for _, n := range names {
-		b, err := strconv.ParseInt(strings.TrimSuffix(n, "/"), 10, 64)
+		b, err := strconv.ParseInt(n, 10, 64)
 		if err != nil {
 			em.core.logger.Warn("ignoring a malformed lease expiry bucket", "key", n)
 			continue
 		}
-		keys, err := em.view.List(ctx, leaseTimePrefix+n)
-		if err != nil {
-			return fmt.Errorf("listing lease expiry bucket %s: %w", n, err)
-		}
-		total += int64(len(keys))
 		em.buckets = append(em.buckets, b)
 	}
 	slices.Sort(em.buckets)
-	em.count.Store(total)
 	return nil
+}
+
+// countLeases counts the leases in every bucket and adds them to the lease
+// gauge; it runs once after unseal, off the path to ready. Leases created
+// or revoked while it runs may be counted twice or not at all.
+func (em *expiration) countLeases(ctx context.Context) {
+	em.mu.Lock()
+	buckets := slices.Clone(em.buckets)
+	em.mu.Unlock()
+	var total int64
+	for _, b := range buckets {
+		keys, err := em.view.List(ctx, fmt.Sprintf("%s%012d/", leaseTimePrefix, b))
+		if err != nil {
+			em.core.logger.Warn("counting leases failed; the lease count is short", "error", err)
+			break
+		}
+		total += int64(len(keys))
+	}
+	em.count.Add(total)
 }
 
 // start runs the expiry loop until stopLoop.
@@ -179,6 +222,7 @@ func (em *expiration) run(stop <-chan struct{}, done chan<- struct{}) {
 		case <-ctx.Done():
 		}
 	}()
+	em.countLeases(ctx)
 	for {
 		wait := em.expireDue(ctx)
 		select {
@@ -190,20 +234,47 @@ func (em *expiration) run(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// addBucket records that bucket b holds a lease; called after the lease's
-// by-time key is stored.
-func (em *expiration) addBucket(b int64) {
+// pin announces a write that puts a by-time key in bucket b. When the
+// bucket is new it returns the put of its marker, which the write must
+// include. Call unpin once the write is done, whether it succeeded or not.
+func (em *expiration) pin(b int64) []storage.Op {
 	em.mu.Lock()
+	defer em.mu.Unlock()
 	em.gen++
+	em.pins[b]++
 	i, found := slices.BinarySearch(em.buckets, b)
-	if !found {
-		em.buckets = slices.Insert(em.buckets, i, b)
+	if found {
+		return nil
 	}
-	first := i == 0
+	em.buckets = slices.Insert(em.buckets, i, b)
+	return []storage.Op{{Kind: storage.OpPut, Entry: &storage.Entry{Key: bucketKey(b), Value: []byte{}}}}
+}
+
+func (em *expiration) unpin(b int64) {
+	em.mu.Lock()
+	if em.pins[b]--; em.pins[b] == 0 {
+		delete(em.pins, b)
+	}
+	first := len(em.buckets) > 0 && em.buckets[0] == b
 	em.mu.Unlock()
 	if first {
 		em.wake() // it may be due before what the loop waits for
 	}
+}
+
+// dropBucket forgets bucket b, found empty by a list that began at
+// generation gen, unless a write into it is under way or began since.
+func (em *expiration) dropBucket(ctx context.Context, b int64, gen uint64) error {
+	em.mu.Lock()
+	defer em.mu.Unlock()
+	if em.gen != gen || em.pins[b] > 0 || len(em.buckets) == 0 || em.buckets[0] != b {
+		return nil
+	}
+	if err := em.view.Delete(ctx, bucketKey(b)); err != nil {
+		return err
+	}
+	em.buckets = em.buckets[1:]
+	return nil
 }
 
 // expireDue revokes every lease due by now and returns how long to wait
@@ -227,11 +298,10 @@ func (em *expiration) expireDue(ctx context.Context) time.Duration {
 			return revokeBackoffBase
 		}
 		if len(keys) == 0 {
-			em.mu.Lock()
-			if em.gen == gen && len(em.buckets) > 0 && em.buckets[0] == b {
-				em.buckets = em.buckets[1:]
+			if err := em.dropBucket(ctx, b, gen); err != nil {
+				em.core.logger.Warn("dropping an empty lease expiry bucket failed; retrying", "error", err)
+				return revokeBackoffBase
 			}
-			em.mu.Unlock()
 			continue
 		}
 		var due []string
@@ -286,8 +356,11 @@ func (em *expiration) expireKeys(ctx context.Context, b int64, keys []string) {
 	wg.Wait()
 }
 
+// lock returns the lock of a lease, one of many chosen by its hash, so
+// the loop's concurrent revocations rarely wait for each other.
 func (em *expiration) lock(leaseID string) *sync.Mutex {
-	return &em.leaseLocks[hashID(leaseID)[0]&0xff]
+	sum := sha256.Sum256([]byte(leaseID))
+	return &em.leaseLocks[binary.BigEndian.Uint16(sum[:])%uint16(len(em.leaseLocks))]
 }
 
 func (em *expiration) get(ctx context.Context, leaseID string) (*leaseEntry, error) {
@@ -321,7 +394,7 @@ func (em *expiration) register(ctx context.Context, m *mount, fullPath string, t
 	now := em.clock.Now().UTC()
 	ttl, warnings := logical.CalculateTTL(m.sys, logical.LeaseTerms{Default: secret.TTL, Max: secret.MaxTTL, Issued: now})
 	le := &leaseEntry{
-		LeaseID:       strings.TrimSuffix(fullPath, "/") + "/" + randomBase62(24),
+		LeaseID:       strings.TrimSuffix(fullPath, "/") + "/" + newLeaseSuffix(now),
 		Path:          fullPath,
 		MountAccessor: m.entry.Accessor,
 		InternalData:  secret.InternalData,
@@ -337,16 +410,19 @@ func (em *expiration) register(ctx context.Context, m *mount, fullPath string, t
 	ops := []storage.Op{
 		{Kind: storage.OpPut, Entry: mustJSONEntry(leaseIDPrefix+le.LeaseID, le)},
 		{Kind: storage.OpPut, Entry: &storage.Entry{Key: le.timeKey(), Value: []byte(le.LeaseID)}},
-		{Kind: storage.OpPut, Entry: &storage.Entry{Key: leaseMountPrefix + le.MountAccessor + "/" + le.hash(), Value: []byte(le.LeaseID)}},
+		{Kind: storage.OpPut, Entry: &storage.Entry{Key: leaseMountPrefix + le.MountAccessor + "/" + le.indexName(), Value: []byte(le.LeaseID)}},
 	}
 	if le.TokenHash != "" {
-		ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: leaseTokenPrefix + le.TokenHash + "/" + le.hash(), Value: []byte(le.LeaseID)}})
+		ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: leaseTokenPrefix + le.TokenHash + "/" + le.indexName(), Value: []byte(le.LeaseID)}})
 	}
-	if err := em.view.Transaction(ctx, ops); err != nil {
+	b := bucketOf(le.DueTime)
+	ops = append(ops, em.pin(b)...)
+	err := em.view.Transaction(ctx, ops)
+	em.unpin(b)
+	if err != nil {
 		return nil, fmt.Errorf("storing the lease: %w", err)
 	}
 	em.count.Add(1)
-	em.addBucket(bucketOf(le.DueTime))
 	secret.LeaseID, secret.TTL, secret.IssueTime = le.LeaseID, ttl, now
 	return warnings, nil
 }
@@ -360,16 +436,19 @@ func (em *expiration) reschedule(ctx context.Context, le *leaseEntry, oldTimeKey
 	if oldTimeKey != "" && oldTimeKey != le.timeKey() {
 		ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: oldTimeKey}})
 	}
-	if err := em.view.Transaction(ctx, ops); err != nil {
+	b := bucketOf(le.DueTime)
+	ops = append(ops, em.pin(b)...)
+	err := em.view.Transaction(ctx, ops)
+	em.unpin(b)
+	if err != nil {
 		return fmt.Errorf("storing the lease: %w", err)
 	}
-	em.addBucket(bucketOf(le.DueTime))
 	return nil
 }
 
 // remove deletes a lease and its index keys.
 func (em *expiration) remove(ctx context.Context, le *leaseEntry) error {
-	h := le.hash()
+	h := le.indexName()
 	ops := []storage.Op{
 		{Kind: storage.OpDelete, Entry: &storage.Entry{Key: le.timeKey()}},
 		{Kind: storage.OpDelete, Entry: &storage.Entry{Key: leaseMountPrefix + le.MountAccessor + "/" + h}},
