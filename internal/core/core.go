@@ -411,6 +411,7 @@ func (c *Core) preSeal(ctx context.Context) {
 	c.stopRollback()
 	if c.expiration != nil {
 		c.expiration.stopLoop()
+		c.expiration.saveCount(ctx)
 	}
 	if c.tokens != nil {
 		c.tokens.stopTidy()

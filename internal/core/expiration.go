@@ -29,6 +29,7 @@ import (
 //	id/<lease ID>                          the lease (lease IDs are paths)
 //	by-time/<bucket>/<due nanos>.<hash>    the lease ID, due at that time
 //	buckets/<bucket>                       a marker: the bucket may hold keys
+//	count                                  the lease count, kept over a clean seal
 //	token/<hash(token)>/<index name>       the lease ID, for the token's leases
 //	mount/<accessor>/<index name>          the lease ID, for the mount's leases
 //
@@ -43,6 +44,7 @@ const (
 	leaseIDPrefix     = "id/"
 	leaseTimePrefix   = "by-time/"
 	leaseBucketPrefix = "buckets/"
+	leaseCountKey     = "count"
 	leaseTokenPrefix  = "token/"
 	leaseMountPrefix  = "mount/"
 	bucketWidth       = 10 * time.Second
@@ -137,6 +139,9 @@ type expiration struct {
 	done chan struct{}
 
 	tidying atomic.Bool
+	// counted is set once the lease gauge is exact: read from the count a
+	// clean seal stored, or counted after unseal.
+	counted atomic.Bool
 }
 
 type revokeCounters struct{ ok, failed atomic.Int64 }
@@ -168,13 +173,42 @@ func (em *expiration) load(ctx context.Context) error {
 		em.buckets = append(em.buckets, b)
 	}
 	slices.Sort(em.buckets)
+	// The count a clean seal stored is exact; it is deleted at once, so a
+	// crash later leaves none and the next unseal counts.
+	if e, err := em.view.Get(ctx, leaseCountKey); err != nil {
+		return fmt.Errorf("reading the lease count: %w", err)
+	} else if e != nil {
+		if n, err := strconv.ParseInt(string(e.Value), 10, 64); err == nil {
+			em.count.Store(n)
+			em.counted.Store(true)
+		}
+		if err := em.view.Delete(ctx, leaseCountKey); err != nil {
+			return fmt.Errorf("clearing the stored lease count: %w", err)
+		}
+	}
 	return nil
 }
 
+// saveCount stores the lease count on a clean seal, once the loop has
+// stopped and no request runs, so the next unseal need not count.
+func (em *expiration) saveCount(ctx context.Context) {
+	if !em.counted.Load() {
+		return
+	}
+	n := strconv.FormatInt(em.count.Load(), 10)
+	if err := em.view.Put(ctx, &storage.Entry{Key: leaseCountKey, Value: []byte(n)}); err != nil {
+		em.core.logger.Warn("storing the lease count failed; the next unseal counts the leases", "error", err)
+	}
+}
+
 // countLeases counts the leases in every bucket and adds them to the lease
-// gauge; it runs once after unseal, off the path to ready. Leases created
-// or revoked while it runs may be counted twice or not at all.
+// gauge, when no clean seal stored the count. It runs on the expiry loop
+// before it revokes anything, off the path to ready. Leases a client
+// creates or revokes while it runs may be counted twice or not at all.
 func (em *expiration) countLeases(ctx context.Context) {
+	if em.counted.Load() {
+		return
+	}
 	em.mu.Lock()
 	buckets := slices.Clone(em.buckets)
 	em.mu.Unlock()
@@ -188,6 +222,7 @@ func (em *expiration) countLeases(ctx context.Context) {
 		total += int64(len(keys))
 	}
 	em.count.Add(total)
+	em.counted.Store(true)
 }
 
 // start runs the expiry loop until stopLoop.
