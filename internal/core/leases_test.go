@@ -516,3 +516,29 @@ func TestCoreRunsPeriodicFuncAndWALRollback(t *testing.T) {
 		t.Fatal("the periodic function did not run")
 	}
 }
+
+// Disabling an engine revokes what it issued first; while that fails the
+// mount stays, so the revocation can still be retried through it.
+func TestUnmountRevokesLeasesFirst(t *testing.T) {
+	e := leasetest.NewEngine(10)
+	c, _ := leaseServer(t, e)
+	s := readCreds(t, c, "stub/creds/app")
+	e.FailRevoke.Store(true)
+	if err := c.Sys().Unmount("stub"); statusOf(err) != http.StatusBadRequest {
+		t.Fatalf("unmount while revocation fails: err = %v, want 400", err)
+	}
+	<-e.Revocations
+	if mounts, _ := c.Sys().ListMounts(); mounts["stub/"] == nil {
+		t.Fatal("the mount went away with a lease it could not revoke")
+	}
+	lookup(t, c, s.LeaseID)
+
+	e.FailRevoke.Store(false)
+	if err := c.Sys().Unmount("stub"); err != nil {
+		t.Fatal(err)
+	}
+	if r := nextRevocation(t, e); r.Err != nil || r.User != s.Data["username"] {
+		t.Fatalf("revocation = %+v", r)
+	}
+	wantInvalidLease(t, c, s.LeaseID)
+}
