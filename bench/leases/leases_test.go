@@ -6,6 +6,10 @@
 // It runs only when asked:
 //
 //	ARCA_LEASE_BENCH=1000000 go test ./bench/leases/ -run TestLeaseScale -v -timeout 2h
+//
+// ARCA_LEASE_BENCH_DIR puts the bolt file elsewhere than a temporary
+// directory; ARCA_LEASE_BENCH_CRASH=1 kills the first restarted server
+// instead of sealing it, so the second counts every lease after unseal.
 package leases
 
 import (
@@ -17,11 +21,13 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -76,7 +82,12 @@ func child() {
 		os.Exit(1)
 	}
 	fmt.Printf("ready %d\n", time.Since(start).Milliseconds())
-	select {}
+	// SIGTERM seals cleanly (the lease count is kept); SIGKILL is a crash.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	<-sig
+	srv.Shutdown(context.Background())
+	os.Exit(0)
 }
 
 func TestLeaseScale(t *testing.T) {
@@ -138,7 +149,7 @@ func TestLeaseScale(t *testing.T) {
 	t.Logf("filled %d leases in %s (%.0f/s); bolt file %d MB", n, fillTime.Round(time.Millisecond), float64(n)/fillTime.Seconds(), st.Size()>>20)
 
 	// Restart with every lease in place: time to ready and memory.
-	run := func(offset time.Duration) (stop func(), readyMs string, wall time.Duration, pid int, addr string) {
+	run := func(offset time.Duration) (stop func(clean bool), readyMs string, wall time.Duration, pid int, addr string) {
 		addr = "127.0.0.1:" + strconv.Itoa(18400+int(offset/time.Hour))
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "ARCA_LEASE_BENCH_CHILD=1", "ARCA_LEASE_BENCH_DB="+db, "ARCA_LEASE_BENCH_ADDR="+addr,
@@ -156,7 +167,14 @@ func TestLeaseScale(t *testing.T) {
 			cmd.Process.Kill()
 			t.Fatalf("child: %q", got)
 		}
-		return func() { cmd.Process.Kill(); cmd.Wait() }, strings.TrimPrefix(got, "ready "), wall, cmd.Process.Pid, addr
+		return func(clean bool) {
+			if clean {
+				cmd.Process.Signal(syscall.SIGTERM)
+			} else {
+				cmd.Process.Kill()
+			}
+			cmd.Wait()
+		}, strings.TrimPrefix(got, "ready "), wall, cmd.Process.Pid, addr
 	}
 	stop, readyMs, wall, pid, addr := run(0)
 	readyRSS := rss(pid)
@@ -164,12 +182,13 @@ func TestLeaseScale(t *testing.T) {
 	count := waitCount(t, addr, res.RootToken, func(c int64) bool { return c == int64(n) })
 	t.Logf("restart with %d leases: unsealed and serving in %s ms (process start to ready: %s); RSS at ready %s; lease count complete %s later; RSS then %s",
 		count, readyMs, wall.Round(time.Millisecond), readyRSS, time.Since(begin).Round(time.Millisecond), rss(pid))
-	stop()
+	stop(os.Getenv("ARCA_LEASE_BENCH_CRASH") == "")
 
 	// Restart two hours later: the first fifth are due at once. Timed from
-	// ready, so the count at start-up is included.
+	// ready; after a crash (ARCA_LEASE_BENCH_CRASH=1) this includes
+	// counting every lease first.
 	stop, readyMs, _, pid, addr = run(2 * time.Hour)
-	defer stop()
+	defer stop(false)
 	begin = time.Now()
 	target := int64(n - expiring)
 	above := false
@@ -181,8 +200,6 @@ func TestLeaseScale(t *testing.T) {
 	t.Logf("revoked %d expired leases in %s: %.0f revocations/s (restart %s ms); RSS %s", expiring, took.Round(time.Millisecond), float64(expiring)/took.Seconds(), readyMs, rss(pid))
 }
 
-// waitCount polls the lease count until done accepts it. Polling a
-// benchmark's progress, not a test's timing.
 func waitCount(t *testing.T, addr, token string, done func(int64) bool) int64 {
 	begin := time.Now()
 	for {
