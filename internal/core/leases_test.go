@@ -542,3 +542,26 @@ func TestUnmountRevokesLeasesFirst(t *testing.T) {
 	}
 	wantInvalidLease(t, c, s.LeaseID)
 }
+
+// A token that expires takes its leases with it.
+func TestExpiredTokenRevokesItsLeases(t *testing.T) {
+	e := leasetest.NewEngine(10)
+	e.TTL = 24 * time.Hour
+	root, clock := leaseServer(t, e)
+	sec, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"root"}, TTL: "10m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := root.Clone()
+	tc.SetToken(sec.Auth.ClientToken)
+	s := readCreds(t, tc, "stub/creds/app")
+
+	clock.Advance(11 * time.Minute)
+	if _, err := tc.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("expired token: err = %v, want 403", err)
+	}
+	if r := nextRevocation(t, e); r.User != s.Data["username"] || r.Err != nil {
+		t.Fatalf("revocation = %+v", r)
+	}
+	wantInvalidLease(t, root, s.LeaseID)
+}
