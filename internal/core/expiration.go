@@ -142,6 +142,12 @@ type expiration struct {
 	// counted is set once the lease gauge is exact: read from the count a
 	// clean seal stored, or counted after unseal.
 	counted atomic.Bool
+	// pending lists the buckets the count after unseal has yet to reach:
+	// a write there leaves the gauge to the count. countMu is held for
+	// reading by every write of a by-time key and for writing while the
+	// count lists a bucket, so each lease is counted exactly once.
+	countMu sync.RWMutex
+	pending map[int64]bool
 }
 
 type revokeCounters struct{ ok, failed atomic.Int64 }
@@ -173,6 +179,10 @@ func (em *expiration) load(ctx context.Context) error {
 		em.buckets = append(em.buckets, b)
 	}
 	slices.Sort(em.buckets)
+	em.pending = make(map[int64]bool, len(em.buckets))
+	for _, b := range em.buckets {
+		em.pending[b] = true
+	}
 	// The count a clean seal stored is exact; it is deleted at once, so a
 	// crash later leaves none and the next unseal counts.
 	if e, err := em.view.Get(ctx, leaseCountKey); err != nil {
@@ -181,6 +191,7 @@ func (em *expiration) load(ctx context.Context) error {
 		if n, err := strconv.ParseInt(string(e.Value), 10, 64); err == nil {
 			em.count.Store(n)
 			em.counted.Store(true)
+			clear(em.pending)
 		}
 		if err := em.view.Delete(ctx, leaseCountKey); err != nil {
 			return fmt.Errorf("clearing the stored lease count: %w", err)
@@ -201,28 +212,64 @@ func (em *expiration) saveCount(ctx context.Context) {
 	}
 }
 
-// countLeases counts the leases in every bucket and adds them to the lease
-// gauge, when no clean seal stored the count. It runs on the expiry loop
-// before it revokes anything, off the path to ready. Leases a client
-// creates or revokes while it runs may be counted twice or not at all.
+// countLeases counts the leases of every bucket into the lease gauge, when
+// no clean seal stored the count. It runs beside the expiry loop, off the
+// path to ready, one bucket at a time.
 func (em *expiration) countLeases(ctx context.Context) {
 	if em.counted.Load() {
 		return
 	}
-	em.mu.Lock()
-	buckets := slices.Clone(em.buckets)
-	em.mu.Unlock()
-	var total int64
-	for _, b := range buckets {
-		keys, err := em.view.List(ctx, fmt.Sprintf("%s%012d/", leaseTimePrefix, b))
-		if err != nil {
-			em.core.logger.Warn("counting leases failed; the lease count is short", "error", err)
-			break
-		}
-		total += int64(len(keys))
+	em.countMu.RLock()
+	buckets := make([]int64, 0, len(em.pending))
+	for b := range em.pending {
+		buckets = append(buckets, b)
 	}
-	em.count.Add(total)
+	em.countMu.RUnlock()
+	for _, b := range buckets {
+		em.countMu.Lock()
+		keys, err := em.view.List(ctx, fmt.Sprintf("%s%012d/", leaseTimePrefix, b))
+		if err == nil {
+			em.count.Add(int64(len(keys)))
+			delete(em.pending, b)
+		}
+		em.countMu.Unlock()
+		if err != nil {
+			em.core.logger.Warn("counting leases failed; the lease count is short until the next unseal", "error", err)
+			return
+		}
+	}
 	em.counted.Store(true)
+}
+
+// commit applies a write that adds a by-time key to bucket added and
+// removes one from bucket removed (-1: none), and keeps the lease gauge in
+// step.
+func (em *expiration) commit(ctx context.Context, ops []storage.Op, added, removed int64) error {
+	em.countMu.RLock()
+	defer em.countMu.RUnlock()
+	if err := em.view.Transaction(ctx, ops); err != nil {
+		return err
+	}
+	if added >= 0 && !em.pending[added] {
+		em.count.Add(1)
+	}
+	if removed >= 0 && !em.pending[removed] {
+		em.count.Add(-1)
+	}
+	return nil
+}
+
+// bucketOfKey is the bucket of a by-time key.
+func bucketOfKey(key string) int64 {
+	rest := strings.TrimPrefix(key, leaseTimePrefix)
+	if len(rest) < 12 {
+		return -1
+	}
+	b, err := strconv.ParseInt(rest[:12], 10, 64)
+	if err != nil {
+		return -1
+	}
+	return b
 }
 
 // start runs the expiry loop until stopLoop.
@@ -248,7 +295,9 @@ func (em *expiration) wake() {
 
 func (em *expiration) run(stop <-chan struct{}, done chan<- struct{}) {
 	ctx, cancel := context.WithCancel(context.Background())
+	var counting sync.WaitGroup
 	defer close(done)
+	defer counting.Wait()
 	defer cancel()
 	go func() {
 		select {
@@ -257,7 +306,11 @@ func (em *expiration) run(stop <-chan struct{}, done chan<- struct{}) {
 		case <-ctx.Done():
 		}
 	}()
-	em.countLeases(ctx)
+	counting.Add(1)
+	go func() {
+		defer counting.Done()
+		em.countLeases(ctx)
+	}()
 	for {
 		wait := em.expireDue(ctx)
 		select {
@@ -452,12 +505,11 @@ func (em *expiration) register(ctx context.Context, m *mount, fullPath string, t
 	}
 	b := bucketOf(le.DueTime)
 	ops = append(ops, em.pin(b)...)
-	err := em.view.Transaction(ctx, ops)
+	err := em.commit(ctx, ops, b, -1)
 	em.unpin(b)
 	if err != nil {
 		return nil, fmt.Errorf("storing the lease: %w", err)
 	}
-	em.count.Add(1)
 	secret.LeaseID, secret.TTL, secret.IssueTime = le.LeaseID, ttl, now
 	return warnings, nil
 }
@@ -468,12 +520,14 @@ func (em *expiration) reschedule(ctx context.Context, le *leaseEntry, oldTimeKey
 		{Kind: storage.OpPut, Entry: mustJSONEntry(leaseIDPrefix+le.LeaseID, le)},
 		{Kind: storage.OpPut, Entry: &storage.Entry{Key: le.timeKey(), Value: []byte(le.LeaseID)}},
 	}
+	added, removed := int64(-1), int64(-1)
 	if oldTimeKey != "" && oldTimeKey != le.timeKey() {
 		ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: oldTimeKey}})
+		added, removed = bucketOf(le.DueTime), bucketOfKey(oldTimeKey)
 	}
 	b := bucketOf(le.DueTime)
 	ops = append(ops, em.pin(b)...)
-	err := em.view.Transaction(ctx, ops)
+	err := em.commit(ctx, ops, added, removed)
 	em.unpin(b)
 	if err != nil {
 		return fmt.Errorf("storing the lease: %w", err)
@@ -494,10 +548,9 @@ func (em *expiration) remove(ctx context.Context, le *leaseEntry) error {
 	// The lease itself goes last, in the same transaction: indexes never
 	// outlive it where storage has no transactions either.
 	ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: leaseIDPrefix + le.LeaseID}})
-	if err := em.view.Transaction(ctx, ops); err != nil {
+	if err := em.commit(ctx, ops, -1, bucketOfKey(le.timeKey())); err != nil {
 		return fmt.Errorf("deleting the lease: %w", err)
 	}
-	em.count.Add(-1)
 	return nil
 }
 
