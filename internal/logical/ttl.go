@@ -24,6 +24,8 @@ type LeaseTerms struct {
 	// Issued is when the lease or token began; the caps count from it.
 	// The zero time means now.
 	Issued time.Time
+	// Now, when set, is the time to compute from instead of sys.Now().
+	Now time.Time
 }
 
 // CalculateTTL is the one place a TTL is computed: for leases when they are
@@ -34,7 +36,10 @@ type LeaseTerms struct {
 // A warning says when the TTL was cut. The result is never negative: 0 means
 // the maximum life is already spent.
 func CalculateTTL(sys SystemView, t LeaseTerms) (ttl time.Duration, warnings []string) {
-	now := sys.Now()
+	now := t.Now
+	if now.IsZero() {
+		now = sys.Now()
+	}
 	issued := t.Issued
 	if issued.IsZero() {
 		issued = now
