@@ -34,6 +34,7 @@ var commands = map[string]command{
 	"delete":   {"Delete data at any path", runDelete},
 	"list":     {"List keys under any path", runList},
 	"unwrap":   {"Print a wrapped response, using its wrapping token up", runUnwrap},
+	"lease":    {"Look up, renew and revoke leases", runLease},
 }
 
 // Run executes the command named by args[0] and returns the exit code.

@@ -84,9 +84,10 @@ type Core struct {
 	genMu   sync.Mutex
 	genRoot *rootGeneration
 
-	mounts   *mountTable
-	tokens   *tokenStore
-	policies *policyStore
+	mounts     *mountTable
+	tokens     *tokenStore
+	policies   *policyStore
+	expiration *expiration
 
 	// audit holds the enabled audit devices; auditState the audit table.
 	// auditMu serialises changes to both.
@@ -100,10 +101,17 @@ type Core struct {
 
 	metrics    *metrics
 	tokenCount atomic.Int64
+	leaseCount atomic.Int64
+	// leaseRevocations counts revocations and failed attempts, for metrics.
+	leaseRevocations revokeCounters
 
 	// wrapMu serialises handing out wrapped responses, so each is handed
 	// out once.
 	wrapMu sync.Mutex
+
+	// rollbackStop ends the loop that sends mounts their periodic
+	// RollbackOperation; rollbackDone closes when it has ended.
+	rollbackStop, rollbackDone chan struct{}
 
 	activeTime  time.Time
 	clusterID   string
@@ -512,6 +520,10 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	if err := c.tokens.countTokens(ctx); err != nil {
 		return err
 	}
+	c.expiration = newExpiration(c)
+	if err := c.expiration.load(ctx); err != nil {
+		return err
+	}
 	if err := c.loadAudit(ctx); err != nil {
 		return err
 	}
@@ -527,12 +539,19 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.tokens.startTidy()
-	c.activeTime = time.Now().UTC()
+	c.expiration.start()
+	c.startRollback()
+	c.activeTime = c.Now().UTC()
 	return nil
 }
 
 // preSeal tears down what postUnseal built and seals the barrier.
 func (c *Core) preSeal(ctx context.Context) {
+	c.stopRollback()
+	if c.expiration != nil {
+		c.expiration.stopLoop()
+		c.expiration.saveCount(ctx)
+	}
 	if c.tokens != nil {
 		c.tokens.stopTidy()
 	}
@@ -546,10 +565,11 @@ func (c *Core) preSeal(ctx context.Context) {
 	c.auditState.Store(nil)
 	c.quotas.clear()
 	c.tokenCount.Store(0)
+	c.leaseCount.Store(0)
 	if c.mounts != nil {
 		c.mounts.cleanup(ctx)
 	}
-	c.mounts, c.tokens, c.policies = nil, nil, nil
+	c.mounts, c.tokens, c.policies, c.expiration = nil, nil, nil, nil
 	c.cancelRootGeneration()
 	c.barrier.Seal()
 }

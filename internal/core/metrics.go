@@ -63,6 +63,11 @@ func newMetrics(c *Core) *metrics {
 		m.requests, m.requestDuration, m.auditFailures, m.storageDuration, m.rateLimited,
 		gauge("arca_core_unsealed", "1 when the server is unsealed, 0 when sealed.", func() float64 { return boolf(!c.Sealed()) }),
 		gauge("arca_token_count", "Tokens in the token store (0 while sealed).", func() float64 { return float64(c.tokenCount.Load()) }),
+		gauge("arca_lease_count", "Outstanding leases (0 while sealed).", func() float64 { return float64(c.leaseCount.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "arca_lease_revocations_total", Help: "Leases revoked since the server started."},
+			func() float64 { return float64(c.leaseRevocations.ok.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "arca_lease_revocation_failures_total", Help: "Failed attempts at revoking a lease (each is retried) since the server started."},
+			func() float64 { return float64(c.leaseRevocations.failed.Load()) }),
 		gauge("arca_audit_devices", "Enabled audit devices.", func() float64 {
 			if st := c.auditState.Load(); st != nil && !c.Sealed() {
 				return float64(len(st.table))

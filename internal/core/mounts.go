@@ -346,6 +346,19 @@ func (mt *mountTable) disable(ctx context.Context, routePath string) error {
 		mt.mu.Unlock()
 		return logical.BadRequest("cannot unmount %q", routePath)
 	}
+	mt.mu.Unlock()
+	// What the mount issued is revoked through it first; if that fails the
+	// mount stays, as its leases still need it.
+	if em := mt.core.expiration; em != nil {
+		if err := em.revokeByMount(ctx, m.entry.Accessor); err != nil {
+			return logical.Errorf(400, "failed to revoke the leases of %s, so it stays mounted: %v", routePath, err)
+		}
+	}
+	mt.mu.Lock()
+	if mt.byPath[routePath] != m {
+		mt.mu.Unlock()
+		return nil
+	}
 	delete(mt.byPath, routePath)
 	err := mt.persistLocked(ctx, m.entry.Table)
 	mt.mu.Unlock()

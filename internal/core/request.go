@@ -185,8 +185,8 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	if err == nil && resp != nil && resp.Auth != nil && m.entry.Table == authTable && m.entry.Type != "token" {
 		err = c.issueLoginToken(ctx, m, resp.Auth)
 	}
-	if err == nil && resp != nil && resp.Secret != nil && resp.Secret.TTL == 0 {
-		resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+	if err == nil && resp != nil && resp.Secret != nil {
+		err = c.leaseResponse(ctx, m, fullPath, te, resp)
 	}
 	if err == nil && resp != nil && req.WrapTTL > 0 && resp.WrapInfo == nil {
 		resp, err = c.wrap(ctx, req, fullPath, te, resp)
@@ -236,16 +236,11 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth
 		EntityID:       auth.EntityID,
 		InternalData:   auth.InternalData,
 	}
-	ttl := auth.TTL
-	if auth.Period > 0 {
-		ttl = auth.Period
-	}
-	if ttl == 0 {
-		ttl = m.sys.DefaultLeaseTTL()
-	}
-	if ttl > m.sys.MaxLeaseTTL() && auth.Period == 0 {
-		ttl = m.sys.MaxLeaseTTL()
-	}
+	// The method's TTL is its default (a role's token_ttl), capped by its
+	// max (token_max_ttl) and the mount's.
+	ttl, _ := logical.CalculateTTL(m.sys, logical.LeaseTerms{
+		Default: auth.TTL, Max: auth.MaxTTL, Period: auth.Period, ExplicitMax: auth.ExplicitMaxTTL,
+	})
 	te.CreationTTL = ttl
 	te.ExpireTime = now.Add(ttl)
 	if err := c.tokens.create(ctx, te); err != nil {
@@ -307,4 +302,25 @@ func (c *Core) CheckToken(ctx context.Context, token, path string, op logical.Op
 		return policy.Decision{}, err
 	}
 	return acl.Check(path, policyCap(op), nil), nil
+}
+
+// leaseResponse gives a leased response its lease. KV's "ttl" is advice to
+// clients on how often to read again, not a lease: it is only defaulted.
+func (c *Core) leaseResponse(ctx context.Context, m *mount, fullPath string, te *TokenEntry, resp *logical.Response) error {
+	if resp.Secret.LeaseID != "" {
+		return nil // an existing lease, as sys/leases/renew returns it
+	}
+	if m.entry.Type == "kv" {
+		if resp.Secret.TTL == 0 {
+			resp.Secret.TTL = m.sys.DefaultLeaseTTL()
+		}
+		resp.Secret.Renewable, resp.Secret.LeaseID = false, ""
+		return nil
+	}
+	warnings, err := c.expiration.register(ctx, m, fullPath, te, resp.Secret)
+	if err != nil {
+		return err
+	}
+	resp.Warnings = append(resp.Warnings, warnings...)
+	return nil
 }

@@ -94,12 +94,14 @@ func newSystemBackend(c *Core) logical.Backend {
 	paths = append(paths, b.quotaPaths()...)
 	paths = append(paths, b.wrappingPaths()...)
 	paths = append(paths, b.passwordPolicyPaths()...)
+	paths = append(paths, b.leasePaths()...)
 	return &fw.Backend{
 		Help: "The system backend is built in and controls the server: mounts, auth methods, policies, audit, quotas.",
 		PathsSpecial: &logical.Paths{
 			Unauthenticated: []string{"internal/ui/mounts", "internal/ui/mounts/*", "wrapping/lookup"},
-			Root: []string{"auth/*", "remount", "rotate", "rotate/*", "seal", "step-down",
+			Root: append([]string{"auth/*", "remount", "rotate", "rotate/*", "seal", "step-down",
 				"audit", "audit/*", "config/auditing/*", "access-report", "access-report/*", "host-info"},
+				leaseRootPaths...),
 		},
 		Paths: paths,
 	}

@@ -388,22 +388,18 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 
 		// Lifetime: the period for a periodic token, else the requested TTL
 		// or the mount default, within the mount maximum; always within the
-		// explicit maximum. A root token asked for no TTL never expires.
-		sys := b.core.tokenMountSystemView()
-		switch {
-		case period > 0:
-			ttl = period
-		case ttl == 0 && slices.Contains(pols, "root"):
-		case ttl == 0:
-			ttl = sys.DefaultLeaseTTL()
-		}
+		// explicit maximum (logical.CalculateTTL). A root token asked for no
+		// TTL never expires, unless it has an explicit maximum.
 		var warnings []string
-		if period == 0 && ttl > sys.MaxLeaseTTL() {
-			warnings = append(warnings, fmt.Sprintf("the TTL asked for is longer than the maximum of %s: the token gets %[1]s", sys.MaxLeaseTTL()))
-			ttl = sys.MaxLeaseTTL()
-		}
-		if explicitMax > 0 && (ttl == 0 || ttl > explicitMax) {
+		if ttl == 0 && period == 0 && slices.Contains(pols, "root") {
 			ttl = explicitMax
+		} else {
+			if period > 0 {
+				ttl = 0 // the period is the TTL
+			}
+			ttl, warnings = logical.CalculateTTL(b.core.tokenMountSystemView(), logical.LeaseTerms{
+				Requested: ttl, Period: period, ExplicitMax: explicitMax,
+			})
 		}
 		if ttl == 0 && !parent.ExpireTime.IsZero() {
 			return nil, logical.BadRequest("a token that expires cannot create a root token that never expires")

@@ -438,6 +438,9 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if err := ts.core.destroyCubbyhole(ctx, h); err != nil {
 		return fmt.Errorf("destroying the token's cubbyhole: %w", err)
 	}
+	if em := ts.core.expiration; em != nil {
+		em.revokeByToken(ctx, h)
+	}
 	lock := ts.entryLock(h)
 	lock.Lock()
 	defer lock.Unlock()
@@ -585,17 +588,14 @@ func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.
 	}
 	renewed, err := ts.update(ctx, te.ID, func(te *TokenEntry) error {
 		now := ts.now().UTC()
-		ttl := increment
 		if te.Period > 0 {
-			ttl = te.Period
-		} else if ttl <= 0 {
-			ttl = te.CreationTTL
+			increment = 0 // a periodic token always gets its period
 		}
-		expire := now.Add(ttl)
-		if max := ts.maxExpire(te); !max.IsZero() && expire.After(max) {
-			expire = max
-		}
-		te.ExpireTime = expire
+		ttl, _ := logical.CalculateTTL(ts.core.tokenMountSystemView(), logical.LeaseTerms{
+			Requested: increment, Default: te.CreationTTL, Period: te.Period,
+			ExplicitMax: te.ExplicitMaxTTL, Issued: te.CreationTime, Now: now,
+		})
+		te.ExpireTime = now.Add(ttl)
 		return nil
 	})
 	if err != nil {
@@ -605,22 +605,6 @@ func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.
 		return nil, logical.BadRequest("token was revoked")
 	}
 	return renewed, nil
-}
-
-// maxExpire is the latest a token may live: its explicit max TTL, and for
-// non-periodic tokens the system max TTL, counted from creation.
-func (ts *tokenStore) maxExpire(te *TokenEntry) time.Time {
-	var max time.Time
-	if te.Period == 0 {
-		max = te.CreationTime.Add(ts.core.tokenMountSystemView().MaxLeaseTTL())
-	}
-	if te.ExplicitMaxTTL > 0 {
-		em := te.CreationTime.Add(te.ExplicitMaxTTL)
-		if max.IsZero() || em.Before(max) {
-			max = em
-		}
-	}
-	return max
 }
 
 func (c *Core) tokenMountSystemView() logical.SystemView {

@@ -48,6 +48,7 @@ type HTTPWrapInfo struct {
 func NewHTTPResponse(resp *Response, requestID, mountType string) *HTTPResponse {
 	out := &HTTPResponse{RequestID: requestID, Data: resp.Data, Warnings: resp.Warnings, MountType: mountType}
 	if s := resp.Secret; s != nil {
+		out.LeaseID = s.LeaseID
 		out.Renewable = s.Renewable
 		out.LeaseDuration = int64(s.TTL / time.Second)
 	}

@@ -172,6 +172,15 @@ type Paths struct {
 // SystemView is what the core lends a backend: configuration it needs and
 // hooks into core services, never the core itself.
 type SystemView interface {
+	LeaseClock
+	// GeneratePasswordFromPolicy returns a new password from the named
+	// password policy (sys/policies/password/<name>).
+	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
+}
+
+// LeaseClock is the part of a SystemView that lease lifetimes are computed
+// from (see CalculateTTL).
+type LeaseClock interface {
 	// DefaultLeaseTTL and MaxLeaseTTL are the mount's tuned values, falling
 	// back to the server's.
 	DefaultLeaseTTL() time.Duration
@@ -179,9 +188,6 @@ type SystemView interface {
 	// Now is the core's clock. Backends measure time with it, never with
 	// time.Now, so tests can move it.
 	Now() time.Time
-	// GeneratePasswordFromPolicy returns a new password from the named
-	// password policy (sys/policies/password/<name>).
-	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
 }
 
 // BackendConfig is what a Factory receives when a mount is created or loaded.

@@ -24,6 +24,8 @@ type LeaseTerms struct {
 	// Issued is when the lease or token began; the caps count from it.
 	// The zero time means now.
 	Issued time.Time
+	// Now, when set, is the time to compute from instead of sys.Now().
+	Now time.Time
 }
 
 // CalculateTTL is the one place a TTL is computed: for leases when they are
@@ -33,8 +35,11 @@ type LeaseTerms struct {
 // max_lease_ttl (which already falls back to the server's) and ExplicitMax.
 // A warning says when the TTL was cut. The result is never negative: 0 means
 // the maximum life is already spent.
-func CalculateTTL(sys SystemView, t LeaseTerms) (ttl time.Duration, warnings []string) {
-	now := sys.Now()
+func CalculateTTL(sys LeaseClock, t LeaseTerms) (ttl time.Duration, warnings []string) {
+	now := t.Now
+	if now.IsZero() {
+		now = sys.Now()
+	}
 	issued := t.Issued
 	if issued.IsZero() {
 		issued = now
@@ -69,7 +74,7 @@ func CalculateTTL(sys SystemView, t LeaseTerms) (ttl time.Duration, warnings []s
 				left = 0
 			}
 			if t.Requested > 0 {
-				warnings = append(warnings, fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", t.Requested.String(), left.Truncate(time.Second).String()))
+				warnings = append(warnings, fmt.Sprintf("TTL of %q exceeded the effective max_ttl of %q; TTL value is capped accordingly", t.Requested.String(), left.Round(time.Second).String()))
 			}
 			ttl = left
 		}
