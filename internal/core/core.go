@@ -516,7 +516,6 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.mounts = mt
-	mt.startPeriodic()
 	if err := c.tokens.countTokens(ctx); err != nil {
 		return err
 	}

@@ -106,8 +106,6 @@ type mountTable struct {
 	mu   sync.RWMutex
 	// byPath maps a route path ("secret/", "auth/token/") to its mount.
 	byPath map[string]*mount
-
-	periodicStop, periodicDone chan struct{} // see startPeriodic
 }
 
 // builtin mounts that always exist and cannot be moved or disabled.
@@ -428,7 +426,6 @@ func (mt *mountTable) tune(ctx context.Context, routePath string, apply func(*Mo
 }
 
 func (mt *mountTable) cleanup(ctx context.Context) {
-	mt.stopPeriodic()
 	mt.mu.Lock()
 	defer mt.mu.Unlock()
 	for _, m := range mt.byPath {

@@ -214,14 +214,5 @@ type Backend interface {
 	Cleanup(ctx context.Context)
 }
 
-// PeriodicBackend is a Backend with work to do on a schedule (such as
-// rotating keys). While unsealed, the core calls Periodic about once a
-// minute with the mount's storage; an error is logged and the call is
-// repeated at the next tick.
-type PeriodicBackend interface {
-	Backend
-	Periodic(ctx context.Context, s Storage) error
-}
-
 // Factory creates a backend for a mount.
 type Factory func(ctx context.Context, conf *BackendConfig) (Backend, error)

@@ -37,7 +37,12 @@ const (
 
 // Factory builds a transit backend for a mount.
 func Factory(ctx context.Context, conf *logical.BackendConfig) (logical.Backend, error) {
-	b := newBackend(conf.Logger, time.Now)
+	now := time.Now
+	if conf.System != nil {
+		now = conf.System.Now
+	}
+	b := newBackend(conf.Logger, now)
+	b.Setup(conf)
 	size, err := b.readCacheSize(ctx, conf.Storage)
 	if err != nil {
 		return nil, err
@@ -74,6 +79,9 @@ func newBackend(logger *slog.Logger, now func() time.Time) *backend {
 		Help:  "The transit engine encrypts, decrypts, signs and verifies data with keys it keeps.",
 		Paths: b.paths(),
 		Clean: func(context.Context) { b.flush() },
+		PeriodicFunc: func(ctx context.Context, req *logical.Request) error {
+			return b.rotateDue(ctx, req.Storage)
+		},
 	}
 	return b
 }
@@ -236,9 +244,10 @@ func (b *backend) readCacheSize(ctx context.Context, s logical.Storage) (int, er
 	return c.Size, nil
 }
 
-// Periodic rotates every key whose auto_rotate_period has passed since its
-// latest version was made. The core calls it on its schedule.
-func (b *backend) Periodic(ctx context.Context, s logical.Storage) error {
+// rotateDue rotates every key whose auto_rotate_period has passed since its
+// latest version was made. It is the backend's periodic function, run on
+// the core's rollback schedule.
+func (b *backend) rotateDue(ctx context.Context, s logical.Storage) error {
 	names, err := s.List(ctx, policyPrefix)
 	if err != nil {
 		return err

@@ -56,7 +56,9 @@ type Backend struct {
 	// PeriodicFunc, when set, runs on every RollbackOperation the core
 	// sends, about once a minute, for work on a schedule (rotation, tidy).
 	// req.Storage is the backend's storage. An error is logged and the
-	// function runs again next time.
+	// function runs again next time; a round that finds the previous one
+	// still running is skipped. ctx is cancelled when the core seals, and
+	// sealing waits for the function to return.
 	PeriodicFunc func(ctx context.Context, req *logical.Request) error
 
 	// WALRollback undoes the change a write-ahead log entry describes (see
