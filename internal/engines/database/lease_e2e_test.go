@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -506,4 +507,93 @@ func TestStaticRoleRotatesOnScheduleThroughServer(t *testing.T) {
 	if !canLogin(pg, "app_static", second) || canLogin(pg, "app_static", first) {
 		t.Fatal("after the scheduled rotation only the new password must log in")
 	}
+}
+
+// A server that stops after creating a user and before leasing it leaves a
+// write-ahead log entry, and the next server's rollback loop drops that
+// user; a user whose lease was stored is left alone. The stop is the state
+// on disk mid-request: a copy of the bolt file taken while a creation
+// statement holds the request after the user was committed.
+func TestHalfCreatedUserRolledBackAfterACrash(t *testing.T) {
+	pg := pgtest.Start(t)
+	clock := leasetest.NewClock(clockStart())
+	dir := t.TempDir()
+	start := func(path string) (*server.Server, string) {
+		srv, err := server.New(&server.Config{
+			Storage:   server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
+			Listeners: []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
+			Clock:     clock,
+		}, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, err := srv.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { srv.Shutdown(context.Background()) })
+		return srv, "http://" + addrs[0]
+	}
+	ctx := context.Background()
+	srv, addr := start(filepath.Join(dir, "arca.db"))
+	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(t, addr, res.RootToken)
+	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig(t, c, pg, "*")
+	writeRole(t, c, "app", issueCreation, "1h", "24h")
+	leased, leasedUser, _ := creds(t, c, "app")
+
+	// The user is committed, then the request waits in PostgreSQL.
+	writeRole(t, c, "stalls", `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'; COMMIT; SELECT pg_sleep(600)`, "1h", "24h")
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Logical().Read("database/creds/stalls")
+		done <- err
+	}()
+	var halfCreated string
+	eventually(t, "the creation statements reach pg_sleep", func() bool {
+		v := query(t, pg, `SELECT coalesce(max(rolname), '') FROM pg_roles WHERE rolname LIKE 'v-root-stalls-%'`).(string)
+		halfCreated = v
+		return v != "" && query(t, pg, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'`).(int64) > 0
+	})
+	crashed := filepath.Join(dir, "crashed.db")
+	raw, err := os.ReadFile(filepath.Join(dir, "arca.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(crashed, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// End the first server's request and the server: only the copy goes on.
+	query(t, pg, `SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'`)
+	<-done
+	if err := srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !userExists(t, pg, halfCreated) {
+		t.Fatal("the half-created user is gone before any rollback")
+	}
+
+	srv, addr = start(crashed)
+	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	c = newClient(t, addr, res.RootToken)
+	clock.Advance(5 * time.Minute)
+	if !userExists(t, pg, halfCreated) {
+		t.Fatal("a write-ahead log entry younger than the rollback age was rolled back")
+	}
+	advanceUntil(t, clock, time.Minute, "the rollback drops the half-created user", func() bool { return !userExists(t, pg, halfCreated) })
+	if !userExists(t, pg, leasedUser) {
+		t.Fatal("the rollback dropped a user whose lease exists")
+	}
+	lookupLease(t, c, leased.LeaseID)
 }
