@@ -342,6 +342,21 @@ func TestDynamicCredsLeaseEndsDropTheUser(t *testing.T) {
 		}
 		lookupLease(t, c, kept.LeaseID)
 	})
+
+	// Last: it takes the engine away.
+	t.Run("engine disabled", func(t *testing.T) {
+		s, username, _ := creds(t, c, "app-readonly")
+		if err := c.Sys().Unmount("database"); err != nil {
+			t.Fatalf("disabling the engine: %v", err)
+		}
+		if userExists(t, pg, username) {
+			t.Fatal("disabling the engine left the user of its lease")
+		}
+		if n := query(t, pg, `SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'`).(int64); n != 0 {
+			t.Fatalf("%d issued users outlived the engine", n)
+		}
+		wantInvalidLease(t, c, s.LeaseID)
+	})
 }
 
 // quietLog discards the server's log.
