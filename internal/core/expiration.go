@@ -245,9 +245,25 @@ func (em *expiration) countLeases(ctx context.Context) {
 // removes one from bucket removed (-1: none), and keeps the lease gauge in
 // step.
 func (em *expiration) commit(ctx context.Context, ops []storage.Op, added, removed int64) error {
+	return em.commitWith(ctx, ops, nil, added, removed)
+}
+
+// commitWith is commit with ops outside the manager's view (full keys) in
+// the same transaction.
+func (em *expiration) commitWith(ctx context.Context, ops, outside []storage.Op, added, removed int64) error {
 	em.countMu.RLock()
 	defer em.countMu.RUnlock()
-	if err := em.view.Transaction(ctx, ops); err != nil {
+	var err error
+	if len(outside) == 0 {
+		err = em.view.Transaction(ctx, ops)
+	} else {
+		all := make([]storage.Op, 0, len(ops)+len(outside))
+		for _, op := range ops {
+			all = append(all, storage.Op{Kind: op.Kind, Entry: &storage.Entry{Key: em.view.prefix + op.Entry.Key, Value: op.Entry.Value}})
+		}
+		err = em.view.under.Transaction(ctx, append(all, outside...))
+	}
+	if err != nil {
 		return err
 	}
 	if added >= 0 && !em.pending[added] {
@@ -503,14 +519,20 @@ func (em *expiration) register(ctx context.Context, m *mount, fullPath string, t
 	if le.TokenHash != "" {
 		ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: leaseTokenPrefix + le.TokenHash + "/" + le.indexName(), Value: []byte(le.LeaseID)}})
 	}
+	// The backend's write-ahead log entry for the change behind the
+	// secret goes as the lease comes: never both, never neither.
+	var outside []storage.Op
+	if secret.WALKey != "" {
+		outside = []storage.Op{{Kind: storage.OpDelete, Entry: &storage.Entry{Key: m.view.prefix + secret.WALKey}}}
+	}
 	b := bucketOf(le.DueTime)
 	ops = append(ops, em.pin(b)...)
-	err := em.commit(ctx, ops, b, -1)
+	err := em.commitWith(ctx, ops, outside, b, -1)
 	em.unpin(b)
 	if err != nil {
 		return nil, fmt.Errorf("storing the lease: %w", err)
 	}
-	secret.LeaseID, secret.TTL, secret.IssueTime = le.LeaseID, ttl, now
+	secret.LeaseID, secret.TTL, secret.IssueTime, secret.WALKey = le.LeaseID, ttl, now, ""
 	return warnings, nil
 }
 

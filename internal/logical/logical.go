@@ -135,6 +135,12 @@ type Secret struct {
 	// Increment is the extension the client asked for on a renewal
 	// (0: none asked); set by the core on RenewOperation requests.
 	Increment time.Duration
+	// WALKey, when set by the backend, is the storage key (in its own
+	// storage) of the write-ahead log entry that undoes the change behind
+	// this secret. The core deletes it in the transaction that stores the
+	// lease: a stop before the lease exists leaves it for the rollback,
+	// and once the lease exists only the lease revokes the change.
+	WALKey string
 }
 
 // Auth describes a token: the caller's on requests, and the one to issue on

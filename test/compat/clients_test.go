@@ -1,18 +1,25 @@
 package compat
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/arcasec/arca/internal/server/servertest"
+	"github.com/arcasec/arca/internal/testutil/pgtest"
 )
 
 // runClient runs a client script against a fresh dev server and a fresh
-// uninitialised one. A missing client fails in CI (the test command
-// installs it) and skips elsewhere.
-func runClient(t *testing.T, installed func() bool, what string, name string, args ...string) {
+// uninitialised one, with env added to its environment. A missing client
+// fails in CI (the test command installs it) and skips elsewhere. It
+// returns the script's output.
+func runClient(t *testing.T, installed func() bool, env func() []string, what string, name string, args ...string) string {
 	t.Helper()
 	if !installed() {
 		if os.Getenv("CI") != "" {
@@ -24,23 +31,65 @@ func runClient(t *testing.T, installed func() bool, what string, name string, ar
 	sealed := servertest.StartSealed(t)
 	cmd := exec.Command(name, args...)
 	cmd.Env = append(os.Environ(), "VAULT_ADDR="+addr, "VAULT_TOKEN="+root, "SEALED_ADDR="+sealed)
+	if env != nil {
+		cmd.Env = append(cmd.Env, env()...)
+	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("%s failed: %v\n%s", what, err, out)
 	}
 	t.Logf("%s", out)
+	return string(out)
 }
 
+// TestNodeVault runs node/compat.js, which also takes dynamic PostgreSQL
+// credentials through their lease (read, renew, revoke) from a throwaway
+// cluster, and prints the usernames it was issued so that PostgreSQL can
+// be checked here: the revoked user is gone, the other one is still there.
 func TestNodeVault(t *testing.T) {
-	runClient(t, func() bool {
+	var pg *pgtest.Cluster
+	out := runClient(t, func() bool {
 		_, err := os.Stat(filepath.Join("node", "node_modules", "node-vault", "package.json"))
 		_, nodeErr := exec.LookPath("node")
 		return err == nil && nodeErr == nil
+	}, func() []string {
+		pg = pgtest.Start(t)
+		return []string{"PG_HOST=" + pg.Host, "PG_PORT=" + strconv.Itoa(pg.Port), "PG_USER=" + pg.User, "PG_PASSWORD=" + pg.Password}
 	}, "npm node-vault", "node", filepath.Join("node", "compat.js"))
+
+	users := map[string]string{}
+	for _, line := range strings.Split(out, "\n") {
+		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "DB_USER_") {
+			users[k] = strings.TrimSpace(v)
+		}
+	}
+	revoked, kept := users["DB_USER_REVOKED"], users["DB_USER_KEPT"]
+	if revoked == "" || kept == "" {
+		t.Fatalf("compat.js did not name the database users it was issued: %v", users)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	exists := func(name string) bool {
+		var ok bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, name).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if exists(revoked) {
+		t.Fatalf("user %s survived sys/leases/revoke from node-vault", revoked)
+	}
+	if !exists(kept) {
+		t.Fatalf("user %s, whose lease was not revoked, is gone", kept)
+	}
 }
 
 func TestPythonHvac(t *testing.T) {
 	runClient(t, func() bool {
 		return exec.Command("/usr/bin/python3", "-c", "import hvac").Run() == nil
-	}, "Debian python3-hvac", "/usr/bin/python3", filepath.Join("python", "compat.py"))
+	}, nil, "Debian python3-hvac", "/usr/bin/python3", filepath.Join("python", "compat.py"))
 }

@@ -15,8 +15,8 @@ const credsType = "creds"
 const maxIdentifierLength = 63
 
 // walKindUser is the kind of the write-ahead log entry written before a
-// dynamic user is created: if Arca stops before the user's lease exists,
-// the rollback drops the user.
+// dynamic user is created and deleted with the creation of its lease: if
+// Arca stops before the user's lease exists, the rollback drops the user.
 const walKindUser = "creds-user"
 
 func (b *backend) credsPath() *framework.Path {
@@ -63,8 +63,8 @@ func (u *issued) internalData() map[string]any {
 }
 
 // readCreds creates a user for the role, valid until its lease's TTL ends.
-// A write-ahead log entry names the user until the user exists, so a crash
-// in between leaves no user behind.
+// A write-ahead log entry names the user until its lease exists, so a
+// crash in between leaves no user behind.
 func (b *backend) readCreds(ctx context.Context, req *logical.Request, d *framework.FieldData) (*logical.Response, error) {
 	name := d.String("name")
 	role, err := loadRole(ctx, req.Storage, name)
@@ -120,15 +120,11 @@ func (b *backend) readCreds(ctx context.Context, req *logical.Request, d *framew
 		}
 		return nil, logical.BadRequest("role %q: %v", name, err)
 	}
-	if err := b.DeleteWAL(ctx, req.Storage, walID); err != nil {
-		// The user exists but would be dropped by the rollback: drop it
-		// now rather than hand out credentials that will vanish.
-		if rerr := p.revokeUser(dctx, role.RevocationStatements, username); rerr != nil {
-			b.logger.Error("dropping a user whose write-ahead log entry could not be removed", "error", rerr)
-		}
-		return nil, err
-	}
+	// The entry stays until the core has stored the lease, and goes in
+	// the same transaction (Secret.WALKey): a stop in between leaves it,
+	// and the rollback drops the user nobody holds a lease for.
 	resp := b.Secret(credsType).Response(map[string]any{"username": username, "password": password}, u.internalData())
+	resp.Secret.WALKey = framework.WALKey(walID)
 	resp.Secret.TTL = ttl
 	resp.Secret.MaxTTL = role.MaxTTL
 	resp.Warnings = append(resp.Warnings, warnings...)

@@ -390,7 +390,7 @@ func TestIssueFlowThroughTheVaultClient(t *testing.T) {
 	username, _ := s.Data["username"].(string)
 	password, _ := s.Data["password"].(string)
 	if !strings.HasPrefix(username, "v-") || password == "" {
-		t.Fatalf("creds = %v", s.Data)
+		t.Fatalf("creds: username %q, password empty: %v", username, password == "")
 	}
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, pg.URLFor(username, password))
@@ -483,7 +483,7 @@ func TestGeneratedPasswordsNeverReachErrorsOrLogs(t *testing.T) {
 	}
 	// The log is JSON: a quoted value appears with escaped quotes.
 	if m := regexp.MustCompile(`\\"[A-Za-z0-9-]{20}\\"`).FindString(log.String()); m != "" {
-		t.Fatalf("the server log holds a password-shaped value %s", m)
+		t.Fatal("the server log holds a password-shaped quoted value")
 	}
 }
 
@@ -575,7 +575,7 @@ func TestPasswordPolicyShapesGeneratedPasswords(t *testing.T) {
 	username, _ := s.Data["username"].(string)
 	password, _ := s.Data["password"].(string)
 	if !regexp.MustCompile(`^[0-9]{32}$`).MatchString(password) {
-		t.Fatalf("password %q does not follow the policy db-digits", password)
+		t.Fatalf("a password of %d characters does not follow the policy db-digits (32 digits)", len(password))
 	}
 	if !canLogin(pg, username, password) {
 		t.Fatal("the issued credentials do not log in")

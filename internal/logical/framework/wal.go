@@ -51,6 +51,10 @@ func (b *Backend) PutWAL(ctx context.Context, s logical.Storage, kind string, da
 	return id, nil
 }
 
+// WALKey is the storage key of the entry with the given ID, for
+// logical.Secret.WALKey.
+func WALKey(id string) string { return walPrefix + id }
+
 // GetWAL returns the entry with the given ID, or nil.
 func (b *Backend) GetWAL(ctx context.Context, s logical.Storage, id string) (*WALEntry, error) {
 	e, err := s.Get(ctx, walPrefix+id)

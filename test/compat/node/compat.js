@@ -2,7 +2,11 @@
 // do. Exits non-zero with a message on the first failure.
 //
 // Environment: VAULT_ADDR, VAULT_TOKEN (root, dev server with KV v2 at
-// secret/), SEALED_ADDR (an uninitialised server).
+// secret/), SEALED_ADDR (an uninitialised server), PG_HOST, PG_PORT,
+// PG_USER, PG_PASSWORD (a PostgreSQL superuser, for the database engine).
+// It prints DB_USER_REVOKED=<name> and DB_USER_KEPT=<name>, the database
+// users it was issued, for the Go test to check in PostgreSQL; it never
+// prints a password.
 'use strict';
 
 const vault = require('node-vault');
@@ -41,6 +45,55 @@ async function sealFlow(addr) {
   await c.seal();
   st = await c.status();
   check(st.sealed === true, 'not sealed after seal');
+}
+
+// The design documents' flow: the database engine configured as written
+// there, credentials read, renewed with sys/leases/renew and revoked with
+// sys/leases/revoke.
+async function databaseFlow(c) {
+  const env = process.env;
+  check(env.PG_HOST && env.PG_PORT && env.PG_USER && env.PG_PASSWORD, 'PG_HOST, PG_PORT, PG_USER and PG_PASSWORD must be set');
+  await c.mount({ mount_point: 'database', type: 'database' });
+  await c.write('database/config/production', {
+    plugin_name: 'postgresql-database-plugin',
+    connection_url: `postgresql://{{username}}:{{password}}@${env.PG_HOST}:${env.PG_PORT}/postgres?sslmode=disable`,
+    allowed_roles: 'app-readonly,app-readwrite',
+    username: env.PG_USER,
+    password: env.PG_PASSWORD,
+  });
+  await c.write('database/roles/app-readonly', {
+    db_name: 'production',
+    creation_statements: 'CREATE ROLE "{{name}}" WITH LOGIN PASSWORD \'{{password}}\' VALID UNTIL \'{{expiration}}\'; GRANT SELECT ON ALL TABLES IN SCHEMA public TO "{{name}}";',
+    default_ttl: '1h',
+    max_ttl: '24h',
+  });
+
+  const creds = await c.read('database/creds/app-readonly');
+  const leaseId = creds.lease_id;
+  check(typeof leaseId === 'string' && leaseId.startsWith('database/creds/app-readonly/') && leaseId.length > 'database/creds/app-readonly/'.length,
+    `lease_id: ${leaseId}`);
+  check(creds.lease_duration === 3600 && creds.renewable === true, `lease_duration ${creds.lease_duration}, renewable ${creds.renewable}`);
+  const username = creds.data.username;
+  check(typeof username === 'string' && username.startsWith('v-'), `username: ${username}`);
+  check(typeof creds.data.password === 'string' && creds.data.password.length >= 20, 'the credentials have no password');
+
+  const renewed = await c.write('sys/leases/renew', { lease_id: leaseId, increment: 3600 });
+  check(renewed.lease_id === leaseId && renewed.lease_duration === 3600 && renewed.renewable === true,
+    `renew: lease_id ${renewed.lease_id}, lease_duration ${renewed.lease_duration}`);
+  let info = await c.write('sys/leases/lookup', { lease_id: leaseId });
+  check(info.data.id === leaseId && info.data.last_renewal && info.data.ttl > 0, `lookup: ${JSON.stringify(info.data)}`);
+  await expectStatus(c.write('sys/leases/renew', { lease_id: leaseId, increment: 'soon' }), 400, 'renew with a bad increment');
+
+  const kept = await c.read('database/creds/app-readonly');
+  check(kept.lease_id !== leaseId && kept.data.username !== username, 'a second read issued the same lease or user');
+
+  await c.write('sys/leases/revoke', { lease_id: leaseId });
+  await expectStatus(c.write('sys/leases/lookup', { lease_id: leaseId }), 400, 'lookup of a revoked lease');
+  await expectStatus(c.write('sys/leases/renew', { lease_id: leaseId, increment: 3600 }), 400, 'renew of a revoked lease');
+  info = await c.write('sys/leases/lookup', { lease_id: kept.lease_id });
+  check(info.data.id === kept.lease_id, 'the other lease went with the revoked one');
+  console.log(`DB_USER_REVOKED=${username}`);
+  console.log(`DB_USER_KEPT=${kept.data.username}`);
 }
 
 async function main() {
@@ -125,6 +178,8 @@ async function main() {
   r = await c.audits();
   check(!r['node-file/'], 'disableAudit');
   require('fs').unlinkSync(auditLog);
+
+  await databaseFlow(c);
   console.log('node-vault: all checks passed');
 }
 
