@@ -1,4 +1,4 @@
-package core_test
+package leases_test
 
 import (
 	"context"
