@@ -457,3 +457,11 @@ func (c *Core) EnableSecretsEngine(ctx context.Context, path, typ string, option
 	}
 	return c.mounts.enable(ctx, &MountEntry{Table: mountsTable, Path: p, Type: typ, Options: options, Description: description})
 }
+
+// LoginGuard implements logical.SystemView.
+// TODO(issue 11): the mount's user_lockout settings.
+func (s *mountSystemView) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }
+
+// LoginGuard implements logical.SystemView for the server as a whole: no
+// lockout outside a mount.
+func (c *Core) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }

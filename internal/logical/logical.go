@@ -37,6 +37,12 @@ const (
 	RenewOperation    Operation = "renew"
 	RevokeOperation   Operation = "revoke"
 	RollbackOperation Operation = "rollback"
+	// AuthRenewOperation asks an auth method whether a token it issued at
+	// login may be renewed (the role still exists, its terms still allow
+	// it). Request.Auth is the token as stored, InternalData included; the
+	// method returns a Response whose Auth carries the terms to renew under
+	// (TTL, MaxTTL, Period, Policies), or an error to refuse.
+	AuthRenewOperation Operation = "renew-auth"
 )
 
 // Storage is the storage a backend sees: its own view behind the barrier.
@@ -164,6 +170,25 @@ type Auth struct {
 	Orphan         bool
 	// InternalData is kept with the token and handed back on renew.
 	InternalData map[string]any
+
+	// BoundCIDRs limits where the token may be used from (token_bound_cidrs).
+	BoundCIDRs []string
+	// NoDefaultPolicy leaves the "default" policy off a login token.
+	NoDefaultPolicy bool
+	// Alias names who logged in, as the method knows them (a role ID, a user
+	// name, a JWT's user claim). The core resolves it to an identity entity
+	// through the mount's accessor and sets EntityID on the token.
+	Alias *Alias
+	// GroupAliases are the external groups the login belongs to (a JWT's
+	// groups claim), resolved to identity groups whose policies the token
+	// gains.
+	GroupAliases []*Alias
+}
+
+// Alias is a login's name within its auth method.
+type Alias struct {
+	Name     string
+	Metadata map[string]string
 }
 
 // Paths lists a backend's special paths, as patterns with an optional
@@ -182,7 +207,32 @@ type SystemView interface {
 	// GeneratePasswordFromPolicy returns a new password from the named
 	// password policy (sys/policies/password/<name>).
 	GeneratePasswordFromPolicy(ctx context.Context, policyName string) (string, error)
+	// LoginGuard is the mount's login lockout (user_lockout); never nil.
+	LoginGuard() LoginGuard
 }
+
+// LoginGuard locks a login name out of an auth method after too many failed
+// logins in a row (Vault's user_lockout). A method that takes passwords or
+// secret IDs asks Locked before it checks credentials, and reports the
+// outcome with Failed or Succeeded. It must do the same work for a name that
+// does not exist as for one that does, so a locked or unknown name cannot
+// be told apart by timing. When lockout is disabled the methods do nothing
+// and Locked is false.
+type LoginGuard interface {
+	Locked(ctx context.Context, name string) bool
+	Failed(ctx context.Context, name string)
+	Succeeded(ctx context.Context, name string)
+}
+
+// ErrLoginLocked is the error a method returns for a locked-out name.
+var ErrLoginLocked = Errorf(http.StatusBadRequest, "too many failed logins: this user is locked out; try again later or ask an operator to unlock it (sys/locked-users)")
+
+// NoLoginGuard is a LoginGuard that never locks anyone out.
+type NoLoginGuard struct{}
+
+func (NoLoginGuard) Locked(context.Context, string) bool { return false }
+func (NoLoginGuard) Failed(context.Context, string)      {}
+func (NoLoginGuard) Succeeded(context.Context, string)   {}
 
 // LeaseClock is the part of a SystemView that lease lifetimes are computed
 // from (see CalculateTTL).

@@ -27,6 +27,8 @@ func (c *clock) DefaultLeaseTTL() time.Duration { return 768 * time.Hour }
 func (c *clock) MaxLeaseTTL() time.Duration     { return 768 * time.Hour }
 func (c *clock) Now() time.Time                 { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
 func (c *clock) advance(d time.Duration)        { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+func (c *clock) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }
+
 func (c *clock) GeneratePasswordFromPolicy(context.Context, string) (string, error) {
 	return "", errors.New("the engine tests have no password policies")
 }

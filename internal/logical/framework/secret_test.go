@@ -19,6 +19,8 @@ type sysView struct{ clock *leasetest.Clock }
 func (s sysView) DefaultLeaseTTL() time.Duration { return time.Hour }
 func (s sysView) MaxLeaseTTL() time.Duration     { return 24 * time.Hour }
 func (s sysView) Now() time.Time                 { return s.clock.Now() }
+func (s sysView) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }
+
 func (s sysView) GeneratePasswordFromPolicy(context.Context, string) (string, error) {
 	return "", errors.New("no password policies here")
 }
