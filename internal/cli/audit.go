@@ -48,13 +48,9 @@ func auditEnable(e *env) error {
 }
 
 func auditDisable(e *env) error {
-	c, err := e.client()
+	c, p, err := e.clientAndPath()
 	if err != nil {
 		return err
-	}
-	p := mountPath(e.arg(0))
-	if p == "" {
-		return e.usageError()
 	}
 	if _, err := c.Delete(background(), "sys/audit/"+p, nil); err != nil {
 		return fmt.Errorf("Error disabling audit device: %w", err)

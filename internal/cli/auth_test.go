@@ -4,8 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,18 +54,7 @@ func authEnv(t *testing.T) {
 	for k, v := range server.Catalog().Auth {
 		cat.Auth[k] = v
 	}
-	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0", Catalog: &cat},
-		slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	t.Setenv("HOME", t.TempDir())
-	t.Setenv("VAULT_ADDR", "http://"+res.Address)
-	t.Setenv("VAULT_TOKEN", res.RootToken)
-	t.Setenv("ARCA_ADDR", "")
-	t.Setenv("ARCA_TOKEN", "")
-	t.Setenv("VAULT_FORMAT", "")
+	catalogEnv(t, cat)
 }
 
 func TestAuthEnableListTuneMoveDisable(t *testing.T) {

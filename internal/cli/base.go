@@ -95,6 +95,17 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// clientAndPath builds the client and returns the first argument, a mount
+// path, trimmed of slashes; an empty one is a usage error.
+func (e *env) clientAndPath() (*api.Client, string, error) {
+	p := mountPath(e.arg(0))
+	if p == "" {
+		return nil, "", e.usageError()
+	}
+	c, err := e.client()
+	return c, p, err
+}
+
 func (cf *clientFlags) client() (*api.Client, error) {
 	conf := api.DefaultConfig()
 	if cf.address != "" {
@@ -162,11 +173,8 @@ func (cf *clientFlags) output(s *api.Secret) error {
 		table(rows)
 		return nil
 	}
-	switch cf.format {
-	case "json":
-		return printJSON(s)
-	case "yaml":
-		return printYAML(s)
+	if done, err := printStructured(cf.format, s); done {
+		return err
 	}
 	printSecretTable(s)
 	return nil
@@ -198,14 +206,23 @@ func printField(s *api.Secret, field, format string) error {
 }
 
 func printValue(v any, format string) error {
-	switch format {
-	case "json":
-		return printJSON(v)
-	case "yaml":
-		return printYAML(v)
+	if done, err := printStructured(format, v); done {
+		return err
 	}
 	fmt.Fprintln(stdout, formatValue(v))
 	return nil
+}
+
+// printStructured prints v as JSON or YAML when the format asks for one,
+// and reports whether it did; the caller prints its table otherwise.
+func printStructured(format string, v any) (bool, error) {
+	switch format {
+	case "json":
+		return true, printJSON(v)
+	case "yaml":
+		return true, printYAML(v)
+	}
+	return false, nil
 }
 
 func printJSON(v any) error {

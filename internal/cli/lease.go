@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"strings"
+
+	"github.com/arcasec/arca/api"
 )
 
 // The lease commands mirror `vault lease`: look up, renew and revoke leases.
@@ -18,20 +20,19 @@ var leaseCommands = []*command{
 		}},
 }
 
-// leaseArg returns the one lease ID (or prefix) a lease command takes.
-func leaseArg(e *env) (string, error) {
-	if id := strings.TrimSpace(e.arg(0)); id != "" {
-		return id, nil
+// leaseArg returns the client and the one lease ID (or prefix) a lease
+// command takes.
+func leaseArg(e *env) (*api.Client, string, error) {
+	id := strings.TrimSpace(e.arg(0))
+	if id == "" {
+		return nil, "", e.usageError()
 	}
-	return "", e.usageError()
+	c, err := e.client()
+	return c, id, err
 }
 
 func leaseLookup(e *env) error {
-	id, err := leaseArg(e)
-	if err != nil {
-		return err
-	}
-	c, err := e.client()
+	c, id, err := leaseArg(e)
 	if err != nil {
 		return err
 	}
@@ -43,11 +44,7 @@ func leaseLookup(e *env) error {
 }
 
 func leaseRenew(e *env) error {
-	id, err := leaseArg(e)
-	if err != nil {
-		return err
-	}
-	c, err := e.client()
+	c, id, err := leaseArg(e)
 	if err != nil {
 		return err
 	}
@@ -63,15 +60,11 @@ func leaseRenew(e *env) error {
 }
 
 func leaseRevoke(e *env) error {
-	id, err := leaseArg(e)
-	if err != nil {
-		return err
-	}
 	force, prefix, sync := e.flag("force"), e.flag("prefix"), e.flag("sync")
 	if force && !prefix {
 		return usageError("-force requires -prefix")
 	}
-	c, err := e.client()
+	c, id, err := leaseArg(e)
 	if err != nil {
 		return err
 	}

@@ -223,13 +223,9 @@ func (k mountKind) enable(e *env) error {
 }
 
 func (k mountKind) disable(e *env) error {
-	c, err := e.client()
+	c, p, err := e.clientAndPath()
 	if err != nil {
 		return err
-	}
-	p := mountPath(e.arg(0))
-	if p == "" {
-		return e.usageError()
 	}
 	if _, err := c.Delete(background(), k.sys+"/"+p, nil); err != nil {
 		return fmt.Errorf("Error disabling %s at %s/: %w", k.noun, p, err)
@@ -239,13 +235,9 @@ func (k mountKind) disable(e *env) error {
 }
 
 func (k mountKind) tune(e *env) error {
-	c, err := e.client()
+	c, p, err := e.clientAndPath()
 	if err != nil {
 		return err
-	}
-	p := mountPath(e.arg(0))
-	if p == "" {
-		return e.usageError()
 	}
 	body := mountConfig(e)
 	if d := e.str("description"); d != "" {

@@ -28,11 +28,8 @@ func runStatus(e *env) error {
 }
 
 func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
-	switch cf.format {
-	case "json":
-		return printJSON(st)
-	case "yaml":
-		return printYAML(st)
+	if done, err := printStructured(cf.format, st); done {
+		return err
 	}
 	rows := [][2]string{
 		{"Seal Type", st.Type},
@@ -177,11 +174,9 @@ func operatorInit(e *env) error {
 	if st.RecoverySeal {
 		return printRecoveryInit(e.clientFlags, res, recoveryShares, recoveryThreshold)
 	}
-	switch e.format {
-	case "json":
-		return printJSON(map[string]any{"unseal_keys_b64": res.KeysBase64, "unseal_keys_hex": res.Keys, "unseal_shares": shares, "unseal_threshold": threshold, "root_token": res.RootToken})
-	case "yaml":
-		return printYAML(map[string]any{"unseal_keys_b64": res.KeysBase64, "unseal_keys_hex": res.Keys, "unseal_shares": shares, "unseal_threshold": threshold, "root_token": res.RootToken})
+	if done, err := printStructured(e.format, map[string]any{"unseal_keys_b64": res.KeysBase64, "unseal_keys_hex": res.Keys,
+		"unseal_shares": shares, "unseal_threshold": threshold, "root_token": res.RootToken}); done {
+		return err
 	}
 	for i, k := range res.KeysBase64 {
 		fmt.Fprintf(stdout, "Unseal Key %d: %s\n", i+1, k)
@@ -224,11 +219,8 @@ func printRecoveryInit(cf *clientFlags, res *api.InitResponse, shares, threshold
 	out := map[string]any{"unseal_keys_b64": []string{}, "unseal_keys_hex": []string{}, "unseal_shares": 1, "unseal_threshold": 1,
 		"recovery_keys_b64": res.RecoveryKeysBase64, "recovery_keys_hex": res.RecoveryKeys,
 		"recovery_keys_shares": shares, "recovery_keys_threshold": threshold, "root_token": res.RootToken}
-	switch cf.format {
-	case "json":
-		return printJSON(out)
-	case "yaml":
-		return printYAML(out)
+	if done, err := printStructured(cf.format, out); done {
+		return err
 	}
 	for i, k := range res.RecoveryKeysBase64 {
 		fmt.Fprintf(stdout, "Recovery Key %d: %s\n", i+1, k)
@@ -278,11 +270,8 @@ func operatorGenerateRoot(e *env) error {
 		if err != nil {
 			return fmt.Errorf("Error decoding the root token: %w", err)
 		}
-		switch e.format {
-		case "json":
-			return printJSON(map[string]string{"token": token})
-		case "yaml":
-			return printYAML(map[string]string{"token": token})
+		if done, err := printStructured(e.format, map[string]string{"token": token}); done {
+			return err
 		}
 		fmt.Fprintln(stdout, token)
 		return nil
@@ -336,11 +325,8 @@ func operatorGenerateRoot(e *env) error {
 }
 
 func printGenerateRoot(cf *clientFlags, st *api.GenerateRootStatus) error {
-	switch cf.format {
-	case "json":
-		return printJSON(st)
-	case "yaml":
-		return printYAML(st)
+	if done, err := printStructured(cf.format, st); done {
+		return err
 	}
 	rows := [][2]string{
 		{"Nonce", st.Nonce},

@@ -187,11 +187,8 @@ func tokenCapabilities(e *env) error {
 		return fmt.Errorf("Error checking capabilities: %w", err)
 	}
 	caps := s.Data["capabilities"]
-	switch e.format {
-	case "json":
-		return printJSON(caps)
-	case "yaml":
-		return printYAML(caps)
+	if done, err := printStructured(e.format, caps); done {
+		return err
 	}
 	list, _ := caps.([]any)
 	parts := make([]string, len(list))
