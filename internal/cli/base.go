@@ -411,11 +411,19 @@ func printSecretTable(s *api.Secret) {
 		}
 	}
 	rows = append(rows, mapRows(s.Data)...)
-	for _, w := range s.Warnings {
-		fmt.Fprintln(stderr, "WARNING! "+w)
-	}
+	printWarnings(s)
 	if len(rows) > 0 {
 		table(rows)
+	}
+}
+
+// printWarnings prints the warnings of a response on stderr.
+func printWarnings(s *api.Secret) {
+	if s == nil {
+		return
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintln(stderr, "WARNING! "+w)
 	}
 }
 

@@ -326,10 +326,10 @@ func (c *command) execute(args []string) int {
 // own flags, then the flags every server command takes.
 func (c *command) printHelp(fs *flag.FlagSet) {
 	own := map[string]bool{}
+	kind := map[string]any{}
 	for _, s := range c.flags {
-		own[s.name] = true
-		for _, a := range s.aliases {
-			own[a] = true
+		for _, n := range append([]string{s.name}, s.aliases...) {
+			own[n], kind[n] = true, s.def
 		}
 	}
 	var b strings.Builder
@@ -352,6 +352,12 @@ func (c *command) printHelp(fs *flag.FlagSet) {
 				first = false
 			}
 			name, usage := flag.UnquoteUsage(f)
+			switch kind[f.Name].(type) {
+			case kvFlag:
+				name = "key=value"
+			case listFlag:
+				name = "string"
+			}
 			fmt.Fprintf(&b, "\n  -%s", f.Name)
 			if name != "" {
 				fmt.Fprintf(&b, "=<%s>", name)

@@ -211,9 +211,11 @@ func (k mountKind) enable(e *env) error {
 	if k == authKind {
 		body["local"], body["seal_wrap"] = e.flag("local"), e.flag("seal-wrap")
 	}
-	if _, err := c.Write(background(), k.sys+"/"+path, body); err != nil {
+	s, err := c.Write(background(), k.sys+"/"+path, body)
+	if err != nil {
 		return fmt.Errorf("Error enabling: %w", err)
 	}
+	printWarnings(s)
 	if k == authKind {
 		fmt.Fprintf(stdout, "Success! Enabled %s auth method at: %s/\n", typ, path)
 	} else {
@@ -267,9 +269,11 @@ func (k mountKind) tune(e *env) error {
 			body["user_lockout_config"] = lockout
 		}
 	}
-	if _, err := c.Write(background(), k.sys+"/"+p+"/tune", body); err != nil {
+	s, err := c.Write(background(), k.sys+"/"+p+"/tune", body)
+	if err != nil {
 		return fmt.Errorf("Error tuning %s %s: %w", k.noun, p, err)
 	}
+	printWarnings(s) // a setting the server does not know is ignored, with a warning
 	fmt.Fprintf(stdout, "Success! Tuned the %s at: %s/\n", k.noun, p)
 	return nil
 }
