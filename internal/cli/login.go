@@ -138,6 +138,12 @@ func runLogin(e *env) error {
 		if err := api.WriteTokenFile(s.Auth.ClientToken); err != nil {
 			return fmt.Errorf("storing the token: %w", err)
 		}
+		for _, v := range []string{"ARCA_TOKEN", "VAULT_TOKEN"} {
+			if os.Getenv(v) != "" {
+				fmt.Fprintf(stderr, "WARNING! $%s is set and wins over the stored token; unset it to use the new one.\n", v)
+				break
+			}
+		}
 	}
 	if e.flag("no-print") {
 		return nil

@@ -277,3 +277,41 @@ func TestCommandTableHelp(t *testing.T) {
 		t.Fatalf("lease without a subcommand: exit %d %q", code, errOut)
 	}
 }
+
+// TestCommandTableIsConsistent: every subcommand hangs below a group that
+// exists, no name path or flag is declared twice, and every command's
+// -help works.
+func TestCommandTableIsConsistent(t *testing.T) {
+	seen := map[string]*command{}
+	for _, c := range commandTable() {
+		if seen[c.name()] != nil {
+			t.Errorf("%q is declared twice", c.name())
+		}
+		seen[c.name()] = c
+	}
+	for name, c := range seen {
+		if len(c.path) > 1 {
+			parent := seen[strings.Join(c.path[:len(c.path)-1], " ")]
+			if parent == nil || parent.run != nil || parent.raw != nil {
+				t.Errorf("%q has no group above it", name)
+			}
+		}
+		if c.run == nil && c.raw == nil && len(children(c.path)) == 0 {
+			t.Errorf("group %q has no subcommands", name)
+		}
+		flags := map[string]bool{"address": true, "token": true, "format": true, "field": true, "ca-cert": true, "tls-skip-verify": true, "namespace": true}
+		for _, f := range c.flags {
+			for _, n := range append([]string{f.name}, f.aliases...) {
+				if flags[n] {
+					t.Errorf("%q declares -%s twice", name, n)
+				}
+				flags[n] = true
+			}
+		}
+		if c.run != nil {
+			if code, _, errOut := arca(t, "", append(append([]string{}, c.path...), "-help")...); code != 0 || !strings.Contains(errOut, "Usage: "+c.usageLine()) {
+				t.Errorf("%s -help: exit %d\n%s", name, code, errOut)
+			}
+		}
+	}
+}
