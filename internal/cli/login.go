@@ -339,7 +339,11 @@ func loginOIDC(_ *env, c *api.Client, mount string, kv map[string]string) (*api.
 	done := make(chan result, 1)
 	mux := http.NewServeMux()
 	mux.HandleFunc("/oidc/callback", func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+		// A provider redirects with a query (GET) or posts a form (form_post).
+		q := url.Values{}
+		for _, k := range []string{"error", "error_description", "state", "code", "id_token"} {
+			q.Set(k, r.FormValue(k))
+		}
 		if msg := q.Get("error"); msg != "" {
 			writeCallbackPage(w, false, "The provider refused the login: "+msg)
 			sendOnce(done, result{err: fmt.Errorf("Error authenticating: the provider answered %q: %s", msg, q.Get("error_description"))})

@@ -315,3 +315,38 @@ func TestCommandTableIsConsistent(t *testing.T) {
 		}
 	}
 }
+
+// TestLoginOIDCRefusals: a provider's error redirect and a role whose
+// allowed_redirect_uris do not match each end the login with one line.
+func TestLoginOIDCRefusals(t *testing.T) {
+	f := newFakeServer(t)
+	redirects := make(chan string, 1)
+	f.handle = func(w http.ResponseWriter, r fakeRequest) bool {
+		switch {
+		case r.Path == "/v1/auth/oidc/oidc/auth_url" && r.Body["role"] == "nomatch":
+			w.Write([]byte(`{"data":{"auth_url":""}}`))
+		case r.Path == "/v1/auth/oidc/oidc/auth_url":
+			redirects <- r.Body["redirect_uri"].(string)
+			w.Write([]byte(`{"data":{"auth_url":"https://idp.example/authorize"}}`))
+		default:
+			t.Errorf("unexpected request %s %s", r.Method, r.Path)
+			w.WriteHeader(500)
+		}
+		return true
+	}
+	code, _, errOut := arca(t, "", "login", "-method=oidc", "role=nomatch", "port=0", "skip_browser=true")
+	if code != 2 || !strings.Contains(errOut, "allowed_redirect_uris") {
+		t.Fatalf("no auth_url: exit %d\n%s", code, errOut)
+	}
+	go func() {
+		u, _ := url.Parse(<-redirects)
+		resp, err := http.Get("http://127.0.0.1:" + u.Port() + "/oidc/callback?error=access_denied&error_description=user+said+no")
+		if err == nil {
+			resp.Body.Close()
+		}
+	}()
+	code, _, errOut = arca(t, "", "login", "-method=oidc", "role=dev", "port=0", "skip_browser=true")
+	if code != 2 || !strings.Contains(errOut, "access_denied") || storedToken(t) != "" {
+		t.Fatalf("provider refusal: exit %d, stored %q\n%s", code, storedToken(t), errOut)
+	}
+}

@@ -303,6 +303,10 @@ func authHelp(e *env) error {
 	arg := mountPath(strings.TrimPrefix(mountPath(e.arg(0)), "auth/"))
 	mounts, err := c.Read(background(), "sys/auth", nil)
 	if err != nil {
+		// A token that may not list the methods may still read a path's help.
+		if perr := printPathHelp(e, c, "auth/"+arg); perr == nil {
+			return nil
+		}
 		return fmt.Errorf("Error listing auth methods: %w", err)
 	}
 	if mounts != nil {
