@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -234,7 +235,7 @@ func childNames(parent []string) []string {
 	return names
 }
 
-func printChildren(w interface{ Write([]byte) (int, error) }, parent []string, header string) {
+func printChildren(w io.Writer, parent []string, header string) {
 	var b strings.Builder
 	b.WriteString(header)
 	for _, c := range children(parent) {
