@@ -92,13 +92,21 @@ type env struct {
 	given map[string]bool
 }
 
-func (e *env) str(name string) string { return *e.strs[name] }
-func (e *env) flag(name string) bool  { return *e.bools[name] }
-func (e *env) num(name string) int    { return *e.ints[name] }
-func (e *env) list(name string) []string {
-	return []string(*e.lists[name])
+// str, flag, num, list and kv return a declared flag's value by name; a
+// name the command did not declare is a programming error.
+func (e *env) str(name string) string           { return *declared(e, e.strs, name) }
+func (e *env) flag(name string) bool            { return *declared(e, e.bools, name) }
+func (e *env) num(name string) int              { return *declared(e, e.ints, name) }
+func (e *env) list(name string) []string        { return []string(*declared(e, e.lists, name)) }
+func (e *env) kv(name string) map[string]string { return declared(e, e.kvs, name) }
+
+func declared[V any](e *env, m map[string]V, name string) V {
+	v, ok := m[name]
+	if !ok {
+		panic(fmt.Sprintf("cli: %s reads flag -%s, which it does not declare with that kind", e.cmd.name(), name))
+	}
+	return v
 }
-func (e *env) kv(name string) map[string]string { return e.kvs[name] }
 
 // set reports whether the flag (or one of its aliases) was on the command line.
 func (e *env) set(name string) bool { return e.given[name] }
