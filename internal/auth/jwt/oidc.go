@@ -287,7 +287,8 @@ func oauthErrorName(e string) string {
 	e = strings.ToLower(strings.TrimSpace(e))
 	switch e {
 	case "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
-		"invalid_scope", "server_error", "temporarily_unavailable", "login_required", "consent_required":
+		"invalid_scope", "server_error", "temporarily_unavailable", "login_required", "consent_required",
+		"invalid_grant", "invalid_client", "unsupported_grant_type", "interaction_required":
 		return e
 	}
 	return "unknown error"
