@@ -1,0 +1,138 @@
+package jwt
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/storage"
+)
+
+func newTestBackend(t *testing.T) (logical.Backend, logical.Storage) {
+	t.Helper()
+	s := storage.NewInmem()
+	b, err := Factory(context.Background(), &logical.BackendConfig{Storage: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b, s
+}
+
+func write(t *testing.T, b logical.Backend, s logical.Storage, path string, data map[string]any) {
+	t.Helper()
+	if _, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: path, Data: data, Storage: s}); err != nil {
+		t.Fatalf("write %s: %v", path, err)
+	}
+}
+
+// A login token renews while its role exists with the same policies, under
+// the role's current TTL; it is refused once the role is gone or its
+// policies changed.
+func TestAuthRenew(t *testing.T) {
+	b, s := newTestBackend(t)
+	ctx := context.Background()
+	write(t, b, s, "role/ci", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_subject": "x", "token_policies": "a,b", "token_ttl": "1h"})
+	renew := func() (*logical.Response, error) {
+		return b.HandleRequest(ctx, &logical.Request{Operation: logical.AuthRenewOperation, Storage: s, Auth: &logical.Auth{
+			Policies: []string{"a", "b", "default"}, TokenPolicies: []string{"a", "b", "default"},
+			InternalData: map[string]any{"role": "ci"},
+		}})
+	}
+	resp, err := renew()
+	if err != nil {
+		t.Fatalf("renew: %v", err)
+	}
+	if resp.Auth.TTL != time.Hour {
+		t.Fatalf("renew TTL %v, want the role's 1h", resp.Auth.TTL)
+	}
+	write(t, b, s, "role/ci", map[string]any{"token_policies": "a"})
+	if _, err := renew(); logical.StatusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "policies") {
+		t.Fatalf("renew after a policy change: %v", err)
+	}
+	write(t, b, s, "role/ci", map[string]any{"token_policies": "b,a"})
+	if _, err := renew(); err != nil {
+		t.Fatalf("renew with the policies restored: %v", err)
+	}
+	if _, err := b.HandleRequest(ctx, &logical.Request{Operation: logical.DeleteOperation, Path: "role/ci", Storage: s}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := renew(); logical.StatusOf(err) != http.StatusForbidden || !strings.Contains(err.Error(), "no longer exists") {
+		t.Fatalf("renew after the role was deleted: %v", err)
+	}
+}
+
+func TestGlobMatch(t *testing.T) {
+	for _, c := range []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"acme/*", "acme/api", true},
+		{"acme/*", "acme/", true},
+		{"acme/*", "evil/acme/api", false},
+		{"*", "", true},
+		{"*/deploy.yml@refs/heads/main", "acme/api/.github/workflows/deploy.yml@refs/heads/main", true},
+		{"repo:acme/*:ref:refs/heads/*", "repo:acme/api:ref:refs/heads/main", true},
+		{"repo:acme/*:ref:refs/heads/*", "repo:acme/api:environment:prod", false},
+		{"a*b*c", "abc", true},
+		{"a*b*c", "ac", false},
+		{"ab*ba", "aba", false},
+		{"exact", "exact", true},
+		{"exact", "exactly", false},
+	} {
+		if got := globMatch(c.pattern, c.s); got != c.want {
+			t.Errorf("globMatch(%q, %q) = %v, want %v", c.pattern, c.s, got, c.want)
+		}
+	}
+}
+
+func TestCheckTimesLeeways(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	claims := func(exp, nbf int64) map[string]any {
+		return map[string]any{"exp": json.Number(itoa(exp)), "nbf": json.Number(itoa(nbf))}
+	}
+	def := &role{}
+	// Default leeways: 150 s past exp plus 60 s of clock skew.
+	if err := checkTimes(claims(now.Unix()-200, now.Unix()-1000), now, def); err != nil {
+		t.Fatalf("200 s past exp within the default leeways: %v", err)
+	}
+	if err := checkTimes(claims(now.Unix()-220, now.Unix()-1000), now, def); err == nil || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("220 s past exp: %v", err)
+	}
+	none := &role{ClockSkewLeeway: -1, ExpirationLeeway: -1, NotBeforeLeeway: -1}
+	if err := checkTimes(claims(now.Unix()-1, now.Unix()-1000), now, none); err == nil {
+		t.Fatal("1 s past exp with leeways disabled was accepted")
+	}
+	if err := checkTimes(claims(now.Unix()+1000, now.Unix()+1), now, none); err == nil || !strings.Contains(err.Error(), "not yet valid") {
+		t.Fatalf("nbf 1 s ahead with leeways disabled: %v", err)
+	}
+	if err := checkTimes(claims(now.Unix()+1000, now.Unix()+200), now, def); err != nil {
+		t.Fatalf("nbf 200 s ahead within the default leeways: %v", err)
+	}
+}
+
+func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+func TestGetClaimPointer(t *testing.T) {
+	claims := map[string]any{
+		"kubernetes.io": map[string]any{"namespace": "ns", "pods": []any{"a", "b"}},
+		"a/b":           "slash",
+		"n":             json.Number("42.0"),
+	}
+	for name, want := range map[string]any{
+		"/kubernetes.io/namespace": "ns",
+		"/kubernetes.io/pods/1":    "b",
+		"/kubernetes.io/pods/2":    nil,
+		"/a~1b":                    "slash",
+		"/missing/x":               nil,
+		"n":                        json.Number("42"),
+	} {
+		if got := getClaim(claims, name); got != want {
+			t.Errorf("getClaim(%q) = %v, want %v", name, got, want)
+		}
+	}
+}
