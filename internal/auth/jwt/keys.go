@@ -151,7 +151,7 @@ func (v *verifier) fetchKeysLocked(ctx context.Context) error {
 	if err := v.getJSON(ctx, url, &set); err != nil {
 		return err
 	}
-	keys := set.Keys[:0]
+	keys := make([]jose.JSONWebKey, 0, len(set.Keys))
 	for _, k := range set.Keys {
 		if k.Use == "" || k.Use == "sig" {
 			keys = append(keys, k)
@@ -229,41 +229,59 @@ func (v *verifier) verifyWithKeys(ctx context.Context, jws *jose.JSONWebSignatur
 		}
 		return nil, refuse("the token's signature does not verify with any configured public key")
 	}
+	// Signatures are checked outside the lock, on the key set as it was;
+	// a fetch replaces the slice rather than changing it.
 	v.mu.Lock()
-	defer v.mu.Unlock()
 	if !v.fetched {
 		if err := v.fetchKeysLocked(ctx); err != nil {
+			v.mu.Unlock()
 			return nil, fmt.Errorf("error fetching the key set: %w", err)
 		}
 	}
-	if hasKid(v.keys, kid) || kid == "" {
-		if p := tryKeys(jws, v.keys, kid); p != nil {
+	keys := v.keys
+	v.mu.Unlock()
+	if kid == "" || hasKid(keys, kid) {
+		if p := tryKeys(jws, keys, kid); p != nil {
 			return p, nil
 		}
 		if kid != "" {
 			return nil, refuse("the token's signature does not verify with key %q", kid)
 		}
 	}
-	// The key ID is unknown (or no key without one verified): the issuer
-	// may have rotated its keys. Fetch the set again, once per interval.
-	if last, ok := v.unknownAt[kid]; ok && now.Sub(last) < unknownKidInterval {
+	// The key ID is unknown (or no key verified a token without one): the
+	// issuer may have rotated its keys. Fetch the set again, at most once
+	// per interval for a given key ID.
+	v.mu.Lock()
+	if !sameKeys(keys, v.keys) {
+		// Another login fetched meanwhile: use what it found.
+		keys = v.keys
+	} else if last, ok := v.unknownAt[kid]; ok && now.Sub(last) < unknownKidInterval {
+		v.mu.Unlock()
 		return nil, refuse("no key with ID %q is in the issuer's key set", kid)
+	} else {
+		if len(v.unknownAt) >= maxUnknownKids {
+			clear(v.unknownAt)
+		}
+		v.unknownAt[kid] = now
+		if err := v.fetchKeysLocked(ctx); err != nil {
+			v.mu.Unlock()
+			return nil, fmt.Errorf("error fetching the key set: %w", err)
+		}
+		keys = v.keys
 	}
-	if len(v.unknownAt) >= maxUnknownKids {
-		clear(v.unknownAt)
-	}
-	v.unknownAt[kid] = now
-	if err := v.fetchKeysLocked(ctx); err != nil {
-		return nil, fmt.Errorf("error fetching the key set: %w", err)
-	}
-	if p := tryKeys(jws, v.keys, kid); p != nil {
-		delete(v.unknownAt, kid)
+	v.mu.Unlock()
+	if p := tryKeys(jws, keys, kid); p != nil {
 		return p, nil
 	}
 	if kid == "" {
 		return nil, refuse("the token's signature does not verify with any key in the issuer's key set")
 	}
 	return nil, refuse("no key with ID %q is in the issuer's key set", kid)
+}
+
+// sameKeys reports whether a and b are the same fetched slice.
+func sameKeys(a, b []jose.JSONWebKey) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func hasKid(keys []jose.JSONWebKey, kid string) bool {
