@@ -63,9 +63,7 @@ func newBackend() *backend {
 		},
 		AuthRenew: b.authRenew,
 		Clean: func(context.Context) {
-			b.mu.Lock()
-			b.keys, b.keysFor = nil, ""
-			b.mu.Unlock()
+			b.setVerifier(nil, "")
 			b.states.clear()
 		},
 	}
@@ -84,6 +82,21 @@ func (b *backend) verifierFor(cfg *config) (*verifier, error) {
 	if err != nil {
 		return nil, err
 	}
-	b.keys, b.keysFor = v, cfg.Revision
+	b.setVerifierLocked(v, cfg.Revision)
 	return v, nil
+}
+
+// setVerifier replaces the cached verifier, closing the idle connections
+// of the one it replaces.
+func (b *backend) setVerifier(v *verifier, rev string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.setVerifierLocked(v, rev)
+}
+
+func (b *backend) setVerifierLocked(v *verifier, rev string) {
+	if old := b.keys; old != nil && old != v && old.client != nil {
+		old.client.CloseIdleConnections()
+	}
+	b.keys, b.keysFor = v, rev
 }

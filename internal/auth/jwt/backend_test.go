@@ -11,6 +11,7 @@ import (
 
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/storage"
+	"github.com/arcasec/arca/internal/testutil/oidctest"
 )
 
 func newTestBackend(t *testing.T) (logical.Backend, logical.Storage) {
@@ -134,5 +135,72 @@ func TestGetClaimPointer(t *testing.T) {
 		if got := getClaim(claims, name); got != want {
 			t.Errorf("getClaim(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// fixedSystem is a SystemView on a clock the test moves.
+type fixedSystem struct{ now time.Time }
+
+func (s *fixedSystem) DefaultLeaseTTL() time.Duration { return time.Hour }
+func (s *fixedSystem) MaxLeaseTTL() time.Duration     { return 24 * time.Hour }
+func (s *fixedSystem) Now() time.Time                 { return s.now }
+func (s *fixedSystem) GeneratePasswordFromPolicy(context.Context, string) (string, error) {
+	return "", nil
+}
+func (s *fixedSystem) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }
+
+// Tokens with made-up key IDs make the method fetch the key set at most
+// refetchBurst times, then one more per refetchEvery; a rotated key is
+// picked up once the bucket refills.
+func TestUnknownKidFetchesAreBounded(t *testing.T) {
+	key := oidctest.NewEC(t, "ec-1")
+	iss := oidctest.NewIssuer(t, key)
+	sys := &fixedSystem{now: time.Now()}
+	s := storage.NewInmem()
+	b, err := Factory(context.Background(), &logical.BackendConfig{Storage: s, System: sys})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(t, b, s, "config", map[string]any{"jwks_url": iss.URL + "/keys"})
+	write(t, b, s, "role/r", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_subject": "me"})
+	login := func(k *oidctest.Key) error {
+		tok := oidctest.Sign(t, k, map[string]any{"sub": "me", "exp": sys.now.Add(time.Minute).Unix()})
+		_, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "login",
+			Data: map[string]any{"role": "r", "jwt": tok}, Storage: s})
+		return err
+	}
+	if err := login(key); err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	before := iss.KeyFetches.Load()
+	for i := range 3 * refetchBurst {
+		if err := login(oidctest.NewEC(t, "made-up-"+strconv.Itoa(i))); err == nil {
+			t.Fatal("a token under an unknown key ID logged in")
+		}
+	}
+	if got := iss.KeyFetches.Load() - before; got != refetchBurst {
+		t.Fatalf("%d fetches for %d made-up key IDs, want %d", got, 3*refetchBurst, refetchBurst)
+	}
+	rotated := oidctest.NewEC(t, "ec-2")
+	iss.SetKeys(rotated)
+	if err := login(rotated); err == nil {
+		t.Fatal("a rotated key was fetched although the bucket was empty")
+	}
+	sys.now = sys.now.Add(refetchEvery)
+	if err := login(rotated); err != nil {
+		t.Fatalf("login with the rotated key once the bucket refilled: %v", err)
+	}
+	// With the bucket full again, one made-up key ID costs one fetch
+	// however often it is presented.
+	sys.now = sys.now.Add(refetchBurst * refetchEvery)
+	before = iss.KeyFetches.Load()
+	unknown := oidctest.NewEC(t, "made-up-again")
+	for range 5 {
+		if err := login(unknown); err == nil {
+			t.Fatal("a token under an unknown key ID logged in")
+		}
+	}
+	if got := iss.KeyFetches.Load() - before; got != 1 {
+		t.Fatalf("%d fetches for one unknown key ID presented 5 times, want 1", got)
 	}
 }

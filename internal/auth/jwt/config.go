@@ -179,9 +179,7 @@ func (b *backend) configWrite(ctx context.Context, req *logical.Request, d *fram
 	if err := req.Storage.Put(ctx, &logical.StorageEntry{Key: configKey, Value: buf}); err != nil {
 		return nil, fmt.Errorf("storing the JWT/OIDC config: %w", err)
 	}
-	b.mu.Lock()
-	b.keys, b.keysFor = v, c.Revision
-	b.mu.Unlock()
+	b.setVerifier(v, c.Revision)
 	return nil, nil
 }
 

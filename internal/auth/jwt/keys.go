@@ -19,6 +19,7 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/time/rate"
 )
 
 const (
@@ -29,6 +30,11 @@ const (
 	// tokens with made-up key IDs cannot make the server hammer the issuer.
 	unknownKidInterval = 30 * time.Second
 	maxUnknownKids     = 1024
+	// Fetches for unknown key IDs, whatever the IDs, come from a bucket of
+	// refetchBurst refilled one per refetchEvery: made-up key IDs cannot
+	// turn logins into a flood of requests to the issuer.
+	refetchBurst = 10
+	refetchEvery = 3 * time.Second
 )
 
 // discovery is the part of an OIDC discovery document the method uses.
@@ -55,10 +61,11 @@ type verifier struct {
 	keys      []jose.JSONWebKey
 	fetched   bool
 	unknownAt map[string]time.Time
+	refetch   *rate.Limiter
 }
 
 func newVerifier(c *config) (*verifier, error) {
-	v := &verifier{unknownAt: map[string]time.Time{}}
+	v := &verifier{unknownAt: map[string]time.Time{}, refetch: rate.NewLimiter(rate.Every(refetchEvery), refetchBurst)}
 	algs := c.JWTSupportedAlgs
 	if len(algs) == 0 {
 		algs = supportedAlgs
@@ -198,7 +205,7 @@ func refuse(format string, args ...any) error { return &tokenError{msg: fmt.Spri
 // verify checks token's signature and returns its claims (numbers as
 // json.Number). It does not look at any claim.
 func (v *verifier) verify(ctx context.Context, token string, now time.Time) (map[string]any, error) {
-	jws, err := jose.ParseSigned(strings.TrimSpace(token), v.algs)
+	jws, err := jose.ParseSignedCompact(strings.TrimSpace(token), v.algs)
 	if err != nil {
 		if alg := headerAlg(token); alg != "" && !containsAlg(v.algs, alg) {
 			return nil, refuse("the token's signing algorithm %q is not accepted (accepted: %s)", alg, algList(v.algs))
@@ -255,7 +262,7 @@ func (v *verifier) verifyWithKeys(ctx context.Context, jws *jose.JSONWebSignatur
 	if !sameKeys(keys, v.keys) {
 		// Another login fetched meanwhile: use what it found.
 		keys = v.keys
-	} else if last, ok := v.unknownAt[kid]; ok && now.Sub(last) < unknownKidInterval {
+	} else if last, ok := v.unknownAt[kid]; (ok && now.Sub(last) < unknownKidInterval) || !v.refetch.AllowN(now, 1) {
 		v.mu.Unlock()
 		return nil, refuse("no key with ID %q is in the issuer's key set", kid)
 	} else {
