@@ -204,3 +204,36 @@ func TestUnknownKidFetchesAreBounded(t *testing.T) {
 		t.Fatalf("%d fetches for one unknown key ID presented 5 times, want 1", got)
 	}
 }
+
+// Logins racing a key rotation all succeed, and the new key set is fetched
+// once, not once per login.
+func TestConcurrentLoginsDuringRotation(t *testing.T) {
+	oldKey, newKey := oidctest.NewRSA(t, "old"), oidctest.NewEd25519(t, "new")
+	iss := oidctest.NewIssuer(t, oldKey)
+	b, s := newTestBackend(t)
+	write(t, b, s, "config", map[string]any{"jwks_url": iss.URL + "/keys"})
+	write(t, b, s, "role/r", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_subject": "me"})
+	iss.SetKeys(oldKey, newKey)
+	before := iss.KeyFetches.Load()
+	errs := make(chan error, 16)
+	for i := range 16 {
+		k := oldKey
+		if i%2 == 0 {
+			k = newKey
+		}
+		tok := oidctest.Sign(t, k, map[string]any{"sub": "me", "exp": time.Now().Add(time.Minute).Unix()})
+		go func() {
+			_, err := b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "login",
+				Data: map[string]any{"role": "r", "jwt": tok}, Storage: s})
+			errs <- err
+		}()
+	}
+	for range 16 {
+		if err := <-errs; err != nil {
+			t.Fatalf("login during rotation: %v", err)
+		}
+	}
+	if got := iss.KeyFetches.Load() - before; got != 1 {
+		t.Fatalf("%d key-set fetches for one rotation, want 1", got)
+	}
+}
