@@ -237,3 +237,48 @@ func TestConcurrentLoginsDuringRotation(t *testing.T) {
 		t.Fatalf("%d key-set fetches for one rotation, want 1", got)
 	}
 }
+
+// The login's Auth block names the alias by the user claim, carries the
+// group aliases from the groups claim and the mapped claims as metadata.
+func TestLoginAuthBlock(t *testing.T) {
+	key := oidctest.NewEd25519(t, "")
+	b, s := newTestBackend(t)
+	write(t, b, s, "config", map[string]any{"jwt_validation_pubkeys": key.PublicPEM(t)})
+	write(t, b, s, "role/ci", map[string]any{
+		"role_type": "jwt", "user_claim": "/actor/login", "user_claim_json_pointer": true, "bound_subject": "repo:acme/api",
+		"groups_claim": "teams", "claim_mappings": map[string]any{"repository": "repo", "run_number": "run"},
+		"token_policies": "ci", "token_bound_cidrs": "127.0.0.0/8", "token_num_uses": 5,
+	})
+	tok := oidctest.Sign(t, key, map[string]any{
+		"sub": "repo:acme/api", "actor": map[string]any{"login": "octocat"}, "teams": []string{"ops", "", "db"},
+		"repository": "acme/api", "run_number": 17, "exp": time.Now().Add(time.Minute).Unix(),
+	})
+	login := func(remote string) (*logical.Response, error) {
+		return b.HandleRequest(context.Background(), &logical.Request{Operation: logical.UpdateOperation, Path: "login",
+			Data: map[string]any{"role": "ci", "jwt": tok}, Storage: s, RemoteAddr: remote})
+	}
+	resp, err := login("127.0.0.1:5000")
+	if err != nil {
+		t.Fatalf("login: %v", err)
+	}
+	a := resp.Auth
+	if a.Alias == nil || a.Alias.Name != "octocat" || a.DisplayName != "octocat" {
+		t.Fatalf("alias %+v, display name %q", a.Alias, a.DisplayName)
+	}
+	if a.Alias.Metadata["repo"] != "acme/api" || a.Metadata["run"] != "17" || a.Metadata["role"] != "ci" {
+		t.Fatalf("metadata %v, alias metadata %v", a.Metadata, a.Alias.Metadata)
+	}
+	var groups []string
+	for _, g := range a.GroupAliases {
+		groups = append(groups, g.Name)
+	}
+	if strings.Join(groups, ",") != "ops,db" {
+		t.Fatalf("group aliases %v", groups)
+	}
+	if a.InternalData["role"] != "ci" || a.NumUses != 5 || len(a.BoundCIDRs) != 1 || strings.Join(a.Policies, ",") != "ci" {
+		t.Fatalf("auth %+v", a)
+	}
+	if _, err := login("10.1.2.3:5000"); logical.StatusOf(err) != http.StatusForbidden {
+		t.Fatalf("login from outside token_bound_cidrs: %v", err)
+	}
+}
