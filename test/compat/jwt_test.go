@@ -506,11 +506,36 @@ func TestOIDCBrowserFlow(t *testing.T) {
 			}
 		})
 	}
+	// A browser following auth_url to a provider that approves at once
+	// lands on the redirect URI with the code and the state.
+	iss.AutoApprove(key, map[string]any{"sub": "u-9", "email": "grace@example.com", "groups": "ops"})
+	s, err = anon.Logical().Write("auth/oidc/oidc/auth_url", map[string]any{"redirect_uri": redirect, "client_nonce": "cn-9"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	res, err := browser.Get(s.Data["auth_url"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	back, err := url.Parse(res.Header.Get("Location"))
+	if res.StatusCode != http.StatusFound || err != nil || !strings.HasPrefix(back.String(), redirect+"?") {
+		t.Fatalf("provider answered %d, Location %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	s, err = callback(back.Query().Get("state"), back.Query().Get("code"), "cn-9")
+	if err != nil {
+		t.Fatalf("callback after the redirect: %v", err)
+	}
+	if s.Auth.Metadata["role"] != "web" || s.Auth.ClientToken == "" {
+		t.Fatalf("auth after the redirect: %+v", s.Auth)
+	}
 	// An oidc role does not take JWT logins.
 	mustRefuse(t, anon, "auth/oidc/login", map[string]any{"role": "web", "jwt": idToken("n", iss.ClientID)}, "oidc role_type is not allowed")
 }
 
-// TestPythonHvacJWT logs in with hvac's auth.jwt.jwt_login.
+// TestPythonHvacJWT logs in with hvac's auth.jwt.jwt_login, and through the
+// browser flow with its auth.oidc helpers.
 func TestPythonHvacJWT(t *testing.T) {
 	if exec.Command("/usr/bin/python3", "-c", "import hvac").Run() != nil {
 		if os.Getenv("CI") != "" {
@@ -529,11 +554,22 @@ func TestPythonHvacJWT(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	const redirect = "http://localhost:8250/oidc/callback"
+	mountJWT(t, c, "oidc", "oidc", map[string]any{
+		"oidc_discovery_url": iss.URL, "oidc_client_id": iss.ClientID, "oidc_client_secret": iss.ClientSecret,
+	})
+	if _, err := c.Logical().Write("auth/oidc/role/web", map[string]any{
+		"user_claim": "email", "allowed_redirect_uris": redirect, "token_policies": "dev",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	iss.AutoApprove(key, map[string]any{"sub": "u-1", "email": "ada@example.com"})
 	now := time.Now()
 	cmd := exec.Command("/usr/bin/python3", filepath.Join("python", "jwt_login.py"))
 	cmd.Env = append(os.Environ(), "VAULT_ADDR="+addr,
 		"JWT_GOOD="+oidctest.Sign(t, key, githubClaims(iss.URL, now, "acme/api")),
-		"JWT_BAD="+oidctest.Sign(t, key, githubClaims(iss.URL, now, "evil/api")))
+		"JWT_BAD="+oidctest.Sign(t, key, githubClaims(iss.URL, now, "evil/api")),
+		"OIDC_REDIRECT="+redirect)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("jwt_login.py: %v\n%s", err, out)

@@ -20,9 +20,11 @@ import (
 	"encoding/pem"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -76,24 +78,28 @@ func NewEd25519(t testing.TB, kid string) *Key {
 // Sign returns a compact JWS of claims signed with k.
 func Sign(t testing.TB, k *Key, claims map[string]any) string {
 	t.Helper()
-	payload, err := json.Marshal(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sk := jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Priv, KeyID: k.KID}}
-	signer, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	obj, err := signer.Sign(payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := obj.CompactSerialize()
+	s, err := sign(k, claims)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
+}
+
+func sign(k *Key, claims map[string]any) (string, error) {
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	sk := jose.SigningKey{Algorithm: k.Alg, Key: jose.JSONWebKey{Key: k.Priv, KeyID: k.KID}}
+	signer, err := jose.NewSigner(sk, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	obj, err := signer.Sign(payload)
+	if err != nil {
+		return "", err
+	}
+	return obj.CompactSerialize()
 }
 
 // Unsigned returns a token with the given header and claims and the given
@@ -122,6 +128,9 @@ type Issuer struct {
 	mu    sync.Mutex
 	keys  []jose.JSONWebKey
 	codes map[string]code
+	// approve, when set, makes /authorize log the user in at once.
+	approveKey    *Key
+	approveClaims map[string]any
 
 	// KeyFetches counts requests for the key set.
 	KeyFetches atomic.Int64
@@ -156,6 +165,7 @@ func NewIssuer(t testing.TB, keys ...*Key) *Issuer {
 		writeJSON(w, set)
 	})
 	mux.HandleFunc("POST /token", iss.token)
+	mux.HandleFunc("GET /authorize", iss.authorize)
 	iss.srv = httptest.NewServer(mux)
 	iss.URL = iss.srv.URL
 	t.Cleanup(iss.srv.Close)
@@ -183,6 +193,50 @@ func (iss *Issuer) MintCode(codeChallenge, idToken string) string {
 	iss.codes[c] = code{challenge: codeChallenge, idToken: idToken}
 	iss.mu.Unlock()
 	return c
+}
+
+// AutoApprove makes the authorization endpoint log every user in at once
+// as the holder of claims: it redirects the browser to the redirect_uri
+// with a code whose ID token (signed with k) carries claims, the client ID
+// as audience and the request's nonce.
+func (iss *Issuer) AutoApprove(k *Key, claims map[string]any) {
+	iss.mu.Lock()
+	iss.approveKey, iss.approveClaims = k, claims
+	iss.mu.Unlock()
+}
+
+func (iss *Issuer) authorize(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	iss.mu.Lock()
+	k, base := iss.approveKey, iss.approveClaims
+	iss.mu.Unlock()
+	if k == nil || q.Get("client_id") != iss.ClientID || q.Get("response_type") != "code" ||
+		q.Get("code_challenge_method") != "S256" || q.Get("code_challenge") == "" {
+		http.Error(w, "bad authorization request", http.StatusBadRequest)
+		return
+	}
+	redirect, err := url.Parse(q.Get("redirect_uri"))
+	if err != nil || redirect.Scheme == "" {
+		http.Error(w, "bad redirect_uri", http.StatusBadRequest)
+		return
+	}
+	claims := map[string]any{}
+	for key, v := range base {
+		claims[key] = v
+	}
+	now := time.Now()
+	claims["iss"], claims["aud"], claims["nonce"] = iss.URL, iss.ClientID, q.Get("nonce")
+	claims["iat"], claims["exp"] = now.Unix(), now.Add(5*time.Minute).Unix()
+	idToken, err := sign(k, claims)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	back := redirect.Query()
+	back.Set("code", iss.MintCode(q.Get("code_challenge"), idToken))
+	back.Set("state", q.Get("state"))
+	redirect.RawQuery = back.Encode()
+	http.Redirect(w, r, redirect.String(), http.StatusFound)
 }
 
 func (iss *Issuer) token(w http.ResponseWriter, r *http.Request) {

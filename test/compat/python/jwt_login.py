@@ -2,11 +2,17 @@
 would: client.auth.jwt.jwt_login(role, jwt). Exits non-zero with a message
 on the first failure.
 
+Then, when OIDC_REDIRECT is set, it plays a browser through the OIDC flow
+at auth/oidc/ with hvac's auth.oidc helpers: auth_url, a provider that
+approves at once and redirects, and the callback.
+
 Environment: VAULT_ADDR; JWT_GOOD, a token the role "ci" at auth/jwt/
-accepts; JWT_BAD, one whose repository claim the role refuses."""
+accepts; JWT_BAD, one whose repository claim the role refuses;
+OIDC_REDIRECT, an allowed redirect URI of the role "web" at auth/oidc/."""
 
 import os
 import sys
+from urllib.parse import parse_qs, urlparse
 
 import hvac
 from hvac import exceptions
@@ -37,6 +43,33 @@ def main():
     else:
         check(False, "a token from another repository logged in")
     print("jwt_login ok")
+
+    redirect = os.environ.get("OIDC_REDIRECT")
+    if redirect:
+        oidc_flow(addr, redirect)
+
+
+def oidc_flow(addr, redirect):
+    import requests
+
+    c = hvac.Client(url=addr)
+    res = c.auth.oidc.oidc_authorization_url_request(role="web", redirect_uri=redirect)
+    auth_url = res["data"]["auth_url"]
+    check(auth_url, "empty auth_url: %r" % res)
+    r = requests.get(auth_url, allow_redirects=False)
+    check(r.status_code == 302, "provider answered %d" % r.status_code)
+    back = urlparse(r.headers["Location"])
+    q = parse_qs(back.query)
+    res = c.auth.oidc.oidc_callback(state=q["state"][0], nonce="", code=q["code"][0])
+    auth = res["auth"]
+    check(auth["client_token"] and "dev" in auth["policies"], "oidc callback: %r" % res)
+    try:
+        c.auth.oidc.oidc_callback(state=q["state"][0], nonce="", code=q["code"][0])
+    except exceptions.InvalidRequest as e:
+        check("state" in str(e), "replayed state refusal: %s" % e)
+    else:
+        check(False, "a replayed state logged in")
+    print("oidc flow ok")
 
 
 if __name__ == "__main__":
