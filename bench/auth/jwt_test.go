@@ -2,7 +2,7 @@
 // server: JWT logins with a cached key set (the issuer is on loopback and
 // is asked for its keys once).
 //
-//	go test ./bench/auth/ -run '^$' -bench JWTLogin -benchtime 3s
+//	go test ./bench/auth/ -run '^$' -bench . -benchtime 3s
 package auth
 
 import (
@@ -79,4 +79,20 @@ func BenchmarkJWTLogin(b *testing.B) {
 	}{{"RS256", oidctest.NewRSA}, {"ES256", oidctest.NewEC}, {"EdDSA", oidctest.NewEd25519}} {
 		b.Run(k.name, func(b *testing.B) { benchmarkJWTLogin(b, k.key(b, fmt.Sprintf("%s-1", k.name))) })
 	}
+}
+
+// BenchmarkTokenCreate is the baseline: the token a login issues, created
+// directly (auth/token/create), with no method in front of it.
+func BenchmarkTokenCreate(b *testing.B) {
+	addr, root := servertest.StartDev(b)
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
+	body := map[string]any{"policies": []string{"ci"}, "ttl": "1h"}
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			do(b, client, "POST", addr+"/v1/auth/token/create", root, body)
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
