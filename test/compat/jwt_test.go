@@ -372,6 +372,40 @@ func TestJWTKubernetesServiceAccount(t *testing.T) {
 	mustRefuse(t, c, "auth/kubernetes/login", map[string]any{"role": "eso", "jwt": oidctest.Sign(t, key, other)}, "bound audience")
 }
 
+// TestJWTIssuerCA fetches the discovery document and keys over HTTPS from an
+// issuer whose certificate only the configured CA PEM verifies, as with a
+// Kubernetes cluster's own CA.
+func TestJWTIssuerCA(t *testing.T) {
+	key := oidctest.NewEC(t, "ec-1")
+	iss := oidctest.NewTLSIssuer(t, key)
+	c := devClient(t)
+	if err := c.Sys().EnableAuthWithOptions("jwt", &vault.EnableAuthOptions{Type: "jwt"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, cfg := range []map[string]any{{"oidc_discovery_url": iss.URL}, {"jwks_url": iss.URL + "/keys"}} {
+		_, err := c.Logical().Write("auth/jwt/config", cfg)
+		if statusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "certificate") {
+			t.Fatalf("config %v without the CA: %v, want a 400 about the certificate", cfg, err)
+		}
+	}
+	role := map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_subject": "system:serviceaccount:ns:app"}
+	tok := oidctest.Sign(t, key, map[string]any{"iss": iss.URL, "sub": "system:serviceaccount:ns:app", "exp": time.Now().Add(time.Minute).Unix()})
+	for _, cfg := range []map[string]any{
+		{"oidc_discovery_url": iss.URL, "oidc_discovery_ca_pem": iss.CAPEM},
+		{"jwks_url": iss.URL + "/keys", "jwks_ca_pem": iss.CAPEM},
+	} {
+		if _, err := c.Logical().Write("auth/jwt/config", cfg); err != nil {
+			t.Fatalf("config %v: %v", cfg, err)
+		}
+		if _, err := c.Logical().Write("auth/jwt/role/app", role); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Logical().Write("auth/jwt/login", map[string]any{"role": "app", "jwt": tok}); err != nil {
+			t.Fatalf("login with config %v: %v", cfg, err)
+		}
+	}
+}
+
 // TestOIDCBrowserFlow drives auth_url and callback against a fake provider:
 // the test plays the browser, mints a code whose ID token carries the
 // nonce, and completes the login.

@@ -18,6 +18,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -122,6 +124,8 @@ type Issuer struct {
 	URL          string
 	ClientID     string
 	ClientSecret string
+	// CAPEM verifies the issuer's certificate (NewTLSIssuer only).
+	CAPEM string
 
 	srv *httptest.Server
 
@@ -141,8 +145,16 @@ type code struct {
 	idToken   string
 }
 
-// NewIssuer starts an issuer publishing keys; it stops when the test ends.
-func NewIssuer(t testing.TB, keys ...*Key) *Issuer {
+// NewIssuer starts an issuer publishing keys over plain HTTP; it stops
+// when the test ends.
+func NewIssuer(t testing.TB, keys ...*Key) *Issuer { return newIssuer(t, false, keys) }
+
+// NewTLSIssuer starts an issuer over HTTPS with a certificate of its own;
+// CAPEM is the certificate that verifies it (what a cluster's CA bundle is
+// to a Kubernetes issuer).
+func NewTLSIssuer(t testing.TB, keys ...*Key) *Issuer { return newIssuer(t, true, keys) }
+
+func newIssuer(t testing.TB, useTLS bool, keys []*Key) *Issuer {
 	iss := &Issuer{ClientID: "arca-client", ClientSecret: "client-secret-value", codes: map[string]code{}}
 	iss.SetKeys(keys...)
 	mux := http.NewServeMux()
@@ -166,7 +178,16 @@ func NewIssuer(t testing.TB, keys ...*Key) *Issuer {
 	})
 	mux.HandleFunc("POST /token", iss.token)
 	mux.HandleFunc("GET /authorize", iss.authorize)
-	iss.srv = httptest.NewServer(mux)
+	if useTLS {
+		iss.srv = httptest.NewUnstartedServer(mux)
+		// Refused handshakes are what some tests are about: keep them
+		// out of the output.
+		iss.srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		iss.srv.StartTLS()
+		iss.CAPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: iss.srv.Certificate().Raw}))
+	} else {
+		iss.srv = httptest.NewServer(mux)
+	}
 	iss.URL = iss.srv.URL
 	t.Cleanup(iss.srv.Close)
 	return iss
