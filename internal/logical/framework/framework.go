@@ -49,6 +49,11 @@ type Backend struct {
 	// Clean is called from Cleanup.
 	Clean func(ctx context.Context)
 
+	// AuthRenew, when set, answers the core's AuthRenewOperation: whether a
+	// token the method issued at login may be renewed, and on what terms.
+	// It is called with req.Auth as the token was stored; no path routing.
+	AuthRenew OperationFunc
+
 	// Secrets declares the kinds of leased secret the backend issues; the
 	// core's renewals and revocations are routed to them (see Secret).
 	Secrets []*Secret
@@ -171,6 +176,11 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.handleSecret(ctx, req)
 	case logical.RollbackOperation:
 		return b.rollback(ctx, req)
+	case logical.AuthRenewOperation:
+		if b.AuthRenew == nil {
+			return nil, logical.ErrUnsupportedOperation
+		}
+		return b.AuthRenew(ctx, req, &FieldData{Raw: req.Data})
 	}
 	p, captures := b.route(req.Path)
 	if p == nil && req.Operation == logical.HelpOperation && strings.Trim(req.Path, "/") == "" {
