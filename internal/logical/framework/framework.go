@@ -70,6 +70,14 @@ type Backend struct {
 	// back; 0 means DefaultWALRollbackMinAge.
 	WALRollbackMinAge time.Duration
 
+	// AuthRenew, for an auth method, decides whether a token it issued at
+	// login may be renewed: the core calls it for AuthRenewOperation with
+	// req.Auth set to the token (InternalData and Metadata included), with
+	// no path routing and empty field data. It returns a Response whose
+	// Auth carries the terms to renew under (TTL, MaxTTL, Period), or an
+	// error to refuse. A backend without it refuses every renewal.
+	AuthRenew OperationFunc
+
 	// System is the core's view lent to the backend (mount TTLs, clock,
 	// hooks). Setup sets it; without it the framework uses the real clock.
 	System logical.SystemView
@@ -171,6 +179,14 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.handleSecret(ctx, req)
 	case logical.RollbackOperation:
 		return b.rollback(ctx, req)
+	case logical.AuthRenewOperation:
+		if b.AuthRenew == nil {
+			return nil, logical.BadRequest("this auth type doesn't support renew")
+		}
+		if req.Auth == nil {
+			return nil, logical.BadRequest("no token to renew")
+		}
+		return b.AuthRenew(ctx, req, &FieldData{Raw: map[string]any{}, Schema: map[string]*FieldSchema{}})
 	}
 	p, captures := b.route(req.Path)
 	if p == nil {
