@@ -92,6 +92,7 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		ClusterName:     conf.ClusterName,
 		APIAddr:         conf.APIAddr,
 		Audit:           auditConfig(conf),
+		UserLockout:     conf.UserLockout,
 	}
 	if autoseal != nil {
 		cc.Seal, cc.SealDisabled = autoseal, autoseal.Disabled()
