@@ -78,6 +78,13 @@ type Backend struct {
 	// error to refuse. A backend without it refuses every renewal.
 	AuthRenew OperationFunc
 
+	// ResolveRole, for an auth method with roles, names the role a login
+	// request is for (ResolveRoleOperation): the request is routed to its
+	// declared path and d holds its fields, as for the login itself. It
+	// must not check credentials or change anything. A backend without it
+	// answers ErrUnsupportedOperation.
+	ResolveRole func(ctx context.Context, req *logical.Request, d *FieldData) (string, error)
+
 	// System is the core's view lent to the backend (mount TTLs, clock,
 	// hooks). Setup sets it; without it the framework uses the real clock.
 	System logical.SystemView
@@ -188,9 +195,23 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		}
 		return b.AuthRenew(ctx, req, &FieldData{Raw: map[string]any{}, Schema: map[string]*FieldSchema{}})
 	}
+	if req.Operation == logical.ResolveRoleOperation && b.ResolveRole == nil {
+		return nil, logical.ErrUnsupportedOperation
+	}
 	p, captures := b.route(req.Path)
 	if p == nil {
 		return nil, logical.ErrUnsupportedPath
+	}
+	if req.Operation == logical.ResolveRoleOperation {
+		d, _, err := p.fieldData(req, captures)
+		if err != nil {
+			return nil, err
+		}
+		role, err := b.ResolveRole(ctx, req, d)
+		if err != nil {
+			return nil, err
+		}
+		return &logical.Response{Data: map[string]any{"role": role}}, nil
 	}
 	if req.Operation == logical.HelpOperation {
 		return &logical.Response{Data: map[string]any{"help": p.help(b.Help)}}, nil
