@@ -367,11 +367,14 @@ func (mt *mountTable) disable(ctx context.Context, routePath string) error {
 		return err
 	}
 	m.backend.Cleanup(ctx)
-	if ls := mt.core.lockout; ls != nil && m.entry.Table == authTable {
-		ls.dropMount(ctx, m.entry.Accessor)
-	}
-	if err := mt.core.tokens.revokeByPathPrefix(ctx, routePath); err != nil {
-		mt.core.logger.Warn("revoking tokens of a disabled auth mount failed", "path", routePath, "error", err)
+	if m.entry.Table == authTable {
+		// What the method issued goes with it, wherever it was mounted.
+		if ls := mt.core.lockout; ls != nil {
+			ls.dropMount(ctx, m.entry.Accessor)
+		}
+		if err := mt.core.tokens.revokeIssuedBy(ctx, m.entry.Accessor, routePath); err != nil {
+			mt.core.logger.Warn("revoking tokens of a disabled auth mount failed", "path", routePath, "error", err)
+		}
 	}
 	return m.view.clear(ctx)
 }

@@ -525,6 +525,18 @@ func (ts *tokenStore) revokeByPathPrefix(ctx context.Context, prefix string) err
 	})
 }
 
+// revokeIssuedBy revokes every token an auth mount issued at login, found
+// by the mount's accessor (which survives a remount) or, for tokens from
+// before accessors were recorded, by path.
+func (ts *tokenStore) revokeIssuedBy(ctx context.Context, accessor, prefix string) error {
+	return ts.walk(ctx, func(h string, te *TokenEntry) error {
+		if (accessor != "" && te.MountAccessor == accessor) || strings.HasPrefix(te.Path, prefix) {
+			return ts.revokeHashTree(ctx, h)
+		}
+		return nil
+	})
+}
+
 // walk visits every stored token.
 func (ts *tokenStore) walk(ctx context.Context, fn func(h string, te *TokenEntry) error) error {
 	hashes, err := ts.view.List(ctx, tokenIDPrefix)

@@ -326,3 +326,40 @@ func TestLoginTokenFollowsMountTune(t *testing.T) {
 		t.Fatalf("lease_duration = %d, want token_explicit_max_ttl 600", s.Auth.LeaseDuration)
 	}
 }
+
+// A login token belongs to the mount that issued it: moved, the mount
+// still renews it; disabled, the mount takes it (and its locks) along.
+func TestLoginTokensFollowTheirMount(t *testing.T) {
+	root := devClient(t)
+	acc := enableUserpass(t, root)
+	writeUser(t, root, "gina", map[string]any{"password": "pw", "token_policies": "reader"})
+	c, _ := loginUserpass(t, root, "gina", "pw")
+	anon := newClient(t, root.Address(), "")
+	failLogins(t, anon, "hank", 5)
+
+	if err := root.Sys().Remount("auth/userpass", "auth/people"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Auth().Token().RenewSelf(0); err != nil {
+		t.Fatalf("renewing after the mount moved: %v", err)
+	}
+	if _, err := root.Logical().Write("auth/people/users/gina/policies", map[string]any{"token_policies": "other"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Auth().Token().RenewSelf(0); statusOf(err) != http.StatusBadRequest {
+		t.Fatalf("renewal after the moved mount's user changed: %v, want 400", err)
+	}
+	if byMount, _ := lockedUsers(t, root, acc); len(byMount[acc]) != 1 {
+		t.Fatalf("locks after the move: %v", byMount)
+	}
+
+	if err := root.Sys().DisableAuth("people"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("a token of a disabled (moved) mount: %v, want 403", err)
+	}
+	if _, total := lockedUsers(t, root, ""); total != 0 {
+		t.Fatalf("sys/locked-users lists %d names of a disabled mount", total)
+	}
+}
