@@ -620,11 +620,9 @@ func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.
 		if err != nil {
 			return nil, err
 		}
-		sys, period = m.sys, terms.Period
-		if terms.TTL > 0 {
-			defaultTTL = terms.TTL
-		}
-		maxTTL = terms.MaxTTL
+		// The method's terms as they are now; a TTL of 0 is the mount's
+		// default, as at login.
+		sys, period, defaultTTL, maxTTL = m.sys, terms.Period, terms.TTL, terms.MaxTTL
 	}
 	renewed, err := ts.update(ctx, te.ID, func(te *TokenEntry) error {
 		now := ts.now().UTC()
@@ -672,7 +670,6 @@ func (c *Core) authRenewTerms(ctx context.Context, te *TokenEntry) (*mount, *log
 		MountType:           m.entry.Type,
 		Data:                map[string]any{},
 		Auth:                auth,
-		ClientToken:         te.ID,
 		ClientTokenAccessor: te.Accessor,
 		EntityID:            te.EntityID,
 	})
