@@ -213,9 +213,13 @@ func (ls *lockoutStore) fail(ctx context.Context, k lockKey, p lockoutPolicy) {
 		delete(ls.failed, k)
 		ls.locked[k] = now
 	}
+	held := len(ls.locked)
 	ls.mu.Unlock()
 	if !lock {
 		return
+	}
+	if held > sweepAfter && held%sweepAfter == 1 {
+		ls.sweep(ctx)
 	}
 	rec := lockedRecord{Name: k.name, LockedAt: now}
 	if err := putJSONTo(context.WithoutCancel(ctx), ls.view, lockStorageKey(k), rec); err != nil {
@@ -290,8 +294,9 @@ func (ls *lockoutStore) dropMount(ctx context.Context, accessor string) {
 }
 
 // lockedNames returns the names locked now on each mount (every mount when
-// accessor is ""), sorted.
-func (ls *lockoutStore) lockedNames(accessor string) map[string][]string {
+// accessor is ""), sorted. Locks that have run their course, or whose
+// mount is gone, are removed on the way.
+func (ls *lockoutStore) lockedNames(ctx context.Context, accessor string) map[string][]string {
 	now := ls.core.Now()
 	ls.mu.Lock()
 	locked := make(map[lockKey]time.Time, len(ls.locked))
@@ -303,12 +308,8 @@ func (ls *lockoutStore) lockedNames(accessor string) map[string][]string {
 	ls.mu.Unlock()
 	out := map[string][]string{}
 	for k, at := range locked {
-		m := ls.core.mountByAccessor(k.accessor)
-		if m == nil {
-			continue
-		}
-		p := ls.core.lockoutPolicyFor(m.entry)
-		if p.disabled || !now.Before(at.Add(p.duration)) {
+		if ls.expired(k, at, now) {
+			ls.lift(ctx, k, at)
 			continue
 		}
 		out[k.accessor] = append(out[k.accessor], k.name)
@@ -317,6 +318,50 @@ func (ls *lockoutStore) lockedNames(accessor string) map[string][]string {
 		slices.Sort(names)
 	}
 	return out
+}
+
+// expired reports whether the lock on k, taken at at, no longer holds: it
+// has run its course, lockout is off, or the mount is gone.
+func (ls *lockoutStore) expired(k lockKey, at, now time.Time) bool {
+	m := ls.core.mountByAccessor(k.accessor)
+	if m == nil {
+		return true
+	}
+	p := ls.core.lockoutPolicyFor(m.entry)
+	return p.disabled || !now.Before(at.Add(p.duration))
+}
+
+// lift removes the lock on k if it is still the one taken at at.
+func (ls *lockoutStore) lift(ctx context.Context, k lockKey, at time.Time) {
+	ls.mu.Lock()
+	cur, ok := ls.locked[k]
+	if ok && cur.Equal(at) {
+		delete(ls.locked, k)
+	}
+	ls.mu.Unlock()
+	if ok && cur.Equal(at) {
+		ls.forget(ctx, k)
+	}
+}
+
+// sweepAfter is how many locks may be held before a new one sweeps out
+// those that have run their course.
+const sweepAfter = 1000
+
+// sweep lifts every lock that no longer holds.
+func (ls *lockoutStore) sweep(ctx context.Context) {
+	now := ls.core.Now()
+	ls.mu.Lock()
+	locked := make(map[lockKey]time.Time, len(ls.locked))
+	for k, at := range ls.locked {
+		locked[k] = at
+	}
+	ls.mu.Unlock()
+	for k, at := range locked {
+		if ls.expired(k, at, now) {
+			ls.lift(ctx, k, at)
+		}
+	}
 }
 
 // loginGuard is the logical.LoginGuard of one mount. It reads the mount's

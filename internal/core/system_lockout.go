@@ -36,7 +36,7 @@ func (b *systemBackend) lockedUserPaths() []*fw.Path {
 
 func (b *systemBackend) lockedUsers(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 	acc := d.String("mount_accessor")
-	byMount := b.core.lockout.lockedNames(acc)
+	byMount := b.core.lockout.lockedNames(ctx, acc)
 	if acc != "" {
 		if _, ok := byMount[acc]; !ok {
 			byMount[acc] = []string{}
