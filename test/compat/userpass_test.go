@@ -363,3 +363,28 @@ func TestLoginTokensFollowTheirMount(t *testing.T) {
 		t.Fatalf("sys/locked-users lists %d names of a disabled mount", total)
 	}
 }
+
+// token_period makes login tokens periodic: each renewal grants the period,
+// whatever increment is asked, with no maximum but an explicit one.
+func TestLoginTokenPeriod(t *testing.T) {
+	root := devClient(t)
+	enableUserpass(t, root)
+	writeUser(t, root, "ivy", map[string]any{"password": "pw", "token_period": "30m", "token_max_ttl": "10m"})
+	c, s := loginUserpass(t, root, "ivy", "pw")
+	if s.Auth.LeaseDuration != 1800 {
+		t.Fatalf("periodic login lease_duration = %d, want 1800", s.Auth.LeaseDuration)
+	}
+	self, err := c.Auth().Token().LookupSelf()
+	if err != nil || jsonInt(t, self.Data["period"]) != 1800 {
+		t.Fatalf("lookup-self of a periodic token: %v %v", self, err)
+	}
+	r, err := c.Auth().Token().RenewSelf(60)
+	if err != nil || r.Auth.LeaseDuration != 1800 {
+		t.Fatalf("renewing a periodic token: %v %v, want 1800", r, err)
+	}
+	// A changed period applies at the next renewal.
+	writeUser(t, root, "ivy", map[string]any{"token_period": "1h"})
+	if r, err = c.Auth().Token().RenewSelf(0); err != nil || r.Auth.LeaseDuration != 3600 {
+		t.Fatalf("renewal after token_period changed: %v %v, want 3600", r, err)
+	}
+}
