@@ -245,6 +245,7 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, fullPath string, a
 		InternalData:   auth.InternalData,
 		BoundCIDRs:     auth.BoundCIDRs,
 		MountAccessor:  m.entry.Accessor,
+		LoginPolicies:  auth.Policies,
 	}
 	// The method's TTL is its default (a role's token_ttl), capped by its
 	// max (token_max_ttl) and the mount's.

@@ -42,6 +42,10 @@ type TokenEntry struct {
 	// MountAccessor is the accessor of the auth mount that issued a login
 	// token; renewals ask that mount. Empty for the token store's own.
 	MountAccessor string `json:"mount_accessor,omitempty"`
+	// LoginPolicies are the policies the auth method granted at login, as
+	// it gave them: a renewal hands them back to it to compare, whatever
+	// the core added to Policies ("default", identity policies).
+	LoginPolicies []string `json:"login_policies,omitempty"`
 }
 
 // allowedFrom reports whether the token may be used from remoteAddr.
@@ -659,8 +663,7 @@ func (c *Core) authRenewTerms(ctx context.Context, te *TokenEntry) (*mount, *log
 	auth.InternalData = te.InternalData
 	auth.TTL = te.CreationTTL
 	auth.Period = te.Period
-	// The policies the method granted, without the "default" the core adds.
-	auth.TokenPolicies = slices.DeleteFunc(slices.Clone(te.Policies), func(p string) bool { return p == "default" })
+	auth.TokenPolicies = slices.Clone(te.LoginPolicies)
 	resp, err := m.backend.HandleRequest(ctx, &logical.Request{
 		ID:                  newUUID(),
 		Operation:           logical.AuthRenewOperation,
