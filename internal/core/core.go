@@ -47,6 +47,10 @@ type Config struct {
 	Seal         seal.Autoseal
 	SealDisabled bool
 
+	// UserLockout are the server's user_lockout stanzas by auth type
+	// ("all", "userpass", "approle", "ldap"); see lockout.go.
+	UserLockout map[string]UserLockoutConfig
+
 	// Clock is the core's time source: token and lease lifetimes, expiry
 	// and backends' SystemView.Now. nil means the real clock; tests pass
 	// one they can move.
@@ -96,6 +100,8 @@ type Core struct {
 	auditState atomic.Pointer[auditState]
 	access     *accessReport
 	quotas     *quotaStore
+	// lockout keeps failed login counts and login locks (user_lockout).
+	lockout *lockoutStore
 	// passwordPolicies caches parsed password policies.
 	passwordPolicies passwordPolicyCache
 
@@ -141,6 +147,9 @@ func New(conf Config) (*Core, error) {
 		return nil, fmt.Errorf("default_lease_ttl (%s) is longer than max_lease_ttl (%s)", conf.DefaultLeaseTTL, conf.MaxLeaseTTL)
 	}
 	if err := validateAuditConfig(conf.Audit); err != nil {
+		return nil, err
+	}
+	if err := ValidateUserLockout(conf.UserLockout); err != nil {
 		return nil, err
 	}
 	c := &Core{
@@ -511,6 +520,10 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.tokens = newTokenStore(c, newView(c.barrier, "sys/token/"))
+	c.lockout = newLockoutStore(c, newView(c.barrier, lockedUsersPrefix))
+	if err := c.lockout.load(ctx); err != nil {
+		return fmt.Errorf("loading login locks: %w", err)
+	}
 	mt, err := loadMountTable(ctx, c)
 	if err != nil {
 		return err
@@ -568,7 +581,7 @@ func (c *Core) preSeal(ctx context.Context) {
 	if c.mounts != nil {
 		c.mounts.cleanup(ctx)
 	}
-	c.mounts, c.tokens, c.policies, c.expiration = nil, nil, nil, nil
+	c.mounts, c.tokens, c.policies, c.expiration, c.lockout = nil, nil, nil, nil, nil
 	c.cancelRootGeneration()
 	c.barrier.Seal()
 }

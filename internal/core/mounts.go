@@ -37,6 +37,9 @@ type MountConfig struct {
 	// plaintext instead of HMAC'd.
 	AuditNonHMACRequestKeys  []string `json:"audit_non_hmac_request_keys,omitempty"`
 	AuditNonHMACResponseKeys []string `json:"audit_non_hmac_response_keys,omitempty"`
+	// UserLockout is an auth mount's user_lockout_config tune; nil: the
+	// server's user_lockout stanzas decide.
+	UserLockout *UserLockoutConfig `json:"user_lockout_config,omitempty"`
 }
 
 // routePath is the path the router matches: "auth/<path>" for auth mounts.
@@ -364,8 +367,14 @@ func (mt *mountTable) disable(ctx context.Context, routePath string) error {
 		return err
 	}
 	m.backend.Cleanup(ctx)
-	if err := mt.core.tokens.revokeByPathPrefix(ctx, routePath); err != nil {
-		mt.core.logger.Warn("revoking tokens of a disabled auth mount failed", "path", routePath, "error", err)
+	if m.entry.Table == authTable {
+		// What the method issued goes with it, wherever it was mounted.
+		if ls := mt.core.lockout; ls != nil {
+			ls.dropMount(ctx, m.entry.Accessor)
+		}
+		if err := mt.core.tokens.revokeIssuedBy(ctx, m.entry.Accessor, routePath); err != nil {
+			mt.core.logger.Warn("revoking tokens of a disabled auth mount failed", "path", routePath, "error", err)
+		}
 	}
 	return m.view.clear(ctx)
 }
@@ -457,11 +466,3 @@ func (c *Core) EnableSecretsEngine(ctx context.Context, path, typ string, option
 	}
 	return c.mounts.enable(ctx, &MountEntry{Table: mountsTable, Path: p, Type: typ, Options: options, Description: description})
 }
-
-// LoginGuard implements logical.SystemView.
-// TODO(issue 11): the mount's user_lockout settings.
-func (s *mountSystemView) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }
-
-// LoginGuard implements logical.SystemView for the server as a whole: no
-// lockout outside a mount.
-func (c *Core) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }

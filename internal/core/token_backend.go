@@ -535,6 +535,9 @@ func lookupData(te *TokenEntry, withID bool, now time.Time) map[string]any {
 	if te.Role != "" {
 		data["role"] = te.Role
 	}
+	if len(te.BoundCIDRs) > 0 {
+		data["bound_cidrs"] = te.BoundCIDRs
+	}
 	return data
 }
 

@@ -43,6 +43,12 @@ const (
 	// method returns a Response whose Auth carries the terms to renew under
 	// (TTL, MaxTTL, Period, Policies), or an error to refuse.
 	AuthRenewOperation Operation = "renew-auth"
+	// ResolveRoleOperation asks an auth method which of its roles a login
+	// request (Path and Data as the client sent them) is for, so that a
+	// rate limit quota with a role can apply to it. The method answers
+	// with Data {"role": name}, or ErrUnsupportedOperation when it has no
+	// roles.
+	ResolveRoleOperation Operation = "resolve-role"
 )
 
 // Storage is the storage a backend sees: its own view behind the barrier.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	jwtauth "github.com/arcasec/arca/internal/auth/jwt"
+	"github.com/arcasec/arca/internal/auth/userpass"
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/database"
 	"github.com/arcasec/arca/internal/engines/kv"
@@ -32,8 +33,9 @@ func Catalog() core.Catalog {
 			"transit":  transit.Factory,
 		},
 		Auth: map[string]logical.Factory{
-			"jwt":  jwtauth.Factory,
-			"oidc": jwtauth.Factory,
+			"jwt":      jwtauth.Factory,
+			"oidc":     jwtauth.Factory,
+			"userpass": userpass.Factory,
 		},
 	}
 }
@@ -93,6 +95,7 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		ClusterName:     conf.ClusterName,
 		APIAddr:         conf.APIAddr,
 		Audit:           auditConfig(conf),
+		UserLockout:     conf.UserLockout,
 	}
 	if autoseal != nil {
 		cc.Seal, cc.SealDisabled = autoseal, autoseal.Disabled()

@@ -49,11 +49,6 @@ type Backend struct {
 	// Clean is called from Cleanup.
 	Clean func(ctx context.Context)
 
-	// AuthRenew, when set, answers the core's AuthRenewOperation: whether a
-	// token the method issued at login may be renewed, and on what terms.
-	// It is called with req.Auth as the token was stored; no path routing.
-	AuthRenew OperationFunc
-
 	// Secrets declares the kinds of leased secret the backend issues; the
 	// core's renewals and revocations are routed to them (see Secret).
 	Secrets []*Secret
@@ -74,6 +69,21 @@ type Backend struct {
 	// WALRollbackMinAge is how old an entry must be before it is rolled
 	// back; 0 means DefaultWALRollbackMinAge.
 	WALRollbackMinAge time.Duration
+
+	// AuthRenew, for an auth method, decides whether a token it issued at
+	// login may be renewed: the core calls it for AuthRenewOperation with
+	// req.Auth set to the token (InternalData and Metadata included), with
+	// no path routing and empty field data. It returns a Response whose
+	// Auth carries the terms to renew under (TTL, MaxTTL, Period), or an
+	// error to refuse. A backend without it refuses every renewal.
+	AuthRenew OperationFunc
+
+	// ResolveRole, for an auth method with roles, names the role a login
+	// request is for (ResolveRoleOperation): the request is routed to its
+	// declared path and d holds its fields, as for the login itself. It
+	// must not check credentials or change anything. A backend without it
+	// answers ErrUnsupportedOperation.
+	ResolveRole func(ctx context.Context, req *logical.Request, d *FieldData) (string, error)
 
 	// System is the core's view lent to the backend (mount TTLs, clock,
 	// hooks). Setup sets it; without it the framework uses the real clock.
@@ -178,9 +188,15 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.rollback(ctx, req)
 	case logical.AuthRenewOperation:
 		if b.AuthRenew == nil {
-			return nil, logical.ErrUnsupportedOperation
+			return nil, logical.BadRequest("this auth type doesn't support renew")
 		}
-		return b.AuthRenew(ctx, req, &FieldData{Raw: req.Data})
+		if req.Auth == nil {
+			return nil, logical.BadRequest("no token to renew")
+		}
+		return b.AuthRenew(ctx, req, &FieldData{Raw: map[string]any{}, Schema: map[string]*FieldSchema{}})
+	}
+	if req.Operation == logical.ResolveRoleOperation && b.ResolveRole == nil {
+		return nil, logical.ErrUnsupportedOperation
 	}
 	p, captures := b.route(req.Path)
 	if p == nil && req.Operation == logical.HelpOperation && strings.Trim(req.Path, "/") == "" {
@@ -188,6 +204,17 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 	}
 	if p == nil {
 		return nil, logical.ErrUnsupportedPath
+	}
+	if req.Operation == logical.ResolveRoleOperation {
+		d, _, err := p.fieldData(req, captures)
+		if err != nil {
+			return nil, err
+		}
+		role, err := b.ResolveRole(ctx, req, d)
+		if err != nil {
+			return nil, err
+		}
+		return &logical.Response{Data: map[string]any{"role": role}}, nil
 	}
 	if req.Operation == logical.HelpOperation {
 		return &logical.Response{Data: map[string]any{"help": p.help(b.Help)}}, nil

@@ -234,6 +234,43 @@ def transit(c):
     check(len(rnd) == 32, "random bytes: %r" % rnd)
 
 
+def userpass(c, addr):
+    """userpass through hvac's auth.userpass: users, login, a wrong password,
+    renewal refused once the user's policies change, lockout and unlock."""
+    c.sys.enable_auth_method(method_type="userpass")
+    accessor = c.sys.list_auth_methods()["data"]["userpass/"]["accessor"]
+    c.sys.tune_auth_method(path="userpass", user_lockout_config={"lockout_threshold": "2"})
+    c.sys.create_or_update_policy(name="up-read", policy='path "secret/data/up/*" { capabilities = ["read"] }')
+    c.secrets.kv.v2.create_or_update_secret(path="up/cfg", secret={"x": "1"})
+    c.auth.userpass.create_or_update_user(username="frank", password="s3cret", policies=["up-read"])
+    user = c.auth.userpass.read_user(username="frank")["data"]
+    check("password" not in user and user["token_policies"] == ["up-read"], "read_user: %r" % user)
+    check("frank" in c.auth.userpass.list_user()["data"]["keys"], "list_user")
+
+    app = hvac.Client(url=addr)
+    login = app.auth.userpass.login(username="frank", password="s3cret")["auth"]
+    check(app.token == login["client_token"], "login did not set the client's token")
+    check(sorted(login["policies"]) == ["default", "up-read"], "login policies: %r" % login)
+    check(app.secrets.kv.v2.read_secret_version(path="up/cfg")["data"]["data"]["x"] == "1", "read with the login token")
+    check(app.auth.token.renew_self()["auth"]["client_token"] == login["client_token"], "renew_self")
+
+    c.auth.userpass.create_or_update_user(username="frank", policies=["up-read", "more"])
+    expect(exceptions.InvalidRequest, lambda: app.auth.token.renew_self(), "renew after the user's policies changed")
+
+    anon = hvac.Client(url=addr)
+    expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="wrong"), "wrong password")
+    expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="wrong"), "wrong password")
+    expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="s3cret"), "locked out")
+    locked = c.adapter.get("/v1/sys/locked-users")["data"]
+    check(locked["total"] == 1, "sys/locked-users: %r" % locked)
+    c.adapter.post("/v1/sys/locked-users/%s/unlock/frank" % accessor)
+    anon.auth.userpass.login(username="frank", password="s3cret")
+    c.auth.userpass.update_password_on_user(username="frank", password="n3w")
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.userpass.login(username="frank", password="s3cret"),
+           "old password after a change")
+    hvac.Client(url=addr).auth.userpass.login(username="frank", password="n3w")
+
+
 def main():
     seal_flow(os.environ["SEALED_ADDR"])
     addr = os.environ["VAULT_ADDR"]
@@ -244,6 +281,7 @@ def main():
     policies_and_tokens(c, addr)
     audit(c)
     transit(c)
+    userpass(c, addr)
     print("python3-hvac %s: all checks passed" % getattr(hvac, "__version__", "0.11"))
 
 
