@@ -231,7 +231,7 @@ type LoginGuard interface {
 }
 
 // ErrLoginLocked is the error a method returns for a locked-out name.
-var ErrLoginLocked = Errorf(http.StatusBadRequest, "too many failed logins: this user is locked out; try again later or ask an operator to unlock it (sys/locked-users)")
+var ErrLoginLocked = Errorf(http.StatusForbidden, "too many failed logins: this user is locked out; try again later or ask an operator to unlock it (sys/locked-users)")
 
 // NoLoginGuard is a LoginGuard that never locks anyone out.
 type NoLoginGuard struct{}

@@ -80,8 +80,8 @@ func failLogins(t *testing.T, c *vault.Client, name string, n int) {
 
 func wantLocked(t *testing.T, err error, who string) {
 	t.Helper()
-	if statusOf(err) != http.StatusBadRequest || !strings.Contains(errorText(err), "locked") {
-		t.Fatalf("login as %s: %v, want a 400 saying it is locked out", who, err)
+	if statusOf(err) != http.StatusForbidden || !strings.Contains(errorText(err), "locked") {
+		t.Fatalf("login as %s: %v, want a 403 saying it is locked out", who, err)
 	}
 }
 

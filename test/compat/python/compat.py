@@ -260,7 +260,7 @@ def userpass(c, addr):
     anon = hvac.Client(url=addr)
     expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="wrong"), "wrong password")
     expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="wrong"), "wrong password")
-    expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="s3cret"), "locked out")
+    expect(exceptions.Forbidden, lambda: anon.auth.userpass.login(username="frank", password="s3cret"), "locked out")
     locked = c.adapter.get("/v1/sys/locked-users")["data"]
     check(locked["total"] == 1, "sys/locked-users: %r" % locked)
     c.adapter.post("/v1/sys/locked-users/%s/unlock/frank" % accessor)
