@@ -2,9 +2,11 @@ package core
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -131,5 +133,86 @@ func TestTokenExpiryKeyFollowsRenewRevokeAndTidy(t *testing.T) {
 	}
 	if got := tokenTimeKeys(t, c); len(got) != 0 {
 		t.Fatalf("keys after revoke: %v", got)
+	}
+}
+
+// failingStorage fails every write that touches a key containing fail.
+type failingStorage struct {
+	storage.Backend
+	fail atomic.Value // string
+}
+
+func (f *failingStorage) hit(key string) bool {
+	s, _ := f.fail.Load().(string)
+	return s != "" && strings.Contains(key, s)
+}
+
+func (f *failingStorage) Delete(ctx context.Context, key string) error {
+	if f.hit(key) {
+		return errors.New("storage unavailable")
+	}
+	return f.Backend.Delete(ctx, key)
+}
+
+func (f *failingStorage) Transaction(ctx context.Context, ops []storage.Op) error {
+	for _, op := range ops {
+		if f.hit(op.Entry.Key) {
+			return errors.New("storage unavailable")
+		}
+	}
+	return f.Backend.Transaction(ctx, ops)
+}
+
+// An expired token whose revocation fails keeps its key, rescheduled with
+// the leases' backoff and the attempt recorded, and is revoked once the
+// failure clears.
+func TestExpiredTokenRevocationRetried(t *testing.T) {
+	clock := leasetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	fs := &failingStorage{Backend: storage.NewInmem()}
+	c, err := New(Config{Storage: fs, Clock: clock, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := c.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Seal(context.Background()) })
+	tok := createToken(t, c, res.RootToken, map[string]any{"policies": "default", "ttl": "3s"})
+	fs.fail.Store("sys/token/id/" + hashID(tok))
+
+	clock.Advance(4 * time.Second)
+	due := clock.Now().Add(revokeBackoffBase)
+	want := tokenTimeKey(due, hashID(tok))
+	deadline := time.Now().Add(20 * time.Second) // only stops a broken test from hanging
+	for {
+		keys := tokenTimeKeys(t, c)
+		if len(keys) == 1 && keys[0] == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("token keys %v, want the retry %s", keys, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var rec tokenExpiryRecord
+	if _, err := getJSONFrom(ctx, c.expiration.view, want, &rec); err != nil || rec.RevokeAttempts != 1 || !strings.Contains(rec.LastRevokeError, "storage unavailable") {
+		t.Fatalf("retry record %+v, %v", rec, err)
+	}
+	if !stored(t, c, tok) {
+		t.Fatal("the token is gone although its revocation failed")
+	}
+
+	fs.fail.Store("")
+	clock.Advance(revokeBackoffBase)
+	for stored(t, c, tok) || len(tokenTimeKeys(t, c)) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the retry did not revoke the token; keys %v", tokenTimeKeys(t, c))
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
