@@ -550,7 +550,6 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	if err := c.recordVersion(ctx); err != nil {
 		return err
 	}
-	c.tokens.startTidy()
 	c.expiration.start()
 	c.startRollback()
 	c.activeTime = c.Now().UTC()
@@ -563,9 +562,6 @@ func (c *Core) preSeal(ctx context.Context) {
 	if c.expiration != nil {
 		c.expiration.stopLoop()
 		c.expiration.saveCount(ctx)
-	}
-	if c.tokens != nil {
-		c.tokens.stopTidy()
 	}
 	if c.access != nil {
 		if err := c.access.close(ctx); err != nil {

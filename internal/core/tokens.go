@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -112,9 +111,6 @@ type tokenStore struct {
 
 	// now is the clock token lifetimes are measured against.
 	now func() time.Time
-
-	tidyStop chan struct{}
-	tidyDone chan struct{}
 }
 
 // Storage layout inside the token store's view:
@@ -213,7 +209,7 @@ func (ts *tokenStore) create(ctx context.Context, te *TokenEntry) error {
 	if te.Parent != "" {
 		ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: tokenParentPrefix + hashID(te.Parent) + "/" + hashID(te.ID), Value: []byte("{}")}})
 	}
-	if err := storage.Apply(ctx, ts.view, ops); err != nil {
+	if err := ts.applyTokenOps(ctx, ops, hashID(te.ID), time.Time{}, te.ExpireTime); err != nil {
 		return fmt.Errorf("storing the token: %w", err)
 	}
 	ts.mu.Lock()
@@ -394,7 +390,10 @@ func (ts *tokenStore) update(ctx context.Context, id string, change func(te *Tok
 	if err := change(&next); err != nil {
 		return nil, err
 	}
-	if err := ts.view.Put(ctx, mustJSONEntry(tokenIDPrefix+hashID(next.ID), &next)); err != nil {
+	put := storage.Op{Kind: storage.OpPut, Entry: mustJSONEntry(tokenIDPrefix+hashID(next.ID), &next)}
+	// A new expiry moves the token's key in the expiration manager's time
+	// index, in the same write.
+	if err := ts.applyTokenOps(ctx, []storage.Op{put}, hashID(next.ID), cur.ExpireTime, next.ExpireTime); err != nil {
 		return nil, fmt.Errorf("storing the token: %w", err)
 	}
 	ts.mu.Lock()
@@ -476,7 +475,7 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if te.Parent != "" {
 		ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: tokenParentPrefix + hashID(te.Parent) + "/" + h}})
 	}
-	if err := storage.Apply(ctx, ts.view, ops); err != nil {
+	if err := ts.applyTokenOps(ctx, ops, h, te.ExpireTime, time.Time{}); err != nil {
 		return err
 	}
 	ts.mu.Lock()
@@ -562,12 +561,18 @@ func (ts *tokenStore) walk(ctx context.Context, fn func(h string, te *TokenEntry
 	return nil
 }
 
-// tidy revokes spent and expired tokens, and those whose parent is gone.
+// tidy is auth/token/tidy: it reads every token, so nothing runs it on a
+// schedule (the expiration manager revokes expired tokens through its time
+// index). It revokes spent and expired tokens and those whose parent is
+// gone, and gives an expiring token that has no key in the time index one.
 func (ts *tokenStore) tidy(ctx context.Context) error {
 	now := ts.now()
 	return ts.walk(ctx, func(h string, te *TokenEntry) error {
 		if te.NumUses < 0 {
 			return ts.revokeHashTree(ctx, h)
+		}
+		if err := ts.indexTokenExpiry(ctx, h, te); err != nil {
+			return err
 		}
 		_, stale, err := ts.vet(ctx, te, now)
 		if err != nil || stale == "" {
@@ -575,35 +580,6 @@ func (ts *tokenStore) tidy(ctx context.Context) error {
 		}
 		return ts.revokeTree(ctx, stale)
 	})
-}
-
-const tidyInterval = time.Minute
-
-func (ts *tokenStore) startTidy() {
-	ts.tidyStop, ts.tidyDone = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(ts.tidyDone)
-		t := time.NewTicker(tidyInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ts.tidyStop:
-				return
-			case <-t.C:
-				if err := ts.tidy(context.Background()); err != nil && !errors.Is(err, logical.ErrSealed) {
-					ts.core.logger.Warn("token tidy failed", "error", err)
-				}
-			}
-		}
-	}()
-}
-
-func (ts *tokenStore) stopTidy() {
-	if ts.tidyStop != nil {
-		close(ts.tidyStop)
-		<-ts.tidyDone
-		ts.tidyStop = nil
-	}
 }
 
 // renew extends a token's lifetime by increment (0: its creation TTL; a
