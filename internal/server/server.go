@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arcasec/arca/internal/auth/approle"
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/database"
 	"github.com/arcasec/arca/internal/engines/kv"
@@ -30,7 +31,9 @@ func Catalog() core.Catalog {
 			"database": database.Factory,
 			"transit":  transit.Factory,
 		},
-		Auth: map[string]logical.Factory{},
+		Auth: map[string]logical.Factory{
+			"approle": approle.Factory,
+		},
 	}
 }
 

@@ -70,6 +70,11 @@ type Backend struct {
 	// back; 0 means DefaultWALRollbackMinAge.
 	WALRollbackMinAge time.Duration
 
+	// AuthRenew, when set, answers logical.AuthRenewOperation: whether a
+	// token the method issued at login may be renewed, and on what terms.
+	// It is called with no path routing and empty field data.
+	AuthRenew OperationFunc
+
 	// System is the core's view lent to the backend (mount TTLs, clock,
 	// hooks). Setup sets it; without it the framework uses the real clock.
 	System logical.SystemView
@@ -171,6 +176,11 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.handleSecret(ctx, req)
 	case logical.RollbackOperation:
 		return b.rollback(ctx, req)
+	case logical.AuthRenewOperation:
+		if b.AuthRenew == nil {
+			return nil, logical.ErrUnsupportedOperation
+		}
+		return b.AuthRenew(ctx, req, &FieldData{Raw: map[string]any{}, Schema: map[string]*FieldSchema{}})
 	}
 	p, captures := b.route(req.Path)
 	if p == nil {
