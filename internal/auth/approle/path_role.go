@@ -383,7 +383,15 @@ func (b *backend) roleFieldWrite(rf roleField) framework.OperationFunc {
 		if !given {
 			return nil, logical.BadRequest("missing %s", rf.fields[len(rf.fields)-1])
 		}
-		return b.changeRole(ctx, req, roleName(d), d)
+		// Only the fields this path declares reach the role, checked
+		// against the full schema the role's parsers expect.
+		raw := map[string]any{}
+		for k := range d.Schema {
+			if v, ok := d.Raw[k]; ok {
+				raw[k] = v
+			}
+		}
+		return b.changeRole(ctx, req, roleName(d), &framework.FieldData{Raw: raw, Schema: roleFields()})
 	}
 }
 
