@@ -446,11 +446,17 @@ func BenchmarkAppRoleLogin(b *testing.B) {
 	c.SetToken(root)
 	roleID := enableAppRole(b, c, "bench", map[string]any{"token_ttl": "1m"})
 	secretID, _ := newSecretID(b, c, "bench", nil)
+	lc, err := c.Clone()
+	if err != nil {
+		b.Fatal(err)
+	}
+	lc.ClearToken()
+	body := map[string]any{"role_id": roleID, "secret_id": secretID}
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := appRoleLogin(c, roleID, secretID); err != nil {
+			if _, err := lc.Logical().Write("auth/approle/login", body); err != nil {
 				b.Error(err)
 				return
 			}

@@ -53,13 +53,13 @@ func (g *testGuard) Succeeded(_ context.Context, name string) {
 }
 
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	b     *backend
 	store *storage.Inmem
 	sys   *system
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	sys := &system{clock: leasetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)), guard: &testGuard{failures: map[string]int{}}}
 	store := storage.NewInmem()
@@ -373,5 +373,36 @@ func TestRoleValidation(t *testing.T) {
 	}
 	if _, err := h.do(logical.UpdateOperation, "role/old/custom-secret-id", map[string]any{"secret_id": "x", "metadata": `{"a":1}`}); logical.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("metadata with a number: %v", err)
+	}
+}
+
+// BenchmarkLoginMethod measures the method's own share of a login (role ID
+// index, role, secret ID read and use count, no token store, no HTTP) on
+// in-memory storage, with an unlimited and a 2^30-use secret ID (the latter
+// writes its count back on every login).
+func BenchmarkLoginMethod(b *testing.B) {
+	for _, uses := range []int{0, 1 << 30} {
+		b.Run(map[bool]string{true: "unlimited", false: "counted"}[uses == 0], func(b *testing.B) {
+			h := newHarness(b)
+			if _, err := h.do(logical.UpdateOperation, "role/app", map[string]any{}); err != nil {
+				b.Fatal(err)
+			}
+			id, _ := h.do(logical.ReadOperation, "role/app/role-id", nil)
+			sec, err := h.do(logical.UpdateOperation, "role/app/secret-id", map[string]any{"num_uses": uses})
+			if err != nil {
+				b.Fatal(err)
+			}
+			roleID, secretID := id.Data["role_id"].(string), sec.Data["secret_id"].(string)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := h.login(roleID, secretID); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -69,7 +70,7 @@ type backend struct {
 	secretLocks [lockStripes]sync.Mutex
 
 	saltMu sync.Mutex
-	salt   []byte
+	salt   atomic.Pointer[[]byte] // the HMAC key once read or made
 
 	tidyMu   sync.Mutex
 	lastTidy time.Time
@@ -126,18 +127,24 @@ func (b *backend) secretLock(h string) *sync.Mutex {
 
 // hmacKey returns the mount's HMAC key, creating it on first use.
 func (b *backend) hmacKey(ctx context.Context, s logical.Storage) ([]byte, error) {
+	if k := b.salt.Load(); k != nil {
+		return *k, nil
+	}
 	b.saltMu.Lock()
 	defer b.saltMu.Unlock()
-	if b.salt != nil {
-		return b.salt, nil
+	if k := b.salt.Load(); k != nil {
+		return *k, nil
 	}
 	e, err := s.Get(ctx, saltKey)
 	if err != nil {
 		return nil, fmt.Errorf("reading the mount's HMAC key: %w", err)
 	}
-	if e != nil && len(e.Value) == 32 {
-		b.salt = e.Value
-		return b.salt, nil
+	if e != nil {
+		if len(e.Value) != 32 {
+			return nil, fmt.Errorf("the mount's HMAC key is damaged: %d bytes, want 32", len(e.Value))
+		}
+		b.salt.Store(&e.Value)
+		return e.Value, nil
 	}
 	key := make([]byte, 32)
 	if _, err := rand.Read(key); err != nil {
@@ -146,11 +153,11 @@ func (b *backend) hmacKey(ctx context.Context, s logical.Storage) ([]byte, error
 	if err := s.Put(ctx, &logical.StorageEntry{Key: saltKey, Value: key}); err != nil {
 		return nil, fmt.Errorf("storing the mount's HMAC key: %w", err)
 	}
-	b.salt = key
+	b.salt.Store(&key)
 	return key, nil
 }
 
-// hmacs returns the hex HMAC-SHA256 of each value under the mount's key,
+// hmac returns the hex HMAC-SHA256 of each value under the mount's key,
 // each in its own domain (kind), so a role name never hashes like a secret ID.
 func (b *backend) hmac(ctx context.Context, s logical.Storage, kind, value string) (string, error) {
 	key, err := b.hmacKey(ctx, s)
