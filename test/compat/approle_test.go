@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -277,9 +278,12 @@ func TestAppRoleTerraformLoginBody(t *testing.T) {
 // exactly once however many logins race for it.
 func TestAppRoleSingleUseUnderConcurrency(t *testing.T) {
 	c := devClient(t)
-	roleID := enableAppRole(t, c, "once", map[string]any{})
 	for round := 0; round < 3; round++ {
-		secretID, _ := newSecretID(t, c, "once", map[string]any{"num_uses": 1})
+		// A role per round: the losers of a round count as failed logins
+		// of its role ID, which login lockout may lock.
+		name := fmt.Sprintf("once%d", round)
+		roleID := enableAppRole(t, c, name, map[string]any{})
+		secretID, _ := newSecretID(t, c, name, map[string]any{"num_uses": 1})
 		var wg sync.WaitGroup
 		var mu sync.Mutex
 		ok, refused, other := 0, 0, []error{}
