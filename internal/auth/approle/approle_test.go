@@ -406,3 +406,39 @@ func BenchmarkLoginMethod(b *testing.B) {
 		})
 	}
 }
+
+// A secret ID logs in only with its own role's role ID, and a role bound
+// by token_bound_cidrs alone refuses logins from elsewhere.
+func TestLoginCrossRoleAndTokenCIDRs(t *testing.T) {
+	h := newHarness(t)
+	h.must(logical.UpdateOperation, "role/a", map[string]any{})
+	h.must(logical.UpdateOperation, "role/b", map[string]any{})
+	if _, err := h.login(h.roleID("b"), h.secretID("a", nil)); err == nil || !strings.Contains(err.Error(), "invalid role or secret ID") {
+		t.Fatalf("role b with a secret ID of role a: %v", err)
+	}
+	h.must(logical.UpdateOperation, "role/far", map[string]any{"bind_secret_id": false, "token_bound_cidrs": "10.0.0.0/8"})
+	if _, err := h.login(h.roleID("far"), ""); logical.StatusOf(err) != http.StatusForbidden {
+		t.Fatalf("login from outside token_bound_cidrs: %v", err)
+	}
+	h.must(logical.UpdateOperation, "role/near", map[string]any{"bind_secret_id": false, "token_bound_cidrs": "127.0.0.1"})
+	if _, err := h.login(h.roleID("near"), ""); err != nil {
+		t.Fatalf("login from inside token_bound_cidrs: %v", err)
+	}
+}
+
+// The periodic function tidies expired secret IDs.
+func TestPeriodicTidy(t *testing.T) {
+	h := newHarness(t)
+	h.must(logical.UpdateOperation, "role/app", map[string]any{"secret_id_ttl": "1m"})
+	h.secretID("app", nil)
+	h.sys.clock.Advance(2 * time.Minute)
+	if _, err := h.b.HandleRequest(context.Background(), &logical.Request{Operation: logical.RollbackOperation, Storage: h.store}); err != nil {
+		t.Fatal(err)
+	}
+	if list := h.must(logical.ListOperation, "role/app/secret-id", nil); list != nil {
+		t.Fatalf("expired secret IDs left after the periodic tidy: %v", list.Data)
+	}
+	if accs, _ := h.store.List(context.Background(), accessorPrefix); len(accs) != 0 {
+		t.Fatalf("accessors left: %v", accs)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 
@@ -101,6 +102,11 @@ func (b *backend) checkLogin(ctx context.Context, req *logical.Request, roleID, 
 		}
 	}
 	metadata["role_name"] = r.Name
+	// A token that could not be used from here is not issued here either
+	// (Vault's core checks the same at login).
+	if !framework.RemoteAddrAllowed(req.RemoteAddr, tokenCIDRs) {
+		return nil, logical.Errorf(http.StatusForbidden, "source address %q unauthorized by the token's bound CIDRs", hostOf(req.RemoteAddr))
+	}
 
 	auth := &logical.Auth{
 		DisplayName: r.Name,
