@@ -468,3 +468,30 @@ func BenchmarkAppRoleLogin(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "logins/s")
 }
+
+// BenchmarkTokenCreateBaseline is the floor BenchmarkAppRoleLogin compares
+// with: creating a token through auth/token/create over HTTP, which issues
+// a token like a login does but checks no credentials.
+func BenchmarkTokenCreateBaseline(b *testing.B) {
+	addr, root := servertest.StartDev(b)
+	conf := vault.DefaultConfig()
+	conf.Address = addr
+	conf.MaxRetries = 0
+	c, err := vault.NewClient(conf)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c.SetToken(root)
+	req := &vault.TokenCreateRequest{Policies: []string{"default"}, TTL: "1m"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Auth().Token().Create(req); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}

@@ -79,6 +79,9 @@ func (b *backend) checkLogin(ctx context.Context, req *logical.Request, roleID, 
 		}
 	}
 	if r == nil || subtleNotEqual(r.RoleID, roleID) {
+		// Read a secret ID entry as a known role ID would, so an unknown
+		// one does not answer measurably faster.
+		_, _ = req.Storage.Get(ctx, secretIDKey(idHash, secretHMAC))
 		return nil, errInvalidCredentials
 	}
 
