@@ -442,3 +442,39 @@ func TestPeriodicTidy(t *testing.T) {
 		t.Fatalf("accessors left: %v", accs)
 	}
 }
+
+// Deleting a per-field sub-path resets the field.
+func TestRoleFieldReset(t *testing.T) {
+	h := newHarness(t)
+	h.must(logical.UpdateOperation, "role/app", map[string]any{
+		"token_policies": "a", "secret_id_bound_cidrs": "10.0.0.0/8", "token_bound_cidrs": "10.0.0.0/8",
+		"secret_id_num_uses": 3, "secret_id_ttl": 60, "token_ttl": 60, "token_max_ttl": 120, "token_num_uses": 2, "token_period": 30,
+	})
+	for _, sub := range []string{"policies", "secret-id-bound-cidrs", "token-bound-cidrs", "secret-id-num-uses", "secret-id-ttl", "token-ttl", "token-max-ttl", "token-num-uses", "period"} {
+		h.must(logical.DeleteOperation, "role/app/"+sub, nil)
+	}
+	d := h.must(logical.ReadOperation, "role/app", nil).Data
+	for k, want := range map[string]any{"secret_id_num_uses": 0, "secret_id_ttl": int64(0), "token_ttl": int64(0), "token_max_ttl": int64(0), "token_num_uses": 0, "token_period": int64(0)} {
+		if d[k] != want {
+			t.Errorf("%s = %v after reset, want %v", k, d[k], want)
+		}
+	}
+	for _, k := range []string{"token_policies", "secret_id_bound_cidrs", "token_bound_cidrs"} {
+		if len(d[k].([]string)) != 0 {
+			t.Errorf("%s = %v after reset", k, d[k])
+		}
+	}
+	// Resetting bind_secret_id turns it back on.
+	h.must(logical.UpdateOperation, "role/open", map[string]any{"bind_secret_id": false, "secret_id_bound_cidrs": "127.0.0.0/8"})
+	h.must(logical.DeleteOperation, "role/open/bind-secret-id", nil)
+	if h.must(logical.ReadOperation, "role/open/bind-secret-id", nil).Data["bind_secret_id"] != true {
+		t.Fatal("bind_secret_id not reset to true")
+	}
+	// A reset that would leave a role unconstrained is refused.
+	if _, err := h.do(logical.UpdateOperation, "role/open/bind-secret-id", map[string]any{"bind_secret_id": false}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.do(logical.DeleteOperation, "role/open/secret-id-bound-cidrs", nil); logical.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("removing the last constraint: %v", err)
+	}
+}

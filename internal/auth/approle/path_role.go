@@ -75,10 +75,10 @@ type roleField struct {
 }
 
 var roleFieldPaths = []roleField{
-	{suffix: "policies", fields: []string{"token_policies", "policies"}, show: []string{"policies", "token_policies"}, reset: map[string]any{"token_policies": []string{}}},
-	{suffix: "bound-cidr-list", fields: []string{"bound_cidr_list"}, show: []string{"bound_cidr_list"}, reset: map[string]any{"secret_id_bound_cidrs": []string{}}},
-	{suffix: "secret-id-bound-cidrs", fields: []string{"secret_id_bound_cidrs"}, show: []string{"secret_id_bound_cidrs"}, reset: map[string]any{"secret_id_bound_cidrs": []string{}}},
-	{suffix: "token-bound-cidrs", fields: []string{"token_bound_cidrs"}, show: []string{"token_bound_cidrs"}, reset: map[string]any{"token_bound_cidrs": []string{}}},
+	{suffix: "policies", fields: []string{"token_policies", "policies"}, show: []string{"policies", "token_policies"}, reset: map[string]any{"token_policies": ""}},
+	{suffix: "bound-cidr-list", fields: []string{"bound_cidr_list"}, show: []string{"bound_cidr_list"}, reset: map[string]any{"secret_id_bound_cidrs": ""}},
+	{suffix: "secret-id-bound-cidrs", fields: []string{"secret_id_bound_cidrs"}, show: []string{"secret_id_bound_cidrs"}, reset: map[string]any{"secret_id_bound_cidrs": ""}},
+	{suffix: "token-bound-cidrs", fields: []string{"token_bound_cidrs"}, show: []string{"token_bound_cidrs"}, reset: map[string]any{"token_bound_cidrs": ""}},
 	{suffix: "bind-secret-id", fields: []string{"bind_secret_id"}, show: []string{"bind_secret_id"}, reset: map[string]any{"bind_secret_id": true}},
 	{suffix: "secret-id-num-uses", fields: []string{"secret_id_num_uses"}, show: []string{"secret_id_num_uses"}, reset: map[string]any{"secret_id_num_uses": 0}},
 	{suffix: "secret-id-ttl", fields: []string{"secret_id_ttl"}, show: []string{"secret_id_ttl"}, reset: map[string]any{"secret_id_ttl": 0}},
