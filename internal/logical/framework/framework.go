@@ -70,9 +70,12 @@ type Backend struct {
 	// back; 0 means DefaultWALRollbackMinAge.
 	WALRollbackMinAge time.Duration
 
-	// AuthRenew, when set, answers logical.AuthRenewOperation: whether a
-	// token the method issued at login may be renewed, and on what terms.
-	// It is called with no path routing and empty field data.
+	// AuthRenew, for an auth method, decides whether a token it issued at
+	// login may be renewed: the core calls it for AuthRenewOperation with
+	// req.Auth set to the token (InternalData and Metadata included), with
+	// no path routing and empty field data. It returns a Response whose
+	// Auth carries the terms to renew under (TTL, MaxTTL, Period), or an
+	// error to refuse. A backend without it refuses every renewal.
 	AuthRenew OperationFunc
 
 	// System is the core's view lent to the backend (mount TTLs, clock,
@@ -178,7 +181,10 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.rollback(ctx, req)
 	case logical.AuthRenewOperation:
 		if b.AuthRenew == nil {
-			return nil, logical.ErrUnsupportedOperation
+			return nil, logical.BadRequest("this auth type doesn't support renew")
+		}
+		if req.Auth == nil {
+			return nil, logical.BadRequest("no token to renew")
 		}
 		return b.AuthRenew(ctx, req, &FieldData{Raw: map[string]any{}, Schema: map[string]*FieldSchema{}})
 	}
