@@ -57,28 +57,17 @@ func (b *backend) checkLogin(ctx context.Context, req *logical.Request, roleID, 
 	b.rolesMu.RLock()
 	defer b.rolesMu.RUnlock()
 
-	idHash, err := b.hmac(ctx, req.Storage, "role_id", roleID)
-	if err != nil {
-		return nil, err
-	}
 	// The secret ID's HMAC is computed whether or not the role ID is
 	// known, so an unknown role ID costs what a known one does.
 	secretHMAC, err := b.hmac(ctx, req.Storage, "secret_id", secretID)
 	if err != nil {
 		return nil, err
 	}
-	var idx roleIDIndex
-	found, err := getJSON(ctx, req.Storage, roleIDPrefix+idHash, &idx)
+	r, idHash, err := b.roleByID(ctx, req.Storage, roleID)
 	if err != nil {
 		return nil, err
 	}
-	var r *role
-	if found {
-		if r, err = b.readRole(ctx, req.Storage, idx.Name); err != nil {
-			return nil, err
-		}
-	}
-	if r == nil || subtleNotEqual(r.RoleID, roleID) {
+	if r == nil {
 		// Read a secret ID entry as a known role ID would, so an unknown
 		// one does not answer measurably faster.
 		_, _ = req.Storage.Get(ctx, secretIDKey(idHash, secretHMAC))
@@ -123,6 +112,26 @@ func (b *backend) checkLogin(ctx context.Context, req *logical.Request, roleID, 
 	r.TokenParams.PopulateAuth(auth)
 	auth.BoundCIDRs = slices.Clone(tokenCIDRs)
 	return auth, nil
+}
+
+// roleByID returns the role whose role ID is roleID, or nil, with the
+// role ID's HMAC. The caller holds rolesMu for reading. (This is also what
+// a rate limit quota's role resolution needs: the role a login is for.)
+func (b *backend) roleByID(ctx context.Context, s logical.Storage, roleID string) (*role, string, error) {
+	idHash, err := b.hmac(ctx, s, "role_id", roleID)
+	if err != nil {
+		return nil, "", err
+	}
+	var idx roleIDIndex
+	found, err := getJSON(ctx, s, roleIDPrefix+idHash, &idx)
+	if err != nil || !found {
+		return nil, idHash, err
+	}
+	r, err := b.readRole(ctx, s, idx.Name)
+	if err != nil || r == nil || subtleNotEqual(r.RoleID, roleID) {
+		return nil, idHash, err
+	}
+	return r, idHash, nil
 }
 
 // spendSecretID finds the role's secret ID by its HMAC, checks that it is
