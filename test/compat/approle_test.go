@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -494,4 +496,33 @@ func BenchmarkTokenCreateBaseline(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// TestAppRoleAuditHidesSecretIDs: the audit log records secret ID
+// generation and the login with the secret ID and the issued token hashed,
+// never in plain.
+func TestAppRoleAuditHidesSecretIDs(t *testing.T) {
+	c := devClient(t)
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	if err := c.Sys().EnableAuditWithOptions("file", &vault.EnableAuditOptions{Type: "file", Options: map[string]string{"file_path": logPath}}); err != nil {
+		t.Fatal(err)
+	}
+	roleID := enableAppRole(t, c, "audited", map[string]any{})
+	secretID, _ := newSecretID(t, c, "audited", nil)
+	s, err := appRoleLogin(c, roleID, secretID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(log, []byte("auth/approle/login")) {
+		t.Fatal("the login is not in the audit log")
+	}
+	for name, v := range map[string]string{"secret ID": secretID, "login token": s.Auth.ClientToken} {
+		if bytes.Contains(log, []byte(v)) {
+			t.Fatalf("the audit log holds the %s in plain", name)
+		}
+	}
 }
