@@ -189,6 +189,9 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.AuthRenew(ctx, req, &FieldData{Raw: map[string]any{}, Schema: map[string]*FieldSchema{}})
 	}
 	p, captures := b.route(req.Path)
+	if p == nil && req.Operation == logical.HelpOperation && strings.Trim(req.Path, "/") == "" {
+		return &logical.Response{Data: map[string]any{"help": b.rootHelp()}}, nil
+	}
 	if p == nil {
 		return nil, logical.ErrUnsupportedPath
 	}
@@ -241,6 +244,23 @@ func (b *Backend) Cleanup(ctx context.Context) {
 	if b.Clean != nil {
 		b.Clean(ctx)
 	}
+}
+
+// rootHelp is the help of the backend itself (`vault path-help` of a
+// mount): its description and the paths it declares.
+func (b *Backend) rootHelp() string {
+	var s strings.Builder
+	if b.Help != "" {
+		s.WriteString(strings.TrimSpace(b.Help) + "\n\n")
+	}
+	s.WriteString("## PATHS\n")
+	for _, p := range b.Paths {
+		s.WriteString("\n    " + p.Pattern + "\n")
+		if p.HelpSynopsis != "" {
+			s.WriteString("        " + strings.TrimSpace(p.HelpSynopsis) + "\n")
+		}
+	}
+	return s.String()
 }
 
 func (p *Path) help(backendHelp string) string {
