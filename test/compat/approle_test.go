@@ -406,7 +406,8 @@ func TestAppRoleSecretIDExpiry(t *testing.T) {
 func TestAppRoleWrappedSecretID(t *testing.T) {
 	ctx := context.Background()
 	c := devClient(t)
-	roleID := enableAppRole(t, c, "job", map[string]any{"secret_id_num_uses": 1})
+	// Unlimited uses: only the wrapping token's single use is under test.
+	roleID := enableAppRole(t, c, "job", map[string]any{})
 
 	wc, _ := c.Clone()
 	wc.SetToken(c.Token())
@@ -429,11 +430,14 @@ func TestAppRoleWrappedSecretID(t *testing.T) {
 	if err != nil || s.Auth == nil || s.Auth.ClientToken == "" {
 		t.Fatalf("login with a wrapped secret ID: %v", err)
 	}
-	// The wrapping token unwraps once.
+	// The wrapping token unwraps once: a second unwrap is refused.
 	lc2, _ := c.Clone()
 	lc2.ClearToken()
+	if s, err := lc2.Logical().Unwrap(wrapped.WrapInfo.Token); err == nil {
+		t.Fatalf("a wrapping token unwrapped twice: %v", s)
+	}
 	if _, err := lc2.Auth().Login(ctx, auth); err == nil {
-		t.Fatal("a wrapping token unwrapped twice")
+		t.Fatal("a second login through the spent wrapping token")
 	}
 }
 
