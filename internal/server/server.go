@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arcasec/arca/internal/auth/approle"
 	jwtauth "github.com/arcasec/arca/internal/auth/jwt"
 	"github.com/arcasec/arca/internal/auth/userpass"
 	"github.com/arcasec/arca/internal/core"
@@ -36,6 +37,7 @@ func Catalog() core.Catalog {
 			"jwt":      jwtauth.Factory,
 			"oidc":     jwtauth.Factory,
 			"userpass": userpass.Factory,
+			"approle":  approle.Factory,
 		},
 	}
 }

@@ -105,3 +105,53 @@ func TestRateLimitQuotaWithRole(t *testing.T) {
 		t.Fatalf("second login for role build under the mount quota: %v, want 429", err)
 	}
 }
+
+// TestRateLimitQuotaWithAppRoleRole: a quota naming an AppRole role limits
+// logins with that role's role ID, and only those.
+func TestRateLimitQuotaWithAppRoleRole(t *testing.T) {
+	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0"},
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { shutdown(srv) })
+	root := newClient(t, "http://"+res.Address, res.RootToken)
+	if err := root.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil {
+		t.Fatal(err)
+	}
+	creds := map[string][2]string{}
+	for _, name := range []string{"deploy", "build"} {
+		if _, err := root.Logical().Write("auth/approle/role/"+name, map[string]any{"token_ttl": "5m"}); err != nil {
+			t.Fatal(err)
+		}
+		rid, err := root.Logical().Read("auth/approle/role/" + name + "/role-id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Enough secret IDs that the quota, not the secret ID, is what stops a login.
+		sid, err := root.Logical().Write("auth/approle/role/"+name+"/secret-id", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		creds[name] = [2]string{rid.Data["role_id"].(string), sid.Data["secret_id"].(string)}
+	}
+	if _, err := root.Logical().Write("sys/quotas/rate-limit/deploy", map[string]any{"path": "auth/approle/", "role": "deploy", "rate": 1, "interval": "1h"}); err != nil {
+		t.Fatalf("a quota naming an AppRole role: %v", err)
+	}
+	anon := newClient(t, root.Address(), "")
+	login := func(name string) error {
+		_, err := anon.Logical().Write("auth/approle/login", map[string]any{"role_id": creds[name][0], "secret_id": creds[name][1]})
+		return err
+	}
+	if err := login("deploy"); err != nil {
+		t.Fatalf("first deploy login: %v", err)
+	}
+	if err := login("deploy"); statusOf(err) != http.StatusTooManyRequests {
+		t.Fatalf("second deploy login: %v, want 429", err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := login("build"); err != nil {
+			t.Fatalf("build login %d is not limited by the deploy quota: %v", i+1, err)
+		}
+	}
+}

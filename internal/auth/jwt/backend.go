@@ -53,6 +53,7 @@ func newBackend() *backend {
 		PathsSpecial: &logical.Paths{
 			Unauthenticated: []string{"login", "oidc/auth_url", "oidc/callback"},
 		},
+		ResolveRole: b.resolveRole,
 		Paths: []*framework.Path{
 			b.pathConfig(),
 			b.pathRoleList(),

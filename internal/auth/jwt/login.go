@@ -229,3 +229,17 @@ func samePolicies(a, b []string) bool {
 	}
 	return slices.Equal(strip(a), strip(b))
 }
+
+// resolveRole names the role a login is for (the config's default_role when
+// the login names none), for rate limit quotas with a role. It checks no
+// token.
+func (b *backend) resolveRole(ctx context.Context, req *logical.Request, d *framework.FieldData) (string, error) {
+	if name := d.String("role"); name != "" {
+		return name, nil
+	}
+	cfg, err := b.loadConfig(ctx, req.Storage)
+	if err != nil || cfg == nil {
+		return "", err
+	}
+	return cfg.DefaultRole, nil
+}

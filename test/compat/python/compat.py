@@ -269,6 +269,52 @@ def userpass(c, addr):
     expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.userpass.login(username="frank", password="s3cret"),
            "old password after a change")
     hvac.Client(url=addr).auth.userpass.login(username="frank", password="n3w")
+def approle(c, addr):
+    """The AppRole method through hvac's auth.approle: a role, its role ID,
+    secret IDs (generated and custom), lookups, login, and destroy."""
+    c.sys.enable_auth_method("approle")
+    c.sys.create_or_update_policy("app-read", 'path "secret/data/app/*" { capabilities = ["read"] }')
+    c.auth.approle.create_or_update_approle(
+        "web", token_policies=["app-read"], token_ttl="15m", secret_id_num_uses=2, secret_id_ttl="10m")
+    role = c.auth.approle.read_role("web")["data"]
+    check(role["token_policies"] == ["app-read"] and role["token_ttl"] == 900 and role["secret_id_num_uses"] == 2,
+          "approle read_role: %r" % role)
+    check("web" in c.auth.approle.list_roles()["data"]["keys"], "approle list_roles")
+    role_id = c.auth.approle.read_role_id("web")["data"]["role_id"]
+    gen = c.auth.approle.generate_secret_id("web", metadata={"service": "web"}, cidr_list=["127.0.0.0/8"])["data"]
+    check(gen["secret_id"] and gen["secret_id_accessor"] and gen["secret_id_num_uses"] == 2, "generate_secret_id: %r" % gen)
+    look = c.auth.approle.read_secret_id("web", gen["secret_id"])["data"]
+    check(look["metadata"] == {"service": "web"} and look["cidr_list"] == ["127.0.0.0/8"], "read_secret_id: %r" % look)
+    by_acc = c.auth.approle.read_secret_id_accessor("web", gen["secret_id_accessor"])["data"]
+    check(by_acc["secret_id_accessor"] == gen["secret_id_accessor"], "read_secret_id_accessor: %r" % by_acc)
+    accs = c.auth.approle.list_secret_id_accessors("web")["data"]["keys"]
+    check(accs == [gen["secret_id_accessor"]], "list_secret_id_accessors: %r" % accs)
+
+    c.secrets.kv.v2.create_or_update_secret(path="app/config", secret={"color": "blue"})
+    app = hvac.Client(url=addr)
+    res = app.auth.approle.login(role_id, gen["secret_id"])
+    check(app.token == res["auth"]["client_token"], "approle login did not set the client's token")
+    check(res["auth"]["metadata"]["role_name"] == "web" and res["auth"]["metadata"]["service"] == "web",
+          "approle login metadata: %r" % res["auth"]["metadata"])
+    got = app.secrets.kv.v2.read_secret_version(path="app/config")["data"]["data"]
+    check(got == {"color": "blue"}, "read with the approle token: %r" % got)
+    expect(exceptions.Forbidden, lambda: app.secrets.kv.v2.read_secret_version(path="other/x"),
+           "approle token read outside its policy")
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.approle.login(role_id, "wrong"),
+           "approle login with a wrong secret ID")
+
+    c.auth.approle.update_role_id("web", "web-role-id")
+    check(c.auth.approle.read_role_id("web")["data"]["role_id"] == "web-role-id", "update_role_id")
+    c.auth.approle.create_custom_secret_id("web", "custom-secret-for-web")
+    hvac.Client(url=addr).auth.approle.login("web-role-id", "custom-secret-for-web")
+    c.auth.approle.destroy_secret_id("web", "custom-secret-for-web")
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.approle.login("web-role-id", "custom-secret-for-web"),
+           "approle login with a destroyed secret ID")
+    c.auth.approle.destroy_secret_id_accessor("web", gen["secret_id_accessor"])
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.approle.login("web-role-id", gen["secret_id"]),
+           "approle login with a secret ID destroyed by accessor")
+    c.auth.approle.delete_role("web")
+    expect(exceptions.InvalidPath, lambda: c.auth.approle.read_role("web"), "approle read of a deleted role")
 
 
 def main():
@@ -282,6 +328,7 @@ def main():
     audit(c)
     transit(c)
     userpass(c, addr)
+    approle(c, addr)
     print("python3-hvac %s: all checks passed" % getattr(hvac, "__version__", "0.11"))
 
 
