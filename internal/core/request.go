@@ -118,10 +118,12 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		req.Auth = te.auth(time.Now())
 		req.EntityID = te.EntityID
 		in.Auth = req.Auth
-		acl, err := c.policies.acl(ctx, te.Policies)
+		res, err := c.tokenACL(ctx, te)
 		if err != nil {
 			return c.refuse(ctx, in, err)
 		}
+		applyIdentity(req.Auth, te, res.entity)
+		acl := res.acl
 		req.Storage = m.view
 		req.Path = rel
 		if req.Operation == logical.UpdateOperation {
@@ -233,9 +235,13 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth
 		Period:         auth.Period,
 		Renewable:      auth.Renewable,
 		Path:           m.entry.routePath() + "login",
-		EntityID:       auth.EntityID,
 		InternalData:   auth.InternalData,
 	}
+	entityID, err := c.resolveLogin(ctx, m.entry.Accessor, auth)
+	if err != nil {
+		return err
+	}
+	te.EntityID = entityID
 	// The method's TTL is its default (a role's token_ttl), capped by its
 	// max (token_max_ttl) and the mount's.
 	ttl, _ := logical.CalculateTTL(m.sys, logical.LeaseTerms{
@@ -246,7 +252,9 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth
 	if err := c.tokens.create(ctx, te); err != nil {
 		return err
 	}
+	ident := c.identity.resolve(te.EntityID)
 	*auth = *te.auth(now)
+	applyIdentity(auth, te, ident)
 	return nil
 }
 
@@ -297,7 +305,7 @@ func (c *Core) CheckToken(ctx context.Context, token, path string, op logical.Op
 	if err != nil || te == nil {
 		return policy.Decision{}, err
 	}
-	acl, err := c.policies.acl(ctx, te.Policies)
+	acl, err := c.aclOf(ctx, te)
 	if err != nil {
 		return policy.Decision{}, err
 	}
