@@ -299,6 +299,15 @@ path "secret/data/alias/{{identity.entity.aliases.`+tokenAcc+`.name}}" { capabil
 	if _, err := alice.Get(ctx, "bob/x"); statusOf(err) != 403 {
 		t.Fatalf("alice reading bob's secret: %v", err)
 	}
+	// The default policy lets a token read its own entity, and no other.
+	ac := newClient(t, addr, auth.ClientToken)
+	if own, err := ac.Logical().Read("identity/entity/id/" + auth.EntityID); err != nil || own == nil || own.Data["name"] != "alice" {
+		t.Fatalf("reading its own entity: %v, %v", own, err)
+	}
+	other := mustWrite(t, c, "identity/entity", map[string]any{"name": "carol"})
+	if _, err := ac.Logical().Read("identity/entity/id/" + other.Data["id"].(string)); statusOf(err) != 403 {
+		t.Fatalf("reading another entity: %v", err)
+	}
 	// A token without an entity gets nothing from the templated paths.
 	plain, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"per-user"}})
 	if err != nil {
