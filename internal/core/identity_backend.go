@@ -188,6 +188,17 @@ func (b *identityBackend) groupData(s *identityStore, g *identityGroup) map[stri
 	}
 }
 
+// identityPolicyNames normalises the policies of an entity or group; root
+// cannot be among them, so no identity makes every token of it root.
+func identityPolicyNames(names []string) ([]string, error) {
+	pols := policyNames(names)
+	if slices.Contains(pols, "root") {
+		return nil, logical.BadRequest("policies: the root policy cannot be given to an entity or group")
+	}
+	slices.Sort(pols)
+	return slices.Compact(pols), nil
+}
+
 // findEntity finds an entity by the path capture (by "id" or "name").
 func (s *identityStore) findEntity(by, key string) *identityEntity {
 	s.mu.RLock()
@@ -262,7 +273,9 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 			e.Name = name.(string)
 		}
 		if v, ok := d.GetOk("policies"); ok {
-			e.Policies = policyNames(v.([]string))
+			if e.Policies, err = identityPolicyNames(v.([]string)); err != nil {
+				return nil, err
+			}
 		}
 		if v, ok := d.GetOk("metadata"); ok {
 			e.Metadata = v.(map[string]string)
@@ -579,7 +592,9 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 			g.Name = name.(string)
 		}
 		if v, ok := d.GetOk("policies"); ok {
-			g.Policies = policyNames(v.([]string))
+			if g.Policies, err = identityPolicyNames(v.([]string)); err != nil {
+				return nil, err
+			}
 		}
 		if v, ok := d.GetOk("metadata"); ok {
 			g.Metadata = v.(map[string]string)

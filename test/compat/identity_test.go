@@ -143,6 +143,12 @@ func TestIdentityEntitiesAliasesGroups(t *testing.T) {
 		t.Fatalf("taking another entity's name: %v", err)
 	}
 
+	if _, err := c.Logical().Write("identity/entity/id/"+id, map[string]any{"policies": "a,root"}); statusOf(err) != 400 {
+		t.Fatalf("giving an entity the root policy: %v", err)
+	}
+	if _, err := c.Logical().Write("identity/group", map[string]any{"name": "roots", "policies": "root"}); statusOf(err) != 400 {
+		t.Fatalf("giving a group the root policy: %v", err)
+	}
 	list, err := c.Logical().List("identity/entity/id")
 	if err != nil || list == nil || len(strList(list.Data["keys"])) != 2 {
 		t.Fatalf("list entities by id: %v, %v", list, err)
