@@ -434,15 +434,26 @@ func TestIdentityLogin(t *testing.T) {
 		t.Fatalf("alias %v", al)
 	}
 
-	// Concurrent first logins of one name make one entity.
+	// Concurrent first logins of one name make one entity. Each client
+	// opens its connection first, so the logins arrive together.
+	const n = 32
+	clients := make([]*vault.Client, n)
+	for i := range clients {
+		clients[i] = newClient(t, addr, "")
+		if _, err := clients[i].Sys().Health(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var wg sync.WaitGroup
-	ids := make([]string, 16)
-	errs := make([]error, 16)
+	start := make(chan struct{})
+	ids := make([]string, n)
+	errs := make([]error, n)
 	for i := range ids {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			s, err := newClient(t, addr, "").Logical().Write("auth/stub/login", map[string]any{"name": "dave"})
+			<-start
+			s, err := clients[i].Logical().Write("auth/stub/login", map[string]any{"name": "dave"})
 			if err != nil {
 				errs[i] = err
 				return
@@ -450,6 +461,7 @@ func TestIdentityLogin(t *testing.T) {
 			ids[i] = s.Auth.EntityID
 		}(i)
 	}
+	close(start)
 	wg.Wait()
 	for i := range ids {
 		if errs[i] != nil || ids[i] == "" || ids[i] != ids[0] {
