@@ -330,7 +330,20 @@ func (s *identityStore) commit(ctx context.Context, entities []*identityEntity, 
 		s.indexGroup(g)
 	}
 	s.gen++
-	clear(s.resolvedCache)
+	// What an entity resolves to depends on the entity and on every group:
+	// a change to groups drops every resolution, a change to entities only
+	// theirs, so one login creating an entity costs the others nothing
+	// (their templated ACLs stay cached).
+	if len(groups) > 0 || len(delGroups) > 0 {
+		clear(s.resolvedCache)
+	} else {
+		for _, e := range entities {
+			delete(s.resolvedCache, e.ID)
+		}
+		for _, id := range delEntities {
+			delete(s.resolvedCache, id)
+		}
+	}
 	return nil
 }
 
