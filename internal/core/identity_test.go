@@ -2,13 +2,18 @@ package core
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/storage"
 )
+
+func quietCoreLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // slowStorage holds every write back a little, so concurrent logins
 // overlap between finding no alias and storing a new entity.
@@ -49,5 +54,51 @@ func TestConcurrentFirstLoginsMakeOneEntity(t *testing.T) {
 	defer c.identity.mu.RUnlock()
 	if len(c.identity.entities) != 1 {
 		t.Fatalf("%d entities, want 1", len(c.identity.entities))
+	}
+}
+
+// A store written before the identity mount existed gains it on unseal,
+// and entities survive a seal and unseal.
+func TestIdentityMountAddedAndEntitiesKeptAcrossUnseal(t *testing.T) {
+	ctx := context.Background()
+	c, err := New(Config{Storage: storage.NewInmem(), Logger: quietCoreLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := c.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := call(c, res.RootToken, logical.UpdateOperation, "identity/entity", map[string]any{"name": "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	// Drop identity/ from the stored mount table, as an older version wrote it.
+	var entries []*MountEntry
+	if _, err := c.getJSON(ctx, mountTableKey, &entries); err != nil {
+		t.Fatal(err)
+	}
+	var older []*MountEntry
+	for _, e := range entries {
+		if e.Path != "identity/" {
+			older = append(older, e)
+		}
+	}
+	if len(older) != len(entries)-1 {
+		t.Fatalf("mount table %v has no identity/", entries)
+	}
+	if err := c.putJSON(ctx, mountTableKey, older); err != nil {
+		t.Fatal(err)
+	}
+	c.Seal(ctx)
+	if err := c.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Seal(context.Background()) })
+	resp, err := call(c, res.RootToken, logical.ReadOperation, "identity/entity/name/kept", nil)
+	if err != nil || resp == nil || resp.Data["name"] != "kept" {
+		t.Fatalf("after unseal: %v, %v", resp, err)
 	}
 }
