@@ -252,9 +252,8 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth
 	if err := c.tokens.create(ctx, te); err != nil {
 		return err
 	}
-	ident := c.identity.resolve(te.EntityID)
 	*auth = *te.auth(now)
-	applyIdentity(auth, te, ident)
+	applyIdentity(auth, te, c.identity.resolve(te.EntityID))
 	return nil
 }
 
