@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
+	"github.com/arcasec/arca/internal/policy"
 	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/storage"
 )
@@ -100,5 +101,43 @@ func TestIdentityMountAddedAndEntitiesKeptAcrossUnseal(t *testing.T) {
 	resp, err := call(c, res.RootToken, logical.ReadOperation, "identity/entity/name/kept", nil)
 	if err != nil || resp == nil || resp.Data["name"] != "kept" {
 		t.Fatalf("after unseal: %v, %v", resp, err)
+	}
+}
+
+// A templated policy set compiles per entity and is cached for it; an
+// untemplated one compiles once for every caller.
+func TestTemplatedACLCachedPerEntity(t *testing.T) {
+	ctx := context.Background()
+	c, _, root := newClockedCore(t)
+	if err := c.policies.set(ctx, "tmpl", `path "secret/{{identity.entity.name}}/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.policies.set(ctx, "plain", `path "secret/shared" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	ents := map[string]*resolvedEntity{}
+	for _, name := range []string{"alice", "bob"} {
+		resp, err := call(c, root, logical.UpdateOperation, "identity/entity", map[string]any{"name": name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ents[name] = c.identity.resolve(resp.Data["id"].(string))
+	}
+	acl := func(pol string, e *resolvedEntity) *policy.ACL {
+		a, err := c.policies.aclFor(ctx, []string{pol}, e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	if acl("plain", ents["alice"]) != acl("plain", ents["bob"]) {
+		t.Error("an untemplated set compiled per entity")
+	}
+	a1, a2, b := acl("tmpl", ents["alice"]), acl("tmpl", ents["alice"]), acl("tmpl", ents["bob"])
+	if a1 != a2 {
+		t.Error("a templated set compiled again for the same entity")
+	}
+	if !a1.Check("secret/alice/x", policy.Read, nil).Allowed || b.Check("secret/alice/x", policy.Read, nil).Allowed {
+		t.Fatal("the templated ACLs do not follow the entity's name")
 	}
 }
