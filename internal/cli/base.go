@@ -315,7 +315,7 @@ func authRows(a *api.SecretAuth) map[string]any {
 		"token_duration":    formatDuration(a.LeaseDuration),
 		"token_renewable":   a.Renewable,
 		"token_policies":    a.TokenPolicies,
-		"identity_policies": []string{},
+		"identity_policies": append([]string{}, a.IdentityPolicies...),
 		"policies":          a.Policies,
 	}
 }
