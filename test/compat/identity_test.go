@@ -305,6 +305,25 @@ path "secret/data/alias/{{identity.entity.aliases.`+tokenAcc+`.name}}" { capabil
 	if _, err := alice.Get(ctx, "bob/x"); statusOf(err) != 403 {
 		t.Fatalf("alice reading bob's secret: %v", err)
 	}
+	// Group templates: a path named by a group the entity is in.
+	grp := mustWrite(t, c, "identity/group", map[string]any{"name": "team-a", "member_entity_ids": e.Data["id"]})
+	gid := grp.Data["id"].(string)
+	if err := c.Sys().PutPolicy("by-group", `path "secret/data/groups/{{identity.groups.names.team-a.id}}" { capabilities = ["read"] }
+path "secret/data/groups/{{identity.groups.names.team-b.id}}-b" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, c, "identity/entity/id/"+e.Data["id"].(string), map[string]any{"policies": "per-user,by-group"})
+	for _, p := range []string{"groups/" + gid, "groups/" + gid + "-b"} {
+		if _, err := c.KVv2("secret").Put(ctx, p, map[string]any{"v": "g"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.Get(ctx, "groups/"+gid); err != nil {
+		t.Fatalf("reading through a group template: %v", err)
+	}
+	if _, err := alice.Get(ctx, "groups/"+gid+"-b"); statusOf(err) != 403 {
+		t.Fatalf("a template naming a group the entity is not in granted: %v", err)
+	}
 	// The default policy lets a token read its own entity, and no other.
 	ac := newClient(t, addr, auth.ClientToken)
 	if own, err := ac.Logical().Read("identity/entity/id/" + auth.EntityID); err != nil || own == nil || own.Data["name"] != "alice" {
@@ -335,7 +354,7 @@ path "secret/data/alias/{{identity.entity.aliases.`+tokenAcc+`.name}}" { capabil
 	if err != nil {
 		t.Fatal(err)
 	}
-	if self.Data["entity_id"] != e.Data["id"] || !slices.Equal(strList(self.Data["identity_policies"]), []string{"per-user"}) {
+	if self.Data["entity_id"] != e.Data["id"] || !slices.Equal(strList(self.Data["identity_policies"]), []string{"by-group", "per-user"}) {
 		t.Fatalf("lookup-self entity_id %v identity_policies %v", self.Data["entity_id"], self.Data["identity_policies"])
 	}
 	// entity_alias needs a role that allows it.
