@@ -35,7 +35,8 @@ type policyStore struct {
 	entityACLs map[string]*policy.ACL
 }
 
-// maxEntityACLs bounds the per-entity ACL cache; when full it starts over.
+// maxEntityACLs bounds the per-entity ACL cache; when full, a quarter of
+// it is dropped.
 const maxEntityACLs = 4096
 
 // aclResult is the ACL a token acts under, with the identity it came from.
@@ -236,7 +237,16 @@ func (ps *policyStore) aclFor(ctx context.Context, names []string, ent *resolved
 		if templated {
 			ps.templated[key] = true
 			if len(ps.entityACLs) >= maxEntityACLs {
-				ps.entityACLs = map[string]*policy.ACL{}
+				// Drop a quarter, chosen by map order (random), rather
+				// than everything: busy entities recompile rarely.
+				n := maxEntityACLs / 4
+				for k := range ps.entityACLs {
+					if n == 0 {
+						break
+					}
+					delete(ps.entityACLs, k)
+					n--
+				}
 			}
 			ps.entityACLs[entKey] = a
 		} else {
