@@ -98,7 +98,7 @@ type resolvedEntity struct {
 	// transitively.
 	inherited []*identityGroup
 	policies  []string // the entity's and its groups' policies, sorted
-	// groupNames maps each group (direct or inherited) by name and ID.
+	// groupByID and groupByName hold every group, direct or inherited.
 	groupByID   map[string]*identityGroup
 	groupByName map[string]*identityGroup
 }
@@ -409,7 +409,7 @@ func (s *identityStore) resolve(id string) *resolvedEntity {
 	return r
 }
 
-// entityName returns an entity's name and its alias on the mount with
+// names returns an entity's name and its alias on the mount with
 // accessor, for the access report; empty when unknown.
 func (s *identityStore) names(entityID, accessor string) (entity, alias string) {
 	e := s.entity(entityID)
@@ -571,8 +571,8 @@ func (s *identityStore) loginChangesLocked(key, accessor string, alias *logical.
 	return e.ID, false
 }
 
-// identityPolicies returns the identity policies of a token's entity and
-// the entity resolved, refusing a disabled entity's token.
+// identityOf returns the resolved entity of a token (nil: none),
+// refusing a disabled entity's token.
 func (c *Core) identityOf(te *TokenEntry) (*resolvedEntity, error) {
 	if te == nil || te.EntityID == "" || c.identity == nil {
 		return nil, nil
