@@ -92,6 +92,7 @@ type Core struct {
 	tokens     *tokenStore
 	policies   *policyStore
 	expiration *expiration
+	identity   *identityStore
 
 	// audit holds the enabled audit devices; auditState the audit table.
 	// auditMu serialises changes to both.
@@ -529,6 +530,13 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.mounts = mt
+	if err := mt.ensureBuiltin(ctx, identityMountEntry()); err != nil {
+		return err
+	}
+	c.identity = newIdentityStore(c, newView(c.barrier, identityPrefix))
+	if err := c.identity.load(ctx); err != nil {
+		return err
+	}
 	if err := c.tokens.countTokens(ctx); err != nil {
 		return err
 	}
@@ -540,6 +548,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.access = newAccessReport(newView(c.barrier, accessReportPrefix), c.authMountOf)
+	c.access.identify = c.identifyToken
 	if err := c.access.load(ctx); err != nil {
 		return fmt.Errorf("loading the access report: %w", err)
 	}
@@ -577,7 +586,7 @@ func (c *Core) preSeal(ctx context.Context) {
 	if c.mounts != nil {
 		c.mounts.cleanup(ctx)
 	}
-	c.mounts, c.tokens, c.policies, c.expiration, c.lockout = nil, nil, nil, nil, nil
+	c.mounts, c.tokens, c.policies, c.expiration, c.lockout, c.identity = nil, nil, nil, nil, nil, nil
 	c.cancelRootGeneration()
 	c.barrier.Seal()
 }

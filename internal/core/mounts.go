@@ -112,14 +112,41 @@ type mountTable struct {
 }
 
 // builtin mounts that always exist and cannot be moved or disabled.
-var protectedMounts = map[string]bool{"sys/": true, "auth/token/": true, "cubbyhole/": true}
+var protectedMounts = map[string]bool{"sys/": true, "auth/token/": true, "cubbyhole/": true, "identity/": true}
 
 func defaultMountEntries() []*MountEntry {
 	return []*MountEntry{
 		{Table: mountsTable, Path: "sys/", Type: "system", Description: "Arca's own endpoints: seal, mounts, policies, audit and tokens' capabilities"},
 		{Table: mountsTable, Path: "cubbyhole/", Type: "cubbyhole", Description: "storage private to each token, destroyed with it", Local: true},
+		identityMountEntry(),
 		{Table: authTable, Path: "token/", Type: "token", Description: "Arca's token store"},
 	}
+}
+
+func identityMountEntry() *MountEntry {
+	return &MountEntry{Table: mountsTable, Path: "identity/", Type: "identity", Description: "identity store: entities, aliases and groups"}
+}
+
+// ensureBuiltin mounts a builtin that a store written by an older version
+// lacks.
+func (mt *mountTable) ensureBuiltin(ctx context.Context, e *MountEntry) error {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	if _, ok := mt.byPath[e.routePath()]; ok {
+		return nil
+	}
+	e.UUID = newUUID()
+	e.Accessor = newAccessor(e)
+	m, err := mt.instantiate(ctx, e)
+	if err != nil {
+		return err
+	}
+	mt.byPath[e.routePath()] = m
+	if err := mt.persistLocked(ctx, e.Table); err != nil {
+		delete(mt.byPath, e.routePath())
+		return fmt.Errorf("adding the %s mount: %w", e.routePath(), err)
+	}
+	return nil
 }
 
 func writeDefaultMounts(ctx context.Context, s storage.Storage) error {
@@ -177,6 +204,8 @@ func (mt *mountTable) instantiate(ctx context.Context, e *MountEntry) (*mount, e
 		m.backend = newTokenBackend(c)
 	case e.Type == "cubbyhole":
 		m.backend = newCubbyholeBackend(c)
+	case e.Type == "identity" && e.Path == "identity/":
+		m.backend = newIdentityBackend(c)
 	default:
 		catalog := c.conf.Catalog.Secrets
 		if e.Table == authTable {

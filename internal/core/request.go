@@ -118,10 +118,12 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		req.Auth = te.auth(time.Now())
 		req.EntityID = te.EntityID
 		in.Auth = req.Auth
-		acl, err := c.policies.acl(ctx, te.Policies)
+		res, err := c.tokenACL(ctx, te)
 		if err != nil {
 			return c.refuse(ctx, in, err)
 		}
+		applyIdentity(req.Auth, te, res.entity)
+		acl := res.acl
 		req.Storage = m.view
 		req.Path = rel
 		if req.Operation == logical.UpdateOperation {
@@ -241,12 +243,16 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, fullPath string, a
 		Period:         auth.Period,
 		Renewable:      auth.Renewable,
 		Path:           fullPath,
-		EntityID:       auth.EntityID,
 		InternalData:   auth.InternalData,
 		BoundCIDRs:     auth.BoundCIDRs,
 		MountAccessor:  m.entry.Accessor,
 		LoginPolicies:  auth.Policies,
 	}
+	entityID, err := c.resolveLogin(ctx, m.entry.Accessor, auth)
+	if err != nil {
+		return err
+	}
+	te.EntityID = entityID
 	// The method's TTL is its default (a role's token_ttl), capped by its
 	// max (token_max_ttl) and the mount's.
 	ttl, _ := logical.CalculateTTL(m.sys, logical.LeaseTerms{
@@ -258,6 +264,7 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, fullPath string, a
 		return err
 	}
 	*auth = *te.auth(now)
+	applyIdentity(auth, te, c.identity.resolve(te.EntityID))
 	return nil
 }
 
@@ -308,7 +315,7 @@ func (c *Core) CheckToken(ctx context.Context, token, remoteAddr, path string, o
 	if err != nil || te == nil || !te.allowedFrom(remoteAddr) {
 		return policy.Decision{}, err
 	}
-	acl, err := c.policies.acl(ctx, te.Policies)
+	acl, err := c.aclOf(ctx, te)
 	if err != nil {
 		return policy.Decision{}, err
 	}

@@ -198,7 +198,7 @@ func (b *systemBackend) enable(table string) fw.OperationFunc {
 		if table == authTable && typ == "token" {
 			return nil, logical.BadRequest("token auth method is always enabled at auth/token/")
 		}
-		if typ == "system" || typ == "cubbyhole" {
+		if typ == "system" || typ == "cubbyhole" || typ == "identity" {
 			return nil, logical.BadRequest("cannot mount another %q backend", typ)
 		}
 		return nil, b.core.mounts.enable(ctx, e)
@@ -498,7 +498,7 @@ func (b *systemBackend) capabilities(mode capsMode) fw.OperationFunc {
 		if len(paths) == 0 {
 			return nil, logical.BadRequest("missing required field \"paths\"")
 		}
-		acl, err := b.core.policies.acl(ctx, te.Policies)
+		acl, err := b.core.aclOf(ctx, te)
 		if err != nil {
 			return nil, err
 		}
@@ -543,7 +543,7 @@ func (b *systemBackend) callerACL(ctx context.Context, req *logical.Request) *po
 	if err != nil || te == nil {
 		return nil
 	}
-	acl, err := b.core.policies.acl(ctx, te.Policies)
+	acl, err := b.core.aclOf(ctx, te)
 	if err != nil {
 		return nil
 	}

@@ -158,22 +158,25 @@ type Secret struct {
 // Auth describes a token: the caller's on requests, and the one to issue on
 // a login response.
 type Auth struct {
-	ClientToken    string
-	Accessor       string
-	DisplayName    string
-	Policies       []string // token policies plus identity policies
-	TokenPolicies  []string
-	Metadata       map[string]string
-	TTL            time.Duration
-	MaxTTL         time.Duration
-	ExplicitMaxTTL time.Duration
-	Period         time.Duration
-	Renewable      bool
-	NumUses        int
-	NoParent       bool
-	EntityID       string
-	TokenType      string
-	Orphan         bool
+	ClientToken   string
+	Accessor      string
+	DisplayName   string
+	Policies      []string // token policies plus identity policies
+	TokenPolicies []string
+	// IdentityPolicies are those the token gains from its identity entity
+	// and the entity's groups, set by the core.
+	IdentityPolicies []string
+	Metadata         map[string]string
+	TTL              time.Duration
+	MaxTTL           time.Duration
+	ExplicitMaxTTL   time.Duration
+	Period           time.Duration
+	Renewable        bool
+	NumUses          int
+	NoParent         bool
+	EntityID         string
+	TokenType        string
+	Orphan           bool
 	// InternalData is kept with the token and handed back on renew.
 	InternalData map[string]any
 

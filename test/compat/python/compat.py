@@ -315,6 +315,36 @@ def approle(c, addr):
            "approle login with a secret ID destroyed by accessor")
     c.auth.approle.delete_role("web")
     expect(exceptions.InvalidPath, lambda: c.auth.approle.read_role("web"), "approle read of a deleted role")
+def identity(c, addr):
+    """The identity store through hvac's secrets.identity: entity, alias,
+    group, lookup, and a templated policy that follows the entity's name."""
+    ident = c.secrets.identity
+    ent = ident.create_or_update_entity(name="py-alice", policies=["py-tmpl"], metadata={"team": "py"})["data"]
+    check(ent["name"] == "py-alice" and ent["id"], "create entity: %r" % ent)
+    read = ident.read_entity_by_name(name="py-alice")["data"]
+    check(read["id"] == ent["id"] and read["policies"] == ["py-tmpl"] and read["metadata"] == {"team": "py"},
+          "read entity by name: %r" % read)
+    check(ent["id"] in ident.list_entities()["data"]["keys"], "list entities")
+    acc = c.sys.list_auth_methods()["data"]["token/"]["accessor"]
+    alias = ident.create_or_update_entity_alias(name="py-alice-login", canonical_id=ent["id"], mount_accessor=acc)["data"]
+    check(ident.read_entity_alias(alias_id=alias["id"])["data"]["canonical_id"] == ent["id"], "read alias")
+    found = ident.lookup_entity(alias_name="py-alice-login", alias_mount_accessor=acc)["data"]
+    check(found["id"] == ent["id"], "lookup by alias: %r" % found)
+    grp = ident.create_or_update_group(name="py-group", policies=["default"], member_entity_ids=[ent["id"]])["data"]
+    check(ident.read_group(group_id=grp["id"])["data"]["member_entity_ids"] == [ent["id"]], "read group")
+    check(ident.read_entity(entity_id=ent["id"])["data"]["direct_group_ids"] == [grp["id"]], "entity's groups")
+
+    c.sys.create_or_update_policy(name="py-tmpl", policy='path "secret/data/{{identity.entity.name}}/*" { capabilities = ["read"] }')
+    c.secrets.kv.v2.create_or_update_secret(path="py-alice/x", secret={"v": "mine"})
+    c.secrets.kv.v2.create_or_update_secret(path="py-bob/x", secret={"v": "theirs"})
+    c.write("auth/token/roles/py-ident", allowed_entity_aliases="py-*")
+    tok = c.auth.token.create(role_name="py-ident", policies=["default"], entity_alias="py-alice-login")["auth"]
+    check(tok["entity_id"] == ent["id"] and tok["identity_policies"] == ["default", "py-tmpl"], "token with entity_alias: %r" % tok)
+    alice = hvac.Client(url=addr, token=tok["client_token"])
+    check(alice.secrets.kv.v2.read_secret_version(path="py-alice/x")["data"]["data"]["v"] == "mine", "templated read")
+    expect(exceptions.Forbidden, lambda: alice.secrets.kv.v2.read_secret_version(path="py-bob/x"), "read outside the template")
+    ident.update_entity(entity_id=ent["id"], name="py-alice", disabled=True)
+    expect(exceptions.Forbidden, lambda: alice.secrets.kv.v2.read_secret_version(path="py-alice/x"), "disabled entity")
 
 
 def main():
@@ -329,6 +359,7 @@ def main():
     transit(c)
     userpass(c, addr)
     approle(c, addr)
+    identity(c, addr)
     print("python3-hvac %s: all checks passed" % getattr(hvac, "__version__", "0.11"))
 
 
