@@ -16,6 +16,7 @@ import (
 	"github.com/arcasec/arca/internal/hclsafe"
 	"github.com/arcasec/arca/internal/logical/framework"
 	sealtransit "github.com/arcasec/arca/internal/seal/transit"
+	"github.com/arcasec/arca/internal/storage/postgres"
 )
 
 // Config is a server configuration file, in the shapes Vault users write.
@@ -67,9 +68,11 @@ type StorageConfig struct {
 // error rather than a setting silently ignored. A type missing here is
 // checked by storage.New.
 var storageOptions = map[string][]string{
-	"inmem": {},
-	"bolt":  {"path"},
-	"file":  {"path"}, // Vault's name, served by bolt
+	"inmem":      {},
+	"bolt":       {"path"},
+	"file":       {"path"}, // Vault's name, served by bolt
+	"postgresql": postgres.Options,
+	"postgres":   postgres.Options,
 }
 
 // ListenerConfig is a `listener "tcp" { ... }` stanza.

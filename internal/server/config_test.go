@@ -1,6 +1,7 @@
 package server
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +86,41 @@ pid_file = "/run/arca.pid"
 	}
 	if conf.DisableMlock {
 		t.Fatal("memory locking is off without disable_mlock")
+	}
+}
+
+// TestConfigPostgresqlStorage: the postgresql stanza in Vault's shape, in
+// HCL and in JSON, with numbers and booleans as Vault users write them.
+func TestConfigPostgresqlStorage(t *testing.T) {
+	hcl := `storage "postgresql" {
+  connection_url = "postgres://arca@db:5432/arca"
+  table = "vault_kv_store"
+  max_parallel = 16
+  ha_enabled = true
+  ha_table = "vault_ha_locks"
+  max_connect_retries = 5
+  skip_create_table = false
+}
+listener "tcp" { tls_disable = true }
+`
+	json := `{"storage": {"postgresql": {"connection_url": "postgres://arca@db:5432/arca", "table": "vault_kv_store",
+  "max_parallel": 16, "ha_enabled": true, "ha_table": "vault_ha_locks", "max_connect_retries": 5, "skip_create_table": false}},
+  "listener": {"tcp": {"tls_disable": true}}}`
+	want := map[string]string{"connection_url": "postgres://arca@db:5432/arca", "table": "vault_kv_store",
+		"max_parallel": "16", "ha_enabled": "true", "ha_table": "vault_ha_locks", "max_connect_retries": "5",
+		"skip_create_table": "false"}
+	for _, text := range []string{hcl, json} {
+		conf, err := ParseConfig(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conf.Storage.Type != "postgresql" || !maps.Equal(conf.Storage.Options, want) {
+			t.Fatalf("storage = %+v", conf.Storage)
+		}
+	}
+	_, err := ParseConfig(`storage "postgres" { connection_url = "x" tabel = "y" }` + "\nlistener \"tcp\" { tls_disable = true }\n")
+	if err == nil || !strings.Contains(err.Error(), "tabel") {
+		t.Fatalf("misspelt option: %v", err)
 	}
 }
 

@@ -60,8 +60,11 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.Default()
 	}
 	kind := conf.Storage.Type
-	if kind == "file" { // Vault's name for a local single-file store
+	switch kind {
+	case "file": // Vault's name for a local single-file store
 		kind = "bolt"
+	case "postgres":
+		kind = "postgresql"
 	}
 	phys, err := storage.New(kind, conf.Storage.Options)
 	if err != nil {
