@@ -238,6 +238,9 @@ type DevOptions struct {
 	// clock (tests).
 	Catalog *core.Catalog
 	Clock   core.Clock
+	// Storage, when set, replaces in-memory storage (tests that run the
+	// same suite on every backend).
+	Storage *StorageConfig
 }
 
 // DevResult is what dev mode prints.
@@ -254,8 +257,12 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 	if addr == "" {
 		addr = "127.0.0.1:8200"
 	}
+	sc := StorageConfig{Type: "inmem"}
+	if opts.Storage != nil {
+		sc = *opts.Storage
+	}
 	s, err := New(&Config{
-		Storage: StorageConfig{Type: "inmem"},
+		Storage: sc,
 		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true,
 			ReadTimeout: DefaultReadTimeout, ReadHeaderTimeout: DefaultReadHeaderTimeout, IdleTimeout: DefaultIdleTimeout}},
 		// A dev server is a throwaway on the developer's machine, run by the
