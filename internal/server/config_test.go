@@ -188,3 +188,31 @@ seal "transit" {
 		t.Fatalf("no seal block: seal = %+v, %v", conf.Seal, err)
 	}
 }
+
+func TestMigrateConfig(t *testing.T) {
+	conf, err := ParseMigrateConfig(`storage_source "bolt" { path = "/var/lib/arca/arca.db" }
+storage_destination "postgresql" {
+  connection_url = "postgres://arca@db/arca"
+  max_parallel = 4
+}
+cluster_addr = "https://10.0.0.1:8201"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.Source.Type != "bolt" || conf.Source.Options["path"] != "/var/lib/arca/arca.db" ||
+		conf.Destination.Type != "postgresql" || conf.Destination.Options["max_parallel"] != "4" {
+		t.Fatalf("parsed %+v", conf)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{`storage_source "bolt" { path = "/a" }`, "storage_destination"},
+		{`storage_source "bolt" { path = "/a" }` + "\n" + `storage_destination "inmem" {}`, "inmem"},
+		{`storage_source "bolt" { path = "/a" }` + "\n" + `storage_source "bolt" { path = "/b" }`, "exactly one"},
+		{`storage_source "bolt" { pth = "/a" }` + "\n" + `storage_destination "bolt" { path = "/b" }`, "pth"},
+		{`storage "bolt" { path = "/a" }`, "storage"},
+	} {
+		if _, err := ParseMigrateConfig(tc.text); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.text, err, tc.want)
+		}
+	}
+}

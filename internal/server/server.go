@@ -59,16 +59,14 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	kind := conf.Storage.Type
-	switch kind {
-	case "file": // Vault's name for a local single-file store
-		kind = "bolt"
-	case "postgres":
-		kind = "postgresql"
-	}
-	phys, err := storage.New(kind, conf.Storage.Options)
+	kind := storageKind(conf.Storage.Type)
+	phys, err := OpenStorage(conf.Storage)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s storage: %w", conf.Storage.Type, err)
+		return nil, err
+	}
+	if err := checkNoMigration(phys); err != nil {
+		phys.Close()
+		return nil, err
 	}
 	var autoseal *sealtransit.Seal
 	if conf.Seal != nil {
