@@ -264,3 +264,37 @@ func TestRejectsBadOptions(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkList lists a folder of 100 children, each a folder of 100 keys,
+// and a folder of 10,000 leaves: the skip scan probes once per child.
+func BenchmarkList(b *testing.B) {
+	ctx := context.Background()
+	be, err := postgres.Open(ctx, map[string]string{"connection_url": cluster.URL(), "table": fmt.Sprintf("bench_list_%d", tableSeq.Add(1))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	var ops []storage.Op
+	for i := 0; i < 100; i++ {
+		for j := 0; j < 100; j++ {
+			ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: fmt.Sprintf("deep/%03d/%03d", i, j), Value: []byte("v")}})
+			ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: fmt.Sprintf("flat/%05d", i*100+j), Value: []byte("v")}})
+		}
+	}
+	if err := be.Transaction(ctx, ops); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		prefix string
+		n      int
+	}{{"deep/", 100}, {"flat/", 10000}, {"", 2}} {
+		b.Run(strings.TrimSuffix(tc.prefix, "/")+"root", func(b *testing.B) {
+			for b.Loop() {
+				keys, err := be.List(ctx, tc.prefix)
+				if err != nil || len(keys) != tc.n {
+					b.Fatalf("%d keys, %v", len(keys), err)
+				}
+			}
+		})
+	}
+}
