@@ -255,6 +255,7 @@ func TestRejectsBadOptions(t *testing.T) {
 		{map[string]string{"connection_url": cluster.URL(), "ha_enabled": "perhaps"}, "ha_enabled"},
 		{map[string]string{"connection_url": cluster.URL(), "colour": "blue"}, "colour"},
 		{map[string]string{"connection_url": "postgres://u:s3cret@[bad"}, "connection_url"},
+		{map[string]string{"connection_url": cluster.URLFor(pgtest.Superuser, "s3cret")}, "password authentication failed"},
 	} {
 		t.Setenv("ARCA_PG_CONNECTION_URL", "")
 		t.Setenv("VAULT_PG_CONNECTION_URL", "")

@@ -1,12 +1,16 @@
 package compat
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	vault "github.com/hashicorp/vault/api"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/arcasec/arca/internal/server"
 	"github.com/arcasec/arca/internal/server/servertest"
@@ -64,8 +68,7 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 			}
 		}
 	}
-	t0 := time.Now()
-	waitFor("writes before the restart", func() bool { return okN.Load() >= 100 })
+	waitFor("writes before the restart", func() bool { return okN.Load() >= 50 })
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -73,10 +76,8 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 	if err := pg.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("restarted at %v", time.Since(t0))
 	after := okN.Load()
-	waitFor("writes after the restart", func() bool { return okN.Load() >= after+100 })
-	t.Logf("served again at %v", time.Since(t0))
+	waitFor("writes after the restart", func() bool { return okN.Load() >= after+50 })
 	stop.Store(true)
 	wg.Wait()
 
@@ -88,4 +89,46 @@ func TestPostgresRestartUnderLoad(t *testing.T) {
 		}
 	}
 	t.Logf("%d writes acknowledged, %d failed while PostgreSQL was down", okN.Load(), failed.Load())
+}
+
+// TestPostgresHoldsNoPlaintext: the rows of the PostgreSQL table hold the
+// barrier's ciphertext only: no secret value, no token.
+func TestPostgresHoldsNoPlaintext(t *testing.T) {
+	ctx := context.Background()
+	store := servertest.PostgresStorage(t)
+	addr, root := servertest.StartDevOn(t, store)
+	c := newClient(t, addr, root)
+	const marker = "plaintext-marker-5d1e0b"
+	if _, err := c.KVv2("secret").Put(ctx, "app/db", map[string]any{"password": marker}); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, store.Options["connection_url"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, "SELECT key, value FROM "+store.Options["table"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var key, value []byte
+		if err := rows.Scan(&key, &value); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		for name, s := range map[string]string{"secret value": marker, "root token": root, "token": tok.Auth.ClientToken} {
+			if bytes.Contains(value, []byte(s)) || bytes.Contains(key, []byte(s)) {
+				t.Fatalf("row %q holds the %s in plaintext", key, name)
+			}
+		}
+	}
+	if rows.Err() != nil || n < 10 {
+		t.Fatalf("%d rows, %v", n, rows.Err())
+	}
 }
