@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"regexp"
@@ -271,11 +272,15 @@ func retryable(err error) bool {
 	var ne net.Error
 	var ce *pgconn.ConnectError
 	return pgconn.SafeToRetry(err) || errors.As(err, &ne) || errors.As(err, &ce) ||
-		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF")
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "conn closed") // pgx's error for a connection it already closed
 }
 
 // again runs an idempotent operation, and once more when the first try
 // lost its connection: the pool drops the broken connection and dials anew.
+// A write retried after its first try committed writes the same value
+// again: harmless, unless another write to the same key completed in the
+// instant between the two tries (the retry follows the failure at once).
 func again(ctx context.Context, op func() error) error {
 	err := op()
 	if retryable(err) && ctx.Err() == nil {
