@@ -299,3 +299,29 @@ func BenchmarkList(b *testing.B) {
 		})
 	}
 }
+
+// TestServersStartTogether: servers started at once on a new database
+// create the tables once, and every one of them opens the store.
+func TestServersStartTogether(t *testing.T) {
+	conf := map[string]string{"connection_url": cluster.URL(), "table": "together_kv"}
+	errs := make(chan error, 6)
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			b, err := postgres.New(conf)
+			if err == nil {
+				b.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < cap(errs); i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("a server starting beside others: %v", err)
+		}
+	}
+	b := open(t, map[string]string{"table": "together_kv"})
+	var rows int
+	if err := b.Pool().QueryRow(context.Background(), "SELECT count(*) FROM together_kv_schema").Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("schema rows = %d, %v; want 1", rows, err)
+	}
+}
