@@ -84,6 +84,7 @@ var operatorCommands = []*command{
 			strFlag("nonce", "", "the nonce of the generation (default: the one under way)"),
 			strFlag("pgp-key", "", "not supported: use an OTP"),
 		}},
+	migrateCommand,
 }
 
 func operatorSeal(e *env) error {

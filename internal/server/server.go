@@ -67,13 +67,14 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	kind := conf.Storage.Type
-	if kind == "file" { // Vault's name for a local single-file store
-		kind = "bolt"
-	}
-	phys, err := storage.New(kind, conf.Storage.Options)
+	kind := storageKind(conf.Storage.Type)
+	phys, err := OpenStorage(conf.Storage)
 	if err != nil {
-		return nil, fmt.Errorf("opening %s storage: %w", conf.Storage.Type, err)
+		return nil, err
+	}
+	if err := checkNoMigration(phys); err != nil {
+		phys.Close()
+		return nil, err
 	}
 	var autoseal *sealtransit.Seal
 	if conf.Seal != nil {
@@ -244,6 +245,9 @@ type DevOptions struct {
 	// clock (tests).
 	Catalog *core.Catalog
 	Clock   core.Clock
+	// Storage, when set, replaces in-memory storage (tests that run the
+	// same suite on every backend).
+	Storage *StorageConfig
 }
 
 // DevResult is what dev mode prints.
@@ -260,8 +264,12 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 	if addr == "" {
 		addr = "127.0.0.1:8200"
 	}
+	sc := StorageConfig{Type: "inmem"}
+	if opts.Storage != nil {
+		sc = *opts.Storage
+	}
 	s, err := New(&Config{
-		Storage: StorageConfig{Type: "inmem"},
+		Storage: sc,
 		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true,
 			ReadTimeout: DefaultReadTimeout, ReadHeaderTimeout: DefaultReadHeaderTimeout, IdleTimeout: DefaultIdleTimeout}},
 		// A dev server is a throwaway on the developer's machine, run by the

@@ -1,0 +1,62 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/arcasec/arca/internal/server"
+	"github.com/arcasec/arca/internal/storage"
+)
+
+// migrateCommand is `arca operator migrate`: copy a store, offline, from one
+// storage backend to another (vault operator migrate). It works on the
+// stored bytes, so nothing is decrypted and no unseal key is needed.
+var migrateCommand = &command{
+	path: []string{"operator", "migrate"}, synopsis: "Copy a stopped server's store to another storage backend", noArgs: true,
+	help: "Copies every stored key, as stored (encrypted), from storage_source to storage_destination " +
+		"as the configuration file names them. Stop the servers that use the source first.",
+	run: operatorMigrate,
+	flags: []flagSpec{
+		{name: "config", def: "", env: []string{"ARCA_MIGRATE_CONFIG_PATH"}, usage: "path to the migration configuration: storage_source and storage_destination stanzas"},
+		strFlag("start", "", "copy only keys at or after this one (resume a halted migration)"),
+		boolFlag("reset", false, "remove the migration lock a halted migration left on the source, and copy nothing"),
+	},
+}
+
+func operatorMigrate(e *env) error {
+	configPath := e.str("config")
+	if configPath == "" {
+		return usageError("operator migrate needs -config=FILE with storage_source and storage_destination stanzas")
+	}
+	conf, err := server.LoadMigrateConfig(configPath)
+	if err != nil {
+		return fmt.Errorf("Error loading the migration configuration: %w", err)
+	}
+	ctx := background()
+	from, err := server.OpenStorage(conf.Source)
+	if err != nil {
+		return fmt.Errorf("Error opening storage_source: %w", err)
+	}
+	defer from.Close()
+	if e.flag("reset") {
+		if err := storage.ResetMigrationLock(ctx, from); err != nil {
+			return fmt.Errorf("Error resetting the migration lock: %w", err)
+		}
+		fmt.Fprintln(stdout, "Success! Migration lock reset (if it was set).")
+		return nil
+	}
+	to, err := server.OpenStorage(conf.Destination)
+	if err != nil {
+		return fmt.Errorf("Error opening storage_destination: %w", err)
+	}
+	defer to.Close()
+	res, err := storage.Migrate(ctx, from, to, storage.MigrateOptions{Start: e.str("start")})
+	if err != nil {
+		if errors.Is(err, storage.ErrDestinationNotEmpty) {
+			return &exitError{code: 2, err: fmt.Errorf("Error migrating: %w", err)}
+		}
+		return fmt.Errorf("Error migrating (copied %d keys; rerun with -start at the key named above to resume): %w", res.Keys, err)
+	}
+	fmt.Fprintf(stdout, "Success! Copied %d keys (%d bytes) from %s to %s.\n", res.Keys, res.Bytes, conf.Source.Type, conf.Destination.Type)
+	return nil
+}
