@@ -46,7 +46,7 @@ type Config struct {
 	// contends for the HA lock again, so another server takes it; 0 means
 	// defaultStepDownWait.
 	StepDownWait time.Duration
-	Audit           AuditConfig // audit stanzas and the settings that limit sys/audit
+	Audit        AuditConfig // audit stanzas and the settings that limit sys/audit
 
 	// Seal is the key service that protects the root key (a transit seal);
 	// nil means Shamir key shares. With SealDisabled it is the seal being
