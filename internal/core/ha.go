@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
+	fw "github.com/arcasec/arca/internal/logical/framework"
 	"github.com/arcasec/arca/internal/storage"
+	"github.com/arcasec/arca/internal/version"
 )
 
 // High availability: several servers share one store; the one that holds
@@ -27,7 +29,7 @@ import (
 
 // ErrStandby is returned by the request paths of a standby core: the
 // request belongs to the active server.
-var ErrStandby = logical.Errorf(http.StatusTooManyRequests, "this server is a standby: send the request to the active server")
+var ErrStandby = logical.Errorf(http.StatusServiceUnavailable, "this server is a standby: send the request to the active server")
 
 const (
 	haLockKey      = "core/lock"
@@ -397,4 +399,33 @@ func (c *Core) HAStatus(ctx context.Context) ([]HANode, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].APIAddress < out[j].APIAddress })
 	return out, nil
+}
+
+// haStatus serves sys/ha-status.
+func (b *systemBackend) haStatus(ctx context.Context, _ *logical.Request, _ *fw.FieldData) (*logical.Response, error) {
+	nodes, err := b.core.HAStatus(ctx)
+	if err != nil {
+		return nil, err
+	}
+	list := make([]any, 0, len(nodes))
+	for _, n := range nodes {
+		list = append(list, map[string]any{
+			"hostname":        n.Hostname,
+			"api_address":     n.APIAddress,
+			"cluster_address": n.ClusterAddress,
+			"active_node":     n.ActiveNode,
+			"last_echo":       n.LastEcho.UTC().Format(time.RFC3339Nano),
+			"version":         version.VaultAPI,
+		})
+	}
+	return &logical.Response{Data: map[string]any{"nodes": list}}, nil
+}
+
+// SetAPIAddr sets the address this server advertises when it holds the
+// lock, for a server whose api_addr comes from its listener; call it
+// before unsealing.
+func (c *Core) SetAPIAddr(addr string) {
+	c.stateLock.Lock()
+	defer c.stateLock.Unlock()
+	c.conf.APIAddr = addr
 }

@@ -43,6 +43,7 @@ type Handler struct {
 	maxRequestSize     int64
 	maxRequestDuration time.Duration
 	json               JSONLimits
+	forwarder          *forwarder
 }
 
 // HandlerOptions are a listener's request limits; zero values take the
@@ -51,6 +52,9 @@ type HandlerOptions struct {
 	MaxRequestSize     int64
 	MaxRequestDuration time.Duration
 	JSON               JSONLimits
+	// StandbyRedirect makes a standby answer 307 to the active server
+	// instead of forwarding the request to it.
+	StandbyRedirect bool
 }
 
 type rateDecision = core.RateLimitDecision
@@ -67,7 +71,8 @@ func NewHandler(c *core.Core, logger *slog.Logger, opts HandlerOptions) *Handler
 		logger = slog.Default()
 	}
 	return &Handler{core: c, logger: logger, maxRequestSize: opts.MaxRequestSize,
-		maxRequestDuration: opts.MaxRequestDuration, json: opts.JSON.withDefaults()}
+		maxRequestDuration: opts.MaxRequestDuration, json: opts.JSON.withDefaults(),
+		forwarder: newForwarder(opts.StandbyRedirect)}
 }
 
 // injectedPaths are the legacy sys/ routes whose data members are repeated
@@ -109,6 +114,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !d.Allowed {
 		h.logger.Warn("request refused by a rate limit quota", "quota", d.Quota, "path", logical.RedactPathToken(path), "remote_address", r.RemoteAddr)
 		writeRateLimited(w, path, d)
+		return
+	}
+	if !localPaths[path] && h.core.Standby() {
+		h.forward(w, r)
 		return
 	}
 	switch path {

@@ -1,0 +1,290 @@
+package ha_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+
+	"github.com/arcasec/arca/internal/server"
+	"github.com/arcasec/arca/internal/storage"
+)
+
+func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// node is one in-process server of a cluster sharing an in-memory store.
+type node struct {
+	srv  *server.Server
+	addr string
+}
+
+// startNodes starts n servers on one in-memory HA store, each advertising
+// its own listener.
+func startNodes(t *testing.T, n int, redirect bool) (*storage.InmemHA, []*node) {
+	t.Helper()
+	store := storage.NewInmemHA()
+	var nodes []*node
+	for i := 0; i < n; i++ {
+		srv, err := server.New(&server.Config{
+			Storage:         server.StorageConfig{Type: "inmem"},
+			StorageBackend:  store,
+			Listeners:       []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
+			StepDownWait:    300 * time.Millisecond,
+			StandbyRedirect: redirect,
+		}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, err := srv.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			srv.Shutdown(ctx)
+		})
+		nodes = append(nodes, &node{srv: srv, addr: "http://" + addrs[0]})
+	}
+	return store, nodes
+}
+
+func client(t *testing.T, addr, token string) *vault.Client {
+	t.Helper()
+	conf := vault.DefaultConfig()
+	conf.Address = addr
+	conf.MaxRetries = 0
+	c, err := vault.NewClient(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetToken(token)
+	return c
+}
+
+// initCluster initialises the store through the first node and unseals
+// every node given; it returns the root token and the key.
+func initCluster(t *testing.T, nodes []*node, unseal ...int) (root, key string) {
+	t.Helper()
+	c := client(t, nodes[0].addr, "")
+	res, err := c.Sys().Init(&vault.InitRequest{SecretShares: 1, SecretThreshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range unseal {
+		if _, err := client(t, nodes[i].addr, "").Sys().Unseal(res.Keys[0]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return res.RootToken, res.Keys[0]
+}
+
+// waitActive waits until exactly one of nodes answers sys/health with 200
+// as the active server, and returns its index. The deadline only stops a
+// broken test from hanging.
+func waitActive(t *testing.T, nodes []*node, skip ...int) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		active := -1
+		count := 0
+		for i, n := range nodes {
+			if contains(skip, i) {
+				continue
+			}
+			if healthCode(t, n.addr, "") == http.StatusOK {
+				active, count = i, count+1
+			}
+		}
+		if count > 1 {
+			t.Fatalf("%d servers report active at once", count)
+		}
+		if count == 1 {
+			return active
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatal("no server became active")
+	return -1
+}
+
+func contains(s []int, v int) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func healthCode(t *testing.T, addr, query string) int {
+	t.Helper()
+	resp, err := http.Get(addr + "/v1/sys/health" + query)
+	if err != nil {
+		return 0
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestStandbyForwardsAndReportsLeader(t *testing.T) {
+	_, nodes := startNodes(t, 3, false)
+	root, _ := initCluster(t, nodes, 0, 1, 2)
+	a := waitActive(t, nodes)
+	s := (a + 1) % 3
+
+	if got := healthCode(t, nodes[s].addr, ""); got != http.StatusTooManyRequests {
+		t.Errorf("sys/health on a standby = %d, want 429", got)
+	}
+	if got := healthCode(t, nodes[s].addr, "?standbyok=true"); got != http.StatusOK {
+		t.Errorf("sys/health?standbyok=true on a standby = %d, want 200", got)
+	}
+	if got := healthCode(t, nodes[s].addr, "?standbycode=299"); got != 299 {
+		t.Errorf("sys/health?standbycode=299 on a standby = %d", got)
+	}
+
+	// A client pointed at a standby writes and reads through the active server.
+	sc := client(t, nodes[s].addr, root)
+	if err := sc.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.KVv2("secret").Put(context.Background(), "app", map[string]any{"v": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := client(t, nodes[a].addr, root).KVv2("secret").Get(context.Background(), "app")
+	if err != nil || got.Data["v"] != "1" {
+		t.Fatalf("read on the active server after a write through a standby: %v %v", got, err)
+	}
+
+	ls, err := sc.Sys().Leader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ls.HAEnabled || ls.IsSelf || ls.LeaderAddress != nodes[a].addr {
+		t.Errorf("sys/leader on a standby = %+v, want the active server %s", ls, nodes[a].addr)
+	}
+	la, err := client(t, nodes[a].addr, root).Sys().Leader()
+	if err != nil || !la.IsSelf || la.LeaderAddress != nodes[a].addr {
+		t.Errorf("sys/leader on the active server = %+v, %v", la, err)
+	}
+
+	// Every node sent a heartbeat at unseal: ha-status lists all three.
+	hs, err := sc.Sys().HAStatus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs.Nodes) != 3 {
+		t.Fatalf("sys/ha-status lists %d nodes, want 3: %+v", len(hs.Nodes), hs.Nodes)
+	}
+	for _, n := range hs.Nodes {
+		if n.ActiveNode != (n.APIAddress == nodes[a].addr) {
+			t.Errorf("ha-status node %s active_node=%v", n.APIAddress, n.ActiveNode)
+		}
+	}
+}
+
+func TestStandbyRedirects(t *testing.T) {
+	_, nodes := startNodes(t, 2, true)
+	root, _ := initCluster(t, nodes, 0, 1)
+	a := waitActive(t, nodes)
+	s := 1 - a
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest(http.MethodGet, nodes[s].addr+"/v1/sys/mounts?x=1", nil)
+	req.Header.Set("X-Vault-Token", root)
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != nodes[a].addr+"/v1/sys/mounts?x=1" {
+		t.Fatalf("standby answered %d Location=%q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// vault/api follows the redirect.
+	if _, err := client(t, nodes[s].addr, root).Sys().ListMounts(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestStepDownHandsOver(t *testing.T) {
+	_, nodes := startNodes(t, 3, false)
+	root, _ := initCluster(t, nodes, 0, 1, 2)
+	a := waitActive(t, nodes)
+	c := client(t, nodes[a].addr, root)
+	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.KVv2("secret").Put(context.Background(), "before", map[string]any{"v": "1"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().StepDown(); err != nil {
+		t.Fatal(err)
+	}
+	// Right after step-down returns, the old active server is a standby.
+	if got := healthCode(t, nodes[a].addr, ""); got == http.StatusOK {
+		t.Fatalf("the server that stepped down still reports active")
+	}
+	b := waitActive(t, nodes)
+	if b == a {
+		t.Fatalf("the server that stepped down took the lock back before the others")
+	}
+	got, err := client(t, nodes[a].addr, root).KVv2("secret").Get(context.Background(), "before")
+	if err != nil || got.Data["v"] != "1" {
+		t.Fatalf("a write acknowledged before step-down, read through the old active: %v %v", got, err)
+	}
+}
+
+func TestLostLockStopsServing(t *testing.T) {
+	store, nodes := startNodes(t, 2, false)
+	root, _ := initCluster(t, nodes, 0, 1)
+	a := waitActive(t, nodes)
+	store.BreakLock("core/lock")
+	// The server that lost its lock serves nothing behind the barrier
+	// itself any more; a server (perhaps it again) becomes active.
+	b := waitActive(t, nodes)
+	if _, err := client(t, nodes[b].addr, root).Sys().ListMounts(); err != nil {
+		t.Fatal(err)
+	}
+	_ = a
+}
+
+func TestSealedStandbyNeverActive(t *testing.T) {
+	_, nodes := startNodes(t, 2, false)
+	root, _ := initCluster(t, nodes, 0) // node 1 stays sealed
+	a := waitActive(t, nodes)
+	if a != 0 {
+		t.Fatalf("active = %d", a)
+	}
+	if err := client(t, nodes[0].addr, root).Sys().Seal(); err != nil {
+		t.Fatal(err)
+	}
+	// No server holds the lock now: node 1 is sealed and never contends.
+	time.Sleep(500 * time.Millisecond)
+	for i, n := range nodes {
+		if got := healthCode(t, n.addr, ""); got != http.StatusServiceUnavailable {
+			t.Errorf("node %d: sys/health = %d, want 503 (sealed)", i, got)
+		}
+	}
+}
+
+func TestSealActiveHandsOver(t *testing.T) {
+	_, nodes := startNodes(t, 2, false)
+	root, _ := initCluster(t, nodes, 0, 1)
+	a := waitActive(t, nodes)
+	if err := client(t, nodes[a].addr, root).Sys().Seal(); err != nil {
+		t.Fatal(err)
+	}
+	b := waitActive(t, nodes, a)
+	if b == a {
+		t.Fatal("sealed server is active")
+	}
+	var re *vault.ResponseError
+	_, err := client(t, nodes[a].addr, root).Sys().ListMounts()
+	if !errors.As(err, &re) || re.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a sealed former active server answered %v", err)
+	}
+}
