@@ -22,7 +22,7 @@ var commands = map[string]command{
 	"file":   {"Encrypt and decrypt SOPS-format files", runFile},
 
 	"status":   {"Print seal and server status", runStatus},
-	"operator": {"Initialize, unseal, seal and rotate the server; generate a root token", runOperator},
+	"operator": {"Initialize, unseal, seal and rotate the server; generate a root token; migrate storage", runOperator},
 	"login":    {"Authenticate and store the token", runLogin},
 	"token":    {"Create, look up, renew and revoke tokens", runToken},
 	"policy":   {"Manage ACL policies", runPolicy},

@@ -65,7 +65,7 @@ func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
 
 func runOperator(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: arca operator init|unseal|seal|generate-root|key-status|rotate [flags]")
+		fmt.Fprintln(stderr, "Usage: arca operator init|unseal|seal|generate-root|key-status|rotate|migrate [flags]")
 		return 1
 	}
 	sub, rest := args[0], args[1:]
@@ -76,6 +76,8 @@ func runOperator(args []string) int {
 		return operatorUnseal(rest)
 	case "generate-root":
 		return operatorGenerateRoot(rest)
+	case "migrate":
+		return operatorMigrate(rest)
 	case "seal":
 		return simpleWrite("operator seal", rest, func(cf *clientFlags, c *api.Client) error {
 			if err := c.Seal(background()); err != nil {

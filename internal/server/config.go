@@ -17,6 +17,7 @@ import (
 	"github.com/arcasec/arca/internal/logical/framework"
 	sealtransit "github.com/arcasec/arca/internal/seal/transit"
 	"github.com/arcasec/arca/internal/storage"
+	"github.com/arcasec/arca/internal/storage/postgres"
 )
 
 // Config is a server configuration file, in the shapes Vault users write.
@@ -80,9 +81,11 @@ type StorageConfig struct {
 // error rather than a setting silently ignored. A type missing here is
 // checked by storage.New.
 var storageOptions = map[string][]string{
-	"inmem": {},
-	"bolt":  {"path"},
-	"file":  {"path"}, // Vault's name, served by bolt
+	"inmem":      {},
+	"bolt":       {"path"},
+	"file":       {"path"}, // Vault's name, served by bolt
+	"postgresql": postgres.Options,
+	"postgres":   postgres.Options,
 }
 
 // ListenerConfig is a `listener "tcp" { ... }` stanza.
@@ -145,25 +148,12 @@ func ParseConfig(text string) (*Config, error) {
 		key := keyName(item.Keys[0])
 		switch key {
 		case "storage", "backend":
-			typ, body, err := labeledBlock(key, item)
-			if err != nil {
-				return nil, err
-			}
 			if conf.Storage.Type != "" {
 				return nil, fmt.Errorf("only one storage block is allowed")
 			}
-			opts, err := stringAttrs(key, body)
-			if err != nil {
+			if conf.Storage, err = parseStorage(key, item); err != nil {
 				return nil, err
 			}
-			if known, ok := storageOptions[typ]; ok {
-				for _, k := range slices.Sorted(maps.Keys(opts)) {
-					if !slices.Contains(known, k) {
-						return nil, fmt.Errorf("storage %q: unknown option %q (it takes %q)", typ, k, known)
-					}
-				}
-			}
-			conf.Storage = StorageConfig{Type: typ, Options: opts}
 		case "listener":
 			typ, body, err := labeledBlock(key, item)
 			if err != nil {
@@ -264,6 +254,26 @@ func ParseConfig(text string) (*Config, error) {
 }
 
 // labeledBlock reads `name "label" { ... }`, in HCL or its JSON form.
+// parseStorage reads a storage stanza (storage, storage_source, ...).
+func parseStorage(key string, item *ast.ObjectItem) (StorageConfig, error) {
+	typ, body, err := labeledBlock(key, item)
+	if err != nil {
+		return StorageConfig{}, err
+	}
+	opts, err := stringAttrs(key, body)
+	if err != nil {
+		return StorageConfig{}, err
+	}
+	if known, ok := storageOptions[typ]; ok {
+		for _, k := range slices.Sorted(maps.Keys(opts)) {
+			if !slices.Contains(known, k) {
+				return StorageConfig{}, fmt.Errorf("%s %q: unknown option %q (it takes %q)", key, typ, k, known)
+			}
+		}
+	}
+	return StorageConfig{Type: typ, Options: opts}, nil
+}
+
 func labeledBlock(name string, item *ast.ObjectItem) (string, *ast.ObjectList, error) {
 	if len(item.Keys) >= 2 {
 		obj, ok := item.Val.(*ast.ObjectType)

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -88,6 +89,41 @@ pid_file = "/run/arca.pid"
 	}
 }
 
+// TestConfigPostgresqlStorage: the postgresql stanza in Vault's shape, in
+// HCL and in JSON, with numbers and booleans as Vault users write them.
+func TestConfigPostgresqlStorage(t *testing.T) {
+	hcl := `storage "postgresql" {
+  connection_url = "postgres://arca@db:5432/arca"
+  table = "vault_kv_store"
+  max_parallel = 16
+  ha_enabled = true
+  ha_table = "vault_ha_locks"
+  max_connect_retries = 5
+  skip_create_table = false
+}
+listener "tcp" { tls_disable = true }
+`
+	json := `{"storage": {"postgresql": {"connection_url": "postgres://arca@db:5432/arca", "table": "vault_kv_store",
+  "max_parallel": 16, "ha_enabled": true, "ha_table": "vault_ha_locks", "max_connect_retries": 5, "skip_create_table": false}},
+  "listener": {"tcp": {"tls_disable": true}}}`
+	want := map[string]string{"connection_url": "postgres://arca@db:5432/arca", "table": "vault_kv_store",
+		"max_parallel": "16", "ha_enabled": "true", "ha_table": "vault_ha_locks", "max_connect_retries": "5",
+		"skip_create_table": "false"}
+	for _, text := range []string{hcl, json} {
+		conf, err := ParseConfig(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if conf.Storage.Type != "postgresql" || !maps.Equal(conf.Storage.Options, want) {
+			t.Fatalf("storage = %+v", conf.Storage)
+		}
+	}
+	_, err := ParseConfig(`storage "postgres" { connection_url = "x" tabel = "y" }` + "\nlistener \"tcp\" { tls_disable = true }\n")
+	if err == nil || !strings.Contains(err.Error(), "tabel") {
+		t.Fatalf("misspelt option: %v", err)
+	}
+}
+
 func TestConfigListenerTimeouts(t *testing.T) {
 	conf, err := ParseConfig(minimalConfig)
 	if err != nil {
@@ -150,5 +186,33 @@ seal "transit" {
 	}
 	if conf, err := ParseConfig(minimalConfig); err != nil || conf.Seal != nil {
 		t.Fatalf("no seal block: seal = %+v, %v", conf.Seal, err)
+	}
+}
+
+func TestMigrateConfig(t *testing.T) {
+	conf, err := ParseMigrateConfig(`storage_source "bolt" { path = "/var/lib/arca/arca.db" }
+storage_destination "postgresql" {
+  connection_url = "postgres://arca@db/arca"
+  max_parallel = 4
+}
+cluster_addr = "https://10.0.0.1:8201"
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if conf.Source.Type != "bolt" || conf.Source.Options["path"] != "/var/lib/arca/arca.db" ||
+		conf.Destination.Type != "postgresql" || conf.Destination.Options["max_parallel"] != "4" {
+		t.Fatalf("parsed %+v", conf)
+	}
+	for _, tc := range []struct{ text, want string }{
+		{`storage_source "bolt" { path = "/a" }`, "storage_destination"},
+		{`storage_source "bolt" { path = "/a" }` + "\n" + `storage_destination "inmem" {}`, "inmem"},
+		{`storage_source "bolt" { path = "/a" }` + "\n" + `storage_source "bolt" { path = "/b" }`, "exactly one"},
+		{`storage_source "bolt" { pth = "/a" }` + "\n" + `storage_destination "bolt" { path = "/b" }`, "pth"},
+		{`storage "bolt" { path = "/a" }`, "storage"},
+	} {
+		if _, err := ParseMigrateConfig(tc.text); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.text, err, tc.want)
+		}
 	}
 }

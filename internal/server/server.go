@@ -59,16 +59,17 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	kind := conf.Storage.Type
-	if kind == "file" { // Vault's name for a local single-file store
-		kind = "bolt"
-	}
+	kind := storageKind(conf.Storage.Type)
 	phys := conf.StorageBackend
 	if phys == nil {
 		var err error
-		if phys, err = storage.New(kind, conf.Storage.Options); err != nil {
-			return nil, fmt.Errorf("opening %s storage: %w", conf.Storage.Type, err)
+		if phys, err = OpenStorage(conf.Storage); err != nil {
+			return nil, err
 		}
+	}
+	if err := checkNoMigration(phys); err != nil {
+		phys.Close()
+		return nil, err
 	}
 	var err error
 	var autoseal *sealtransit.Seal
@@ -261,6 +262,9 @@ type DevOptions struct {
 	// clock (tests).
 	Catalog *core.Catalog
 	Clock   core.Clock
+	// Storage, when set, replaces in-memory storage (tests that run the
+	// same suite on every backend).
+	Storage *StorageConfig
 }
 
 // DevResult is what dev mode prints.
@@ -277,8 +281,12 @@ func StartDev(ctx context.Context, opts DevOptions, logger *slog.Logger) (*Serve
 	if addr == "" {
 		addr = "127.0.0.1:8200"
 	}
+	sc := StorageConfig{Type: "inmem"}
+	if opts.Storage != nil {
+		sc = *opts.Storage
+	}
 	s, err := New(&Config{
-		Storage: StorageConfig{Type: "inmem"},
+		Storage: sc,
 		Listeners: []ListenerConfig{{Type: "tcp", Address: addr, TLSDisable: true,
 			ReadTimeout: DefaultReadTimeout, ReadHeaderTimeout: DefaultReadHeaderTimeout, IdleTimeout: DefaultIdleTimeout}},
 		// A dev server is a throwaway on the developer's machine, run by the

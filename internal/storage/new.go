@@ -1,10 +1,36 @@
 package storage
 
-import "fmt"
+import (
+	"fmt"
+	"sync"
+)
 
-// New opens a physical backend by kind: "inmem", or "bolt" (conf["path"] is
-// the database file).
+// Opener opens a backend from its configuration options.
+type Opener func(conf map[string]string) (Backend, error)
+
+var (
+	openersMu sync.RWMutex
+	openers   = map[string]Opener{}
+)
+
+// Register makes a backend that lives in its own package (postgres, which
+// imports this one) available to New under kind. It is called from that
+// package's init, so importing the package is what enables the kind.
+func Register(kind string, open Opener) {
+	openersMu.Lock()
+	defer openersMu.Unlock()
+	openers[kind] = open
+}
+
+// New opens a physical backend by kind: "inmem", "bolt" (conf["path"] is
+// the database file), or a registered kind ("postgresql").
 func New(kind string, conf map[string]string) (Backend, error) {
+	openersMu.RLock()
+	open := openers[kind]
+	openersMu.RUnlock()
+	if open != nil {
+		return open(conf)
+	}
 	switch kind {
 	case "inmem":
 		return NewInmem(), nil
@@ -15,7 +41,7 @@ func New(kind string, conf map[string]string) (Backend, error) {
 		}
 		return OpenBolt(path)
 	}
-	return nil, fmt.Errorf("unknown storage type %q (inmem or bolt)", kind)
+	return nil, fmt.Errorf("unknown storage type %q (inmem, bolt or postgresql)", kind)
 }
 
 // children turns the keys below prefix into List's answer: immediate

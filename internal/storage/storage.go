@@ -1,6 +1,7 @@
 // Package storage defines the physical storage interface Arca's core writes
 // through, and its implementations: inmem (dev mode and tests), bolt (the
-// embedded default) and, later, postgres (HA).
+// embedded default) and postgres (its own package, registered with
+// Register; HA).
 //
 // Storage sees only ciphertext: everything above it goes through the barrier.
 package storage

@@ -16,6 +16,7 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/arcasec/arca/internal/server"
 	"github.com/arcasec/arca/internal/server/servertest"
 )
 
@@ -72,10 +73,12 @@ func findEntry(lines []auditLine, typ, op, path string) *auditLine {
 // and checks the entries of a KV write and read: every secret and token is
 // an HMAC that sys/audit-hash reproduces, and the plaintext is in neither
 // the audit file nor the server log.
-func TestAuditFileHMAC(t *testing.T) {
+func TestAuditFileHMAC(t *testing.T) { servertest.EachStorage(t, testAuditFileHMAC) }
+
+func testAuditFileHMAC(t *testing.T, store server.StorageConfig) {
 	ctx := context.Background()
 	var serverLog lockedBuffer
-	_, addr, root := servertest.StartDevServer(t, &serverLog)
+	_, addr, root := servertest.StartDevServerOn(t, store, &serverLog)
 	c := newClient(t, addr, root)
 	logPath := filepath.Join(t.TempDir(), "audit.log")
 	if err := c.Sys().EnableAuditWithOptionsWithContext(ctx, "file", &vault.EnableAuditOptions{

@@ -11,12 +11,20 @@ import (
 
 	vault "github.com/hashicorp/vault/api"
 
+	"github.com/arcasec/arca/internal/server"
 	"github.com/arcasec/arca/internal/server/servertest"
 )
 
 func devClient(t *testing.T) *vault.Client {
 	t.Helper()
 	addr, root := servertest.StartDev(t)
+	return newClient(t, addr, root)
+}
+
+// devClientOn is devClient on the given storage (servertest.EachStorage).
+func devClientOn(t *testing.T, sc server.StorageConfig) *vault.Client {
+	t.Helper()
+	addr, root := servertest.StartDevOn(t, sc)
 	return newClient(t, addr, root)
 }
 
@@ -42,9 +50,11 @@ func statusOf(err error) int {
 	return 0
 }
 
-func TestKVv2Lifecycle(t *testing.T) {
+func TestKVv2Lifecycle(t *testing.T) { servertest.EachStorage(t, testKVv2Lifecycle) }
+
+func testKVv2Lifecycle(t *testing.T, store server.StorageConfig) {
 	ctx := context.Background()
-	c := devClient(t)
+	c := devClientOn(t, store)
 	kv := c.KVv2("secret")
 
 	// Write, then read back with metadata.
@@ -175,9 +185,11 @@ func TestKVv2Lifecycle(t *testing.T) {
 	}
 }
 
-func TestKVv1(t *testing.T) {
+func TestKVv1(t *testing.T) { servertest.EachStorage(t, testKVv1) }
+
+func testKVv1(t *testing.T, store server.StorageConfig) {
 	ctx := context.Background()
-	c := devClient(t)
+	c := devClientOn(t, store)
 	if err := c.Sys().Mount("kv1", &vault.MountInput{Type: "kv"}); err != nil {
 		t.Fatalf("mount: %v", err)
 	}
@@ -215,7 +227,11 @@ func TestKVv1(t *testing.T) {
 }
 
 func TestTokenHierarchyAndExpiry(t *testing.T) {
-	c := devClient(t)
+	servertest.EachStorage(t, testTokenHierarchyAndExpiry)
+}
+
+func testTokenHierarchyAndExpiry(t *testing.T, store server.StorageConfig) {
+	c := devClientOn(t, store)
 	auth := c.Auth().Token()
 	// Only tokens whose policies allow auth/token/create may make children.
 	if err := c.Sys().PutPolicy("token-creator", `path "auth/token/create" { capabilities = ["update"] }`); err != nil {
@@ -376,9 +392,11 @@ path "secret/metadata/app/*" {
 }
 `
 
-func TestPolicyReadOnlyApp(t *testing.T) {
+func TestPolicyReadOnlyApp(t *testing.T) { servertest.EachStorage(t, testPolicyReadOnlyApp) }
+
+func testPolicyReadOnlyApp(t *testing.T, store server.StorageConfig) {
 	ctx := context.Background()
-	c := devClient(t)
+	c := devClientOn(t, store)
 	if _, err := c.KVv2("secret").Put(ctx, "app/db", map[string]any{"password": "p"}); err != nil {
 		t.Fatal(err)
 	}

@@ -76,15 +76,22 @@ type boltServer struct {
 // appended to its configuration file.
 func startBoltServer(t *testing.T, dir string, extraConfig ...string) *boltServer {
 	t.Helper()
+	return startServer(t, dir, fmt.Sprintf(`storage "bolt" { path = %q }`, filepath.Join(dir, "arca.db")), extraConfig...)
+}
+
+// startServer starts the binary with the given storage stanza, writing its
+// configuration file in dir.
+func startServer(t *testing.T, dir, storageStanza string, extraConfig ...string) *boltServer {
+	t.Helper()
 	addr := freeAddr(t)
 	conf := filepath.Join(dir, "server.hcl")
-	hcl := fmt.Sprintf(`storage "bolt" { path = %q }
+	hcl := storageStanza + fmt.Sprintf(`
 disable_mlock = true # tests may run without CAP_IPC_LOCK
 listener "tcp" {
   address     = %q
   tls_disable = true
 }
-`, filepath.Join(dir, "arca.db"), addr) + strings.Join(extraConfig, "\n")
+`, addr) + strings.Join(extraConfig, "\n")
 	if err := os.WriteFile(conf, []byte(hcl), 0o600); err != nil {
 		t.Fatal(err)
 	}

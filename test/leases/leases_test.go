@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -19,7 +18,12 @@ import (
 	"github.com/arcasec/arca/internal/logical/leasetest"
 	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/server"
+	"github.com/arcasec/arca/internal/server/servertest"
 )
+
+// TestMain stops the PostgreSQL cluster the storage-parameterised tests
+// share (servertest.EachStorage).
+func TestMain(m *testing.M) { servertest.Main(m) }
 
 func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
@@ -34,9 +38,15 @@ func catalogWith(e *leasetest.Engine) *core.Catalog {
 // mounted at stub/, and returns a root client.
 func leaseServer(t *testing.T, e *leasetest.Engine) (*vault.Client, *leasetest.Clock) {
 	t.Helper()
+	return leaseServerOn(t, e, server.StorageConfig{Type: "inmem"})
+}
+
+// leaseServerOn is leaseServer on the given storage (servertest.EachStorage).
+func leaseServerOn(t *testing.T, e *leasetest.Engine, store server.StorageConfig) (*vault.Client, *leasetest.Clock) {
+	t.Helper()
 	clock := leasetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	srv, res, err := server.StartDev(context.Background(), server.DevOptions{
-		ListenAddress: "127.0.0.1:0", Catalog: catalogWith(e), Clock: clock,
+		ListenAddress: "127.0.0.1:0", Catalog: catalogWith(e), Clock: clock, Storage: &store,
 	}, quiet())
 	if err != nil {
 		t.Fatal(err)
@@ -132,9 +142,13 @@ func ttlOf(t *testing.T, data map[string]any) int64 {
 // the secret's max_ttl) and revoke work through the Go client, and revoke
 // reaches the engine.
 func TestLeaseLifecycleThroughVaultAPI(t *testing.T) {
+	servertest.EachStorage(t, testLeaseLifecycleThroughVaultAPI)
+}
+
+func testLeaseLifecycleThroughVaultAPI(t *testing.T, store server.StorageConfig) {
 	e := leasetest.NewEngine(10)
 	e.TTL, e.MaxTTL = time.Hour, 3*time.Hour
-	c, clock := leaseServer(t, e)
+	c, clock := leaseServerOn(t, e, store)
 
 	s := readCreds(t, c, "stub/creds/readonly")
 	if !strings.HasPrefix(s.LeaseID, "stub/creds/readonly/") || len(s.LeaseID) != len("stub/creds/readonly/")+24 {
@@ -274,8 +288,12 @@ func TestFailedRevocationRetriedWithBackoff(t *testing.T) {
 // Revoking a token revokes the leases it created, and theirs of its
 // children; other leases stay.
 func TestRevokingTokenRevokesItsLeases(t *testing.T) {
+	servertest.EachStorage(t, testRevokingTokenRevokesItsLeases)
+}
+
+func testRevokingTokenRevokesItsLeases(t *testing.T, store server.StorageConfig) {
 	e := leasetest.NewEngine(10)
-	root, _ := leaseServer(t, e)
+	root, _ := leaseServerOn(t, e, store)
 	sec, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"root"}})
 	if err != nil {
 		t.Fatal(err)
@@ -400,16 +418,19 @@ func TestLeaseBadInput(t *testing.T) {
 	}
 }
 
-// Leases survive a restart of a bolt-backed server: expiry resumes from
+// Leases survive a restart of a server on persistent storage: expiry resumes from
 // storage and revokes through the engine; the lease count is restored.
 func TestLeaseExpiryResumesAfterRestart(t *testing.T) {
+	servertest.EachStorage(t, testLeaseExpiryResumesAfterRestart)
+}
+
+func testLeaseExpiryResumesAfterRestart(t *testing.T, store server.StorageConfig) {
 	e := leasetest.NewEngine(10)
 	e.TTL = 30 * time.Minute
 	clock := leasetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
-	path := filepath.Join(t.TempDir(), "arca.db")
 	start := func() (*server.Server, string) {
 		srv, err := server.New(&server.Config{
-			Storage:   server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
+			Storage:   store,
 			Listeners: []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
 			Catalog:   catalogWith(e),
 			Clock:     clock,

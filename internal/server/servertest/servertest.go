@@ -28,11 +28,24 @@ func StartDev(t testing.TB) (addr, rootToken string) {
 // not nil, the server writes JSON logs at debug level to it.
 func StartDevServer(t testing.TB, log io.Writer) (srv *server.Server, addr, rootToken string) {
 	t.Helper()
+	return StartDevServerOn(t, server.StorageConfig{Type: "inmem"}, log)
+}
+
+// StartDevOn is StartDev on the given storage (see EachStorage).
+func StartDevOn(t testing.TB, sc server.StorageConfig) (addr, rootToken string) {
+	t.Helper()
+	_, addr, rootToken = StartDevServerOn(t, sc, nil)
+	return addr, rootToken
+}
+
+// StartDevServerOn is StartDevServer on the given storage.
+func StartDevServerOn(t testing.TB, sc server.StorageConfig, log io.Writer) (srv *server.Server, addr, rootToken string) {
+	t.Helper()
 	logger := quietLogger()
 	if log != nil {
 		logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0"}, logger)
+	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0", Storage: &sc}, logger)
 	if err != nil {
 		t.Fatalf("starting dev server: %v", err)
 	}
