@@ -27,6 +27,13 @@ type node struct {
 // its own listener.
 func startNodes(t *testing.T, n int, redirect bool) (*storage.InmemHA, []*node) {
 	t.Helper()
+	return startNodesWith(t, n, server.Config{StandbyRedirect: redirect})
+}
+
+// startNodesWith is startNodes with the catalog, clock and redirect
+// setting of base.
+func startNodesWith(t *testing.T, n int, base server.Config) (*storage.InmemHA, []*node) {
+	t.Helper()
 	store := storage.NewInmemHA()
 	var nodes []*node
 	for i := 0; i < n; i++ {
@@ -35,7 +42,9 @@ func startNodes(t *testing.T, n int, redirect bool) (*storage.InmemHA, []*node) 
 			StorageBackend:  store,
 			Listeners:       []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
 			StepDownWait:    300 * time.Millisecond,
-			StandbyRedirect: redirect,
+			StandbyRedirect: base.StandbyRedirect,
+			Catalog:         base.Catalog,
+			Clock:           base.Clock,
 		}, quiet())
 		if err != nil {
 			t.Fatal(err)
