@@ -20,6 +20,10 @@ import (
 // localPaths are served by every server, standby or not.
 var localPaths = map[string]bool{
 	"sys/init": true, "sys/seal-status": true, "sys/unseal": true, "sys/health": true, "sys/leader": true,
+	// sys/seal is refused by a standby (it has no token store to check the
+	// caller against) rather than forwarded, which would seal the active
+	// server: Vault does the same.
+	"sys/seal": true,
 }
 
 // forwardedHeader marks a request a standby forwarded, so a server that is

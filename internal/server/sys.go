@@ -278,6 +278,10 @@ func (h *Handler) handleSeal(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r)
 		return
 	}
+	if h.core.Standby() {
+		writeErrors(w, http.StatusBadRequest, "this server is a standby, which cannot be sealed: it cannot check the token; restart it instead, or seal the active server")
+		return
+	}
 	if !h.requireSudo(w, r, "sys/seal") {
 		return
 	}
