@@ -287,12 +287,19 @@ func (c *Core) StepDown(ctx context.Context) error {
 	default:
 		return nil // a step-down is already under way
 	}
+	// A seal at the same moment ends the election loop without answering;
+	// the wait is bounded so the caller is not held forever.
+	t := time.NewTimer(stepDownAnswerWait)
+	defer t.Stop()
 	select {
 	case <-done:
 	case <-ctx.Done():
+	case <-t.C:
 	}
 	return nil
 }
+
+const stepDownAnswerWait = 30 * time.Second
 
 // echoLoop writes this node's heartbeat until stop, then removes it.
 func (c *Core) echoLoop(stop <-chan struct{}) {
