@@ -530,8 +530,12 @@ type clusterInfo struct {
 
 // postUnseal loads the state kept behind the barrier.
 func (c *Core) postUnseal(ctx context.Context) error {
-	if err := c.loadClusterInfo(ctx); err != nil {
-		return err
+	// A standby taking over read it when it unsealed, and health checks
+	// read it without the state lock.
+	if !c.standby.Load() {
+		if err := c.loadClusterInfo(ctx); err != nil {
+			return err
+		}
 	}
 	c.policies = newPolicyStore(newView(c.barrier, "sys/policy/"))
 	if err := c.policies.setupDefaults(ctx); err != nil {

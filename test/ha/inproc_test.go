@@ -2,10 +2,12 @@ package ha_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -168,6 +170,30 @@ func TestStandbyForwardsAndReportsLeader(t *testing.T) {
 	got, err := client(t, nodes[a].addr, root).KVv2("secret").Get(context.Background(), "app")
 	if err != nil || got.Data["v"] != "1" {
 		t.Fatalf("read on the active server after a write through a standby: %v %v", got, err)
+	}
+
+	// Headers travel with the body: a wrapping request through the standby
+	// comes back wrapped by the active server.
+	req, _ := http.NewRequest(http.MethodPost, nodes[s].addr+"/v1/sys/wrapping/wrap", strings.NewReader(`{"k":"v"}`))
+	req.Header.Set("X-Vault-Token", root)
+	req.Header.Set("X-Vault-Wrap-TTL", "60")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wrapped struct {
+		WrapInfo *struct {
+			Token string `json:"token"`
+		} `json:"wrap_info"`
+	}
+	json.NewDecoder(resp.Body).Decode(&wrapped)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || wrapped.WrapInfo == nil || wrapped.WrapInfo.Token == "" {
+		t.Fatalf("wrap through a standby: status %d, %+v", resp.StatusCode, wrapped)
+	}
+	un, err := client(t, nodes[a].addr, wrapped.WrapInfo.Token).Logical().Unwrap("")
+	if err != nil || un.Data["k"] != "v" {
+		t.Fatalf("unwrapping on the active server: %v %v", un, err)
 	}
 
 	ls, err := sc.Sys().Leader()
