@@ -5,6 +5,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
@@ -30,10 +31,49 @@ var localPaths = map[string]bool{
 // itself a standby by the time it arrives does not forward it again.
 const forwardedHeader = "X-Arca-Forwarded-By-Standby"
 
+// standbyHeader marks the answer of a server that turned out to be a
+// standby: the forwarding standby forgets it as the active server.
+const standbyHeader = "X-Arca-Standby"
+
 // forwarder sends a standby's requests to the active server.
 type forwarder struct {
 	redirect  bool
 	transport http.RoundTripper
+
+	// The active server's address, remembered for leaderCacheFor so a
+	// busy standby does not read the lock for every request; a failed
+	// forward forgets it.
+	mu       sync.Mutex
+	leader   string
+	leaderAt time.Time
+}
+
+const leaderCacheFor = time.Second
+
+// activeAddr is the active server's api_addr, or "" when none is known.
+func (h *Handler) activeAddr() (string, error) {
+	f := h.forwarder
+	f.mu.Lock()
+	if f.leader != "" && time.Since(f.leaderAt) < leaderCacheFor {
+		addr := f.leader
+		f.mu.Unlock()
+		return addr, nil
+	}
+	f.mu.Unlock()
+	st, err := h.core.Leader()
+	if err != nil || st.IsSelf {
+		return "", err
+	}
+	f.mu.Lock()
+	f.leader, f.leaderAt = st.LeaderAddress, time.Now()
+	f.mu.Unlock()
+	return st.LeaderAddress, nil
+}
+
+func (f *forwarder) forget() {
+	f.mu.Lock()
+	f.leader = ""
+	f.mu.Unlock()
 }
 
 func newForwarder(redirect bool) *forwarder {
@@ -48,21 +88,23 @@ func newForwarder(redirect bool) *forwarder {
 // redirect to it.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 	if r.Header.Get(forwardedHeader) != "" {
+		w.Header().Set(standbyHeader, "true")
 		writeErrors(w, http.StatusServiceUnavailable, "this server is a standby and the request was already forwarded once; retry")
 		return
 	}
-	st, err := h.core.Leader()
+	leader, err := h.activeAddr()
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	if st.IsSelf || st.LeaderAddress == "" {
+	if leader == "" {
 		writeErrors(w, http.StatusServiceUnavailable, "this server is a standby and no active server is known yet; retry")
 		return
 	}
-	target, err := url.Parse(st.LeaderAddress)
+	target, err := url.Parse(leader)
 	if err != nil || target.Host == "" {
-		h.writeError(w, r, logical.Errorf(http.StatusServiceUnavailable, "the active server advertises an api_addr this standby cannot use: %q", st.LeaderAddress))
+		h.forwarder.forget()
+		h.writeError(w, r, logical.Errorf(http.StatusServiceUnavailable, "the active server advertises an api_addr this standby cannot use: %q", leader))
 		return
 	}
 	if h.forwarder.redirect {
@@ -83,8 +125,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 			pr.Out.Header.Set(forwardedHeader, "1")
 		},
 		Transport: h.forwarder.transport,
+		ModifyResponse: func(resp *http.Response) error {
+			if resp.Header.Get(standbyHeader) != "" {
+				h.forwarder.forget()
+			}
+			return nil
+		},
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
-			h.logger.Warn("forwarding a request to the active server failed", "active", st.LeaderAddress, "error", err)
+			h.forwarder.forget()
+			h.logger.Warn("forwarding a request to the active server failed", "active", leader, "error", err)
 			writeErrors(w, http.StatusServiceUnavailable, "this server is a standby and could not reach the active server; retry")
 		},
 	}
