@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"math/big"
@@ -22,7 +23,12 @@ func runStatus(args []string) int {
 		if err != nil {
 			return fmt.Errorf("Error checking seal status: %w", err)
 		}
-		if err := printSealStatus(cf, st); err != nil {
+		var leader *api.LeaderStatus
+		if !st.Sealed {
+			// Best effort: an older server without sys/leader still has a status.
+			leader, _ = c.Leader(background())
+		}
+		if err := printStatus(cf, st, leader); err != nil {
 			return err
 		}
 		if st.Sealed {
@@ -33,11 +39,34 @@ func runStatus(args []string) int {
 }
 
 func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
+	return printStatus(cf, st, nil)
+}
+
+// printStatus prints the seal status and, when known, the HA state as
+// vault status does.
+func printStatus(cf *clientFlags, st *api.SealStatus, leader *api.LeaderStatus) error {
 	switch cf.format {
-	case "json":
-		return printJSON(st)
-	case "yaml":
-		return printYAML(st)
+	case "json", "yaml":
+		// One flat object, as vault status prints: the seal status with
+		// sys/leader's fields beside it.
+		var v any = st
+		if leader != nil {
+			merged := map[string]any{}
+			for _, part := range []any{st, leader} {
+				raw, err := json.Marshal(part)
+				if err != nil {
+					return err
+				}
+				if err := json.Unmarshal(raw, &merged); err != nil {
+					return err
+				}
+			}
+			v = merged
+		}
+		if cf.format == "json" {
+			return printJSON(v)
+		}
+		return printYAML(v)
 	}
 	rows := [][2]string{
 		{"Seal Type", st.Type},
@@ -57,7 +86,22 @@ func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
 	}
 	rows = append(rows, [2]string{"Version", st.Version}, [2]string{"Build Date", st.BuildDate}, [2]string{"Storage Type", st.StorageType})
 	if !st.Sealed {
-		rows = append(rows, [2]string{"Cluster Name", st.ClusterName}, [2]string{"Cluster ID", st.ClusterID}, [2]string{"HA Enabled", "false"})
+		rows = append(rows, [2]string{"Cluster Name", st.ClusterName}, [2]string{"Cluster ID", st.ClusterID})
+		if leader == nil || !leader.HAEnabled {
+			rows = append(rows, [2]string{"HA Enabled", "false"})
+		} else {
+			mode := "standby"
+			if leader.IsSelf {
+				mode = "active"
+			}
+			rows = append(rows, [2]string{"HA Enabled", "true"}, [2]string{"HA Cluster", leader.LeaderClusterAddress},
+				[2]string{"HA Mode", mode})
+			if leader.IsSelf {
+				rows = append(rows, [2]string{"Active Since", leader.ActiveTime})
+			} else {
+				rows = append(rows, [2]string{"Active Node Address", leader.LeaderAddress})
+			}
+		}
 	}
 	table(rows)
 	return nil
@@ -65,7 +109,7 @@ func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
 
 func runOperator(args []string) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: arca operator init|unseal|seal|generate-root|key-status|rotate|migrate [flags]")
+		fmt.Fprintln(stderr, "Usage: arca operator init|unseal|seal|step-down|generate-root|key-status|rotate|migrate [flags]")
 		return 1
 	}
 	sub, rest := args[0], args[1:]
@@ -78,6 +122,14 @@ func runOperator(args []string) int {
 		return operatorGenerateRoot(rest)
 	case "migrate":
 		return operatorMigrate(rest)
+	case "step-down":
+		return simpleWrite("operator step-down", rest, func(cf *clientFlags, c *api.Client) error {
+			if err := c.StepDown(background()); err != nil {
+				return fmt.Errorf("Error stepping down: %w", err)
+			}
+			fmt.Fprintf(stdout, "Success! Stepped down: %s\n", c.Address())
+			return nil
+		})
 	case "seal":
 		return simpleWrite("operator seal", rest, func(cf *clientFlags, c *api.Client) error {
 			if err := c.Seal(background()); err != nil {
