@@ -74,6 +74,20 @@ func (b *InmemHA) BreakLock(key string) {
 	}
 }
 
+// Seize takes key from its holder (whose lost channel closes) for a new
+// holder advertising value, in one step, and returns that holder's lock,
+// to release with Unlock. Tests use it to take the lock from every server.
+func (b *InmemHA) Seize(key, value string) Lock {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if st := b.locks[key]; st != nil {
+		b.releaseLocked(key, st)
+	}
+	l := &inmemLock{b: b, key: key, value: value}
+	b.locks[key] = &inmemLockState{holder: l, value: value, lost: make(chan struct{}), free: make(chan struct{})}
+	return l
+}
+
 func (b *InmemHA) releaseLocked(key string, st *inmemLockState) {
 	delete(b.locks, key)
 	close(st.lost)

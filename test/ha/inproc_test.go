@@ -277,14 +277,29 @@ func TestLostLockStopsServing(t *testing.T) {
 	store, nodes := startNodes(t, 2, false)
 	root, _ := initCluster(t, nodes, 0, 1)
 	a := waitActive(t, nodes)
-	store.BreakLock("core/lock")
-	// The server that lost its lock serves nothing behind the barrier
-	// itself any more; a server (perhaps it again) becomes active.
+	c := client(t, nodes[a].addr, root)
+	if _, err := c.Sys().ListMounts(); err != nil {
+		t.Fatal(err)
+	}
+	// Someone else takes the lock: the active server loses it and must stop
+	// serving, so nobody serves.
+	foreign := store.Seize("core/lock", `{"node_id":"elsewhere"}`)
+	waitFor(t, func() bool { return healthCode(t, nodes[a].addr, "") == http.StatusTooManyRequests })
+	for i, n := range nodes {
+		if got := healthCode(t, n.addr, ""); got != http.StatusTooManyRequests {
+			t.Errorf("node %d: sys/health = %d while another holds the lock, want 429", i, got)
+		}
+	}
+	var re *vault.ResponseError
+	if _, err := c.Sys().ListMounts(); !errors.As(err, &re) || re.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a request to the server that lost the lock: %v, want 503", err)
+	}
+	// The lock is free again: one of them takes it and serves.
+	foreign.Unlock()
 	b := waitActive(t, nodes)
 	if _, err := client(t, nodes[b].addr, root).Sys().ListMounts(); err != nil {
 		t.Fatal(err)
 	}
-	_ = a
 }
 
 func TestSealedStandbyNeverActive(t *testing.T) {
