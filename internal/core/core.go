@@ -83,6 +83,10 @@ type Core struct {
 	// standby is set while the core is unsealed but does not hold the HA
 	// lock: it serves nothing behind the barrier.
 	standby atomic.Bool
+	// fenced is set from the moment the core finds it lost the HA lock
+	// until it is a standby again: nothing goes through the barrier to
+	// storage meanwhile, since another server may already be active.
+	fenced atomic.Bool
 
 	// stateLock is held for writing while sealing or unsealing and for
 	// reading by every request, so no request runs against a half-torn-down
@@ -161,7 +165,7 @@ func New(conf Config) (*Core, error) {
 	}
 	c.metrics = newMetrics(c)
 	c.phys = newTimedStorage(conf.Storage, conf.StorageType, c.metrics)
-	c.barrier = barrier.New(c.phys)
+	c.barrier = barrier.New(fencedStorage{Backend: c.phys, fenced: &c.fenced})
 	c.barrier.Logger = conf.Logger
 	c.audit.OnFailure = func(path, typ string) { c.metrics.auditFailures.WithLabelValues(path, typ).Inc() }
 	c.quotas = newQuotaStore()

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
@@ -198,6 +199,7 @@ func (c *Core) runHA(stop, done chan struct{}) {
 			c.unlock(lock)
 			return
 		case <-lost:
+			c.fenced.Store(true)
 			c.logger.Warn("lost the HA lock: this server stops serving and becomes a standby")
 		case stepped = <-c.ha.stepDown:
 			c.logger.Info("stepping down: this server becomes a standby")
@@ -213,6 +215,7 @@ func (c *Core) runHA(stop, done chan struct{}) {
 		}
 		c.stateLock.Unlock()
 		c.unlock(lock)
+		c.fenced.Store(false)
 		if stepped != nil {
 			close(stepped)
 		}
@@ -435,4 +438,37 @@ func (c *Core) SetAPIAddr(addr string) {
 	c.stateLock.Lock()
 	defer c.stateLock.Unlock()
 	c.conf.APIAddr = addr
+}
+
+// errFenced is what a write through the barrier meets on a server that
+// has lost the HA lock and not finished stepping back to standby.
+var errFenced = logical.Errorf(http.StatusServiceUnavailable, "this server lost the HA lock and no longer writes; retry, and the request goes to the active server")
+
+// fencedStorage is the storage under the barrier: it refuses writes while
+// fenced is set, so a request still running on a server that lost the lock
+// cannot write after another server became active.
+type fencedStorage struct {
+	storage.Backend
+	fenced *atomic.Bool
+}
+
+func (f fencedStorage) Put(ctx context.Context, e *storage.Entry) error {
+	if f.fenced.Load() {
+		return errFenced
+	}
+	return f.Backend.Put(ctx, e)
+}
+
+func (f fencedStorage) Delete(ctx context.Context, key string) error {
+	if f.fenced.Load() {
+		return errFenced
+	}
+	return f.Backend.Delete(ctx, key)
+}
+
+func (f fencedStorage) Transaction(ctx context.Context, ops []storage.Op) error {
+	if f.fenced.Load() {
+		return errFenced
+	}
+	return f.Backend.Transaction(ctx, ops)
 }
