@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -231,9 +232,9 @@ func TestPGStepDownUnderLoad(t *testing.T) {
 	checkAcked(t, servers[b].Addr, root, acked)
 }
 
-// TestPGRestartUnderLoad: PostgreSQL stopped (connections cut) and
-// started again under load; the servers reconnect, one is active, and
-// nothing acknowledged is lost.
+// TestPGRestartUnderLoad: PostgreSQL stopped (connections cut) for five
+// seconds and started again under load; the servers reconnect, one is
+// active, and nothing acknowledged is lost.
 func TestPGRestartUnderLoad(t *testing.T) {
 	pg, servers, root, _ := pgCluster(t)
 	l := startLoad(t, servers, root, 6)
@@ -241,12 +242,21 @@ func TestPGRestartUnderLoad(t *testing.T) {
 	if err := pg.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(2 * time.Second)
+	// Longer than the holder waits for a renewal: the active server gives
+	// the lock up, and the servers elect one again once the database is back.
+	time.Sleep(5 * time.Second)
 	if err := pg.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	restarted := time.Now()
 	l.waitFor(t, restarted, 60)
+	gaveUp := false
+	for _, s := range servers {
+		gaveUp = gaveUp || strings.Contains(s.Log(), "lost the HA lock")
+	}
+	if !gaveUp {
+		t.Error("no server reports giving up the lock during a 5 s outage of the database")
+	}
 	acked := l.finish()
 	b, err := arcaproc.WaitActive(servers, 30*time.Second)
 	if err != nil {
