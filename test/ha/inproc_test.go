@@ -253,6 +253,11 @@ func TestStepDownHandsOver(t *testing.T) {
 	if err := c.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
 		t.Fatal(err)
 	}
+	// A key rotation on the active server: the next one must read what
+	// was written under the new key.
+	if err := c.Sys().Rotate(); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.KVv2("secret").Put(context.Background(), "before", map[string]any{"v": "1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -270,6 +275,10 @@ func TestStepDownHandsOver(t *testing.T) {
 	got, err := client(t, nodes[a].addr, root).KVv2("secret").Get(context.Background(), "before")
 	if err != nil || got.Data["v"] != "1" {
 		t.Fatalf("a write acknowledged before step-down, read through the old active: %v %v", got, err)
+	}
+	ks, err := client(t, nodes[b].addr, root).Sys().KeyStatus()
+	if err != nil || ks.Term != 2 {
+		t.Fatalf("key status on the new active server: %+v %v, want term 2", ks, err)
 	}
 }
 
