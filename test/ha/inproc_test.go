@@ -239,9 +239,20 @@ func TestStandbyRedirects(t *testing.T) {
 	if resp.StatusCode != http.StatusTemporaryRedirect || resp.Header.Get("Location") != nodes[a].addr+"/v1/sys/mounts?x=1" {
 		t.Fatalf("standby answered %d Location=%q", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	// vault/api follows the redirect.
-	if _, err := client(t, nodes[s].addr, root).Sys().ListMounts(); err != nil {
+	// vault/api follows the redirect, with the body of a write.
+	sc := client(t, nodes[s].addr, root)
+	if _, err := sc.Sys().ListMounts(); err != nil {
 		t.Fatal(err)
+	}
+	if err := sc.Sys().Mount("secret", &vault.MountInput{Type: "kv", Options: map[string]string{"version": "2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.KVv2("secret").Put(context.Background(), "app", map[string]any{"v": "redirected"}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := client(t, nodes[a].addr, root).KVv2("secret").Get(context.Background(), "app")
+	if err != nil || got.Data["v"] != "redirected" {
+		t.Fatalf("a write redirected by the standby, read on the active server: %v %v", got, err)
 	}
 }
 
