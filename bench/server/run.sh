@@ -3,20 +3,34 @@
 # bare net/http JSON handler as the ceiling. Usage: bench/server/run.sh
 # [DURATION] (default 10s). Prints requests/s and p50/p99 latency per case.
 # ONLY=audit runs just the file-audit overhead comparison; AUDIT_DIR puts its
-# file elsewhere than the temporary directory.
+# file elsewhere than the temporary directory. STORAGE=postgresql runs the
+# server on a throwaway, durable PostgreSQL cluster (bench/server/pgcluster)
+# instead of bolt; ONLY=kv runs just the KV v2 read and write cases.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DUR="${1:-10s}"
 command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }
 
 work=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; wait; rm -rf "$work"' EXIT
 go build -o "$work/arca" ./cmd/arca
 go build -o "$work/bare" ./bench/server/bare
 
+STORAGE="${STORAGE:-bolt}"
+case "$STORAGE" in
+bolt) STANZA="storage \"bolt\" { path = \"$work/arca.db\" }" ;;
+postgresql)
+	go build -o "$work/pgcluster" ./bench/server/pgcluster
+	"$work/pgcluster" >"$work/pg.url" &
+	for _ in $(seq 300); do [ -s "$work/pg.url" ] && break; sleep 0.1; done
+	STANZA="storage \"postgresql\" { connection_url = \"$(cat "$work/pg.url")\" }" ;;
+*) echo "STORAGE must be bolt or postgresql" >&2; exit 1 ;;
+esac
+echo "storage: $STORAGE"
+
 ADDR=127.0.0.1:8298
 cat > "$work/server.hcl" <<HCL
-storage "bolt" { path = "$work/arca.db" }
+$STANZA
 listener "tcp" {
   address     = "$ADDR"
   tls_disable = true
@@ -72,6 +86,14 @@ audit_cases() { # KV v2 reads without and with one file audit device, alternated
 }
 if [ "${ONLY:-}" = audit ]; then
 	audit_cases
+	exit 0
+fi
+if [ "${ONLY:-}" = kv ]; then
+	for c in 16 64; do
+		run "kv2 read hot key, policy token" $c read.lua "$POLICY_TOKEN" 1 "http://$ADDR"
+		run "kv2 read 10k keys, policy token" $c read.lua "$POLICY_TOKEN" 10000 "http://$ADDR"
+		run "kv2 write (durable), policy token" $c write.lua "$POLICY_TOKEN" 0 "http://$ADDR"
+	done
 	exit 0
 fi
 for c in 16 64; do

@@ -14,6 +14,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
+	"io"
 	"net"
 	"os"
 	"regexp"
@@ -123,6 +125,12 @@ func Open(ctx context.Context, conf map[string]string) (*Backend, error) {
 		return nil, errors.New("postgresql storage: connection_url is not a valid PostgreSQL connection string or URL")
 	}
 	pc.MaxConns = int32(min(maxParallel, 1<<30))
+	if pc.ConnConfig.ConnectTimeout == 0 {
+		// A database host that drops packets must not hold a request (or
+		// the start) for the operating system's TCP timeout of minutes;
+		// connect_timeout in the URL overrides this.
+		pc.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
 	pc.HealthCheckPeriod = 5 * time.Second
 	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
@@ -207,7 +215,7 @@ func (b *Backend) ensureSchema(ctx context.Context, tableName string, skipCreate
 		if skipCreate {
 			return fmt.Errorf("postgresql storage: table %s or %s does not exist and skip_create_table is set; create them with:\n%s", b.table, b.schemaTable, ddl)
 		}
-		if _, err := b.pool.Exec(ctx, ddl); err != nil {
+		if err := b.createTables(ctx, tableName, ddl); err != nil {
 			var pe *pgconn.PgError
 			if errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "42P06") { // insufficient_privilege
 				return fmt.Errorf("postgresql storage: the database user may not create table %s (%s); have an administrator run:\n%s\nand grant the user SELECT, INSERT, UPDATE, DELETE on both tables", b.table, pe.Message, ddl)
@@ -224,6 +232,27 @@ func (b *Backend) ensureSchema(ctx context.Context, tableName string, skipCreate
 		return fmt.Errorf("postgresql storage: table %s has schema version %d, written by a newer Arca; this release knows version %d", b.table, version, SchemaVersion)
 	}
 	return nil
+}
+
+// createTables runs the DDL under a transaction-scoped advisory lock:
+// servers started together on a new database would otherwise race in
+// CREATE TABLE IF NOT EXISTS (PostgreSQL reports a duplicate key in its
+// catalog to the loser) and insert the version row twice.
+func (b *Backend) createTables(ctx context.Context, tableName, ddl string) error {
+	h := fnv.New64a()
+	h.Write([]byte("arca storage schema " + tableName))
+	tx, err := b.pool.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", int64(h.Sum64())); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, ddl); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
 }
 
 func (b *Backend) prepareSQL() {
@@ -271,11 +300,15 @@ func retryable(err error) bool {
 	var ne net.Error
 	var ce *pgconn.ConnectError
 	return pgconn.SafeToRetry(err) || errors.As(err, &ne) || errors.As(err, &ce) ||
-		errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "conn closed") || strings.Contains(err.Error(), "unexpected EOF")
+		errors.Is(err, net.ErrClosed) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		strings.Contains(err.Error(), "conn closed") // pgx's error for a connection it already closed
 }
 
 // again runs an idempotent operation, and once more when the first try
 // lost its connection: the pool drops the broken connection and dials anew.
+// A write retried after its first try committed writes the same value
+// again: harmless, unless another write to the same key completed in the
+// instant between the two tries (the retry follows the failure at once).
 func again(ctx context.Context, op func() error) error {
 	err := op()
 	if retryable(err) && ctx.Err() == nil {

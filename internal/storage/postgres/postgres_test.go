@@ -181,24 +181,26 @@ func TestWithoutCreatePrivilege(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer admin.Close(ctx)
+	n := tableSeq.Add(1) // names of their own, so the test repeats with -count
+	role, table := fmt.Sprintf("limited%d", n), fmt.Sprintf("limited%d_kv", n)
 	for _, q := range []string{
-		`CREATE ROLE limited LOGIN PASSWORD 'limited-pw'`,
+		`CREATE ROLE ` + role + ` LOGIN PASSWORD 'limited-pw'`,
 		`REVOKE CREATE ON SCHEMA public FROM PUBLIC`,
 	} {
 		if _, err := admin.Exec(ctx, q); err != nil {
 			t.Fatal(err)
 		}
 	}
-	conf := map[string]string{"connection_url": cluster.URLFor("limited", "limited-pw"), "table": "limited_kv"}
+	conf := map[string]string{"connection_url": cluster.URLFor(role, "limited-pw"), "table": table}
 	_, err = postgres.New(conf)
-	ddl, _ := postgres.DDL("limited_kv")
+	ddl, _ := postgres.DDL(table)
 	if err == nil || !strings.Contains(err.Error(), ddl) || strings.Contains(err.Error(), "limited-pw") {
 		t.Fatalf("without CREATE: %v", err)
 	}
 	if _, err := admin.Exec(ctx, ddl); err != nil {
 		t.Fatalf("the printed DDL does not run: %v", err)
 	}
-	if _, err := admin.Exec(ctx, `GRANT SELECT, INSERT, UPDATE, DELETE ON limited_kv, limited_kv_schema TO limited`); err != nil {
+	if _, err := admin.Exec(ctx, `GRANT SELECT, INSERT, UPDATE, DELETE ON `+table+`, `+table+`_schema TO `+role); err != nil {
 		t.Fatal(err)
 	}
 	b, err := postgres.New(conf)
@@ -218,11 +220,12 @@ func TestSkipCreateTable(t *testing.T) {
 
 func TestRefusesNewerSchema(t *testing.T) {
 	ctx := context.Background()
-	b := open(t, map[string]string{"table": "future_kv"})
-	if _, err := b.Pool().Exec(ctx, `UPDATE future_kv_schema SET version = 99`); err != nil {
+	table := fmt.Sprintf("future%d_kv", tableSeq.Add(1))
+	b := open(t, map[string]string{"table": table})
+	if _, err := b.Pool().Exec(ctx, `UPDATE `+table+`_schema SET version = 99`); err != nil {
 		t.Fatal(err)
 	}
-	_, err := postgres.New(map[string]string{"connection_url": cluster.URL(), "table": "future_kv"})
+	_, err := postgres.New(map[string]string{"connection_url": cluster.URL(), "table": table})
 	if err == nil || !strings.Contains(err.Error(), "99") {
 		t.Fatalf("newer schema: %v", err)
 	}
@@ -255,6 +258,7 @@ func TestRejectsBadOptions(t *testing.T) {
 		{map[string]string{"connection_url": cluster.URL(), "ha_enabled": "perhaps"}, "ha_enabled"},
 		{map[string]string{"connection_url": cluster.URL(), "colour": "blue"}, "colour"},
 		{map[string]string{"connection_url": "postgres://u:s3cret@[bad"}, "connection_url"},
+		{map[string]string{"connection_url": cluster.URLFor(pgtest.Superuser, "s3cret")}, "password authentication failed"},
 	} {
 		t.Setenv("ARCA_PG_CONNECTION_URL", "")
 		t.Setenv("VAULT_PG_CONNECTION_URL", "")
@@ -262,5 +266,66 @@ func TestRejectsBadOptions(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "s3cret") {
 			t.Errorf("%v: %v", tc.conf, err)
 		}
+	}
+}
+
+// BenchmarkList lists a folder of 100 children, each a folder of 100 keys,
+// and a folder of 10,000 leaves: the skip scan probes once per child.
+func BenchmarkList(b *testing.B) {
+	ctx := context.Background()
+	be, err := postgres.Open(ctx, map[string]string{"connection_url": cluster.URL(), "table": fmt.Sprintf("bench_list_%d", tableSeq.Add(1))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer be.Close()
+	var ops []storage.Op
+	for i := 0; i < 100; i++ {
+		for j := 0; j < 100; j++ {
+			ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: fmt.Sprintf("deep/%03d/%03d", i, j), Value: []byte("v")}})
+			ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: fmt.Sprintf("flat/%05d", i*100+j), Value: []byte("v")}})
+		}
+	}
+	if err := be.Transaction(ctx, ops); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		prefix string
+		n      int
+	}{{"deep/", 100}, {"flat/", 10000}, {"", 2}} {
+		b.Run(strings.TrimSuffix(tc.prefix, "/")+"root", func(b *testing.B) {
+			for b.Loop() {
+				keys, err := be.List(ctx, tc.prefix)
+				if err != nil || len(keys) != tc.n {
+					b.Fatalf("%d keys, %v", len(keys), err)
+				}
+			}
+		})
+	}
+}
+
+// TestServersStartTogether: servers started at once on a new database
+// create the tables once, and every one of them opens the store.
+func TestServersStartTogether(t *testing.T) {
+	table := fmt.Sprintf("together%d_kv", tableSeq.Add(1))
+	conf := map[string]string{"connection_url": cluster.URL(), "table": table}
+	errs := make(chan error, 6)
+	for i := 0; i < cap(errs); i++ {
+		go func() {
+			b, err := postgres.New(conf)
+			if err == nil {
+				b.Close()
+			}
+			errs <- err
+		}()
+	}
+	for i := 0; i < cap(errs); i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("a server starting beside others: %v", err)
+		}
+	}
+	b := open(t, map[string]string{"table": table})
+	var rows int
+	if err := b.Pool().QueryRow(context.Background(), "SELECT count(*) FROM "+table+"_schema").Scan(&rows); err != nil || rows != 1 {
+		t.Fatalf("schema rows = %d, %v; want 1", rows, err)
 	}
 }

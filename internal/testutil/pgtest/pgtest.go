@@ -33,10 +33,11 @@ type Cluster struct {
 	User     string // the superuser
 	Password string // the superuser's password (SCRAM over TCP)
 
-	bin     string // the directory of initdb and pg_ctl
-	dir     string
-	osUser  *user.User // nil when the cluster runs as the current user
-	running bool
+	bin      string // the directory of initdb and pg_ctl
+	dir      string
+	osUser   *user.User // nil when the cluster runs as the current user
+	running  bool
+	settings []string // extra "name=value" server settings (NewWith)
 }
 
 // Start starts a cluster for the test and stops and removes it when the test
@@ -56,12 +57,17 @@ func Start(t testing.TB) *Cluster {
 }
 
 // New initialises and starts a cluster. The caller must Close it.
-func New() (*Cluster, error) {
+func New() (*Cluster, error) { return NewWith() }
+
+// NewWith is New with extra server settings ("name=value"), which win over
+// the test defaults: a benchmark passes "fsync=on" to measure a durable
+// database.
+func NewWith(settings ...string) (*Cluster, error) {
 	bin, err := binDir()
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Host: "127.0.0.1", User: Superuser, bin: bin}
+	c := &Cluster{Host: "127.0.0.1", User: Superuser, bin: bin, settings: settings}
 	if os.Geteuid() == 0 {
 		if c.osUser, err = user.Lookup("postgres"); err != nil {
 			return nil, fmt.Errorf("running as root needs the postgres OS user (from the postgresql package): %w", err)
@@ -116,6 +122,9 @@ func (c *Cluster) init() error {
 func (c *Cluster) Restart() error {
 	opts := fmt.Sprintf("-p %d -c listen_addresses=127.0.0.1 -c unix_socket_directories=%s -c fsync=off -c max_connections=50",
 		c.Port, c.dir)
+	for _, kv := range c.settings {
+		opts += " -c " + kv
+	}
 	if err := c.run(filepath.Join(c.bin, "pg_ctl"), "-D", c.dataDir(), "-l", filepath.Join(c.dir, "log"), "-w", "-o", opts, "start"); err != nil {
 		log, _ := os.ReadFile(filepath.Join(c.dir, "log"))
 		return fmt.Errorf("%w\n%s", err, log)
