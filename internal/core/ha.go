@@ -209,7 +209,9 @@ func (c *Core) runHA(stop, done chan struct{}) {
 		c.standby.Store(true)
 		c.stateLock.Lock()
 		sealed := c.Sealed()
-		if !sealed {
+		if sealed {
+			c.standby.Store(false) // Seal tore down; a sealed core is no standby
+		} else {
 			c.teardown(ctx)
 			c.barrier.SetPassive(true)
 		}
