@@ -161,17 +161,19 @@ type SecretWrapInfo struct {
 
 // SecretAuth is the auth block of a login or token response.
 type SecretAuth struct {
-	ClientToken   string            `json:"client_token"`
-	Accessor      string            `json:"accessor"`
-	Policies      []string          `json:"policies"`
-	TokenPolicies []string          `json:"token_policies"`
-	Metadata      map[string]string `json:"metadata"`
-	LeaseDuration int64             `json:"lease_duration"`
-	Renewable     bool              `json:"renewable"`
-	EntityID      string            `json:"entity_id"`
-	TokenType     string            `json:"token_type"`
-	Orphan        bool              `json:"orphan"`
-	NumUses       int               `json:"num_uses"`
+	ClientToken   string   `json:"client_token"`
+	Accessor      string   `json:"accessor"`
+	Policies      []string `json:"policies"`
+	TokenPolicies []string `json:"token_policies"`
+	// IdentityPolicies come from the entity and its groups, not the token.
+	IdentityPolicies []string          `json:"identity_policies"`
+	Metadata         map[string]string `json:"metadata"`
+	LeaseDuration    int64             `json:"lease_duration"`
+	Renewable        bool              `json:"renewable"`
+	EntityID         string            `json:"entity_id"`
+	TokenType        string            `json:"token_type"`
+	Orphan           bool              `json:"orphan"`
+	NumUses          int               `json:"num_uses"`
 }
 
 // ResponseError is an error status from the server.

@@ -334,6 +334,10 @@ func appendAuth(b []byte, a *logical.Auth, enc, accessor valueEncoder, tokenHash
 		o.key("token_policies")
 		o.b = plain.value(o.b, a.TokenPolicies)
 	}
+	if len(a.IdentityPolicies) > 0 {
+		o.key("identity_policies")
+		o.b = plain.value(o.b, a.IdentityPolicies)
+	}
 	if len(a.Metadata) > 0 {
 		o.key("metadata")
 		o.b = plain.value(o.b, a.Metadata)

@@ -4,82 +4,73 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/arcasec/arca/api"
 )
 
-func runAudit(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: arca audit list|enable|disable|who-read [flags] [args]")
-		return 1
-	}
-	sub, rest := args[0], args[1:]
-	cf := newClientFlags("audit " + sub)
-	var path, description string
-	var local, detailed bool
-	switch sub {
-	case "enable":
-		cf.fs.StringVar(&path, "path", "", "where to enable the device (default: the device type)")
-		cf.fs.StringVar(&description, "description", "", "human-readable description")
-		cf.fs.BoolVar(&local, "local", false, "do not replicate the device to other clusters")
-	case "list":
-		cf.fs.BoolVar(&detailed, "detailed", false, "show device options")
-	}
-	return runCommand(func() error {
-		c, err := cf.setup(rest)
-		if err != nil {
-			return err
-		}
-		switch sub {
-		case "list":
-			return auditList(cf, c, detailed)
-		case "enable":
-			typ := cf.fs.Arg(0)
-			if typ == "" {
-				return usageError("usage: arca audit enable [-path=P] TYPE [key=value...]")
-			}
-			opts := map[string]string{}
-			for _, kv := range cf.fs.Args()[1:] {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return usageError("audit device options are key=value, got %q", kv)
-				}
-				opts[k] = v
-			}
-			if path == "" {
-				path = typ
-			}
-			path = strings.Trim(path, "/")
-			body := map[string]any{"type": typ, "description": description, "options": opts, "local": local}
-			if _, err := c.Write(background(), "sys/audit/"+path, body); err != nil {
-				return fmt.Errorf("Error enabling audit device: %w", err)
-			}
-			fmt.Fprintf(stdout, "Success! Enabled the %s audit device at: %s/\n", typ, path)
-			return nil
-		case "disable":
-			p := strings.Trim(cf.fs.Arg(0), "/")
-			if p == "" {
-				return usageError("usage: arca audit disable PATH")
-			}
-			if _, err := c.Delete(background(), "sys/audit/"+p, nil); err != nil {
-				return fmt.Errorf("Error disabling audit device: %w", err)
-			}
-			fmt.Fprintf(stdout, "Success! Disabled audit device (if it was enabled) at: %s/\n", p)
-			return nil
-		case "who-read":
-			return auditWhoRead(cf, c)
-		}
-		return usageError("unknown audit subcommand %q", sub)
-	})
+var auditCommands = []*command{
+	{path: []string{"audit", "list"}, synopsis: "List the enabled audit devices", noArgs: true, run: auditList,
+		flags: []flagSpec{boolFlag("detailed", false, "show device options")}},
+	{path: []string{"audit", "enable"}, synopsis: "Enable an audit device", args: "TYPE [key=value...]", minArgs: 1, run: auditEnable,
+		help: "Enables an audit device of TYPE (file, socket, syslog) with its options as key=value,\n" +
+			"e.g. 'arca audit enable file file_path=/var/log/arca/audit.log'.",
+		flags: []flagSpec{
+			strFlag("path", "", "where to enable the device (default: the device type)"),
+			strFlag("description", "", "human-readable description"),
+			boolFlag("local", false, "do not replicate the device to other clusters"),
+		}},
+	{path: []string{"audit", "disable"}, synopsis: "Disable an audit device", args: "PATH", minArgs: 1, maxArgs: 1, run: auditDisable},
+	{path: []string{"audit", "who-read"}, synopsis: "Print who read a path (the access report)", args: "PATH", minArgs: 1, maxArgs: 1, run: auditWhoRead},
 }
 
-func auditList(cf *clientFlags, c *api.Client, detailed bool) error {
+func auditEnable(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	typ := e.arg(0)
+	opts := map[string]string{}
+	for _, kv := range e.args[1:] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			return usageError("audit device options are key=value, got %q", kv)
+		}
+		opts[k] = v
+	}
+	path := mountPath(e.str("path"))
+	if path == "" {
+		path = typ
+	}
+	body := map[string]any{"type": typ, "description": e.str("description"), "options": opts, "local": e.flag("local")}
+	if _, err := c.Write(background(), "sys/audit/"+path, body); err != nil {
+		return fmt.Errorf("Error enabling audit device: %w", err)
+	}
+	fmt.Fprintf(stdout, "Success! Enabled the %s audit device at: %s/\n", typ, path)
+	return nil
+}
+
+func auditDisable(e *env) error {
+	c, p, err := e.clientAndPath()
+	if err != nil {
+		return err
+	}
+	if _, err := c.Delete(background(), "sys/audit/"+p, nil); err != nil {
+		return fmt.Errorf("Error disabling audit device: %w", err)
+	}
+	fmt.Fprintf(stdout, "Success! Disabled audit device (if it was enabled) at: %s/\n", p)
+	return nil
+}
+
+func auditList(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	detailed := e.flag("detailed")
 	s, err := c.Read(background(), "sys/audit", nil)
 	if err != nil {
 		return fmt.Errorf("Error listing audits: %w", err)
 	}
-	if cf.format != "table" {
-		return cf.output(s)
+	if e.format != "table" {
+		return e.output(s)
 	}
 	if s == nil || len(s.Data) == 0 {
 		fmt.Fprintln(stdout, "No audit devices are enabled.")
@@ -114,10 +105,14 @@ func auditList(cf *clientFlags, c *api.Client, detailed bool) error {
 // auditWhoRead prints the access report of a path. A KV v2 path may be
 // given the way `kv get` takes it (secret/app): it is reported under its
 // data path (secret/data/app), which is what clients read.
-func auditWhoRead(cf *clientFlags, c *api.Client) error {
-	arg := strings.Trim(cf.fs.Arg(0), "/")
+func auditWhoRead(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	arg := mountPath(e.arg(0))
 	if arg == "" {
-		return usageError("usage: arca audit who-read PATH")
+		return e.usageError()
 	}
 	path := arg
 	if t, err := resolveKV(c, "", arg); err == nil && t.version == 2 && !strings.HasPrefix(t.rest, "data/") {
@@ -127,8 +122,8 @@ func auditWhoRead(cf *clientFlags, c *api.Client) error {
 	if err != nil {
 		return fmt.Errorf("Error reading the access report of %s: %w", path, err)
 	}
-	if cf.format != "table" {
-		return cf.output(s)
+	if e.format != "table" {
+		return e.output(s)
 	}
 	if s == nil {
 		return fmt.Errorf("no access report for %s", path)

@@ -58,20 +58,8 @@ func newClientFlags(name string) *clientFlags {
 	return cf
 }
 
-// wrapTTLFlag adds -wrap-ttl, for commands whose one response can be
-// wrapped; $VAULT_WRAP_TTL (or $ARCA_WRAP_TTL) is its default.
-func (cf *clientFlags) wrapTTLFlag() *string {
-	def := os.Getenv("ARCA_WRAP_TTL")
-	if def == "" {
-		def = os.Getenv("VAULT_WRAP_TTL")
-	}
-	return cf.fs.String("wrap-ttl", def, "wrap the response in a single-use token valid this long (e.g. 5m); unwrap it with 'arca unwrap'")
-}
-
-func (cf *clientFlags) parse(args []string) error {
-	if err := cf.fs.Parse(args); err != nil {
-		return &exitError{code: 1, err: err}
-	}
+// checkFormat settles -format: the flag, else $VAULT_FORMAT, else table.
+func (cf *clientFlags) checkFormat() error {
 	if cf.format == "" {
 		cf.format = os.Getenv("VAULT_FORMAT")
 	}
@@ -107,12 +95,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// setup parses the flags and builds the client.
-func (cf *clientFlags) setup(args []string) (*api.Client, error) {
-	if err := cf.parse(args); err != nil {
-		return nil, err
+// clientAndPath builds the client and returns the first argument, a mount
+// path, trimmed of slashes; an empty one is a usage error.
+func (e *env) clientAndPath() (*api.Client, string, error) {
+	p := mountPath(e.arg(0))
+	if p == "" {
+		return nil, "", e.usageError()
 	}
-	return cf.client()
+	c, err := e.client()
+	return c, p, err
 }
 
 func (cf *clientFlags) client() (*api.Client, error) {
@@ -182,11 +173,8 @@ func (cf *clientFlags) output(s *api.Secret) error {
 		table(rows)
 		return nil
 	}
-	switch cf.format {
-	case "json":
-		return printJSON(s)
-	case "yaml":
-		return printYAML(s)
+	if done, err := printStructured(cf.format, s); done {
+		return err
 	}
 	printSecretTable(s)
 	return nil
@@ -218,14 +206,23 @@ func printField(s *api.Secret, field, format string) error {
 }
 
 func printValue(v any, format string) error {
-	switch format {
-	case "json":
-		return printJSON(v)
-	case "yaml":
-		return printYAML(v)
+	if done, err := printStructured(format, v); done {
+		return err
 	}
 	fmt.Fprintln(stdout, formatValue(v))
 	return nil
+}
+
+// printStructured prints v as JSON or YAML when the format asks for one,
+// and reports whether it did; the caller prints its table otherwise.
+func printStructured(format string, v any) (bool, error) {
+	switch format {
+	case "json":
+		return true, printJSON(v)
+	case "yaml":
+		return true, printYAML(v)
+	}
+	return false, nil
 }
 
 func printJSON(v any) error {
@@ -308,16 +305,55 @@ func mapRows(m map[string]any) [][2]string {
 	return rows
 }
 
+// authKeys are the rows of an auth block, in the vault CLI's order;
+// token_meta_* rows follow them.
+var authKeys = []string{"token", "token_accessor", "token_duration", "token_renewable", "token_policies", "identity_policies", "policies"}
+
 func authRows(a *api.SecretAuth) map[string]any {
-	return map[string]any{
+	rows := map[string]any{
 		"token":             a.ClientToken,
 		"token_accessor":    a.Accessor,
 		"token_duration":    formatDuration(a.LeaseDuration),
 		"token_renewable":   a.Renewable,
-		"token_policies":    a.TokenPolicies,
-		"identity_policies": []string{},
-		"policies":          a.Policies,
+		"token_policies":    nonNil(a.TokenPolicies),
+		"identity_policies": nonNil(a.IdentityPolicies),
+		"policies":          nonNil(a.Policies),
 	}
+	for k, v := range a.Metadata {
+		rows["token_meta_"+k] = v
+	}
+	return rows
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// authTable renders an auth block as the vault CLI does: policy lists
+// quoted (["default" "app"]), metadata as sorted token_meta_* rows.
+func authTable(a *api.SecretAuth) [][2]string {
+	ar := authRows(a)
+	var rows [][2]string
+	for _, k := range authKeys {
+		v := ar[k]
+		if l, ok := v.([]string); ok {
+			rows = append(rows, [2]string{k, fmt.Sprintf("%q", l)})
+			continue
+		}
+		rows = append(rows, [2]string{k, formatValue(v)})
+	}
+	meta := make([]string, 0, len(a.Metadata))
+	for k := range a.Metadata {
+		meta = append(meta, k)
+	}
+	sort.Strings(meta)
+	for _, k := range meta {
+		rows = append(rows, [2]string{"token_meta_" + k, a.Metadata[k]})
+	}
+	return rows
 }
 
 // wrapRows describe a wrapping token, named as -field takes them.
@@ -365,14 +401,7 @@ func parseSeconds(secs int64) (string, error) {
 func printSecretTable(s *api.Secret) {
 	var rows [][2]string
 	if s.Auth != nil {
-		keys := []string{"token", "token_accessor", "token_duration", "token_renewable", "token_policies", "identity_policies", "policies"}
-		ar := authRows(s.Auth)
-		for _, k := range keys {
-			rows = append(rows, [2]string{k, formatValue(ar[k])})
-		}
-		for k, v := range s.Auth.Metadata {
-			rows = append(rows, [2]string{"token_meta_" + k, v})
-		}
+		rows = append(rows, authTable(s.Auth)...)
 	}
 	if s.LeaseDuration > 0 {
 		if s.LeaseID != "" {
@@ -382,11 +411,19 @@ func printSecretTable(s *api.Secret) {
 		}
 	}
 	rows = append(rows, mapRows(s.Data)...)
-	for _, w := range s.Warnings {
-		fmt.Fprintln(stderr, "WARNING! "+w)
-	}
+	printWarnings(s)
 	if len(rows) > 0 {
 		table(rows)
+	}
+}
+
+// printWarnings prints the warnings of a response on stderr.
+func printWarnings(s *api.Secret) {
+	if s == nil {
+		return
+	}
+	for _, w := range s.Warnings {
+		fmt.Fprintln(stderr, "WARNING! "+w)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/logical/leasetest"
 	"github.com/arcasec/arca/internal/server"
 )
@@ -19,6 +20,14 @@ func leaseEnv(t *testing.T, e *leasetest.Engine) {
 	t.Helper()
 	cat := server.Catalog()
 	cat.Secrets["stub"] = e.Factory
+	catalogEnv(t, cat)
+	mustRun(t, "secrets", "enable", "stub")
+}
+
+// catalogEnv starts a dev server with the given catalog and points the
+// CLI at it.
+func catalogEnv(t *testing.T, cat core.Catalog) {
+	t.Helper()
 	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0", Catalog: &cat},
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -31,7 +40,6 @@ func leaseEnv(t *testing.T, e *leasetest.Engine) {
 	t.Setenv("ARCA_ADDR", "")
 	t.Setenv("ARCA_TOKEN", "")
 	t.Setenv("VAULT_FORMAT", "")
-	mustRun(t, "secrets", "enable", "stub")
 }
 
 func waitRevoked(t *testing.T, e *leasetest.Engine, user string) {

@@ -8,89 +8,83 @@ import (
 	"github.com/arcasec/arca/internal/policy"
 )
 
-func runPolicy(args []string) int {
-	if len(args) == 0 {
-		fmt.Fprintln(stderr, "Usage: arca policy list|read|write|delete|fmt [flags] [args]")
-		return 1
+var policyCommands = []*command{
+	{path: []string{"policy", "list"}, synopsis: "List the ACL policies", noArgs: true, run: policyList},
+	{path: []string{"policy", "read"}, synopsis: "Print an ACL policy", args: "NAME", minArgs: 1, maxArgs: 1, run: policyRead},
+	{path: []string{"policy", "write"}, synopsis: "Write an ACL policy from a file", args: "NAME FILE", minArgs: 2, maxArgs: 2, run: policyWrite,
+		help: "Uploads the policy in FILE (HCL or JSON; - reads stdin) under NAME."},
+	{path: []string{"policy", "delete"}, synopsis: "Delete an ACL policy", args: "NAME", minArgs: 1, maxArgs: 1, run: policyDelete},
+	{path: []string{"policy", "fmt"}, synopsis: "Format a policy file in place", args: "FILE", minArgs: 1, maxArgs: 1,
+		run: func(e *env) error { return policyFmt(e.args) }},
+}
+
+func policyList(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
 	}
-	sub, rest := args[0], args[1:]
-	cf := newClientFlags("policy " + sub)
-	return runCommand(func() error {
-		if err := cf.parse(rest); err != nil {
-			return err
-		}
-		if sub == "fmt" {
-			return policyFmt(cf.fs.Args())
-		}
-		c, err := cf.client()
-		if err != nil {
-			return err
-		}
-		name := cf.fs.Arg(0)
-		needName := func() error {
-			if name == "" {
-				return usageError("policy %s needs a policy name", sub)
-			}
-			return nil
-		}
-		switch sub {
-		case "list":
-			s, err := c.List(background(), "sys/policies/acl")
-			if err != nil {
-				return fmt.Errorf("Error listing policies: %w", err)
-			}
-			if cf.format != "table" {
-				return cf.printList(s)
-			}
-			keys, _ := s.Data["keys"].([]any)
-			for _, k := range keys {
-				fmt.Fprintln(stdout, formatValue(k))
-			}
-			return nil
-		case "read":
-			if err := needName(); err != nil {
-				return err
-			}
-			s, err := c.Read(background(), "sys/policies/acl/"+name, nil)
-			if err != nil {
-				return fmt.Errorf("Error reading policy named %s: %w", name, err)
-			}
-			if s == nil {
-				return fmt.Errorf("No policy named: %s", name)
-			}
-			if cf.format != "table" {
-				return cf.output(s)
-			}
-			fmt.Fprintln(stdout, formatValue(s.Data["policy"]))
-			return nil
-		case "write":
-			if err := needName(); err != nil {
-				return err
-			}
-			if cf.fs.NArg() < 2 {
-				return usageError("usage: arca policy write NAME FILE (or - for stdin)")
-			}
-			text, err := readFileOrStdin(cf.fs.Arg(1))
-			if err != nil {
-				return err
-			}
-			if _, err := c.Write(background(), "sys/policies/acl/"+name, map[string]any{"policy": text}); err != nil {
-				return fmt.Errorf("Error uploading policy: %w", err)
-			}
-			fmt.Fprintf(stdout, "Success! Uploaded policy: %s\n", name)
-			return nil
-		case "delete":
-			if err := needName(); err != nil {
-				return err
-			}
-			if _, err := c.Delete(background(), "sys/policies/acl/"+name, nil); err != nil {
-				return fmt.Errorf("Error deleting %s: %w", name, err)
-			}
-			fmt.Fprintf(stdout, "Success! Deleted policy: %s\n", name)
-			return nil
-		}
-		return usageError("unknown policy subcommand %q", sub)
-	})
+	s, err := c.List(background(), "sys/policies/acl")
+	if err != nil {
+		return fmt.Errorf("Error listing policies: %w", err)
+	}
+	if e.format != "table" {
+		return e.printList(s)
+	}
+	keys, _ := s.Data["keys"].([]any)
+	for _, k := range keys {
+		fmt.Fprintln(stdout, formatValue(k))
+	}
+	return nil
+}
+
+func policyRead(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	name := e.arg(0)
+	s, err := c.Read(background(), "sys/policies/acl/"+name, nil)
+	if err != nil {
+		return fmt.Errorf("Error reading policy named %s: %w", name, err)
+	}
+	if s == nil {
+		return fmt.Errorf("No policy named: %s", name)
+	}
+	if e.format != "table" {
+		return e.output(s)
+	}
+	fmt.Fprintln(stdout, formatValue(s.Data["policy"]))
+	return nil
+}
+
+func policyWrite(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	name := e.arg(0)
+	text, err := readFileOrStdin(e.arg(1))
+	if err != nil {
+		return err
+	}
+	if _, err := c.Write(background(), "sys/policies/acl/"+name, map[string]any{"policy": text}); err != nil {
+		return fmt.Errorf("Error uploading policy: %w", err)
+	}
+	fmt.Fprintf(stdout, "Success! Uploaded policy: %s\n", name)
+	return nil
+}
+
+func policyDelete(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	name := e.arg(0)
+	if _, err := c.Delete(background(), "sys/policies/acl/"+name, nil); err != nil {
+		return fmt.Errorf("Error deleting %s: %w", name, err)
+	}
+	fmt.Fprintf(stdout, "Success! Deleted policy: %s\n", name)
+	return nil
 }
 
 func readFileOrStdin(name string) (string, error) {

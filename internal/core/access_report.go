@@ -35,10 +35,15 @@ type tally struct {
 }
 
 type readerAccess struct {
-	Accessor        string    `json:"accessor"`
-	DisplayName     string    `json:"display_name"`
-	Policies        []string  `json:"policies"`
-	AuthMount       string    `json:"auth_mount"`
+	Accessor    string   `json:"accessor"`
+	DisplayName string   `json:"display_name"`
+	Policies    []string `json:"policies"`
+	AuthMount   string   `json:"auth_mount"`
+	// The identity entity behind the token and its alias (its name on the
+	// token's auth mount), when the token has one.
+	EntityID        string    `json:"entity_id,omitempty"`
+	EntityName      string    `json:"entity_name,omitempty"`
+	AliasName       string    `json:"alias_name,omitempty"`
 	Reads           int64     `json:"reads"`
 	FirstRead       time.Time `json:"first_read"`
 	LastRead        time.Time `json:"last_read"`
@@ -59,6 +64,8 @@ type pathAccess struct {
 type accessReport struct {
 	store     storage.Transactional
 	authMount func(tokenPath string) string
+	// identify names a token's entity and its alias; nil: no identities.
+	identify func(te *TokenEntry) (entityName, aliasName string)
 
 	mu    sync.Mutex
 	paths map[string]*pathAccess
@@ -106,6 +113,10 @@ func (a *accessReport) record(path string, te *TokenEntry, remoteAddr string, no
 		host = h
 	}
 	mount := a.authMount(te.Path)
+	var entityName, aliasName string
+	if a.identify != nil && te.EntityID != "" {
+		entityName, aliasName = a.identify(te)
+	}
 
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -138,6 +149,12 @@ func (a *accessReport) record(path string, te *TokenEntry, remoteAddr string, no
 	}
 	r.Reads++
 	r.LastRead = now
+	if te.EntityID != "" {
+		r.EntityID = te.EntityID
+		if entityName != "" {
+			r.EntityName, r.AliasName = entityName, aliasName
+		}
+	}
 	if host != "" && !containsString(r.RemoteAddresses, host) {
 		if len(r.RemoteAddresses) >= accessMaxAddrs {
 			r.RemoteAddresses = r.RemoteAddresses[1:]
@@ -208,6 +225,9 @@ func (a *accessReport) report(path string) map[string]any {
 			"display_name":     r.DisplayName,
 			"policies":         append([]string(nil), r.Policies...),
 			"auth_mount":       r.AuthMount,
+			"entity_id":        r.EntityID,
+			"entity_name":      r.EntityName,
+			"alias_name":       r.AliasName,
 			"reads":            r.Reads,
 			"first_read":       formatTime(r.FirstRead),
 			"last_read":        formatTime(r.LastRead),

@@ -14,7 +14,7 @@ import (
 )
 
 // TestCapturesComeFromThePath walks every declared path of every built-in
-// backend (sys/, auth/token/, cubbyhole/, KV v1 and v2). For each pattern
+// backend (sys/, auth/token/, cubbyhole/, identity/, KV v1 and v2). For each pattern
 // with named groups it sends every declared operation, and the existence
 // check, on a path the pattern matches, once with its optional parts
 // present and once without (so captures that can be empty are empty), with
@@ -26,6 +26,7 @@ func TestCapturesComeFromThePath(t *testing.T) {
 		"sys":        newSystemBackend(nil),
 		"auth/token": newTokenBackend(nil),
 		"cubbyhole":  newCubbyholeBackend(nil),
+		"identity":   newIdentityBackend(nil),
 	}
 	for _, v := range []string{"1", "2"} {
 		b, err := kv.Factory(ctx, &logical.BackendConfig{Options: map[string]string{"version": v}})

@@ -54,6 +54,10 @@ type Config struct {
 	Seal         seal.Autoseal
 	SealDisabled bool
 
+	// UserLockout are the server's user_lockout stanzas by auth type
+	// ("all", "userpass", "approle", "ldap"); see lockout.go.
+	UserLockout map[string]UserLockoutConfig
+
 	// Clock is the core's time source: token and lease lifetimes, expiry
 	// and backends' SystemView.Now. nil means the real clock; tests pass
 	// one they can move.
@@ -102,6 +106,7 @@ type Core struct {
 	tokens     *tokenStore
 	policies   *policyStore
 	expiration *expiration
+	identity   *identityStore
 
 	// audit holds the enabled audit devices; auditState the audit table.
 	// auditMu serialises changes to both.
@@ -110,6 +115,8 @@ type Core struct {
 	auditState atomic.Pointer[auditState]
 	access     *accessReport
 	quotas     *quotaStore
+	// lockout keeps failed login counts and login locks (user_lockout).
+	lockout *lockoutStore
 	// passwordPolicies caches parsed password policies.
 	passwordPolicies passwordPolicyCache
 
@@ -156,6 +163,9 @@ func New(conf Config) (*Core, error) {
 		return nil, fmt.Errorf("default_lease_ttl (%s) is longer than max_lease_ttl (%s)", conf.DefaultLeaseTTL, conf.MaxLeaseTTL)
 	}
 	if err := validateAuditConfig(conf.Audit); err != nil {
+		return nil, err
+	}
+	if err := ValidateUserLockout(conf.UserLockout); err != nil {
 		return nil, err
 	}
 	c := &Core{
@@ -546,11 +556,22 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.tokens = newTokenStore(c, newView(c.barrier, "sys/token/"))
+	c.lockout = newLockoutStore(c, newView(c.barrier, lockedUsersPrefix))
+	if err := c.lockout.load(ctx); err != nil {
+		return fmt.Errorf("loading login locks: %w", err)
+	}
 	mt, err := loadMountTable(ctx, c)
 	if err != nil {
 		return err
 	}
 	c.mounts = mt
+	if err := mt.ensureBuiltin(ctx, identityMountEntry()); err != nil {
+		return err
+	}
+	c.identity = newIdentityStore(c, newView(c.barrier, identityPrefix))
+	if err := c.identity.load(ctx); err != nil {
+		return err
+	}
 	if err := c.tokens.countTokens(ctx); err != nil {
 		return err
 	}
@@ -562,6 +583,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 		return err
 	}
 	c.access = newAccessReport(newView(c.barrier, accessReportPrefix), c.authMountOf)
+	c.access.identify = c.identifyToken
 	if err := c.access.load(ctx); err != nil {
 		return fmt.Errorf("loading the access report: %w", err)
 	}
@@ -572,7 +594,6 @@ func (c *Core) postUnseal(ctx context.Context) error {
 	if err := c.recordVersion(ctx); err != nil {
 		return err
 	}
-	c.tokens.startTidy()
 	c.expiration.start()
 	c.startRollback()
 	c.activeTime = c.Now().UTC()
@@ -593,9 +614,6 @@ func (c *Core) teardown(ctx context.Context) {
 		c.expiration.stopLoop()
 		c.expiration.saveCount(ctx)
 	}
-	if c.tokens != nil {
-		c.tokens.stopTidy()
-	}
 	if c.access != nil {
 		if err := c.access.close(ctx); err != nil {
 			c.logger.Warn("storing the access report on seal failed", "error", err)
@@ -610,7 +628,7 @@ func (c *Core) teardown(ctx context.Context) {
 	if c.mounts != nil {
 		c.mounts.cleanup(ctx)
 	}
-	c.mounts, c.tokens, c.policies, c.expiration = nil, nil, nil, nil
+	c.mounts, c.tokens, c.policies, c.expiration, c.lockout, c.identity = nil, nil, nil, nil, nil, nil
 	c.cancelRootGeneration()
 }
 

@@ -32,6 +32,7 @@ import (
 //	count                                  the lease count, kept over a clean seal
 //	token/<hash(token)>/<index name>       the lease ID, for the token's leases
 //	mount/<accessor>/<index name>          the lease ID, for the mount's leases
+//	by-time/<bucket>/<due nanos>.t<hash>   a token's expiry (token_expiry.go)
 //
 // A lease's due time is its expiry, or after a failed revocation the time
 // of the next attempt. A bucket is the due time in whole multiples of
@@ -229,7 +230,13 @@ func (em *expiration) countLeases(ctx context.Context) {
 		em.countMu.Lock()
 		keys, err := em.view.List(ctx, fmt.Sprintf("%s%012d/", leaseTimePrefix, b))
 		if err == nil {
-			em.count.Add(int64(len(keys)))
+			n := 0
+			for _, k := range keys {
+				if tokenOfTimeKey(k) == "" {
+					n++ // tokens' keys share the index and are not leases
+				}
+			}
+			em.count.Add(int64(n))
 			delete(em.pending, b)
 		}
 		em.countMu.Unlock()
@@ -439,6 +446,17 @@ func (em *expiration) expireKeys(ctx context.Context, b int64, keys []string) {
 	var wg sync.WaitGroup
 	for _, k := range keys {
 		full := fmt.Sprintf("%s%012d/%s", leaseTimePrefix, b, k)
+		if h := tokenOfTimeKey(k); h != "" {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				if err := em.expireToken(ctx, full, h); err != nil {
+					em.core.logger.Warn("revoking an expired token failed; it will be retried", "error", err)
+				}
+			}()
+			continue
+		}
 		e, err := em.view.Get(ctx, full)
 		if err != nil {
 			em.core.logger.Warn("reading a due lease failed", "error", err)
@@ -879,6 +897,17 @@ func (em *expiration) tidy(ctx context.Context) error {
 		}
 		for _, k := range keys {
 			full := leaseTimePrefix + b + k
+			if h := tokenOfTimeKey(k); h != "" {
+				// A token's key: dangling once the token is gone.
+				te, err := em.core.tokens.loadByHash(ctx, h)
+				if err == nil && te == nil {
+					err = em.view.Delete(ctx, full)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				continue
+			}
 			e, err := em.view.Get(ctx, full)
 			if err != nil || e == nil {
 				continue

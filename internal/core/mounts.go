@@ -37,6 +37,9 @@ type MountConfig struct {
 	// plaintext instead of HMAC'd.
 	AuditNonHMACRequestKeys  []string `json:"audit_non_hmac_request_keys,omitempty"`
 	AuditNonHMACResponseKeys []string `json:"audit_non_hmac_response_keys,omitempty"`
+	// UserLockout is an auth mount's user_lockout_config tune; nil: the
+	// server's user_lockout stanzas decide.
+	UserLockout *UserLockoutConfig `json:"user_lockout_config,omitempty"`
 }
 
 // routePath is the path the router matches: "auth/<path>" for auth mounts.
@@ -109,14 +112,41 @@ type mountTable struct {
 }
 
 // builtin mounts that always exist and cannot be moved or disabled.
-var protectedMounts = map[string]bool{"sys/": true, "auth/token/": true, "cubbyhole/": true}
+var protectedMounts = map[string]bool{"sys/": true, "auth/token/": true, "cubbyhole/": true, "identity/": true}
 
 func defaultMountEntries() []*MountEntry {
 	return []*MountEntry{
 		{Table: mountsTable, Path: "sys/", Type: "system", Description: "Arca's own endpoints: seal, mounts, policies, audit and tokens' capabilities"},
 		{Table: mountsTable, Path: "cubbyhole/", Type: "cubbyhole", Description: "storage private to each token, destroyed with it", Local: true},
+		identityMountEntry(),
 		{Table: authTable, Path: "token/", Type: "token", Description: "Arca's token store"},
 	}
+}
+
+func identityMountEntry() *MountEntry {
+	return &MountEntry{Table: mountsTable, Path: "identity/", Type: "identity", Description: "identity store: entities, aliases and groups"}
+}
+
+// ensureBuiltin mounts a builtin that a store written by an older version
+// lacks.
+func (mt *mountTable) ensureBuiltin(ctx context.Context, e *MountEntry) error {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	if _, ok := mt.byPath[e.routePath()]; ok {
+		return nil
+	}
+	e.UUID = newUUID()
+	e.Accessor = newAccessor(e)
+	m, err := mt.instantiate(ctx, e)
+	if err != nil {
+		return err
+	}
+	mt.byPath[e.routePath()] = m
+	if err := mt.persistLocked(ctx, e.Table); err != nil {
+		delete(mt.byPath, e.routePath())
+		return fmt.Errorf("adding the %s mount: %w", e.routePath(), err)
+	}
+	return nil
 }
 
 func writeDefaultMounts(ctx context.Context, s storage.Storage) error {
@@ -174,6 +204,8 @@ func (mt *mountTable) instantiate(ctx context.Context, e *MountEntry) (*mount, e
 		m.backend = newTokenBackend(c)
 	case e.Type == "cubbyhole":
 		m.backend = newCubbyholeBackend(c)
+	case e.Type == "identity" && e.Path == "identity/":
+		m.backend = newIdentityBackend(c)
 	default:
 		catalog := c.conf.Catalog.Secrets
 		if e.Table == authTable {
@@ -364,8 +396,14 @@ func (mt *mountTable) disable(ctx context.Context, routePath string) error {
 		return err
 	}
 	m.backend.Cleanup(ctx)
-	if err := mt.core.tokens.revokeByPathPrefix(ctx, routePath); err != nil {
-		mt.core.logger.Warn("revoking tokens of a disabled auth mount failed", "path", routePath, "error", err)
+	if m.entry.Table == authTable {
+		// What the method issued goes with it, wherever it was mounted.
+		if ls := mt.core.lockout; ls != nil {
+			ls.dropMount(ctx, m.entry.Accessor)
+		}
+		if err := mt.core.tokens.revokeIssuedBy(ctx, m.entry.Accessor, routePath); err != nil {
+			mt.core.logger.Warn("revoking tokens of a disabled auth mount failed", "path", routePath, "error", err)
+		}
 	}
 	return m.view.clear(ctx)
 }
@@ -457,11 +495,3 @@ func (c *Core) EnableSecretsEngine(ctx context.Context, path, typ string, option
 	}
 	return c.mounts.enable(ctx, &MountEntry{Table: mountsTable, Path: p, Type: typ, Options: options, Description: description})
 }
-
-// LoginGuard implements logical.SystemView.
-// TODO(issue 11): the mount's user_lockout settings.
-func (s *mountSystemView) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }
-
-// LoginGuard implements logical.SystemView for the server as a whole: no
-// lockout outside a mount.
-func (c *Core) LoginGuard() logical.LoginGuard { return logical.NoLoginGuard{} }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -27,6 +28,22 @@ type policyStore struct {
 	gen    uint64 // incremented by every policy write or delete
 	parsed map[string]*policy.Policy
 	acls   map[string]*policy.ACL // by sorted, comma-joined policy names
+	// templated marks the policy sets (keys of acls) that hold identity
+	// templates: their ACLs differ by caller and are cached in
+	// entityACLs, by set and entity (and identity generation).
+	templated  map[string]bool
+	entityACLs map[string]*policy.ACL
+}
+
+// maxEntityACLs bounds the per-entity ACL cache; when full, a quarter of
+// it is dropped.
+const maxEntityACLs = 4096
+
+// aclResult is the ACL a token acts under, with the identity it came from.
+type aclResult struct {
+	acl              *policy.ACL
+	entity           *resolvedEntity
+	identityPolicies []string
 }
 
 // invalidate records a change to the named policy: its parsed form and
@@ -41,6 +58,8 @@ func (ps *policyStore) invalidate(name string, p *policy.Policy) {
 		delete(ps.parsed, name)
 	}
 	ps.acls = map[string]*policy.ACL{}
+	ps.templated = map[string]bool{}
+	ps.entityACLs = map[string]*policy.ACL{}
 }
 
 type storedPolicy struct {
@@ -49,7 +68,8 @@ type storedPolicy struct {
 }
 
 func newPolicyStore(v storage.Storage) *policyStore {
-	return &policyStore{view: v, parsed: map[string]*policy.Policy{}, acls: map[string]*policy.ACL{}}
+	return &policyStore{view: v, parsed: map[string]*policy.Policy{}, acls: map[string]*policy.ACL{},
+		templated: map[string]bool{}, entityACLs: map[string]*policy.ACL{}}
 }
 
 func (ps *policyStore) setupDefaults(ctx context.Context) error {
@@ -150,21 +170,38 @@ func (ps *policyStore) list(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-// acl returns the compiled ACL for a set of policy names. Unknown names are
-// skipped, as Vault does: a token may outlive a policy.
+// acl returns the compiled ACL for a set of policy names, for a caller
+// without an identity entity. Unknown names are skipped, as Vault does: a
+// token may outlive a policy.
 func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, error) {
+	return ps.aclFor(ctx, names, nil)
+}
+
+// aclFor returns the compiled ACL for a set of policy names and the
+// caller's entity (nil: none). Templated policies are filled from the
+// entity; a set without templates is compiled once for every caller.
+func (ps *policyStore) aclFor(ctx context.Context, names []string, ent *resolvedEntity) (*policy.ACL, error) {
 	key := strings.Join(names, ",")
+	entKey := key + "\x00"
+	if ent != nil {
+		entKey += ent.entity.ID + "@" + strconv.FormatUint(ent.gen, 10)
+	}
 	ps.mu.RLock()
+	templated := ps.templated[key]
 	a, ok := ps.acls[key]
+	if templated {
+		a, ok = ps.entityACLs[entKey]
+	}
 	gen := ps.gen
 	ps.mu.RUnlock()
 	if ok {
 		return a, nil
 	}
 	var pols []*policy.Policy
+	root := false
 	for _, n := range names {
 		if n == "root" {
-			a = policy.RootACL()
+			root = true
 			break
 		}
 		p, err := ps.get(ctx, n)
@@ -175,9 +212,21 @@ func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, er
 			pols = append(pols, p)
 		}
 	}
-	if a == nil {
+	templated = false
+	if root {
+		a = policy.RootACL()
+	} else {
+		var lookup func(string) (string, bool)
+		if ent != nil {
+			lookup = ent.templateValue
+		}
+		filled := make([]*policy.Policy, len(pols))
+		for i, p := range pols {
+			templated = templated || p.Templated()
+			filled[i] = p.Fill(lookup)
+		}
 		var err error
-		if a, err = policy.NewACL(pols...); err != nil {
+		if a, err = policy.NewACL(filled...); err != nil {
 			return nil, errors.Join(errors.New("compiling the token's policies"), err)
 		}
 	}
@@ -185,7 +234,24 @@ func (ps *policyStore) acl(ctx context.Context, names []string) (*policy.ACL, er
 	// so serve it to this one request but do not cache it.
 	ps.mu.Lock()
 	if ps.gen == gen {
-		ps.acls[key] = a
+		if templated {
+			ps.templated[key] = true
+			if len(ps.entityACLs) >= maxEntityACLs {
+				// Drop a quarter, chosen by map order (random), rather
+				// than everything: busy entities recompile rarely.
+				n := maxEntityACLs / 4
+				for k := range ps.entityACLs {
+					if n == 0 {
+						break
+					}
+					delete(ps.entityACLs, k)
+					n--
+				}
+			}
+			ps.entityACLs[entKey] = a
+		} else {
+			ps.acls[key] = a
+		}
 	}
 	ps.mu.Unlock()
 	return a, nil

@@ -51,6 +51,10 @@ type RateLimitQuota struct {
 	Interval      time.Duration `json:"interval"`
 	BlockInterval time.Duration `json:"block_interval"`
 	Inheritable   bool          `json:"inheritable"`
+	// Role, when set, limits the quota to logins for that role on the auth
+	// mount at Path (see ResolveLoginRole); such a quota decides before
+	// any other that matches.
+	Role string `json:"role,omitempty"`
 }
 
 // QuotaConfig is sys/quotas/config.
@@ -199,8 +203,61 @@ type RateLimitDecision struct {
 }
 
 // CheckRateLimit applies the most specific matching quota to a request for
-// path from remoteAddr. A request that no quota covers is allowed.
+// path from remoteAddr. A request that no quota covers is allowed. Quotas
+// with a role are left to CheckLoginRateLimit: the HTTP layer calls that
+// instead, once the body is read, for paths where RateLimitNeedsRole.
 func (c *Core) CheckRateLimit(path, remoteAddr string) RateLimitDecision {
+	return c.checkRateLimit(path, remoteAddr, "")
+}
+
+// CheckLoginRateLimit is CheckRateLimit for a request that may be a login
+// for a role: a quota naming that role on the request's auth mount comes
+// first; without one, the others apply as usual.
+func (c *Core) CheckLoginRateLimit(ctx context.Context, path, remoteAddr string, data map[string]any) RateLimitDecision {
+	return c.checkRateLimit(path, remoteAddr, c.ResolveLoginRole(ctx, path, data))
+}
+
+// RateLimitNeedsRole reports whether a quota with a role could apply to
+// path, so the request's role must be known before quotas are applied.
+func (c *Core) RateLimitNeedsRole(path string) bool {
+	for _, lq := range c.quotas.set.Load().quotas {
+		if lq.Role != "" && strings.HasPrefix(path, lq.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// ResolveLoginRole asks the auth method behind path which role a login
+// request is for (logical.ResolveRoleOperation). It returns "" when path
+// is not an auth method's login path, when the method has no roles, or
+// when it cannot tell.
+func (c *Core) ResolveLoginRole(ctx context.Context, path string, data map[string]any) string {
+	c.stateLock.RLock()
+	defer c.stateLock.RUnlock()
+	if c.Sealed() || c.mounts == nil {
+		return ""
+	}
+	m, rel := c.mounts.route(path)
+	if m == nil || m.entry.Table != authTable {
+		return ""
+	}
+	special := m.backend.SpecialPaths()
+	if special == nil || !matchSpecial(special.Unauthenticated, rel) {
+		return ""
+	}
+	resp, err := m.backend.HandleRequest(ctx, &logical.Request{
+		ID: newUUID(), Operation: logical.ResolveRoleOperation, Path: rel, Data: data,
+		Storage: m.view, MountPoint: m.entry.routePath(), MountType: m.entry.Type,
+	})
+	if err != nil || resp == nil {
+		return ""
+	}
+	role, _ := resp.Data["role"].(string)
+	return role
+}
+
+func (c *Core) checkRateLimit(path, remoteAddr, role string) RateLimitDecision {
 	set := c.quotas.set.Load()
 	if len(set.quotas) == 0 || strings.HasPrefix(path, quotaPathsPrefix) {
 		return RateLimitDecision{Allowed: true}
@@ -213,11 +270,22 @@ func (c *Core) CheckRateLimit(path, remoteAddr string) RateLimitDecision {
 		}
 	}
 	var best *liveQuota
+	better := func(lq *liveQuota) bool {
+		switch {
+		case best == nil:
+			return true
+		case (lq.Role != "") != (best.Role != ""):
+			return lq.Role != "" // a role quota is the most specific
+		case len(lq.Path) != len(best.Path):
+			return len(lq.Path) > len(best.Path)
+		}
+		return lq.Name < best.Name
+	}
 	for _, lq := range set.quotas {
-		if !strings.HasPrefix(path, lq.Path) {
+		if !strings.HasPrefix(path, lq.Path) || (lq.Role != "" && lq.Role != role) {
 			continue
 		}
-		if best == nil || len(lq.Path) > len(best.Path) || (len(lq.Path) == len(best.Path) && lq.Name < best.Name) {
+		if better(lq) {
 			best = lq
 		}
 	}

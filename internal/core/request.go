@@ -111,17 +111,19 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		if err != nil {
 			return c.refuse(ctx, in, err)
 		}
-		if te == nil {
+		if te == nil || !te.allowedFrom(req.RemoteAddr) {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)
 		}
 		req.ClientTokenAccessor = te.Accessor
 		req.Auth = te.auth(time.Now())
 		req.EntityID = te.EntityID
 		in.Auth = req.Auth
-		acl, err := c.policies.acl(ctx, te.Policies)
+		res, err := c.tokenACL(ctx, te)
 		if err != nil {
 			return c.refuse(ctx, in, err)
 		}
+		applyIdentity(req.Auth, te, res.entity)
+		acl := res.acl
 		req.Storage = m.view
 		req.Path = rel
 		if req.Operation == logical.UpdateOperation {
@@ -183,7 +185,7 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	resp, err := m.backend.HandleRequest(ctx, req)
 
 	if err == nil && resp != nil && resp.Auth != nil && m.entry.Table == authTable && m.entry.Type != "token" {
-		err = c.issueLoginToken(ctx, m, resp.Auth)
+		err = c.issueLoginToken(ctx, m, fullPath, resp.Auth)
 	}
 	if err == nil && resp != nil && resp.Secret != nil {
 		err = c.leaseResponse(ctx, m, fullPath, te, resp)
@@ -216,12 +218,20 @@ func (c *Core) revokeSpent(ctx context.Context, te *TokenEntry) {
 }
 
 // issueLoginToken turns the Auth block of an auth method's login response
-// into a token.
-func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth) error {
-	now := time.Now().UTC()
+// into a token: the method's policies (plus "default" unless it says
+// otherwise), its bound CIDRs, use limit, period and explicit maximum, and
+// a TTL from the method's terms within the mount's tuned maximum.
+func (c *Core) issueLoginToken(ctx context.Context, m *mount, fullPath string, auth *logical.Auth) error {
+	now := c.tokens.now().UTC()
 	pols := append([]string{}, auth.Policies...)
-	if !containsString(pols, "default") {
+	if containsString(pols, "root") {
+		return logical.BadRequest("auth methods cannot create root tokens")
+	}
+	if !auth.NoDefaultPolicy && !containsString(pols, "default") {
 		pols = append(pols, "default")
+	}
+	if auth.NumUses < 0 {
+		return logical.BadRequest("a login token's num_uses must not be negative")
 	}
 	te := &TokenEntry{
 		Policies:       pols,
@@ -232,14 +242,21 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth
 		ExplicitMaxTTL: auth.ExplicitMaxTTL,
 		Period:         auth.Period,
 		Renewable:      auth.Renewable,
-		Path:           m.entry.routePath() + "login",
-		EntityID:       auth.EntityID,
+		Path:           fullPath,
 		InternalData:   auth.InternalData,
+		BoundCIDRs:     auth.BoundCIDRs,
+		MountAccessor:  m.entry.Accessor,
+		LoginPolicies:  auth.Policies,
 	}
+	entityID, err := c.resolveLogin(ctx, m.entry.Accessor, auth)
+	if err != nil {
+		return err
+	}
+	te.EntityID = entityID
 	// The method's TTL is its default (a role's token_ttl), capped by its
 	// max (token_max_ttl) and the mount's.
 	ttl, _ := logical.CalculateTTL(m.sys, logical.LeaseTerms{
-		Default: auth.TTL, Max: auth.MaxTTL, Period: auth.Period, ExplicitMax: auth.ExplicitMaxTTL,
+		Default: auth.TTL, Max: auth.MaxTTL, Period: auth.Period, ExplicitMax: auth.ExplicitMaxTTL, Now: now,
 	})
 	te.CreationTTL = ttl
 	te.ExpireTime = now.Add(ttl)
@@ -247,6 +264,7 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, auth *logical.Auth
 		return err
 	}
 	*auth = *te.auth(now)
+	applyIdentity(auth, te, c.identity.resolve(te.EntityID))
 	return nil
 }
 
@@ -287,17 +305,17 @@ func (c *Core) RecordRequest(ctx context.Context, req *logical.Request, failed e
 
 // CheckToken returns the capabilities decision for a token on a path, for
 // the HTTP layer's own endpoints (sys/seal, sys/step-down).
-func (c *Core) CheckToken(ctx context.Context, token, path string, op logical.Operation) (policy.Decision, error) {
+func (c *Core) CheckToken(ctx context.Context, token, remoteAddr, path string, op logical.Operation) (policy.Decision, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
 	if err := c.checkActive(); err != nil {
 		return policy.Decision{}, err
 	}
 	te, err := c.tokens.lookup(ctx, token)
-	if err != nil || te == nil {
+	if err != nil || te == nil || !te.allowedFrom(remoteAddr) {
 		return policy.Decision{}, err
 	}
-	acl, err := c.policies.acl(ctx, te.Policies)
+	acl, err := c.aclOf(ctx, te)
 	if err != nil {
 		return policy.Decision{}, err
 	}

@@ -3,6 +3,8 @@ package core
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +50,7 @@ var tuneFields = map[string]*fw.FieldSchema{
 	"force_no_cache":               {Type: fw.TypeBool},
 	"plugin_version":               {Type: fw.TypeString},
 	"token_type":                   {Type: fw.TypeString},
+	"user_lockout_config":          {Type: fw.TypeMap, Description: "lockout_threshold, lockout_duration, lockout_counter_reset_duration, lockout_disable (userpass, approle and ldap mounts)"},
 }
 
 var policyFields = map[string]*fw.FieldSchema{
@@ -96,6 +99,7 @@ func newSystemBackend(c *Core) logical.Backend {
 	paths = append(paths, b.wrappingPaths()...)
 	paths = append(paths, b.passwordPolicyPaths()...)
 	paths = append(paths, b.leasePaths()...)
+	paths = append(paths, b.lockedUserPaths()...)
 	return &fw.Backend{
 		Help: "The system backend is built in and controls the server: mounts, auth methods, policies, audit, quotas.",
 		PathsSpecial: &logical.Paths{
@@ -195,7 +199,7 @@ func (b *systemBackend) enable(table string) fw.OperationFunc {
 		if table == authTable && typ == "token" {
 			return nil, logical.BadRequest("token auth method is always enabled at auth/token/")
 		}
-		if typ == "system" || typ == "cubbyhole" {
+		if typ == "system" || typ == "cubbyhole" || typ == "identity" {
 			return nil, logical.BadRequest("cannot mount another %q backend", typ)
 		}
 		return nil, b.core.mounts.enable(ctx, e)
@@ -300,6 +304,9 @@ func (b *systemBackend) readTune(table string) fw.OperationFunc {
 		if m.entry.Config.ListingVisibility != "" {
 			data["listing_visibility"] = m.entry.Config.ListingVisibility
 		}
+		if p := b.core.lockoutPolicyFor(m.entry); m.entry.Table == authTable && slices.Contains(lockoutTypes, m.entry.Type) {
+			maps.Copy(data, lockoutTuneData(p))
+		}
 		return &logical.Response{Data: data}, nil
 	}
 }
@@ -328,6 +335,16 @@ func (b *systemBackend) writeTune(table string) fw.OperationFunc {
 			}
 			if err := applyMountConfig(&e.Config, conf); err != nil {
 				return err
+			}
+			if v, ok := d.GetOk("user_lockout_config"); ok && len(v.(map[string]any)) > 0 {
+				if e.Table != authTable || !slices.Contains(lockoutTypes, e.Type) {
+					return logical.BadRequest("tuning of user lockout configuration for auth type %q not allowed: lockout applies to userpass, approle and ldap mounts", e.Type)
+				}
+				conf, err := tuneUserLockout(e.Config.UserLockout, v.(map[string]any))
+				if err != nil {
+					return err
+				}
+				e.Config.UserLockout = conf
 			}
 			if v, ok := d.GetOk("description"); ok {
 				e.Description = v.(string)
@@ -482,7 +499,7 @@ func (b *systemBackend) capabilities(mode capsMode) fw.OperationFunc {
 		if len(paths) == 0 {
 			return nil, logical.BadRequest("missing required field \"paths\"")
 		}
-		acl, err := b.core.policies.acl(ctx, te.Policies)
+		acl, err := b.core.aclOf(ctx, te)
 		if err != nil {
 			return nil, err
 		}
@@ -527,7 +544,7 @@ func (b *systemBackend) callerACL(ctx context.Context, req *logical.Request) *po
 	if err != nil || te == nil {
 		return nil
 	}
-	acl, err := b.core.policies.acl(ctx, te.Policies)
+	acl, err := b.core.aclOf(ctx, te)
 	if err != nil {
 		return nil
 	}

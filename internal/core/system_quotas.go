@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -116,8 +117,16 @@ func (b *systemBackend) writeRateLimit(ctx context.Context, req *logical.Request
 	if _, ok := d.Raw["inheritable"]; ok {
 		q.Inheritable = d.Bool("inheritable")
 	}
-	if d.String("role") != "" {
-		return nil, logical.BadRequest("role-based quotas need a login role; none of this server's auth methods has roles yet")
+	if _, ok := d.Raw["role"]; ok || old == nil {
+		q.Role = strings.TrimSpace(d.String("role"))
+	}
+	if q.Role != "" {
+		if q.Path != "" && !strings.HasSuffix(q.Path, "/") {
+			q.Path += "/"
+		}
+		if err := b.checkRoleQuotaPath(ctx, q.Path); err != nil {
+			return nil, err
+		}
 	}
 	return nil, b.core.quotas.put(ctx, q)
 }
@@ -134,7 +143,7 @@ func (b *systemBackend) readRateLimit(ctx context.Context, req *logical.Request,
 		"rate":           lq.Rate,
 		"interval":       int64(lq.Interval / time.Second),
 		"block_interval": int64(lq.BlockInterval / time.Second),
-		"role":           "",
+		"role":           lq.Role,
 		"inheritable":    lq.Inheritable,
 	}}, nil
 }
@@ -180,4 +189,21 @@ func (b *systemBackend) writeQuotaConfig(ctx context.Context, req *logical.Reque
 		conf.AbsoluteRateLimitExemptPaths = d.Strings("absolute_rate_limit_exempt_paths")
 	}
 	return nil, b.core.quotas.setConfig(ctx, conf)
+}
+
+// checkRoleQuotaPath checks that a quota with a role names an auth mount
+// whose method has roles.
+func (b *systemBackend) checkRoleQuotaPath(ctx context.Context, path string) error {
+	m := b.core.mounts.get(path)
+	if m == nil || m.entry.Table != authTable || m.entry.routePath() != path {
+		return logical.BadRequest("invalid path %q for a quota with a role: give the auth mount the role belongs to, such as auth/approle/", path)
+	}
+	_, err := m.backend.HandleRequest(ctx, &logical.Request{
+		ID: newUUID(), Operation: logical.ResolveRoleOperation, Path: "login", Data: map[string]any{},
+		Storage: m.view, MountPoint: m.entry.routePath(), MountType: m.entry.Type,
+	})
+	if errors.Is(err, logical.ErrUnsupportedOperation) {
+		return logical.BadRequest("invalid role: the %s auth method at %s has no roles for a quota to name", m.entry.Type, path)
+	}
+	return nil
 }

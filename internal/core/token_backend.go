@@ -34,6 +34,9 @@ type tokenRole struct {
 	TokenType              string        `json:"token_type"`
 	NoDefaultPolicy        bool          `json:"token_no_default_policy"`
 	NumUses                int           `json:"token_num_uses"`
+	// AllowedEntityAliases are the entity alias names (globs allowed) a
+	// token created through the role may name in entity_alias.
+	AllowedEntityAliases []string `json:"allowed_entity_aliases,omitempty"`
 }
 
 // restrictsPolicies reports whether the role decides its tokens' policies
@@ -73,7 +76,7 @@ func (r *tokenRole) data() map[string]any {
 		"token_type":               cmp.Or(r.TokenType, "default-service"),
 		"token_no_default_policy":  r.NoDefaultPolicy,
 		"token_num_uses":           r.NumUses,
-		"allowed_entity_aliases":   []string{},
+		"allowed_entity_aliases":   nonNil(r.AllowedEntityAliases),
 		"token_bound_cidrs":        []string{},
 	}
 }
@@ -102,7 +105,7 @@ var tokenCreateFields = map[string]*fw.FieldSchema{
 	"display_name":      {Type: fw.TypeString, Description: "a name for the token, shown as token-<name>"},
 	"num_uses":          {Type: fw.TypeInt, Description: "how many requests the token may make; 0: no limit"},
 	"period":            {Type: fw.TypeDuration, Description: "make a periodic token renewed by this much each time (root or sudo callers only)"},
-	"entity_alias":      {Type: fw.TypeString},
+	"entity_alias":      {Type: fw.TypeString, Description: "the entity alias (on the token auth mount) the token belongs to; only through a role that allows it"},
 }
 
 // tokenRoleCreateFields are the fields of auth/token/create/<role>: those of
@@ -210,7 +213,7 @@ func (b *tokenBackend) callerHasSudo(ctx context.Context, parent *TokenEntry, pa
 	if parent.isRoot() {
 		return true
 	}
-	acl, err := b.core.policies.acl(ctx, parent.Policies)
+	acl, err := b.core.aclOf(ctx, parent)
 	if err != nil {
 		return false
 	}
@@ -293,8 +296,14 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 		if t := d.String("type"); t != "" && t != "service" && t != "default" {
 			return nil, logical.BadRequest("token type %q is not supported: Arca issues service tokens", t)
 		}
-		if d.String("entity_alias") != "" {
-			return nil, logical.BadRequest("entity_alias is not supported: Arca has no identity store to bind the token to")
+		entityAlias := d.String("entity_alias")
+		if entityAlias != "" {
+			if role == nil {
+				return nil, logical.BadRequest("entity_alias may only be given when creating a token through a role")
+			}
+			if !matchesGlob(role.AllowedEntityAliases, entityAlias) {
+				return nil, logical.BadRequest("invalid entity_alias %q: not among the role's allowed_entity_aliases", entityAlias)
+			}
 		}
 		numUses := d.Int("num_uses")
 		if numUses < 0 {
@@ -376,6 +385,11 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			}
 		}
 		te.ExplicitMaxTTL, te.Period = explicitMax, period
+		if entityAlias != "" {
+			if te.EntityID, err = b.core.tokenEntityAlias(ctx, entityAlias); err != nil {
+				return nil, err
+			}
+		}
 
 		pols, err := tokenPolicies(d, role, parent, sudo)
 		if err != nil {
@@ -425,6 +439,7 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			return nil, err
 		}
 		resp := &logical.Response{Auth: te.auth(now), Warnings: warnings}
+		applyIdentity(resp.Auth, te, b.core.identity.resolve(te.EntityID))
 		for _, p := range te.Policies {
 			if p == "root" {
 				continue
@@ -535,6 +550,9 @@ func lookupData(te *TokenEntry, withID bool, now time.Time) map[string]any {
 	if te.Role != "" {
 		data["role"] = te.Role
 	}
+	if len(te.BoundCIDRs) > 0 {
+		data["bound_cidrs"] = te.BoundCIDRs
+	}
 	return data
 }
 
@@ -550,7 +568,7 @@ func (b *tokenBackend) lookup(ctx context.Context, req *logical.Request, d *fw.F
 	if te == nil {
 		return nil, logical.Errorf(403, "bad token")
 	}
-	return &logical.Response{Data: lookupData(te, true, b.ts().now())}, nil
+	return &logical.Response{Data: b.core.withIdentity(lookupData(te, true, b.ts().now()), te)}, nil
 }
 
 func (b *tokenBackend) lookupSelf(ctx context.Context, req *logical.Request, _ *fw.FieldData) (*logical.Response, error) {
@@ -558,7 +576,7 @@ func (b *tokenBackend) lookupSelf(ctx context.Context, req *logical.Request, _ *
 	if err != nil {
 		return nil, err
 	}
-	return &logical.Response{Data: lookupData(te, true, b.ts().now())}, nil
+	return &logical.Response{Data: b.core.withIdentity(lookupData(te, true, b.ts().now()), te)}, nil
 }
 
 func (b *tokenBackend) lookupAccessor(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -573,7 +591,7 @@ func (b *tokenBackend) lookupAccessor(ctx context.Context, req *logical.Request,
 	if te == nil {
 		return nil, logical.BadRequest("invalid accessor")
 	}
-	return &logical.Response{Data: lookupData(te, false, b.ts().now())}, nil
+	return &logical.Response{Data: b.core.withIdentity(lookupData(te, false, b.ts().now()), te)}, nil
 }
 
 func (b *tokenBackend) renewEntry(ctx context.Context, te *TokenEntry, d *fw.FieldData) (*logical.Response, error) {
@@ -753,6 +771,9 @@ func (b *tokenBackend) writeRole(ctx context.Context, req *logical.Request, d *f
 	}
 	if v, ok := d.GetOk("token_no_default_policy"); ok {
 		role.NoDefaultPolicy = v.(bool)
+	}
+	if v, ok := d.GetOk("allowed_entity_aliases"); ok {
+		role.AllowedEntityAliases = v.([]string)
 	}
 	if v, ok := d.GetOk("token_num_uses"); ok {
 		if role.NumUses = v.(int); role.NumUses < 0 {

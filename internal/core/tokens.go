@@ -3,7 +3,6 @@ package core
 import (
 	"context"
 	"crypto/subtle"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/arcasec/arca/internal/logical"
+	fw "github.com/arcasec/arca/internal/logical/framework"
 	"github.com/arcasec/arca/internal/storage"
 )
 
@@ -35,6 +35,21 @@ type TokenEntry struct {
 	Role           string            `json:"role,omitempty"`
 	EntityID       string            `json:"entity_id,omitempty"`
 	InternalData   map[string]any    `json:"internal_data,omitempty"`
+	// BoundCIDRs, when set, are the only addresses the token may be used
+	// from (a login's token_bound_cidrs); every request checks them.
+	BoundCIDRs []string `json:"bound_cidrs,omitempty"`
+	// MountAccessor is the accessor of the auth mount that issued a login
+	// token; renewals ask that mount. Empty for the token store's own.
+	MountAccessor string `json:"mount_accessor,omitempty"`
+	// LoginPolicies are the policies the auth method granted at login, as
+	// it gave them: a renewal hands them back to it to compare, whatever
+	// the core added to Policies ("default", identity policies).
+	LoginPolicies []string `json:"login_policies,omitempty"`
+}
+
+// allowedFrom reports whether the token may be used from remoteAddr.
+func (te *TokenEntry) allowedFrom(remoteAddr string) bool {
+	return len(te.BoundCIDRs) == 0 || fw.RemoteAddrAllowed(remoteAddr, te.BoundCIDRs)
 }
 
 func (te *TokenEntry) expired(now time.Time) bool {
@@ -71,6 +86,7 @@ func (te *TokenEntry) auth(now time.Time) *logical.Auth {
 		EntityID:       te.EntityID,
 		TokenType:      "service",
 		Orphan:         te.Parent == "",
+		BoundCIDRs:     te.BoundCIDRs,
 	}
 }
 
@@ -95,9 +111,6 @@ type tokenStore struct {
 
 	// now is the clock token lifetimes are measured against.
 	now func() time.Time
-
-	tidyStop chan struct{}
-	tidyDone chan struct{}
 }
 
 // Storage layout inside the token store's view:
@@ -150,8 +163,8 @@ func (ts *tokenStore) createRoot(ctx context.Context) (string, error) {
 func (c *Core) CreateRootToken(ctx context.Context, id string) (string, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return "", logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return "", err
 	}
 	te := &TokenEntry{
 		ID:           id,
@@ -170,8 +183,8 @@ func (c *Core) CreateRootToken(ctx context.Context, id string) (string, error) {
 func (c *Core) RevokeToken(ctx context.Context, id string) error {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return err
 	}
 	return c.tokens.revokeTree(ctx, id)
 }
@@ -196,7 +209,7 @@ func (ts *tokenStore) create(ctx context.Context, te *TokenEntry) error {
 	if te.Parent != "" {
 		ops = append(ops, storage.Op{Kind: storage.OpPut, Entry: &storage.Entry{Key: tokenParentPrefix + hashID(te.Parent) + "/" + hashID(te.ID), Value: []byte("{}")}})
 	}
-	if err := storage.Apply(ctx, ts.view, ops); err != nil {
+	if err := ts.applyTokenOps(ctx, ops, hashID(te.ID), time.Time{}, te.ExpireTime); err != nil {
 		return fmt.Errorf("storing the token: %w", err)
 	}
 	ts.mu.Lock()
@@ -377,7 +390,10 @@ func (ts *tokenStore) update(ctx context.Context, id string, change func(te *Tok
 	if err := change(&next); err != nil {
 		return nil, err
 	}
-	if err := ts.view.Put(ctx, mustJSONEntry(tokenIDPrefix+hashID(next.ID), &next)); err != nil {
+	put := storage.Op{Kind: storage.OpPut, Entry: mustJSONEntry(tokenIDPrefix+hashID(next.ID), &next)}
+	// A new expiry moves the token's key in the expiration manager's time
+	// index, in the same write.
+	if err := ts.applyTokenOps(ctx, []storage.Op{put}, hashID(next.ID), cur.ExpireTime, next.ExpireTime); err != nil {
 		return nil, fmt.Errorf("storing the token: %w", err)
 	}
 	ts.mu.Lock()
@@ -459,7 +475,7 @@ func (ts *tokenStore) revokeOne(ctx context.Context, h string) error {
 	if te.Parent != "" {
 		ops = append(ops, storage.Op{Kind: storage.OpDelete, Entry: &storage.Entry{Key: tokenParentPrefix + hashID(te.Parent) + "/" + h}})
 	}
-	if err := storage.Apply(ctx, ts.view, ops); err != nil {
+	if err := ts.applyTokenOps(ctx, ops, h, te.ExpireTime, time.Time{}); err != nil {
 		return err
 	}
 	ts.mu.Lock()
@@ -512,6 +528,18 @@ func (ts *tokenStore) revokeByPathPrefix(ctx context.Context, prefix string) err
 	})
 }
 
+// revokeIssuedBy revokes every token an auth mount issued at login, found
+// by the mount's accessor (which survives a remount) or, for tokens from
+// before accessors were recorded, by path.
+func (ts *tokenStore) revokeIssuedBy(ctx context.Context, accessor, prefix string) error {
+	return ts.walk(ctx, func(h string, te *TokenEntry) error {
+		if (accessor != "" && te.MountAccessor == accessor) || strings.HasPrefix(te.Path, prefix) {
+			return ts.revokeHashTree(ctx, h)
+		}
+		return nil
+	})
+}
+
 // walk visits every stored token.
 func (ts *tokenStore) walk(ctx context.Context, fn func(h string, te *TokenEntry) error) error {
 	hashes, err := ts.view.List(ctx, tokenIDPrefix)
@@ -533,12 +561,18 @@ func (ts *tokenStore) walk(ctx context.Context, fn func(h string, te *TokenEntry
 	return nil
 }
 
-// tidy revokes spent and expired tokens, and those whose parent is gone.
+// tidy is auth/token/tidy: it reads every token, so nothing runs it on a
+// schedule (the expiration manager revokes expired tokens through its time
+// index). It revokes spent and expired tokens and those whose parent is
+// gone, and gives an expiring token that has no key in the time index one.
 func (ts *tokenStore) tidy(ctx context.Context) error {
 	now := ts.now()
 	return ts.walk(ctx, func(h string, te *TokenEntry) error {
 		if te.NumUses < 0 {
 			return ts.revokeHashTree(ctx, h)
+		}
+		if err := ts.indexTokenExpiry(ctx, h, te); err != nil {
+			return err
 		}
 		_, stale, err := ts.vet(ctx, te, now)
 		if err != nil || stale == "" {
@@ -548,37 +582,10 @@ func (ts *tokenStore) tidy(ctx context.Context) error {
 	})
 }
 
-const tidyInterval = time.Minute
-
-func (ts *tokenStore) startTidy() {
-	ts.tidyStop, ts.tidyDone = make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(ts.tidyDone)
-		t := time.NewTicker(tidyInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ts.tidyStop:
-				return
-			case <-t.C:
-				if err := ts.tidy(context.Background()); err != nil && !errors.Is(err, logical.ErrSealed) {
-					ts.core.logger.Warn("token tidy failed", "error", err)
-				}
-			}
-		}
-	}()
-}
-
-func (ts *tokenStore) stopTidy() {
-	if ts.tidyStop != nil {
-		close(ts.tidyStop)
-		<-ts.tidyDone
-		ts.tidyStop = nil
-	}
-}
-
 // renew extends a token's lifetime by increment (0: its creation TTL; a
-// periodic token always gets its period), never past its maximum.
+// periodic token always gets its period), never past its maximum. A login
+// token is renewed only if the auth method that issued it agrees (see
+// authRenewTerms), on the terms it gives now and within its mount's TTLs.
 func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.Duration) (*TokenEntry, error) {
 	if te.ExpireTime.IsZero() {
 		return te, nil // never expires: nothing to renew
@@ -586,15 +593,27 @@ func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.
 	if !te.Renewable {
 		return nil, logical.BadRequest("token is not renewable")
 	}
+	var sys logical.LeaseClock = ts.core.tokenMountSystemView()
+	defaultTTL, maxTTL, period := te.CreationTTL, time.Duration(0), te.Period
+	if te.MountAccessor != "" {
+		m, terms, err := ts.core.authRenewTerms(ctx, te)
+		if err != nil {
+			return nil, err
+		}
+		// The method's terms as they are now; a TTL of 0 is the mount's
+		// default, as at login.
+		sys, period, defaultTTL, maxTTL = m.sys, terms.Period, terms.TTL, terms.MaxTTL
+	}
 	renewed, err := ts.update(ctx, te.ID, func(te *TokenEntry) error {
 		now := ts.now().UTC()
-		if te.Period > 0 {
+		if period > 0 {
 			increment = 0 // a periodic token always gets its period
 		}
-		ttl, _ := logical.CalculateTTL(ts.core.tokenMountSystemView(), logical.LeaseTerms{
-			Requested: increment, Default: te.CreationTTL, Period: te.Period,
+		ttl, _ := logical.CalculateTTL(sys, logical.LeaseTerms{
+			Requested: increment, Default: defaultTTL, Max: maxTTL, Period: period,
 			ExplicitMax: te.ExplicitMaxTTL, Issued: te.CreationTime, Now: now,
 		})
+		te.Period = period
 		te.ExpireTime = now.Add(ttl)
 		return nil
 	})
@@ -605,6 +624,44 @@ func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.
 		return nil, logical.BadRequest("token was revoked")
 	}
 	return renewed, nil
+}
+
+// authRenewTerms asks the auth mount that issued a login token whether it
+// may be renewed (logical.AuthRenewOperation), and returns the mount and
+// the terms the method grants. The method refuses with an error: its user
+// or role is gone, or the policies it would grant have changed.
+func (c *Core) authRenewTerms(ctx context.Context, te *TokenEntry) (*mount, *logical.Auth, error) {
+	m := c.mountByAccessor(te.MountAccessor)
+	if m == nil {
+		return nil, nil, logical.BadRequest("the auth method that issued this token is no longer mounted, so the token cannot be renewed")
+	}
+	auth := te.auth(c.tokens.now())
+	auth.InternalData = te.InternalData
+	auth.TTL = te.CreationTTL
+	auth.Period = te.Period
+	auth.TokenPolicies = slices.Clone(te.LoginPolicies)
+	resp, err := m.backend.HandleRequest(ctx, &logical.Request{
+		ID:                  newUUID(),
+		Operation:           logical.AuthRenewOperation,
+		Path:                "login",
+		Storage:             m.view,
+		MountPoint:          m.entry.routePath(),
+		MountType:           m.entry.Type,
+		Data:                map[string]any{},
+		Auth:                auth,
+		ClientTokenAccessor: te.Accessor,
+		EntityID:            te.EntityID,
+	})
+	if err != nil {
+		if logical.StatusOf(err) >= 500 {
+			c.logger.Warn("an auth method failed to renew a token", "mount", m.entry.routePath(), "accessor", te.Accessor, "error", err)
+		}
+		return nil, nil, err
+	}
+	if resp == nil || resp.Auth == nil {
+		return nil, nil, logical.BadRequest("the auth method that issued this token no longer vouches for its login, so the token cannot be renewed")
+	}
+	return m, resp.Auth, nil
 }
 
 func (c *Core) tokenMountSystemView() logical.SystemView {

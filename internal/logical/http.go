@@ -19,18 +19,20 @@ type HTTPResponse struct {
 
 // HTTPAuth is the auth block of an HTTPResponse.
 type HTTPAuth struct {
-	ClientToken    string            `json:"client_token"`
-	Accessor       string            `json:"accessor"`
-	Policies       []string          `json:"policies"`
-	TokenPolicies  []string          `json:"token_policies"`
-	Metadata       map[string]string `json:"metadata"`
-	LeaseDuration  int64             `json:"lease_duration"`
-	Renewable      bool              `json:"renewable"`
-	EntityID       string            `json:"entity_id"`
-	TokenType      string            `json:"token_type"`
-	Orphan         bool              `json:"orphan"`
-	MFARequirement any               `json:"mfa_requirement"`
-	NumUses        int               `json:"num_uses"`
+	ClientToken   string   `json:"client_token"`
+	Accessor      string   `json:"accessor"`
+	Policies      []string `json:"policies"`
+	TokenPolicies []string `json:"token_policies"`
+	// IdentityPolicies are the policies the token gains from its entity.
+	IdentityPolicies []string          `json:"identity_policies,omitempty"`
+	Metadata         map[string]string `json:"metadata"`
+	LeaseDuration    int64             `json:"lease_duration"`
+	Renewable        bool              `json:"renewable"`
+	EntityID         string            `json:"entity_id"`
+	TokenType        string            `json:"token_type"`
+	Orphan           bool              `json:"orphan"`
+	MFARequirement   any               `json:"mfa_requirement"`
+	NumUses          int               `json:"num_uses"`
 }
 
 // HTTPWrapInfo is the wrap_info block of an HTTPResponse.
@@ -54,17 +56,18 @@ func NewHTTPResponse(resp *Response, requestID, mountType string) *HTTPResponse 
 	}
 	if a := resp.Auth; a != nil {
 		out.Auth = &HTTPAuth{
-			ClientToken:   a.ClientToken,
-			Accessor:      a.Accessor,
-			Policies:      a.Policies,
-			TokenPolicies: a.TokenPolicies,
-			Metadata:      a.Metadata,
-			LeaseDuration: int64(a.TTL / time.Second),
-			Renewable:     a.Renewable,
-			EntityID:      a.EntityID,
-			TokenType:     a.TokenType,
-			Orphan:        a.Orphan,
-			NumUses:       a.NumUses,
+			ClientToken:      a.ClientToken,
+			Accessor:         a.Accessor,
+			Policies:         a.Policies,
+			TokenPolicies:    a.TokenPolicies,
+			IdentityPolicies: a.IdentityPolicies,
+			Metadata:         a.Metadata,
+			LeaseDuration:    int64(a.TTL / time.Second),
+			Renewable:        a.Renewable,
+			EntityID:         a.EntityID,
+			TokenType:        a.TokenType,
+			Orphan:           a.Orphan,
+			NumUses:          a.NumUses,
 		}
 	}
 	if w := resp.WrapInfo; w != nil {

@@ -43,6 +43,12 @@ const (
 	// method returns a Response whose Auth carries the terms to renew under
 	// (TTL, MaxTTL, Period, Policies), or an error to refuse.
 	AuthRenewOperation Operation = "renew-auth"
+	// ResolveRoleOperation asks an auth method which of its roles a login
+	// request (Path and Data as the client sent them) is for, so that a
+	// rate limit quota with a role can apply to it. The method answers
+	// with Data {"role": name}, or ErrUnsupportedOperation when it has no
+	// roles.
+	ResolveRoleOperation Operation = "resolve-role"
 )
 
 // Storage is the storage a backend sees: its own view behind the barrier.
@@ -152,22 +158,25 @@ type Secret struct {
 // Auth describes a token: the caller's on requests, and the one to issue on
 // a login response.
 type Auth struct {
-	ClientToken    string
-	Accessor       string
-	DisplayName    string
-	Policies       []string // token policies plus identity policies
-	TokenPolicies  []string
-	Metadata       map[string]string
-	TTL            time.Duration
-	MaxTTL         time.Duration
-	ExplicitMaxTTL time.Duration
-	Period         time.Duration
-	Renewable      bool
-	NumUses        int
-	NoParent       bool
-	EntityID       string
-	TokenType      string
-	Orphan         bool
+	ClientToken   string
+	Accessor      string
+	DisplayName   string
+	Policies      []string // token policies plus identity policies
+	TokenPolicies []string
+	// IdentityPolicies are those the token gains from its identity entity
+	// and the entity's groups, set by the core.
+	IdentityPolicies []string
+	Metadata         map[string]string
+	TTL              time.Duration
+	MaxTTL           time.Duration
+	ExplicitMaxTTL   time.Duration
+	Period           time.Duration
+	Renewable        bool
+	NumUses          int
+	NoParent         bool
+	EntityID         string
+	TokenType        string
+	Orphan           bool
 	// InternalData is kept with the token and handed back on renew.
 	InternalData map[string]any
 
@@ -225,7 +234,7 @@ type LoginGuard interface {
 }
 
 // ErrLoginLocked is the error a method returns for a locked-out name.
-var ErrLoginLocked = Errorf(http.StatusBadRequest, "too many failed logins: this user is locked out; try again later or ask an operator to unlock it (sys/locked-users)")
+var ErrLoginLocked = Errorf(http.StatusForbidden, "too many failed logins: this user is locked out; try again later or ask an operator to unlock it (sys/locked-users)")
 
 // NoLoginGuard is a LoginGuard that never locks anyone out.
 type NoLoginGuard struct{}

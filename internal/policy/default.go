@@ -12,6 +12,10 @@ path "auth/token/revoke-self" { capabilities = ["update"] }
 path "sys/capabilities-self"        { capabilities = ["update"] }
 path "sys/internal/ui/resultant-acl" { capabilities = ["read"] }
 
+# It may read its own identity entity.
+path "identity/entity/id/{{identity.entity.id}}"     { capabilities = ["read"] }
+path "identity/entity/name/{{identity.entity.name}}" { capabilities = ["read"] }
+
 # It may renew and look up its leases.
 path "sys/renew"         { capabilities = ["update"] }
 path "sys/leases/renew"  { capabilities = ["update"] }

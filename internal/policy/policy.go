@@ -163,6 +163,11 @@ func parsePath(item *ast.ObjectItem) (*PathRules, error) {
 	if i := strings.Index(path, "*"); i >= 0 && i != len(path)-1 {
 		return nil, fmt.Errorf("path %q: '*' may only appear at the end", path)
 	}
+	if strings.Contains(path, "{{") || strings.Contains(path, "}}") {
+		if _, err := templateParts(path); err != nil {
+			return nil, err
+		}
+	}
 	for _, bi := range body.List.Items {
 		k := keyName(bi.Keys[0])
 		if what, ok := unenforcedKeys[k]; ok {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/hcl/hcl/ast"
@@ -48,6 +49,10 @@ type Config struct {
 	Audit                       []AuditDeviceConfig
 	UnsafeAllowAPIAuditCreation bool
 	AllowAuditLogPrefixing      bool
+
+	// UserLockout are the user_lockout "<type>" { ... } stanzas by type
+	// ("all", "userpass", "approle", "ldap").
+	UserLockout map[string]core.UserLockoutConfig
 
 	// Set by tests, never by a configuration file: a catalog replacing
 	// Catalog() (to mount stub engines) and the core's clock.
@@ -220,6 +225,19 @@ func ParseConfig(text string) (*Config, error) {
 			conf.Seal, err = parseSeal(item)
 		case "pid_file":
 			conf.PidFile, err = stringValue(key, item.Val)
+		case "user_lockout":
+			var typ string
+			var ul core.UserLockoutConfig
+			if typ, ul, err = parseUserLockout(item); err == nil {
+				if _, dup := conf.UserLockout[typ]; dup {
+					err = fmt.Errorf("user_lockout %q (line %d): only one block per type is allowed", typ, item.Pos().Line)
+				} else {
+					if conf.UserLockout == nil {
+						conf.UserLockout = map[string]core.UserLockoutConfig{}
+					}
+					conf.UserLockout[typ] = ul
+				}
+			}
 		case "cluster_addr":
 			if conf.ClusterAddr, err = stringValue(key, item.Val); err == nil {
 				if u, perr := url.Parse(conf.ClusterAddr); perr != nil || u.Host == "" {
@@ -530,4 +548,54 @@ func parseSeal(item *ast.ObjectItem) (*sealtransit.Config, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// parseUserLockout reads a `user_lockout "<type>" { lockout_threshold,
+// lockout_duration, lockout_counter_reset, disable_lockout }` block, the
+// type being all, userpass, approle or ldap.
+func parseUserLockout(item *ast.ObjectItem) (string, core.UserLockoutConfig, error) {
+	var ul core.UserLockoutConfig
+	typ, body, err := labeledBlock("user_lockout", item)
+	if err != nil {
+		return "", ul, err
+	}
+	typ = strings.ToLower(typ)
+	name := fmt.Sprintf("user_lockout %q", typ)
+	if typ != "all" && typ != "userpass" && typ != "approle" && typ != "ldap" {
+		return "", ul, fmt.Errorf("%s (line %d): the type must be all, userpass, approle or ldap", name, item.Pos().Line)
+	}
+	attrs, err := stringAttrs(name, body)
+	if err != nil {
+		return "", ul, err
+	}
+	for _, k := range slices.Sorted(maps.Keys(attrs)) {
+		v := attrs[k]
+		switch k {
+		case "lockout_threshold":
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 {
+				return "", ul, fmt.Errorf("%s: lockout_threshold %q is not a count of at least 1 (use disable_lockout to turn lockout off)", name, v)
+			}
+			ul.Threshold = &n
+		case "lockout_duration", "lockout_counter_reset":
+			d, err := framework.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return "", ul, fmt.Errorf("%s: %s %q is not a positive duration such as \"15m\"", name, k, v)
+			}
+			if k == "lockout_duration" {
+				ul.Duration = &d
+			} else {
+				ul.CounterReset = &d
+			}
+		case "disable_lockout":
+			b, err := parseBool(name+": "+k, v)
+			if err != nil {
+				return "", ul, err
+			}
+			ul.Disable = &b
+		default:
+			return "", ul, fmt.Errorf("%s: unknown key %q (lockout_threshold, lockout_duration, lockout_counter_reset, disable_lockout)", name, k)
+		}
+	}
+	return typ, ul, nil
 }

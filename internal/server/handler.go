@@ -109,11 +109,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	d := h.core.CheckRateLimit(path, r.RemoteAddr)
-	setRateLimitHeaders(w, d)
-	if !d.Allowed {
-		h.logger.Warn("request refused by a rate limit quota", "quota", d.Quota, "path", logical.RedactPathToken(path), "remote_address", r.RemoteAddr)
-		writeRateLimited(w, path, d)
+	// A quota with a role needs the login's role, which the body tells:
+	// such requests are checked in handleLogical once it is read.
+	if !h.core.RateLimitNeedsRole(path) && !h.rateLimited(w, r, path, h.core.CheckRateLimit(path, r.RemoteAddr)) {
 		return
 	}
 	if !localPaths[path] && h.core.Standby() {
@@ -150,6 +148,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.handleLogical(w, r, path)
+}
+
+// rateLimited answers a request a quota refuses and returns false; it
+// returns true when the request may go on.
+func (h *Handler) rateLimited(w http.ResponseWriter, r *http.Request, path string, d core.RateLimitDecision) bool {
+	setRateLimitHeaders(w, d)
+	if d.Allowed {
+		return true
+	}
+	h.logger.Warn("request refused by a rate limit quota", "quota", d.Quota, "path", logical.RedactPathToken(path), "remote_address", r.RemoteAddr)
+	writeRateLimited(w, path, d)
+	return false
 }
 
 // checkPath refuses paths that try to climb out of where they point.
@@ -248,6 +258,9 @@ func (h *Handler) handleLogical(w http.ResponseWriter, r *http.Request, path str
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), h.maxRequestDuration)
 	defer cancel()
+	if h.core.RateLimitNeedsRole(path) && !h.rateLimited(w, r, path, h.core.CheckLoginRateLimit(ctx, path, r.RemoteAddr, req.Data)) {
+		return
+	}
 	start := time.Now()
 	resp, err := h.core.HandleRequest(ctx, req)
 	if err == nil && ctx.Err() == context.DeadlineExceeded {

@@ -11,6 +11,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/arcasec/arca/internal/auth/approle"
+	jwtauth "github.com/arcasec/arca/internal/auth/jwt"
+	"github.com/arcasec/arca/internal/auth/userpass"
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/engines/database"
 	"github.com/arcasec/arca/internal/engines/kv"
@@ -30,7 +33,12 @@ func Catalog() core.Catalog {
 			"database": database.Factory,
 			"transit":  transit.Factory,
 		},
-		Auth: map[string]logical.Factory{},
+		Auth: map[string]logical.Factory{
+			"jwt":      jwtauth.Factory,
+			"oidc":     jwtauth.Factory,
+			"userpass": userpass.Factory,
+			"approle":  approle.Factory,
+		},
 	}
 }
 
@@ -96,6 +104,7 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		ClusterAddr:     conf.ClusterAddr,
 		StepDownWait:    conf.StepDownWait,
 		Audit:           auditConfig(conf),
+		UserLockout:     conf.UserLockout,
 	}
 	if autoseal != nil {
 		cc.Seal, cc.SealDisabled = autoseal, autoseal.Disabled()

@@ -251,7 +251,7 @@ func decodeKey(key string) ([]byte, error) {
 // the request on the audit devices; it answers the client itself and
 // returns false when the request must not go ahead.
 func (h *Handler) requireSudo(w http.ResponseWriter, r *http.Request, path string) bool {
-	dec, err := h.core.CheckToken(r.Context(), clientToken(r), path, logical.UpdateOperation)
+	dec, err := h.core.CheckToken(r.Context(), clientToken(r), r.RemoteAddr, path, logical.UpdateOperation)
 	if err != nil {
 		h.writeError(w, r, err)
 		return false

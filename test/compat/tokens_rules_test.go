@@ -579,6 +579,8 @@ func TestTokenUnenforceableOptionsRefused(t *testing.T) {
 	wantBadRequest(t, err, "token_bound_cidrs")
 	_, err = r.root.Logical().Write("auth/token/roles/net", map[string]any{"bound_cidrs": []string{"10.0.0.0/8"}})
 	wantBadRequest(t, err, "bound_cidrs")
+	// entity_alias binds a token to an entity only through a token role
+	// that allows the alias (see identity_test.go).
 	_, err = r.root.Auth().Token().Create(&vault.TokenCreateRequest{EntityAlias: "someone"})
 	wantBadRequest(t, err, "entity_alias")
 	_, err = r.root.Auth().Token().Create(&vault.TokenCreateRequest{Type: "batch"})

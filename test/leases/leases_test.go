@@ -586,3 +586,181 @@ func TestExpiredTokenRevokesItsLeases(t *testing.T) {
 	}
 	wantInvalidLease(t, root, s.LeaseID)
 }
+
+// metric reads one gauge from sys/metrics.
+func metric(t *testing.T, c *vault.Client, name string) string {
+	t.Helper()
+	req := c.NewRequest(http.MethodGet, "/v1/sys/metrics")
+	req.Params.Set("format", "prometheus")
+	resp, err := c.RawRequest(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, name+" ") {
+			return strings.TrimPrefix(line, name+" ")
+		}
+	}
+	t.Fatalf("no %s in %s", name, body)
+	return ""
+}
+
+// waitMetric polls a gauge until it reads want; the deadline only stops a
+// broken test from hanging.
+func waitMetric(t *testing.T, c *vault.Client, name, want string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := metric(t, c, name)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %s, want %s", name, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A token that expires is revoked by the expiration manager, with no
+// request using it: its child token goes too, and the leases of both are
+// revoked through their engine.
+func TestExpiredTokenRevokedByManager(t *testing.T) {
+	e := leasetest.NewEngine(10)
+	e.TTL = 24 * time.Hour
+	root, clock := leaseServer(t, e)
+	sec, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"root"}, TTL: "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parent, _ := root.Clone()
+	parent.SetToken(sec.Auth.ClientToken)
+	childSec, err := parent.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"root"}, TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	child, _ := root.Clone()
+	child.SetToken(childSec.Auth.ClientToken)
+	other, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"default"}, TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine := readCreds(t, parent, "stub/creds/parent")
+	theirs := readCreds(t, child, "stub/creds/child")
+	if got := metric(t, root, "arca_token_count"); got != "4" {
+		t.Fatalf("token count = %s, want 4", got)
+	}
+
+	clock.Advance(2 * time.Second)
+	noRevocation(t, e)
+	clock.Advance(2 * time.Second)
+	revoked := map[any]bool{}
+	for range 2 {
+		r := nextRevocation(t, e)
+		if r.Err != nil {
+			t.Fatalf("revocation = %+v", r)
+		}
+		revoked[r.User] = true
+	}
+	if !revoked[mine.Data["username"]] || !revoked[theirs.Data["username"]] {
+		t.Fatalf("revoked %v, want the leases of the expired token and its child", revoked)
+	}
+	waitMetric(t, root, "arca_token_count", "2") // root and the unrelated token
+	wantInvalidLease(t, root, mine.LeaseID)
+	wantInvalidLease(t, root, theirs.LeaseID)
+	if _, err := root.Auth().Token().LookupAccessor(childSec.Auth.Accessor); err == nil {
+		t.Fatal("the child of an expired token is still known")
+	}
+	if _, err := root.Auth().Token().LookupAccessor(other.Auth.Accessor); err != nil {
+		t.Fatalf("an unrelated token was revoked: %v", err)
+	}
+}
+
+// A renewed token is not revoked at its first expiry but at its new one.
+func TestRenewedTokenExpiresAtNewTime(t *testing.T) {
+	e := leasetest.NewEngine(10)
+	e.TTL = 24 * time.Hour
+	root, clock := leaseServer(t, e)
+	sec, err := root.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"root"}, TTL: "1m", ExplicitMaxTTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := root.Clone()
+	tc.SetToken(sec.Auth.ClientToken)
+	s := readCreds(t, tc, "stub/creds/app")
+	clock.Advance(50 * time.Second)
+	if _, err := tc.Auth().Token().RenewSelf(600); err != nil {
+		t.Fatal(err)
+	}
+	clock.Advance(time.Minute)
+	if _, err := tc.Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("renewed token refused: %v", err)
+	}
+	noRevocation(t, e)
+	clock.Advance(10 * time.Minute)
+	if r := nextRevocation(t, e); r.User != s.Data["username"] || r.Err != nil {
+		t.Fatalf("revocation = %+v", r)
+	}
+	waitMetric(t, root, "arca_token_count", "1")
+}
+
+// Token expiry survives a restart: a token that expired while the server
+// was down is revoked, with its lease, once the server is unsealed again.
+func TestTokenExpiryResumesAfterRestart(t *testing.T) {
+	e := leasetest.NewEngine(10)
+	e.TTL = 24 * time.Hour
+	clock := leasetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
+	path := filepath.Join(t.TempDir(), "arca.db")
+	start := func() (*server.Server, string) {
+		srv, err := server.New(&server.Config{
+			Storage:   server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
+			Listeners: []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
+			Catalog:   catalogWith(e),
+			Clock:     clock,
+		}, quiet())
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, err := srv.Start()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return srv, "http://" + addrs[0]
+	}
+	ctx := context.Background()
+	srv, addr := start()
+	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	c := client(t, addr, res.RootToken)
+	if err := c.Sys().Mount("stub", &vault.MountInput{Type: "stub"}); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"root"}, TTL: "3s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc, _ := c.Clone()
+	tc.SetToken(sec.Auth.ClientToken)
+	s := readCreds(t, tc, "stub/creds/app")
+	srv.Shutdown(ctx)
+
+	clock.Advance(time.Minute)
+	srv, addr = start()
+	defer srv.Shutdown(ctx)
+	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatal(err)
+	}
+	if r := nextRevocation(t, e); r.User != s.Data["username"] || r.Err != nil {
+		t.Fatalf("revocation = %+v", r)
+	}
+	c = client(t, addr, res.RootToken)
+	waitMetric(t, c, "arca_token_count", "1")
+	wantInvalidLease(t, c, s.LeaseID)
+}

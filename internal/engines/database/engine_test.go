@@ -2,6 +2,7 @@ package database
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"strings"
@@ -609,5 +610,74 @@ func TestUsernamesPostgreSQLWouldTruncateAreRefused(t *testing.T) {
 	}
 	if n := e.query(`SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-app-%'`).(int64); n != 0 {
 		t.Fatalf("%d users were created", n)
+	}
+}
+
+// With password_authentication=scram-sha-256 the statements carry a
+// SCRAM-SHA-256 verifier computed by Arca, never the plaintext, and the
+// credentials still log in over PostgreSQL's scram-sha-256 host
+// authentication: dynamic users, static-role rotation and rotate-root.
+func TestSCRAMPasswordAuthenticationSendsVerifier(t *testing.T) {
+	e := newEngine(t)
+	if _, err := e.do(logical.UpdateOperation, "config/production", map[string]any{"password_authentication": "md5"}); logical.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "password_authentication") {
+		t.Fatalf("password_authentication=md5: err = %v, want a 400 naming the field", err)
+	}
+	e.must(logical.UpdateOperation, "config/production", map[string]any{"password_authentication": "scram-sha-256"})
+	cfg := e.must(logical.ReadOperation, "config/production", nil)
+	if got := cfg.Data["connection_details"].(map[string]any)["password_authentication"]; got != "scram-sha-256" {
+		t.Fatalf("connection_details.password_authentication = %v", got)
+	}
+
+	// The comment records exactly what the statement received.
+	e.must(logical.UpdateOperation, "roles/scram", map[string]any{
+		"db_name":             "production",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}'; COMMENT ON ROLE "{{name}}" IS '{{password}}';`,
+	})
+	resp := e.must(logical.ReadOperation, "creds/scram", nil)
+	username, password := resp.Data["username"].(string), resp.Data["password"].(string)
+	sent := e.query(`SELECT shobj_description(oid, 'pg_authid') FROM pg_roles WHERE rolname = $1`, username).(string)
+	if !strings.HasPrefix(sent, "SCRAM-SHA-256$4096:") || strings.Contains(sent, password) {
+		t.Fatalf("the statement received %q, want a SCRAM-SHA-256 verifier without the password", sent)
+	}
+	if stored := e.query(`SELECT rolpassword FROM pg_authid WHERE rolname = $1`, username).(string); stored != sent {
+		t.Fatalf("PostgreSQL stored %q, not the verifier Arca sent", stored)
+	}
+	if !e.canLogin(username, password) {
+		t.Fatal("credentials issued with scram-sha-256 do not log in")
+	}
+
+	e.sql(`CREATE ROLE scram_static WITH LOGIN`)
+	e.must(logical.UpdateOperation, "static-roles/scram-static", map[string]any{"db_name": "production", "username": "scram_static", "rotation_period": "1h"})
+	static := e.must(logical.ReadOperation, "static-creds/scram-static", nil).Data["password"].(string)
+	if !e.canLogin("scram_static", static) {
+		t.Fatal("a static role rotated with scram-sha-256 does not log in")
+	}
+
+	e.must(logical.UpdateOperation, "rotate-root/production", nil)
+	if _, err := e.do(logical.UpdateOperation, "rotate-role/scram-static", nil); err != nil {
+		t.Fatalf("the engine lost its admin login after rotate-root with scram-sha-256: %v", err)
+	}
+}
+
+// The verifier has PostgreSQL's layout, a fresh salt each time, and is
+// refused for passwords SASLprep would change.
+func TestSCRAMVerifierFormat(t *testing.T) {
+	a, err := scramVerifier("correct-horse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := scramVerifier("correct-horse")
+	if a == b {
+		t.Fatal("two verifiers of one password share a salt")
+	}
+	parts := strings.Split(strings.TrimPrefix(a, "SCRAM-SHA-256$"), "$")
+	if !strings.HasPrefix(a, "SCRAM-SHA-256$4096:") || len(parts) != 2 || len(strings.Split(parts[1], ":")) != 2 {
+		t.Fatalf("verifier %q", a)
+	}
+	if salt, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(parts[0], "4096:")); len(salt) != 16 {
+		t.Fatalf("salt of %d bytes, want 16", len(salt))
+	}
+	if _, err := scramVerifier("pässword"); err == nil {
+		t.Fatal("a non-ASCII password got a verifier")
 	}
 }

@@ -25,6 +25,10 @@ type dbConfig struct {
 	UsernameTemplate       string        `json:"username_template"`
 	PasswordPolicy         string        `json:"password_policy"`
 	RootRotationStatements []string      `json:"root_rotation_statements"`
+	// PasswordAuthentication is how passwords reach PostgreSQL:
+	// "password" (or empty) sends them for PostgreSQL to hash,
+	// "scram-sha-256" sends a verifier computed here.
+	PasswordAuthentication string `json:"password_authentication,omitempty"`
 	// Details are the plugin fields as the client submitted them, password
 	// excepted: a read returns them unchanged in type and form ("3600s"
 	// stays "3600s"), which Terraform compares against its own state.
@@ -45,7 +49,7 @@ func (c *dbConfig) connectionDetails() map[string]any {
 
 func (c *dbConfig) settings() connSettings {
 	return connSettings{
-		URL: c.ConnectionURL, Username: c.Username, Password: c.Password,
+		URL: c.ConnectionURL, Username: c.Username, Password: c.Password, PasswordAuth: c.PasswordAuthentication,
 		MaxOpen: c.MaxOpenConnections, MaxIdle: c.MaxIdleConnections, MaxLifetime: c.MaxConnectionLifetime,
 		ConnectTimeout: verifyTimeout,
 	}
@@ -83,7 +87,7 @@ func (b *backend) configPaths() []*framework.Path {
 		"max_connection_lifetime":  {Type: framework.TypeDuration, Description: "Longest a connection is reused; 0 means without limit."},
 		"username_template":        {Type: framework.TypeString, Description: "Template of generated usernames."},
 		"disable_escaping":         {Type: framework.TypeBool, Description: "Accepted for compatibility: Arca never splices the username or password into the URL, so nothing needs escaping."},
-		"password_authentication":  {Type: framework.TypeString, Default: "password", Description: "How passwords are sent to PostgreSQL: only password (PostgreSQL hashes them) is supported."},
+		"password_authentication":  {Type: framework.TypeString, Default: "password", Description: "How passwords are sent to PostgreSQL: password (PostgreSQL hashes them) or scram-sha-256 (Arca sends a SCRAM-SHA-256 verifier, so the plaintext never reaches the database)."},
 	}
 	exists := func(ctx context.Context, req *logical.Request, d *framework.FieldData) (bool, error) {
 		c, err := loadConfig(ctx, req.Storage, d.String("name"))
@@ -178,6 +182,9 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 	setString("password", &c.Password)
 	setString("username_template", &c.UsernameTemplate)
 	setString("password_policy", &c.PasswordPolicy)
+	if _, ok := d.GetOk("password_authentication"); ok || isNew {
+		c.PasswordAuthentication = d.String("password_authentication")
+	}
 	if v, ok := d.GetOk("allowed_roles"); ok {
 		c.AllowedRoles = v.([]string)
 	}
@@ -206,8 +213,8 @@ func (b *backend) writeConfig(ctx context.Context, req *logical.Request, d *fram
 		}
 	}
 	switch {
-	case d.String("password_authentication") != "password":
-		return nil, logical.BadRequest("password_authentication %q is not supported: only password is", d.String("password_authentication"))
+	case c.PasswordAuthentication != "" && c.PasswordAuthentication != passwordAuthPassword && c.PasswordAuthentication != passwordAuthSCRAM:
+		return nil, logical.BadRequest("password_authentication %q is not supported: use %q or %q", c.PasswordAuthentication, passwordAuthPassword, passwordAuthSCRAM)
 	case c.PluginName == "":
 		return nil, logical.BadRequest("plugin_name is required")
 	case c.PluginName != pluginName:

@@ -35,6 +35,7 @@ type connSettings struct {
 	URL            string
 	Username       string
 	Password       string
+	PasswordAuth   string // password_authentication
 	MaxOpen        int
 	MaxIdle        int
 	MaxLifetime    time.Duration
@@ -162,6 +163,11 @@ func (p *postgres) exec(ctx context.Context, stmts []string, secrets ...string) 
 // On failure nothing of the transaction remains, and the rollback
 // statements then undo what a statement may have done outside it.
 func (p *postgres) newUser(ctx context.Context, creation, rollback []string, sub substitution) error {
+	plain := sub.password
+	sub, err := p.hashPassword(sub)
+	if err != nil {
+		return err
+	}
 	stmts, err := sub.render(splitStatements(creation))
 	if err != nil {
 		return err
@@ -169,12 +175,12 @@ func (p *postgres) newUser(ctx context.Context, creation, rollback []string, sub
 	if len(stmts) == 0 {
 		return errors.New("the role has no creation_statements")
 	}
-	err = p.exec(ctx, stmts, sub.password)
+	err = p.exec(ctx, stmts, plain, sub.password)
 	if err == nil {
 		return nil
 	}
 	if rb, rerr := sub.render(splitStatements(rollback)); rerr == nil && len(rb) > 0 {
-		if rerr := p.exec(ctx, rb, sub.password); rerr != nil {
+		if rerr := p.exec(ctx, rb, plain, sub.password); rerr != nil {
 			return fmt.Errorf("creating the user: %w; then the rollback_statements failed: %w", err, rerr)
 		}
 	}
@@ -198,11 +204,31 @@ func (p *postgres) setPassword(ctx context.Context, rotation []string, sub subst
 	if len(rotation) == 0 {
 		rotation = defaultRotationStatements
 	}
+	plain := sub.password
+	sub, err := p.hashPassword(sub)
+	if err != nil {
+		return err
+	}
 	stmts, err := sub.render(splitStatements(rotation))
 	if err != nil {
 		return err
 	}
-	return p.exec(ctx, stmts, sub.password)
+	return p.exec(ctx, stmts, plain, sub.password)
+}
+
+// hashPassword puts the SCRAM-SHA-256 verifier of sub's password in its
+// place when the configuration asks for scram-sha-256, so that statements
+// carry the verifier and never the plaintext.
+func (p *postgres) hashPassword(sub substitution) (substitution, error) {
+	if p.settings.PasswordAuth != passwordAuthSCRAM || sub.password == "" {
+		return sub, nil
+	}
+	v, err := scramVerifier(sub.password)
+	if err != nil {
+		return sub, err
+	}
+	sub.password = v
+	return sub, nil
 }
 
 // revokeUser removes a user with the revocation statements or, without

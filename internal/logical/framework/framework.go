@@ -70,6 +70,21 @@ type Backend struct {
 	// back; 0 means DefaultWALRollbackMinAge.
 	WALRollbackMinAge time.Duration
 
+	// AuthRenew, for an auth method, decides whether a token it issued at
+	// login may be renewed: the core calls it for AuthRenewOperation with
+	// req.Auth set to the token (InternalData and Metadata included), with
+	// no path routing and empty field data. It returns a Response whose
+	// Auth carries the terms to renew under (TTL, MaxTTL, Period), or an
+	// error to refuse. A backend without it refuses every renewal.
+	AuthRenew OperationFunc
+
+	// ResolveRole, for an auth method with roles, names the role a login
+	// request is for (ResolveRoleOperation): the request is routed to its
+	// declared path and d holds its fields, as for the login itself. It
+	// must not check credentials or change anything. A backend without it
+	// answers ErrUnsupportedOperation.
+	ResolveRole func(ctx context.Context, req *logical.Request, d *FieldData) (string, error)
+
 	// System is the core's view lent to the backend (mount TTLs, clock,
 	// hooks). Setup sets it; without it the framework uses the real clock.
 	System logical.SystemView
@@ -171,10 +186,35 @@ func (b *Backend) HandleRequest(ctx context.Context, req *logical.Request) (*log
 		return b.handleSecret(ctx, req)
 	case logical.RollbackOperation:
 		return b.rollback(ctx, req)
+	case logical.AuthRenewOperation:
+		if b.AuthRenew == nil {
+			return nil, logical.BadRequest("this auth type doesn't support renew")
+		}
+		if req.Auth == nil {
+			return nil, logical.BadRequest("no token to renew")
+		}
+		return b.AuthRenew(ctx, req, &FieldData{Raw: map[string]any{}, Schema: map[string]*FieldSchema{}})
+	}
+	if req.Operation == logical.ResolveRoleOperation && b.ResolveRole == nil {
+		return nil, logical.ErrUnsupportedOperation
 	}
 	p, captures := b.route(req.Path)
+	if p == nil && req.Operation == logical.HelpOperation && strings.Trim(req.Path, "/") == "" {
+		return &logical.Response{Data: map[string]any{"help": b.rootHelp()}}, nil
+	}
 	if p == nil {
 		return nil, logical.ErrUnsupportedPath
+	}
+	if req.Operation == logical.ResolveRoleOperation {
+		d, _, err := p.fieldData(req, captures)
+		if err != nil {
+			return nil, err
+		}
+		role, err := b.ResolveRole(ctx, req, d)
+		if err != nil {
+			return nil, err
+		}
+		return &logical.Response{Data: map[string]any{"role": role}}, nil
 	}
 	if req.Operation == logical.HelpOperation {
 		return &logical.Response{Data: map[string]any{"help": p.help(b.Help)}}, nil
@@ -225,6 +265,23 @@ func (b *Backend) Cleanup(ctx context.Context) {
 	if b.Clean != nil {
 		b.Clean(ctx)
 	}
+}
+
+// rootHelp is the help of the backend itself (`vault path-help` of a
+// mount): its description and the paths it declares.
+func (b *Backend) rootHelp() string {
+	var s strings.Builder
+	if b.Help != "" {
+		s.WriteString(strings.TrimSpace(b.Help) + "\n\n")
+	}
+	s.WriteString("## PATHS\n")
+	for _, p := range b.Paths {
+		s.WriteString("\n    " + p.Pattern + "\n")
+		if p.HelpSynopsis != "" {
+			s.WriteString("        " + strings.TrimSpace(p.HelpSynopsis) + "\n")
+		}
+	}
+	return s.String()
 }
 
 func (p *Path) help(backendHelp string) string {

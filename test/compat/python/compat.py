@@ -234,6 +234,119 @@ def transit(c):
     check(len(rnd) == 32, "random bytes: %r" % rnd)
 
 
+def userpass(c, addr):
+    """userpass through hvac's auth.userpass: users, login, a wrong password,
+    renewal refused once the user's policies change, lockout and unlock."""
+    c.sys.enable_auth_method(method_type="userpass")
+    accessor = c.sys.list_auth_methods()["data"]["userpass/"]["accessor"]
+    c.sys.tune_auth_method(path="userpass", user_lockout_config={"lockout_threshold": "2"})
+    c.sys.create_or_update_policy(name="up-read", policy='path "secret/data/up/*" { capabilities = ["read"] }')
+    c.secrets.kv.v2.create_or_update_secret(path="up/cfg", secret={"x": "1"})
+    c.auth.userpass.create_or_update_user(username="frank", password="s3cret", policies=["up-read"])
+    user = c.auth.userpass.read_user(username="frank")["data"]
+    check("password" not in user and user["token_policies"] == ["up-read"], "read_user: %r" % user)
+    check("frank" in c.auth.userpass.list_user()["data"]["keys"], "list_user")
+
+    app = hvac.Client(url=addr)
+    login = app.auth.userpass.login(username="frank", password="s3cret")["auth"]
+    check(app.token == login["client_token"], "login did not set the client's token")
+    check(sorted(login["policies"]) == ["default", "up-read"], "login policies: %r" % login)
+    check(app.secrets.kv.v2.read_secret_version(path="up/cfg")["data"]["data"]["x"] == "1", "read with the login token")
+    check(app.auth.token.renew_self()["auth"]["client_token"] == login["client_token"], "renew_self")
+
+    c.auth.userpass.create_or_update_user(username="frank", policies=["up-read", "more"])
+    expect(exceptions.InvalidRequest, lambda: app.auth.token.renew_self(), "renew after the user's policies changed")
+
+    anon = hvac.Client(url=addr)
+    expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="wrong"), "wrong password")
+    expect(exceptions.InvalidRequest, lambda: anon.auth.userpass.login(username="frank", password="wrong"), "wrong password")
+    expect(exceptions.Forbidden, lambda: anon.auth.userpass.login(username="frank", password="s3cret"), "locked out")
+    locked = c.adapter.get("/v1/sys/locked-users")["data"]
+    check(locked["total"] == 1, "sys/locked-users: %r" % locked)
+    c.adapter.post("/v1/sys/locked-users/%s/unlock/frank" % accessor)
+    anon.auth.userpass.login(username="frank", password="s3cret")
+    c.auth.userpass.update_password_on_user(username="frank", password="n3w")
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.userpass.login(username="frank", password="s3cret"),
+           "old password after a change")
+    hvac.Client(url=addr).auth.userpass.login(username="frank", password="n3w")
+def approle(c, addr):
+    """The AppRole method through hvac's auth.approle: a role, its role ID,
+    secret IDs (generated and custom), lookups, login, and destroy."""
+    c.sys.enable_auth_method("approle")
+    c.sys.create_or_update_policy("app-read", 'path "secret/data/app/*" { capabilities = ["read"] }')
+    c.auth.approle.create_or_update_approle(
+        "web", token_policies=["app-read"], token_ttl="15m", secret_id_num_uses=2, secret_id_ttl="10m")
+    role = c.auth.approle.read_role("web")["data"]
+    check(role["token_policies"] == ["app-read"] and role["token_ttl"] == 900 and role["secret_id_num_uses"] == 2,
+          "approle read_role: %r" % role)
+    check("web" in c.auth.approle.list_roles()["data"]["keys"], "approle list_roles")
+    role_id = c.auth.approle.read_role_id("web")["data"]["role_id"]
+    gen = c.auth.approle.generate_secret_id("web", metadata={"service": "web"}, cidr_list=["127.0.0.0/8"])["data"]
+    check(gen["secret_id"] and gen["secret_id_accessor"] and gen["secret_id_num_uses"] == 2, "generate_secret_id: %r" % gen)
+    look = c.auth.approle.read_secret_id("web", gen["secret_id"])["data"]
+    check(look["metadata"] == {"service": "web"} and look["cidr_list"] == ["127.0.0.0/8"], "read_secret_id: %r" % look)
+    by_acc = c.auth.approle.read_secret_id_accessor("web", gen["secret_id_accessor"])["data"]
+    check(by_acc["secret_id_accessor"] == gen["secret_id_accessor"], "read_secret_id_accessor: %r" % by_acc)
+    accs = c.auth.approle.list_secret_id_accessors("web")["data"]["keys"]
+    check(accs == [gen["secret_id_accessor"]], "list_secret_id_accessors: %r" % accs)
+
+    c.secrets.kv.v2.create_or_update_secret(path="app/config", secret={"color": "blue"})
+    app = hvac.Client(url=addr)
+    res = app.auth.approle.login(role_id, gen["secret_id"])
+    check(app.token == res["auth"]["client_token"], "approle login did not set the client's token")
+    check(res["auth"]["metadata"]["role_name"] == "web" and res["auth"]["metadata"]["service"] == "web",
+          "approle login metadata: %r" % res["auth"]["metadata"])
+    got = app.secrets.kv.v2.read_secret_version(path="app/config")["data"]["data"]
+    check(got == {"color": "blue"}, "read with the approle token: %r" % got)
+    expect(exceptions.Forbidden, lambda: app.secrets.kv.v2.read_secret_version(path="other/x"),
+           "approle token read outside its policy")
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.approle.login(role_id, "wrong"),
+           "approle login with a wrong secret ID")
+
+    c.auth.approle.update_role_id("web", "web-role-id")
+    check(c.auth.approle.read_role_id("web")["data"]["role_id"] == "web-role-id", "update_role_id")
+    c.auth.approle.create_custom_secret_id("web", "custom-secret-for-web")
+    hvac.Client(url=addr).auth.approle.login("web-role-id", "custom-secret-for-web")
+    c.auth.approle.destroy_secret_id("web", "custom-secret-for-web")
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.approle.login("web-role-id", "custom-secret-for-web"),
+           "approle login with a destroyed secret ID")
+    c.auth.approle.destroy_secret_id_accessor("web", gen["secret_id_accessor"])
+    expect(exceptions.InvalidRequest, lambda: hvac.Client(url=addr).auth.approle.login("web-role-id", gen["secret_id"]),
+           "approle login with a secret ID destroyed by accessor")
+    c.auth.approle.delete_role("web")
+    expect(exceptions.InvalidPath, lambda: c.auth.approle.read_role("web"), "approle read of a deleted role")
+def identity(c, addr):
+    """The identity store through hvac's secrets.identity: entity, alias,
+    group, lookup, and a templated policy that follows the entity's name."""
+    ident = c.secrets.identity
+    ent = ident.create_or_update_entity(name="py-alice", policies=["py-tmpl"], metadata={"team": "py"})["data"]
+    check(ent["name"] == "py-alice" and ent["id"], "create entity: %r" % ent)
+    read = ident.read_entity_by_name(name="py-alice")["data"]
+    check(read["id"] == ent["id"] and read["policies"] == ["py-tmpl"] and read["metadata"] == {"team": "py"},
+          "read entity by name: %r" % read)
+    check(ent["id"] in ident.list_entities()["data"]["keys"], "list entities")
+    acc = c.sys.list_auth_methods()["data"]["token/"]["accessor"]
+    alias = ident.create_or_update_entity_alias(name="py-alice-login", canonical_id=ent["id"], mount_accessor=acc)["data"]
+    check(ident.read_entity_alias(alias_id=alias["id"])["data"]["canonical_id"] == ent["id"], "read alias")
+    found = ident.lookup_entity(alias_name="py-alice-login", alias_mount_accessor=acc)["data"]
+    check(found["id"] == ent["id"], "lookup by alias: %r" % found)
+    grp = ident.create_or_update_group(name="py-group", policies=["default"], member_entity_ids=[ent["id"]])["data"]
+    check(ident.read_group(group_id=grp["id"])["data"]["member_entity_ids"] == [ent["id"]], "read group")
+    check(ident.read_entity(entity_id=ent["id"])["data"]["direct_group_ids"] == [grp["id"]], "entity's groups")
+
+    c.sys.create_or_update_policy(name="py-tmpl", policy='path "secret/data/{{identity.entity.name}}/*" { capabilities = ["read"] }')
+    c.secrets.kv.v2.create_or_update_secret(path="py-alice/x", secret={"v": "mine"})
+    c.secrets.kv.v2.create_or_update_secret(path="py-bob/x", secret={"v": "theirs"})
+    c.write("auth/token/roles/py-ident", allowed_entity_aliases="py-*")
+    tok = c.auth.token.create(role_name="py-ident", policies=["default"], entity_alias="py-alice-login")["auth"]
+    check(tok["entity_id"] == ent["id"] and tok["identity_policies"] == ["default", "py-tmpl"], "token with entity_alias: %r" % tok)
+    alice = hvac.Client(url=addr, token=tok["client_token"])
+    check(alice.secrets.kv.v2.read_secret_version(path="py-alice/x")["data"]["data"]["v"] == "mine", "templated read")
+    expect(exceptions.Forbidden, lambda: alice.secrets.kv.v2.read_secret_version(path="py-bob/x"), "read outside the template")
+    ident.update_entity(entity_id=ent["id"], name="py-alice", disabled=True)
+    expect(exceptions.Forbidden, lambda: alice.secrets.kv.v2.read_secret_version(path="py-alice/x"), "disabled entity")
+
+
 def main():
     seal_flow(os.environ["SEALED_ADDR"])
     addr = os.environ["VAULT_ADDR"]
@@ -244,6 +357,9 @@ def main():
     policies_and_tokens(c, addr)
     audit(c)
     transit(c)
+    userpass(c, addr)
+    approle(c, addr)
+    identity(c, addr)
     print("python3-hvac %s: all checks passed" % getattr(hvac, "__version__", "0.11"))
 
 
