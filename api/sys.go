@@ -171,3 +171,23 @@ func (c *Client) Preflight(ctx context.Context, path string) (*MountInfo, error)
 	}
 	return mi, nil
 }
+
+// LeaderStatus is the answer of sys/leader.
+type LeaderStatus struct {
+	HAEnabled            bool   `json:"ha_enabled"`
+	IsSelf               bool   `json:"is_self"`
+	ActiveTime           string `json:"active_time"`
+	LeaderAddress        string `json:"leader_address"`
+	LeaderClusterAddress string `json:"leader_cluster_address"`
+}
+
+// Leader reports whether the server runs with HA and which server is active.
+func (c *Client) Leader(ctx context.Context) (*LeaderStatus, error) {
+	var st LeaderStatus
+	return &st, c.SysJSON(ctx, http.MethodGet, "sys/leader", nil, &st)
+}
+
+// StepDown makes the active server give up its HA lock and become a standby.
+func (c *Client) StepDown(ctx context.Context) error {
+	return c.SysJSON(ctx, http.MethodPut, "sys/step-down", nil, nil)
+}

@@ -122,6 +122,7 @@ type Barrier struct {
 	reserved    atomic.Uint64
 	reserveMu   sync.Mutex
 	rotating    atomic.Bool
+	passive     atomic.Bool // a standby's barrier: no rotation of its own
 }
 
 var _ storage.Transactional = (*Barrier)(nil)
@@ -183,37 +184,114 @@ func (b *Barrier) persistKeyring(ctx context.Context, rootKey []byte, kr *keyrin
 
 // Unseal opens the keyring with rootKey.
 func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
+	kr, err := b.readKeyring(ctx, rootKey)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.sealed {
+		kr.clear()
+		return nil
+	}
+	b.install(kr)
+	b.root = append([]byte(nil), rootKey...)
+	b.sealed = false
+	b.stop = make(chan struct{})
+	go b.watchRotation(b.stop)
+	return nil
+}
+
+// Reload reads the keyring again with the root key the barrier was
+// unsealed with. A standby server calls it as it becomes active: the
+// active server before it may have rotated the key or counted encryptions.
+func (b *Barrier) Reload(ctx context.Context) error {
+	b.mu.RLock()
+	if b.sealed {
+		b.mu.RUnlock()
+		return ErrSealed
+	}
+	root := append([]byte(nil), b.root...)
+	b.mu.RUnlock()
+	defer clear(root)
+	kr, err := b.readKeyring(ctx, root)
+	if err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.sealed {
+		kr.clear()
+		return ErrSealed
+	}
+	for _, k := range b.keys {
+		clear(k.Value)
+	}
+	b.install(kr)
+	return nil
+}
+
+// SetPassive stops (true) or resumes (false) the barrier's own key
+// rotation. A standby server's barrier is passive: its copy of the keyring
+// may be stale, and rotation belongs to the active server.
+func (b *Barrier) SetPassive(passive bool) { b.passive.Store(passive) }
+
+// loadedKeyring is a decrypted keyring ready to install.
+type loadedKeyring struct {
+	aeads  map[uint32]cipher.AEAD
+	keys   map[uint32]*termKey
+	active uint32
+	rc     RotationConfig
+}
+
+func (kr *loadedKeyring) clear() {
+	for _, k := range kr.keys {
+		clear(k.Value)
+	}
+}
+
+// install makes kr the barrier's keyring; b.mu is held.
+func (b *Barrier) install(kr *loadedKeyring) {
+	b.aeads, b.keys, b.active = kr.aeads, kr.keys, kr.active
+	b.rotation = kr.rc
+	mark := kr.keys[kr.active].Encryptions
+	b.encryptions.Store(mark)
+	b.reserved.Store(mark)
+}
+
+// readKeyring reads and decrypts the stored keyring with rootKey.
+func (b *Barrier) readKeyring(ctx context.Context, rootKey []byte) (*loadedKeyring, error) {
 	e, err := b.phys.Get(ctx, keyringKey)
 	if err != nil {
-		return fmt.Errorf("reading the keyring: %w", err)
+		return nil, fmt.Errorf("reading the keyring: %w", err)
 	}
 	if e == nil {
-		return ErrNotInitialized
+		return nil, ErrNotInitialized
 	}
 	aead, err := newAEAD(rootKey)
 	if err != nil {
-		return ErrBadRootKey
+		return nil, ErrBadRootKey
 	}
 	plain, err := open(func(uint32) cipher.AEAD { return aead }, keyringKey, e.Value)
 	if err != nil {
-		return ErrBadRootKey
+		return nil, ErrBadRootKey
 	}
 	defer clear(plain)
 	var kr keyringRecord
 	if err := json.Unmarshal(plain, &kr); err != nil {
-		return fmt.Errorf("decoding the keyring: %w", err)
+		return nil, fmt.Errorf("decoding the keyring: %w", err)
 	}
 	aeads := make(map[uint32]cipher.AEAD, len(kr.Keys))
 	keys := make(map[uint32]*termKey, len(kr.Keys))
 	for _, k := range kr.Keys {
 		a, err := newAEAD(k.Value)
 		if err != nil {
-			return fmt.Errorf("keyring term %d: %w", k.Term, err)
+			return nil, fmt.Errorf("keyring term %d: %w", k.Term, err)
 		}
 		aeads[k.Term], keys[k.Term] = a, k
 	}
 	if aeads[kr.ActiveTerm] == nil {
-		return fmt.Errorf("the keyring has no key for its active term %d", kr.ActiveTerm)
+		return nil, fmt.Errorf("the keyring has no key for its active term %d", kr.ActiveTerm)
 	}
 	rc := defaultRotation
 	// Keyrings written before rotation settings existed have none; a limit
@@ -221,24 +299,7 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	if r := kr.Rotation; r != nil && r.MaxOperations > 0 && r.MaxOperations <= MaxOperationsLimit {
 		rc = *r
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !b.sealed {
-		for _, k := range keys {
-			clear(k.Value)
-		}
-		return nil
-	}
-	b.aeads, b.keys, b.active = aeads, keys, kr.ActiveTerm
-	b.root = append([]byte(nil), rootKey...)
-	b.rotation = rc
-	mark := keys[kr.ActiveTerm].Encryptions
-	b.encryptions.Store(mark)
-	b.reserved.Store(mark)
-	b.sealed = false
-	b.stop = make(chan struct{})
-	go b.watchRotation(b.stop)
-	return nil
+	return &loadedKeyring{aeads: aeads, keys: keys, active: kr.ActiveTerm, rc: rc}, nil
 }
 
 // Seal forgets every key.
@@ -446,6 +507,9 @@ func (b *Barrier) dueLocked(n uint64, byAge bool) bool {
 // autoRotate runs RotateIfDue for one caller at a time and logs a failure:
 // the write that triggered it has succeeded, and the next one retries.
 func (b *Barrier) autoRotate(ctx context.Context) {
+	if b.passive.Load() {
+		return
+	}
 	if !b.rotating.CompareAndSwap(false, true) {
 		return
 	}

@@ -160,7 +160,7 @@ var topCommands = []*command{
 	{path: []string{"token"}, synopsis: "Create, look up, renew and revoke tokens"},
 	{path: []string{"lease"}, synopsis: "Look up, renew and revoke leases"},
 	{path: []string{"audit"}, synopsis: "Enable, list and disable audit devices; see who read a secret"},
-	{path: []string{"operator"}, synopsis: "Initialize, unseal, seal and rotate the server; generate a root token"},
+	{path: []string{"operator"}, synopsis: "Initialize, unseal, seal and rotate the server; generate a root token; migrate storage"},
 	{path: []string{"policy"}, synopsis: "Manage ACL policies"},
 }
 

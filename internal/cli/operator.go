@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"crypto/rand"
+	"encoding/json"
 	"fmt"
 	"math/big"
 
@@ -18,7 +19,12 @@ func runStatus(e *env) error {
 	if err != nil {
 		return fmt.Errorf("Error checking seal status: %w", err)
 	}
-	if err := printSealStatus(e.clientFlags, st); err != nil {
+	var leader *api.LeaderStatus
+	if !st.Sealed {
+		// Best effort: an older server without sys/leader still has a status.
+		leader, _ = c.Leader(background())
+	}
+	if err := printStatus(e.clientFlags, st, leader); err != nil {
 		return err
 	}
 	if st.Sealed {
@@ -28,7 +34,29 @@ func runStatus(e *env) error {
 }
 
 func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
-	if done, err := printStructured(cf.format, st); done {
+	return printStatus(cf, st, nil)
+}
+
+// printStatus prints the seal status and, when known, the HA state as
+// vault status does.
+func printStatus(cf *clientFlags, st *api.SealStatus, leader *api.LeaderStatus) error {
+	// One flat object, as vault status prints: the seal status with
+	// sys/leader's fields beside it.
+	var v any = st
+	if leader != nil {
+		merged := map[string]any{}
+		for _, part := range []any{st, leader} {
+			raw, err := json.Marshal(part)
+			if err != nil {
+				return err
+			}
+			if err := json.Unmarshal(raw, &merged); err != nil {
+				return err
+			}
+		}
+		v = merged
+	}
+	if done, err := printStructured(cf.format, v); done {
 		return err
 	}
 	rows := [][2]string{
@@ -49,7 +77,22 @@ func printSealStatus(cf *clientFlags, st *api.SealStatus) error {
 	}
 	rows = append(rows, [2]string{"Version", st.Version}, [2]string{"Build Date", st.BuildDate}, [2]string{"Storage Type", st.StorageType})
 	if !st.Sealed {
-		rows = append(rows, [2]string{"Cluster Name", st.ClusterName}, [2]string{"Cluster ID", st.ClusterID}, [2]string{"HA Enabled", "false"})
+		rows = append(rows, [2]string{"Cluster Name", st.ClusterName}, [2]string{"Cluster ID", st.ClusterID})
+		if leader == nil || !leader.HAEnabled {
+			rows = append(rows, [2]string{"HA Enabled", "false"})
+		} else {
+			mode := "standby"
+			if leader.IsSelf {
+				mode = "active"
+			}
+			rows = append(rows, [2]string{"HA Enabled", "true"}, [2]string{"HA Cluster", leader.LeaderClusterAddress},
+				[2]string{"HA Mode", mode})
+			if leader.IsSelf {
+				rows = append(rows, [2]string{"Active Since", leader.ActiveTime})
+			} else {
+				rows = append(rows, [2]string{"Active Node Address", leader.LeaderAddress})
+			}
+		}
 	}
 	table(rows)
 	return nil
@@ -71,6 +114,7 @@ var operatorCommands = []*command{
 			boolFlag("migrate", false, "give the key for a seal migration (the configured seal differs from the stored one)"),
 		}},
 	{path: []string{"operator", "seal"}, synopsis: "Seal the server", noArgs: true, run: operatorSeal},
+	{path: []string{"operator", "step-down"}, synopsis: "Make the active server of an HA cluster a standby", noArgs: true, run: operatorStepDown},
 	{path: []string{"operator", "key-status"}, synopsis: "Print the active encryption key's term and use", noArgs: true, run: operatorKeyStatus},
 	{path: []string{"operator", "rotate"}, synopsis: "Rotate the encryption key", noArgs: true, run: operatorRotate},
 	{path: []string{"operator", "generate-root"}, synopsis: "Generate a new root token from unseal (or recovery) key shares", args: "[KEY]", maxArgs: 1,
@@ -85,6 +129,18 @@ var operatorCommands = []*command{
 			strFlag("pgp-key", "", "not supported: use an OTP"),
 		}},
 	migrateCommand,
+}
+
+func operatorStepDown(e *env) error {
+	c, err := e.client()
+	if err != nil {
+		return err
+	}
+	if err := c.StepDown(background()); err != nil {
+		return fmt.Errorf("Error stepping down: %w", err)
+	}
+	fmt.Fprintf(stdout, "Success! Stepped down: %s\n", c.Address())
+	return nil
 }
 
 func operatorSeal(e *env) error {

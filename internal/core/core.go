@@ -39,7 +39,14 @@ type Config struct {
 	MaxLeaseTTL     time.Duration // 0 means 768h
 	ClusterName     string
 	APIAddr         string
-	Audit           AuditConfig // audit stanzas and the settings that limit sys/audit
+	// ClusterAddr is advertised beside APIAddr in sys/leader and
+	// sys/ha-status; Arca's servers talk to each other over the API only.
+	ClusterAddr string
+	// StepDownWait is how long a server that stepped down waits before it
+	// contends for the HA lock again, so another server takes it; 0 means
+	// defaultStepDownWait.
+	StepDownWait time.Duration
+	Audit        AuditConfig // audit stanzas and the settings that limit sys/audit
 
 	// Seal is the key service that protects the root key (a transit seal);
 	// nil means Shamir key shares. With SealDisabled it is the seal being
@@ -77,6 +84,13 @@ type Core struct {
 	barrier *barrier.Barrier
 
 	sealed atomic.Bool
+	// standby is set while the core is unsealed but does not hold the HA
+	// lock: it serves nothing behind the barrier.
+	standby atomic.Bool
+	// fenced is set from the moment the core finds it lost the HA lock
+	// until it is a standby again: nothing goes through the barrier to
+	// storage meanwhile, since another server may already be active.
+	fenced atomic.Bool
 
 	// stateLock is held for writing while sealing or unsealing and for
 	// reading by every request, so no request runs against a half-torn-down
@@ -121,6 +135,7 @@ type Core struct {
 	rollbackStop, rollbackDone chan struct{}
 
 	activeTime  time.Time
+	ha          haState
 	clusterID   string
 	clusterName string
 }
@@ -160,10 +175,12 @@ func New(conf Config) (*Core, error) {
 	}
 	c.metrics = newMetrics(c)
 	c.phys = newTimedStorage(conf.Storage, conf.StorageType, c.metrics)
-	c.barrier = barrier.New(c.phys)
+	c.barrier = barrier.New(fencedStorage{Backend: c.phys, fenced: &c.fenced})
 	c.barrier.Logger = conf.Logger
 	c.audit.OnFailure = func(path, typ string) { c.metrics.auditFailures.WithLabelValues(path, typ).Inc() }
 	c.quotas = newQuotaStore()
+	c.ha.nodeID = newUUID()
+	c.ha.stepDown = make(chan chan struct{}, 1)
 	c.sealed.Store(true)
 	return c, nil
 }
@@ -296,7 +313,15 @@ func (c *Core) InitWithRecovery(ctx context.Context, conf, recovery seal.Config)
 		c.preSeal(ctx)
 		return nil, fmt.Errorf("storing the seal configuration: %w", err)
 	}
-	if auto {
+	if auto && c.haBackend() != nil {
+		// Only the lock holder serves: this server waits for it like any other.
+		c.teardown(ctx)
+		if err := c.enterStandby(ctx); err != nil {
+			c.barrier.Seal()
+			return nil, err
+		}
+		c.logger.Info("core initialized and unsealed by its seal", "seal", conf.Type)
+	} else if auto {
 		c.sealed.Store(false)
 		c.logger.Info("core initialized and unsealed by its seal", "seal", conf.Type)
 	} else {
@@ -450,8 +475,12 @@ func (c *Core) UnsealMigrate(ctx context.Context, share []byte, migrate bool) er
 }
 
 // finishUnseal loads the state behind the opened barrier and opens the
-// core to requests; c.stateLock is held.
+// core to requests; c.stateLock is held. With HA, the core becomes a
+// standby instead, which loads nothing until it holds the lock.
 func (c *Core) finishUnseal(ctx context.Context) error {
+	if c.haBackend() != nil {
+		return c.enterStandby(ctx)
+	}
 	if err := c.postUnseal(ctx); err != nil {
 		c.preSeal(ctx)
 		return fmt.Errorf("loading state after unseal: %w", err)
@@ -478,12 +507,20 @@ func (c *Core) ResetUnseal() error {
 // Seal seals the core: keys leave memory and every secret path answers 503.
 func (c *Core) Seal(ctx context.Context) {
 	c.stateLock.Lock()
-	defer c.stateLock.Unlock()
 	if c.Sealed() {
+		c.stateLock.Unlock()
 		return
 	}
 	c.sealed.Store(true)
+	haDone := c.stopHA()
 	c.preSeal(ctx)
+	c.standby.Store(false)
+	c.stateLock.Unlock()
+	// The HA lock is released only now, after everything that acts as the
+	// active server (expiry, rollbacks) has stopped.
+	if haDone != nil {
+		<-haDone
+	}
 	c.logger.Info("core sealed")
 }
 
@@ -507,14 +544,12 @@ type clusterInfo struct {
 
 // postUnseal loads the state kept behind the barrier.
 func (c *Core) postUnseal(ctx context.Context) error {
-	var ci clusterInfo
-	if _, err := c.getJSON(ctx, clusterKey, &ci); err != nil {
-		return err
-	}
-	c.clusterID = ci.ID
-	c.clusterName = ci.Name
-	if c.clusterName == "" {
-		c.clusterName = "arca-cluster-" + ci.ID[:8]
+	// A standby taking over read it when it unsealed, and health checks
+	// read it without the state lock.
+	if !c.standby.Load() {
+		if err := c.loadClusterInfo(ctx); err != nil {
+			return err
+		}
 	}
 	c.policies = newPolicyStore(newView(c.barrier, "sys/policy/"))
 	if err := c.policies.setupDefaults(ctx); err != nil {
@@ -567,6 +602,13 @@ func (c *Core) postUnseal(ctx context.Context) error {
 
 // preSeal tears down what postUnseal built and seals the barrier.
 func (c *Core) preSeal(ctx context.Context) {
+	c.teardown(ctx)
+	c.barrier.Seal()
+}
+
+// teardown stops what postUnseal started and drops the state it loaded,
+// leaving the barrier open: sealing and a step-down share it.
+func (c *Core) teardown(ctx context.Context) {
 	c.stopRollback()
 	if c.expiration != nil {
 		c.expiration.stopLoop()
@@ -588,7 +630,6 @@ func (c *Core) preSeal(ctx context.Context) {
 	}
 	c.mounts, c.tokens, c.policies, c.expiration, c.lockout, c.identity = nil, nil, nil, nil, nil, nil
 	c.cancelRootGeneration()
-	c.barrier.Seal()
 }
 
 func (c *Core) putJSON(ctx context.Context, key string, v any) error {

@@ -55,8 +55,8 @@ func (c *Core) requiredKeys(ctx context.Context) (seal.Config, error) {
 func (c *Core) GenerateRootStatus(ctx context.Context) (*GenerateRootStatus, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return nil, logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return nil, err
 	}
 	keys, err := c.requiredKeys(ctx)
 	if err != nil {
@@ -76,8 +76,8 @@ func (c *Core) GenerateRootStatus(ctx context.Context) (*GenerateRootStatus, err
 func (c *Core) GenerateRootInit(ctx context.Context, otp string) error {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return err
 	}
 	if len(otp) != RootOTPLength {
 		return logical.BadRequest("otp must be %d characters long, as the otp_length of sys/generate-root/attempt says; got %d", RootOTPLength, len(otp))
@@ -103,8 +103,8 @@ func (c *Core) GenerateRootInit(ctx context.Context, otp string) error {
 func (c *Core) GenerateRootCancel() error {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return err
 	}
 	c.cancelRootGeneration()
 	return nil
@@ -126,8 +126,8 @@ func (c *Core) cancelRootGeneration() {
 func (c *Core) GenerateRootUpdate(ctx context.Context, share []byte, nonce string) (*GenerateRootStatus, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return nil, logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return nil, err
 	}
 	conf, err := c.loadSealConfig(ctx)
 	if err != nil {

@@ -62,6 +62,7 @@ func newMetrics(c *Core) *metrics {
 	m.registry.MustRegister(
 		m.requests, m.requestDuration, m.auditFailures, m.storageDuration, m.rateLimited,
 		gauge("arca_core_unsealed", "1 when the server is unsealed, 0 when sealed.", func() float64 { return boolf(!c.Sealed()) }),
+		gauge("arca_core_active", "1 when the server is unsealed and serving (without HA, or holding the HA lock), 0 when sealed or standby.", func() float64 { return boolf(!c.Sealed() && !c.Standby()) }),
 		gauge("arca_token_count", "Tokens in the token store (0 while sealed).", func() float64 { return float64(c.tokenCount.Load()) }),
 		gauge("arca_lease_count", "Outstanding leases (0 while sealed).", func() float64 { return float64(c.leaseCount.Load()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "arca_lease_revocations_total", Help: "Leases revoked since the server started."},

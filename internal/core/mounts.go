@@ -486,8 +486,8 @@ func cloneStringMap(m map[string]string) map[string]string {
 func (c *Core) EnableSecretsEngine(ctx context.Context, path, typ string, options map[string]string, description string) error {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return err
 	}
 	p, err := normalizeMountPath(path)
 	if err != nil {

@@ -57,8 +57,8 @@ var errNotAudited = logical.Errorf(http.StatusInternalServerError, "the request 
 func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logical.Response, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return nil, logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return nil, err
 	}
 	start := time.Now()
 	in := &audit.Input{Time: start.UTC(), Path: req.Path, Request: req}
@@ -284,8 +284,8 @@ func containsString(ss []string, s string) bool {
 func (c *Core) RecordRequest(ctx context.Context, req *logical.Request, failed error) error {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return err
 	}
 	in := &audit.Input{Time: time.Now().UTC(), Path: req.Path, Request: req, Err: failed}
 	if te, err := c.tokens.lookup(ctx, req.ClientToken); err == nil && te != nil {
@@ -308,8 +308,8 @@ func (c *Core) RecordRequest(ctx context.Context, req *logical.Request, failed e
 func (c *Core) CheckToken(ctx context.Context, token, remoteAddr, path string, op logical.Operation) (policy.Decision, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return policy.Decision{}, logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return policy.Decision{}, err
 	}
 	te, err := c.tokens.lookup(ctx, token)
 	if err != nil || te == nil || !te.allowedFrom(remoteAddr) {

@@ -89,6 +89,7 @@ func newSystemBackend(c *Core) logical.Backend {
 		{Pattern: "internal/ui/mounts/?", Operations: opmap{rd: b.uiMounts}},
 		{Pattern: "internal/ui/mounts/(?P<path>.+)", Fields: map[string]*fw.FieldSchema{"path": {Type: fw.TypeString}}, Operations: opmap{rd: b.uiMount}},
 		{Pattern: "key-status", Operations: opmap{rd: b.keyStatus}},
+		{Pattern: "ha-status", Operations: opmap{rd: b.haStatus}},
 		{Pattern: "rotate(/keyring)?", Operations: opmap{up: b.rotate}},
 		b.rotateConfigPath(),
 	}

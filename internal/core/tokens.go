@@ -163,8 +163,8 @@ func (ts *tokenStore) createRoot(ctx context.Context) (string, error) {
 func (c *Core) CreateRootToken(ctx context.Context, id string) (string, error) {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return "", logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return "", err
 	}
 	te := &TokenEntry{
 		ID:           id,
@@ -183,8 +183,8 @@ func (c *Core) CreateRootToken(ctx context.Context, id string) (string, error) {
 func (c *Core) RevokeToken(ctx context.Context, id string) error {
 	c.stateLock.RLock()
 	defer c.stateLock.RUnlock()
-	if c.Sealed() {
-		return logical.ErrSealed
+	if err := c.checkActive(); err != nil {
+		return err
 	}
 	return c.tokens.revokeTree(ctx, id)
 }

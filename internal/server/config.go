@@ -17,14 +17,21 @@ import (
 	"github.com/arcasec/arca/internal/hclsafe"
 	"github.com/arcasec/arca/internal/logical/framework"
 	sealtransit "github.com/arcasec/arca/internal/seal/transit"
+	"github.com/arcasec/arca/internal/storage"
 	"github.com/arcasec/arca/internal/storage/postgres"
 )
 
 // Config is a server configuration file, in the shapes Vault users write.
 type Config struct {
-	Storage         StorageConfig
-	Listeners       []ListenerConfig
-	APIAddr         string // the URL clients are told to use; shown at start-up and given to the core
+	Storage   StorageConfig
+	Listeners []ListenerConfig
+	APIAddr   string // the URL clients are told to use; shown at start-up and given to the core
+	// ClusterAddr is accepted and advertised beside api_addr; Arca's
+	// servers reach each other through api_addr.
+	ClusterAddr string
+	// StandbyRedirect makes standbys answer 307 to the active server
+	// instead of forwarding requests to it (standby_redirect = true).
+	StandbyRedirect bool
 	ClusterName     string
 	LogLevel        string
 	LogFormat       string
@@ -51,6 +58,12 @@ type Config struct {
 	// Catalog() (to mount stub engines) and the core's clock.
 	Catalog *core.Catalog
 	Clock   core.Clock
+	// StorageBackend, when set, is used instead of opening Storage: tests
+	// give several servers one in-memory HA backend.
+	StorageBackend storage.Backend
+	// StepDownWait is how long a server that stepped down waits before
+	// contending again (0: the core's default).
+	StepDownWait time.Duration
 }
 
 // AuditDeviceConfig is an `audit "<type>" "<path>" { ... }` stanza:
@@ -225,7 +238,19 @@ func ParseConfig(text string) (*Config, error) {
 					conf.UserLockout[typ] = ul
 				}
 			}
-		case "cluster_addr", "plugin_directory", "telemetry":
+		case "cluster_addr":
+			if conf.ClusterAddr, err = stringValue(key, item.Val); err == nil {
+				if u, perr := url.Parse(conf.ClusterAddr); perr != nil || u.Host == "" {
+					err = fmt.Errorf("cluster_addr: %q is not a URL such as \"https://arca-1.example.com:8201\"", conf.ClusterAddr)
+				}
+			}
+		case "disable_clustering":
+			// Arca's servers talk to each other over the API only: there is
+			// no cluster listener to disable.
+			_, err = boolValue(key, item.Val)
+		case "standby_redirect":
+			conf.StandbyRedirect, err = boolValue(key, item.Val)
+		case "plugin_directory", "telemetry":
 			err = fmt.Errorf("%s (line %d): Arca does not implement this option yet; remove it from the configuration", key, item.Pos().Line)
 		default:
 			return nil, fmt.Errorf("unknown configuration key %q (line %d)", key, item.Pos().Line)

@@ -25,7 +25,8 @@ func TestConfigRefusesWhatArcaIgnores(t *testing.T) {
 		{`seal "transit" { address = "https://vault:8200" token = "t" key_name = "k" tls_ca_cert = "/nonexistent/ca.pem" }`, "tls_ca_cert"},
 		{"seal \"transit\" { address = \"https://a:8200\" token = \"t\" key_name = \"k\" }\nseal \"transit\" { address = \"https://b:8200\" token = \"t\" key_name = \"k\" }", "only one seal"},
 		{`telemetry { prometheus_retention_time = "30s" }`, "telemetry"},
-		{`cluster_addr = "https://127.0.0.1:8201"`, "cluster_addr"},
+		{`cluster_addr = "127.0.0.1"`, "cluster_addr"},
+		{`standby_redirect = "sometimes"`, "standby_redirect"},
 		{`plugin_directory = "/plugins"`, "plugin_directory"},
 		{`ui = true`, "ui"},
 		{`raw_storage_endpoint = true`, "raw_storage_endpoint"},
@@ -73,12 +74,18 @@ disable_cache = true
 ui = false
 raw_storage_endpoint = false
 pid_file = "/run/arca.pid"
+cluster_addr = "https://arca-1.example.com:8201"
+disable_clustering = true
+standby_redirect = true
 `)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !conf.DisableMlock || conf.APIAddr != "https://arca.example.com:8200" || conf.PidFile != "/run/arca.pid" {
 		t.Fatalf("disable_mlock = %v, api_addr = %q, pid_file = %q", conf.DisableMlock, conf.APIAddr, conf.PidFile)
+	}
+	if conf.ClusterAddr != "https://arca-1.example.com:8201" || !conf.StandbyRedirect {
+		t.Fatalf("cluster_addr = %q, standby_redirect = %v", conf.ClusterAddr, conf.StandbyRedirect)
 	}
 	conf, err = ParseConfig(minimalConfig)
 	if err != nil {

@@ -43,6 +43,7 @@ type Handler struct {
 	maxRequestSize     int64
 	maxRequestDuration time.Duration
 	json               JSONLimits
+	forwarder          *forwarder
 }
 
 // HandlerOptions are a listener's request limits; zero values take the
@@ -51,6 +52,9 @@ type HandlerOptions struct {
 	MaxRequestSize     int64
 	MaxRequestDuration time.Duration
 	JSON               JSONLimits
+	// StandbyRedirect makes a standby answer 307 to the active server
+	// instead of forwarding the request to it.
+	StandbyRedirect bool
 }
 
 type rateDecision = core.RateLimitDecision
@@ -67,7 +71,8 @@ func NewHandler(c *core.Core, logger *slog.Logger, opts HandlerOptions) *Handler
 		logger = slog.Default()
 	}
 	return &Handler{core: c, logger: logger, maxRequestSize: opts.MaxRequestSize,
-		maxRequestDuration: opts.MaxRequestDuration, json: opts.JSON.withDefaults()}
+		maxRequestDuration: opts.MaxRequestDuration, json: opts.JSON.withDefaults(),
+		forwarder: newForwarder(opts.StandbyRedirect)}
 }
 
 // injectedPaths are the legacy sys/ routes whose data members are repeated
@@ -107,6 +112,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A quota with a role needs the login's role, which the body tells:
 	// such requests are checked in handleLogical once it is read.
 	if !h.core.RateLimitNeedsRole(path) && !h.rateLimited(w, r, path, h.core.CheckRateLimit(path, r.RemoteAddr)) {
+		return
+	}
+	if !localPaths[path] && h.core.Standby() {
+		h.forward(w, r)
 		return
 	}
 	switch path {

@@ -68,14 +68,18 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		logger = slog.Default()
 	}
 	kind := storageKind(conf.Storage.Type)
-	phys, err := OpenStorage(conf.Storage)
-	if err != nil {
-		return nil, err
+	phys := conf.StorageBackend
+	if phys == nil {
+		var err error
+		if phys, err = OpenStorage(conf.Storage); err != nil {
+			return nil, err
+		}
 	}
 	if err := checkNoMigration(phys); err != nil {
 		phys.Close()
 		return nil, err
 	}
+	var err error
 	var autoseal *sealtransit.Seal
 	if conf.Seal != nil {
 		if autoseal, err = sealtransit.New(*conf.Seal); err != nil {
@@ -97,6 +101,8 @@ func New(conf *Config, logger *slog.Logger) (*Server, error) {
 		MaxLeaseTTL:     conf.MaxLeaseTTL,
 		ClusterName:     conf.ClusterName,
 		APIAddr:         conf.APIAddr,
+		ClusterAddr:     conf.ClusterAddr,
+		StepDownWait:    conf.StepDownWait,
 		Audit:           auditConfig(conf),
 		UserLockout:     conf.UserLockout,
 	}
@@ -142,7 +148,8 @@ func (s *Server) Start() ([]string, error) {
 			ln = tls.NewListener(ln, tlsConf)
 		}
 		srv := &http.Server{
-			Handler:           NewHandler(s.Core, s.logger, HandlerOptions{MaxRequestSize: lc.MaxRequestSize, MaxRequestDuration: lc.MaxRequestDuration, JSON: lc.JSON}),
+			Handler: NewHandler(s.Core, s.logger, HandlerOptions{MaxRequestSize: lc.MaxRequestSize, MaxRequestDuration: lc.MaxRequestDuration,
+				JSON: lc.JSON, StandbyRedirect: s.conf.StandbyRedirect}),
 			ReadTimeout:       lc.ReadTimeout,
 			ReadHeaderTimeout: lc.ReadHeaderTimeout,
 			IdleTimeout:       lc.IdleTimeout,
@@ -154,6 +161,9 @@ func (s *Server) Start() ([]string, error) {
 		s.listeners = append(s.listeners, ln)
 		s.mu.Unlock()
 		addrs = append(addrs, ln.Addr().String())
+		if len(addrs) == 1 && s.conf.APIAddr == "" && s.Core.HAEnabled() {
+			s.advertiseListener(ln, lc)
+		}
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				s.logger.Error("listener stopped", "address", ln.Addr().String(), "error", err)
@@ -165,6 +175,22 @@ func (s *Server) Start() ([]string, error) {
 		go s.autoseal.RenewToken(s.ctx, s.logger)
 	}
 	return addrs, nil
+}
+
+// advertiseListener makes the first listener's bound address the api_addr
+// of an HA server configured without one, when that address is one other
+// servers can reach (not a wildcard).
+func (s *Server) advertiseListener(ln net.Listener, lc ListenerConfig) {
+	tcp, ok := ln.Addr().(*net.TCPAddr)
+	if !ok || tcp.IP.IsUnspecified() {
+		s.logger.Warn("HA storage without api_addr: standbys cannot forward to this server; set api_addr")
+		return
+	}
+	scheme := "https"
+	if lc.TLSDisable {
+		scheme = "http"
+	}
+	s.Core.SetAPIAddr(scheme + "://" + tcp.String())
 }
 
 // The auto-unseal retry delays: doubling from the first to the last.

@@ -278,6 +278,10 @@ func (h *Handler) handleSeal(w http.ResponseWriter, r *http.Request) {
 		methodNotAllowed(w, r)
 		return
 	}
+	if h.core.Standby() {
+		writeErrors(w, http.StatusBadRequest, "this server is a standby, which cannot be sealed: it cannot check the token; restart it instead, or seal the active server")
+		return
+	}
 	if !h.requireSudo(w, r, "sys/seal") {
 		return
 	}
@@ -293,7 +297,11 @@ func (h *Handler) handleStepDown(w http.ResponseWriter, r *http.Request) {
 	if !h.requireSudo(w, r, "sys/step-down") {
 		return
 	}
-	// A single node is always active: stepping down is a no-op.
+	// A server without HA is always active: stepping down does nothing.
+	if err := h.core.StepDown(r.Context()); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -318,10 +326,24 @@ func (h *Handler) handleHealth(w http.ResponseWriter, r *http.Request) {
 	active, ok1 := code("activecode", http.StatusOK)
 	sealedCode, ok2 := code("sealedcode", http.StatusServiceUnavailable)
 	uninit, ok3 := code("uninitcode", http.StatusNotImplemented)
-	_, ok4 := code("standbycode", http.StatusTooManyRequests)
+	standbyCode, ok4 := code("standbycode", http.StatusTooManyRequests)
 	_, ok5 := code("perfstandbycode", 473)
 	if !(ok1 && ok2 && ok3 && ok4 && ok5) {
 		return
+	}
+	// standbyok answers a standby with the active code; Arca has no
+	// performance standbys, so perfstandbyok changes nothing.
+	for _, name := range []string{"standbyok", "perfstandbyok"} {
+		if v := q.Get(name); v != "" {
+			ok, err := strconv.ParseBool(v)
+			if err != nil {
+				writeErrors(w, http.StatusBadRequest, "invalid value for "+name+": "+strconv.Quote(v))
+				return
+			}
+			if ok && name == "standbyok" {
+				standbyCode = active
+			}
+		}
 	}
 	initialized, err := h.core.Initialized(r.Context())
 	if err != nil {
@@ -329,12 +351,15 @@ func (h *Handler) handleHealth(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sealed := h.core.Sealed()
+	standby := !sealed && h.core.Standby()
 	status := active
 	switch {
 	case !initialized:
 		status = uninit
 	case sealed:
 		status = sealedCode
+	case standby:
+		status = standbyCode
 	}
 	if r.Method == http.MethodHead {
 		w.WriteHeader(status)
@@ -343,7 +368,7 @@ func (h *Handler) handleHealth(w http.ResponseWriter, r *http.Request) {
 	body := map[string]any{
 		"initialized":                  initialized,
 		"sealed":                       sealed,
-		"standby":                      false,
+		"standby":                      standby,
 		"performance_standby":          false,
 		"replication_performance_mode": "disabled",
 		"replication_dr_mode":          "disabled",
@@ -366,12 +391,17 @@ func (h *Handler) handleLeader(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusServiceUnavailable, logical.ErrSealed.Error())
 		return
 	}
+	st, err := h.core.Leader()
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]any{
-		"ha_enabled":                          false,
-		"is_self":                             false,
-		"active_time":                         "0001-01-01T00:00:00Z",
-		"leader_address":                      "",
-		"leader_cluster_address":              "",
+		"ha_enabled":                          st.HAEnabled,
+		"is_self":                             st.IsSelf,
+		"active_time":                         st.ActiveTime.UTC().Format(time.RFC3339Nano),
+		"leader_address":                      st.LeaderAddress,
+		"leader_cluster_address":              st.LeaderClusterAddress,
 		"performance_standby":                 false,
 		"performance_standby_last_remote_wal": 0,
 	})

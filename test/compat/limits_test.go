@@ -175,6 +175,9 @@ func TestMetrics(t *testing.T) {
 	if v, ok := value("arca_core_unsealed", nil); !ok || v != 1 {
 		t.Fatalf("arca_core_unsealed = %v (%v)", v, ok)
 	}
+	if v, ok := value("arca_core_active", nil); !ok || v != 1 {
+		t.Fatalf("arca_core_active = %v (%v)", v, ok)
+	}
 	if v, ok := value("arca_core_requests_total", map[string]string{"mount": "secret/", "operation": "read", "status": "200"}); !ok || v < 1 {
 		t.Fatalf("no successful KV read counted: %v", v)
 	}
