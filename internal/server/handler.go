@@ -109,6 +109,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	r, ok := h.clientAddress(r)
+	if !ok && !localPaths[path] {
+		writeErrors(w, http.StatusServiceUnavailable, "a standby forwarded this request with a client address this server cannot verify; check that the servers' clocks agree within a minute, and retry")
+		return
+	}
 	// A quota with a role needs the login's role, which the body tells:
 	// such requests are checked in handleLogical once it is read.
 	if !h.core.RateLimitNeedsRole(path) && !h.rateLimited(w, r, path, h.core.CheckRateLimit(path, r.RemoteAddr)) {
