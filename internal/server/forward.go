@@ -15,8 +15,8 @@ import (
 // A standby answers the seal, health and leader endpoints itself; every
 // other request belongs to the active server. By default the standby
 // forwards it (a reverse proxy to the active server's api_addr, headers
-// and body as sent, X-Forwarded-For added), so a client pointed at any
-// server works; with standby_redirect it answers 307 to the same path on
+// and body as sent, X-Forwarded-For added, and the client's address signed
+// in X-Arca-Forwarded-Client), so a client pointed at any server works; with standby_redirect it answers 307 to the same path on
 // the active server instead, as Vault's standbys do without forwarding.
 
 // localPaths are served by every server, standby or not.

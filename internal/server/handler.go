@@ -112,6 +112,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r, ok := h.clientAddress(r)
 	if !ok && !localPaths[path] {
+		if h.core.Standby() {
+			w.Header().Set(standbyHeader, "true")
+		}
 		writeErrors(w, http.StatusServiceUnavailable, "a standby forwarded this request with a client address this server cannot verify; check that the servers' clocks agree within a minute, and retry")
 		return
 	}
