@@ -138,6 +138,9 @@ type Core struct {
 	ha          haState
 	clusterID   string
 	clusterName string
+	// forwardingKey authenticates the client addresses standbys attach to
+	// the requests they forward (forwarding.go).
+	forwardingKey atomic.Pointer[[]byte]
 }
 
 const sealConfigKey = "core/seal-config"
@@ -551,6 +554,9 @@ func (c *Core) postUnseal(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := c.ensureForwardingKey(ctx); err != nil {
+		return err
+	}
 	c.policies = newPolicyStore(newView(c.barrier, "sys/policy/"))
 	if err := c.policies.setupDefaults(ctx); err != nil {
 		return err
@@ -603,6 +609,7 @@ func (c *Core) postUnseal(ctx context.Context) error {
 // preSeal tears down what postUnseal built and seals the barrier.
 func (c *Core) preSeal(ctx context.Context) {
 	c.teardown(ctx)
+	c.dropForwardingKey()
 	c.barrier.Seal()
 }
 

@@ -207,6 +207,10 @@ type Paths struct {
 	Unauthenticated []string
 	// Root paths need the sudo capability.
 	Root []string
+	// FormBody paths also accept a write whose body is
+	// application/x-www-form-urlencoded (an OIDC provider's form_post
+	// callback); every other path takes JSON only.
+	FormBody []string
 }
 
 // SystemView is what the core lends a backend: configuration it needs and

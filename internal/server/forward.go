@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -14,8 +15,8 @@ import (
 // A standby answers the seal, health and leader endpoints itself; every
 // other request belongs to the active server. By default the standby
 // forwards it (a reverse proxy to the active server's api_addr, headers
-// and body as sent, X-Forwarded-For added), so a client pointed at any
-// server works; with standby_redirect it answers 307 to the same path on
+// and body as sent, X-Forwarded-For added, and the client's address signed
+// in X-Arca-Forwarded-Client), so a client pointed at any server works; with standby_redirect it answers 307 to the same path on
 // the active server instead, as Vault's standbys do without forwarding.
 
 // localPaths are served by every server, standby or not.
@@ -30,6 +31,12 @@ var localPaths = map[string]bool{
 // forwardedHeader marks a request a standby forwarded, so a server that is
 // itself a standby by the time it arrives does not forward it again.
 const forwardedHeader = "X-Arca-Forwarded-By-Standby"
+
+// forwardedClientHeader carries, on a forwarded request, the address of
+// the client the standby served, authenticated with the cluster's
+// forwarding key (core.SignForwardedClient). A server believes it only
+// when it verifies; it never passes it on to the rest of the server.
+const forwardedClientHeader = "X-Arca-Forwarded-Client"
 
 // standbyHeader marks the answer of a server that turned out to be a
 // standby: the forwarding standby forgets it as the active server.
@@ -117,12 +124,25 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusTemporaryRedirect)
 		return
 	}
+	// The client's address goes along, signed for the method and the
+	// request URI the active server will see. A standby that cannot sign
+	// (no forwarding key yet) does not forward: the active server would
+	// take the standby's own address for the client's.
+	out := *r.URL
+	(&httputil.ProxyRequest{Out: &http.Request{URL: &out}}).SetURL(target)
+	client, err := h.core.SignForwardedClient(r.Context(), r.RemoteAddr, r.Method, out.RequestURI(), time.Now())
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
 	proxy := &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetURL(target)
 			pr.SetXForwarded()
 			pr.Out.Host = target.Host
 			pr.Out.Header.Set(forwardedHeader, "1")
+			// Whatever the client sent under this name is replaced.
+			pr.Out.Header.Set(forwardedClientHeader, client)
 		},
 		Transport: h.forwarder.transport,
 		ModifyResponse: func(resp *http.Response) error {
@@ -138,4 +158,32 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request) {
 		},
 	}
 	proxy.ServeHTTP(w, r)
+}
+
+// clientAddress settles the address of the client of r. A request that
+// carries a forwarded client address whose MAC verifies (a standby
+// forwarded it) is served as from that address; the header is removed
+// either way, so nothing downstream sees it. ok is false for a request a
+// standby marked as forwarded whose address does not verify: it is
+// refused rather than served as from the standby.
+func (h *Handler) clientAddress(r *http.Request) (_ *http.Request, ok bool) {
+	vals := r.Header.Values(forwardedClientHeader)
+	forwarded := r.Header.Get(forwardedHeader) != ""
+	if len(vals) == 0 {
+		return r, !forwarded
+	}
+	r = r.Clone(r.Context())
+	r.Header.Del(forwardedClientHeader)
+	if len(vals) == 1 {
+		if addr, verified := h.core.VerifyForwardedClient(r.Context(), vals[0], r.Method, r.URL.RequestURI(), time.Now()); verified {
+			r.RemoteAddr = addr
+			return r, true
+		}
+	}
+	level := slog.LevelDebug
+	if forwarded {
+		level = slog.LevelWarn // clocks apart, or a misconfigured api_addr
+	}
+	h.logger.Log(r.Context(), level, "ignoring a forwarded client address that does not verify", "remote_address", r.RemoteAddr, "forwarded_by_standby", forwarded)
+	return r, !forwarded
 }

@@ -15,6 +15,7 @@ import (
 	"math"
 	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -107,6 +108,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	path := r.URL.Path[len("/v1/"):]
 	if err := checkPath(path); err != nil {
 		writeErrors(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	r, ok := h.clientAddress(r)
+	if !ok && !localPaths[path] {
+		if h.core.Standby() {
+			w.Header().Set(standbyHeader, "true")
+		}
+		writeErrors(w, http.StatusServiceUnavailable, "a standby forwarded this request with a client address this server cannot verify; check that the servers' clocks agree within a minute, and retry")
 		return
 	}
 	// A quota with a role needs the login's role, which the body tells:
@@ -244,7 +253,11 @@ func (h *Handler) handleLogical(w http.ResponseWriter, r *http.Request, path str
 			}
 			req.ContentType = ct
 		}
-		data, err := h.decodeBody(w, r)
+		decode := h.decodeBody
+		if op == logical.UpdateOperation && isFormBody(r) && h.core.AcceptsFormBody(path) {
+			decode = h.decodeFormBody
+		}
+		data, err := decode(w, r)
 		if err != nil {
 			h.writeError(w, r, err)
 			return
@@ -337,6 +350,50 @@ func (h *Handler) decodeBody(w http.ResponseWriter, r *http.Request) (map[string
 		return nil, err
 	}
 	return DecodeJSONBody(raw)
+}
+
+// isFormBody reports whether r's body is form-encoded.
+func isFormBody(r *http.Request) bool {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return ct == "application/x-www-form-urlencoded"
+}
+
+// decodeFormBody reads an application/x-www-form-urlencoded body, for the
+// paths whose backend declared it takes one (an OIDC form_post callback).
+// Each field is a string; a field given twice is refused rather than
+// guessed at.
+func (h *Handler) decodeFormBody(w http.ResponseWriter, r *http.Request) (map[string]any, error) {
+	raw, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.maxRequestSize))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, logical.Errorf(http.StatusRequestEntityTooLarge, "request body is larger than the %d-byte limit", h.maxRequestSize)
+		}
+		return nil, logical.BadRequest("reading the request body: %v", err)
+	}
+	// curl -d labels JSON as a form: a body that opens like a JSON object
+	// is JSON (a browser's form encodes '{' as %7B).
+	if t := bytes.TrimSpace(raw); len(t) > 0 && t[0] == '{' {
+		if err := h.json.check(raw); err != nil {
+			return nil, err
+		}
+		return DecodeJSONBody(raw)
+	}
+	form, err := url.ParseQuery(string(raw))
+	if err != nil {
+		return nil, logical.BadRequest("failed to parse the form-encoded body: malformed encoding")
+	}
+	if len(form) == 0 {
+		return nil, nil
+	}
+	data := make(map[string]any, len(form))
+	for k, v := range form {
+		if len(v) != 1 {
+			return nil, logical.BadRequest("form field %q is given %d times; give it once", k, len(v))
+		}
+		data[k] = v[0]
+	}
+	return data, nil
 }
 
 // DecodeJSONBody parses a request body: empty, null, or one JSON object.

@@ -32,8 +32,8 @@ func startNodes(t *testing.T, n int, redirect bool) (*storage.InmemHA, []*node) 
 	return startNodesWith(t, n, server.Config{StandbyRedirect: redirect})
 }
 
-// startNodesWith is startNodes with the catalog, clock and redirect
-// setting of base.
+// startNodesWith is startNodes with the catalog, clock, redirect and
+// API audit settings of base.
 func startNodesWith(t *testing.T, n int, base server.Config) (*storage.InmemHA, []*node) {
 	t.Helper()
 	store := storage.NewInmemHA()
@@ -47,6 +47,8 @@ func startNodesWith(t *testing.T, n int, base server.Config) (*storage.InmemHA, 
 			StandbyRedirect: base.StandbyRedirect,
 			Catalog:         base.Catalog,
 			Clock:           base.Clock,
+
+			UnsafeAllowAPIAuditCreation: base.UnsafeAllowAPIAuditCreation,
 		}, quiet())
 		if err != nil {
 			t.Fatal(err)

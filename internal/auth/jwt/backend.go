@@ -52,6 +52,9 @@ func newBackend() *backend {
 			"or through the browser OIDC flow (oidc/auth_url and oidc/callback).",
 		PathsSpecial: &logical.Paths{
 			Unauthenticated: []string{"login", "oidc/auth_url", "oidc/callback"},
+			// An OIDC provider in form_post mode has the browser POST the
+			// callback's fields as a form.
+			FormBody: []string{"oidc/callback"},
 		},
 		ResolveRole: b.resolveRole,
 		Paths: []*framework.Path{
