@@ -6,6 +6,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -26,9 +27,30 @@ func StartDev(t testing.TB) (addr, rootToken string) {
 // StartDevServer is StartDev that also returns the server, for tests that
 // act on it directly (reopening audit devices as SIGHUP does). When log is
 // not nil, the server writes JSON logs at debug level to it.
+//
+// Dev servers run on inmem storage, unless ARCA_TEST_STORAGE names another
+// ("postgresql" or "bolt"): the test command runs the server-level suites a
+// second time that way, so they hold on the HA backend too.
 func StartDevServer(t testing.TB, log io.Writer) (srv *server.Server, addr, rootToken string) {
 	t.Helper()
-	return StartDevServerOn(t, server.StorageConfig{Type: "inmem"}, log)
+	return StartDevServerOn(t, DevStorage(t), log)
+}
+
+// DevStorage is the storage dev servers start on: inmem, or the backend
+// ARCA_TEST_STORAGE names.
+func DevStorage(t testing.TB) server.StorageConfig {
+	t.Helper()
+	switch kind := os.Getenv("ARCA_TEST_STORAGE"); kind {
+	case "", "inmem":
+		return server.StorageConfig{Type: "inmem"}
+	case "postgresql":
+		return PostgresStorage(t)
+	case "bolt":
+		return BoltStorage(t)
+	default:
+		t.Fatalf("servertest: ARCA_TEST_STORAGE=%q is not inmem, bolt or postgresql", kind)
+		return server.StorageConfig{}
+	}
 }
 
 // StartDevOn is StartDev on the given storage (see EachStorage).
