@@ -27,6 +27,9 @@ const userPrefix = "user/"
 // bcryptCost is the work factor of stored password hashes.
 const bcryptCost = bcrypt.DefaultCost
 
+// bcryptMaxPassword is the most bytes of a password bcrypt reads.
+const bcryptMaxPassword = 72
+
 // errInvalidCredentials is the one answer to a wrong password or an unknown
 // user (Vault's wording).
 var errInvalidCredentials = logical.BadRequest("invalid username or password")
@@ -331,7 +334,10 @@ func (b *backend) login(ctx context.Context, req *logical.Request, d *fw.FieldDa
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	// bcrypt reads only the first 72 bytes, and no stored password is
+	// longer (hashPassword refuses it): a longer one is never the password,
+	// though it is still compared, so it costs what any wrong one does.
+	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && len(password) <= bcryptMaxPassword
 	if u == nil || !match {
 		guard.Failed(ctx, name)
 		return nil, errInvalidCredentials
