@@ -1,0 +1,183 @@
+package compat
+
+import (
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	vault "github.com/hashicorp/vault/api"
+)
+
+// TestProbeAppRoleCrossRole: an operator of role b (a token whose policy
+// covers only auth/approle/role/b/*) cannot use, see or destroy role a's
+// secret IDs, and a secret ID of one role never logs in with another's
+// role ID.
+func TestProbeAppRoleCrossRole(t *testing.T) {
+	root := devClient(t)
+	roleA := enableAppRole(t, root, "a", map[string]any{"token_policies": "a-pol"})
+	roleB := enableAppRole(t, root, "b", map[string]any{"token_policies": "b-pol"})
+	secretA, accA := newSecretID(t, root, "a", nil)
+	secretB, _ := newSecretID(t, root, "b", nil)
+	if err := root.Sys().PutPolicy("b-operator", `path "auth/approle/role/b/*" { capabilities = ["create", "read", "update", "delete", "list"] }`); err != nil {
+		t.Fatal(err)
+	}
+	op := newClient(t, root.Address(), mustToken(t, root, "b-operator"))
+
+	for _, c := range []struct{ roleID, secretID, what string }{
+		{roleB, secretA, "a's secret ID with b's role ID"},
+		{roleA, secretB, "b's secret ID with a's role ID"},
+		{roleA, accA, "a's accessor as a secret ID"},
+		{roleA, "", "a's role ID without a secret ID"},
+		{secretA, roleA, "swapped"},
+	} {
+		if _, err := appRoleLogin(root, c.roleID, c.secretID); statusOf(err) != http.StatusBadRequest {
+			t.Errorf("%s: %v, want 400", c.what, err)
+		}
+	}
+
+	// Through role b's paths, role a's secret ID and accessor are unknown.
+	if s, err := op.Logical().Write("auth/approle/role/b/secret-id/lookup", map[string]any{"secret_id": secretA}); err != nil || s != nil {
+		t.Errorf("looking up a's secret ID through b: %v %v, want nothing", s, err)
+	}
+	if _, err := op.Logical().Write("auth/approle/role/b/secret-id/destroy", map[string]any{"secret_id": secretA}); err != nil {
+		t.Errorf("destroying a's secret ID through b: %v, want a quiet no-op", err)
+	}
+	for _, p := range []string{"auth/approle/role/b/secret-id-accessor/destroy", "auth/approle/role/b/secret-id-accessor/lookup"} {
+		if _, err := op.Logical().Write(p, map[string]any{"secret_id_accessor": accA}); statusOf(err) != http.StatusNotFound {
+			t.Errorf("%s with a's accessor: %v, want 404", p, err)
+		}
+	}
+	// Role a's own paths are out of the operator's policy, however spelled.
+	for _, p := range []string{
+		"auth/approle/role/a/secret-id-accessor/destroy",
+		"auth/approle/role/A/secret-id-accessor/destroy",
+		"auth/approle/role/b/../a/secret-id-accessor/destroy",
+		"auth/approle/role/b%2F..%2Fa/secret-id-accessor/destroy",
+	} {
+		_, err := op.Logical().Write(p, map[string]any{"secret_id_accessor": accA})
+		if st := statusOf(err); st != http.StatusForbidden && st != http.StatusBadRequest && st != http.StatusNotFound {
+			t.Errorf("%s: %v, want 403 (or 400/404)", p, err)
+		}
+	}
+	if _, err := op.Logical().Read("auth/approle/role/a/role-id"); statusOf(err) != http.StatusForbidden {
+		t.Errorf("reading a's role ID: %v, want 403", err)
+	}
+	// After all that, a's secret ID still logs in as a.
+	s, err := appRoleLogin(root, roleA, secretA)
+	if err != nil {
+		t.Fatalf("a's login after the probes: %v", err)
+	}
+	if s.Auth.Metadata["role_name"] != "a" {
+		t.Fatalf("a's login metadata %v", s.Auth.Metadata)
+	}
+}
+
+// TestProbeAppRoleDestroyedAndCustom: a destroyed secret ID does not log
+// in, a custom secret ID cannot overwrite an existing one, and destroying
+// a limited-use secret ID while logins race with it leaves no use behind.
+func TestProbeAppRoleDestroyedAndCustom(t *testing.T) {
+	root := devClient(t)
+	roleID := enableAppRole(t, root, "r", map[string]any{"token_policies": "r-pol"})
+	// The races below fail many logins on purpose; lockout would hide
+	// whether a use was left behind.
+	if err := root.Sys().TuneMount("auth/approle", vault.MountConfigInput{UserLockoutConfig: &vault.UserLockoutConfigInput{DisableLockout: ptr(true)}}); err != nil {
+		t.Fatal(err)
+	}
+
+	s1, _ := newSecretID(t, root, "r", nil)
+	if _, err := root.Logical().Write("auth/approle/role/r/secret-id/destroy", map[string]any{"secret_id": s1}); err != nil {
+		t.Fatal(err)
+	}
+	s2, acc2 := newSecretID(t, root, "r", nil)
+	if _, err := root.Logical().Write("auth/approle/role/r/secret-id-accessor/destroy", map[string]any{"secret_id_accessor": acc2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []string{s1, s2} {
+		if _, err := appRoleLogin(root, roleID, s); statusOf(err) != http.StatusBadRequest {
+			t.Errorf("a destroyed secret ID: %v, want 400", err)
+		}
+	}
+
+	// A custom secret ID equal to an existing one is refused; the existing
+	// one keeps its limits.
+	s3, _ := newSecretID(t, root, "r", map[string]any{"num_uses": 1, "metadata": `{"owner":"ops"}`})
+	if _, err := root.Logical().Write("auth/approle/role/r/custom-secret-id", map[string]any{"secret_id": s3, "num_uses": 0}); statusOf(err) != http.StatusBadRequest {
+		t.Fatalf("a custom secret ID equal to an existing one: %v, want 400", err)
+	}
+	if _, err := appRoleLogin(root, roleID, s3); err != nil {
+		t.Fatalf("the existing secret ID: %v", err)
+	}
+	if _, err := appRoleLogin(root, roleID, s3); statusOf(err) != http.StatusBadRequest {
+		t.Fatalf("a one-use secret ID's second login: %v, want 400 (the custom twin must not have reset its uses)", err)
+	}
+
+	// Races: logins against a 3-use secret ID while it is destroyed. At
+	// most 3 succeed, and none after the destroy returned.
+	for round := 0; round < 5; round++ {
+		sid, _ := newSecretID(t, root, "r", map[string]any{"num_uses": 3})
+		var ok atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if _, err := appRoleLogin(root, roleID, sid); err == nil {
+					ok.Add(1)
+				}
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			if _, err := root.Logical().Write("auth/approle/role/r/secret-id/destroy", map[string]any{"secret_id": sid}); err != nil {
+				t.Errorf("destroy: %v", err)
+			}
+		}()
+		close(start)
+		wg.Wait()
+		if n := ok.Load(); n > 3 {
+			t.Fatalf("round %d: %d logins with a 3-use secret ID", round, n)
+		}
+		if _, err := appRoleLogin(root, roleID, sid); statusOf(err) != http.StatusBadRequest {
+			t.Fatalf("round %d: a login after the destroy: %v, want 400", round, err)
+		}
+	}
+}
+
+// TestProbeAppRoleLoginTypes: role_id and secret_id of the wrong JSON type
+// are refused with a 400, never a 500 or a login.
+func TestProbeAppRoleLoginTypes(t *testing.T) {
+	root := devClient(t)
+	roleID := enableAppRole(t, root, "r", nil)
+	sid, _ := newSecretID(t, root, "r", nil)
+	addr := root.Address()
+	for _, body := range []string{
+		`{"role_id":["` + roleID + `","x"],"secret_id":"` + sid + `"}`,
+		`{"role_id":{"id":"` + roleID + `"},"secret_id":"` + sid + `"}`,
+		`{"role_id":"` + roleID + `","secret_id":["` + sid + `","` + sid + `"]}`,
+		`{"role_id":"` + roleID + `","secret_id":{"$gt":""}}`,
+		`{"role_id":"` + roleID + `","secret_id":true}`,
+		`{"role_id":"*","secret_id":"*"}`,
+		`{"role_id":"` + roleID + `","secret_id":"` + sid[:8] + `"}`,
+		`{"role_id":"` + roleID[:8] + `","secret_id":"` + sid + `"}`,
+		`{"role_id":"` + roleID + "\u0000" + `","secret_id":"` + sid + `"}`,
+		`{"role_id":null,"secret_id":null}`,
+	} {
+		st, _, raw := rawRequest(t, http.MethodPost, addr+"/v1/auth/approle/login", "", body)
+		if st != http.StatusBadRequest {
+			t.Errorf("approle login %s: %d %s, want 400", body, st, raw)
+		}
+		noTokenIn(t, body, raw)
+	}
+	// Only the login path is open without a token.
+	for _, p := range []string{"auth/approle/role/r/secret-id", "auth/approle/role/r/role-id", "auth/approle/role/r/custom-secret-id", "auth/approle/tidy/secret-id"} {
+		st, _, raw := rawRequest(t, http.MethodPost, addr+"/v1/"+p, "", `{"secret_id":"mine"}`)
+		if st != http.StatusForbidden {
+			t.Errorf("POST %s without a token: %d %s, want 403", p, st, raw)
+		}
+	}
+}
