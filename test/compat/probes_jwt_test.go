@@ -174,6 +174,8 @@ path "secret/data/users/{{identity.entity.aliases.`+acc+`.name}}/*" { capabiliti
 path "secret/data/users/{{identity.entity.aliases.`+acc+`.name}}" { capabilities = ["read"] }
 path "secret/data/repos/{{identity.entity.aliases.`+acc+`.metadata.repo}}" { capabilities = ["read"] }
 path "secret/data/ids/{{identity.entity.id}}" { capabilities = ["read"] }
+path "secret/data/split/+{{identity.entity.aliases.`+acc+`.name}}" { capabilities = ["read"] }
+path "secret/data/split2/{{identity.entity.aliases.`+acc+`.name}}+/x" { capabilities = ["read"] }
 `); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +183,7 @@ path "secret/data/ids/{{identity.entity.id}}" { capabilities = ["read"] }
 		"role_type": "jwt", "user_claim": "sub", "bound_audiences": "arca", "token_policies": "per-user",
 		"claim_mappings": map[string]any{"repo": "repo"},
 	})
-	for _, p := range []string{"users/alice/x", "users/bob/x", "users/bob", "repos/acme/api", "repos/other", "users/x", "ids/x"} {
+	for _, p := range []string{"users/alice/x", "users/bob/x", "users/bob", "repos/acme/api", "repos/other", "users/x", "ids/x", "split/other/x", "split2/a/other/x"} {
 		if _, err := c.KVv2("secret").Put(ctx, p, map[string]any{"v": p}); err != nil {
 			t.Fatal(err)
 		}
@@ -203,9 +205,9 @@ path "secret/data/ids/{{identity.entity.id}}" { capabilities = ["read"] }
 			t.Fatalf("alice reading %s: %v", p, err)
 		}
 	}
-	for _, sub := range []string{"*", "+", "../x", "x/..", "bob/../alice", "+/x", "{{identity.entity.id}}", "b*", "users/*"} {
+	for _, sub := range []string{"*", "+", "../x", "x/..", "bob/../alice", "+/x", "{{identity.entity.id}}", "b*", "users/*", "/x", "a/", "/"} {
 		tc := loginAs(sub, sub)
-		for _, p := range []string{"users/bob/x", "users/bob", "users/alice/x", "repos/other", "repos/acme/api", "users/x", "ids/x"} {
+		for _, p := range []string{"users/bob/x", "users/bob", "users/alice/x", "repos/other", "repos/acme/api", "users/x", "ids/x", "split/other/x", "split2/a/other/x"} {
 			if _, err := tc.KVv2("secret").Get(ctx, p); statusOf(err) != http.StatusForbidden {
 				t.Errorf("a token with sub %q reading %s: %v, want 403", sub, p, err)
 			}
