@@ -24,8 +24,9 @@ import (
 // userPrefix is where users live in the mount's storage: user/<name>.
 const userPrefix = "user/"
 
-// bcryptCost is the work factor of stored password hashes.
-const bcryptCost = bcrypt.DefaultCost
+// bcryptCost is the work factor of stored password hashes (a variable only
+// so the package's fuzz target can run at bcrypt's lowest cost).
+var bcryptCost = bcrypt.DefaultCost
 
 // bcryptMaxPassword is the most bytes of a password bcrypt reads.
 const bcryptMaxPassword = 72
