@@ -72,6 +72,34 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 	return resp, err
 }
 
+// noRoute is the error for a path no mount serves. As in Vault, the token
+// is checked first: a caller without a valid token, or whose ACL does not
+// allow the operation there, is told "permission denied", so neither can
+// learn which mounts exist by probing paths.
+func (c *Core) noRoute(ctx context.Context, req *logical.Request, fullPath string) error {
+	te, err := c.tokens.lookup(ctx, req.ClientToken)
+	if err != nil {
+		return err
+	}
+	if te == nil || !te.allowedFrom(req.RemoteAddr) {
+		return logical.ErrPermissionDenied
+	}
+	res, err := c.tokenACL(ctx, te)
+	if err != nil {
+		return err
+	}
+	if req.Operation != logical.HelpOperation {
+		dec := res.acl.Check(fullPath, policyCap(req.Operation), req.Data)
+		if !dec.Allowed && req.Operation == logical.UpdateOperation {
+			dec = res.acl.Check(fullPath, policy.Create, req.Data)
+		}
+		if !dec.Allowed {
+			return logical.ErrPermissionDenied
+		}
+	}
+	return logical.Errorf(404, "no handler for route %q. route entry not found.", fullPath)
+}
+
 // refuse records a request that fails before it reaches a backend (no
 // route, bad token, denied by policy) and returns its error.
 func (c *Core) refuse(ctx context.Context, in *audit.Input, err error) (*logical.Response, error) {
@@ -86,7 +114,7 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	fullPath := req.Path
 	m, rel := c.mounts.route(fullPath)
 	if m == nil {
-		return c.refuse(ctx, in, logical.Errorf(404, "no handler for route %q. route entry not found.", fullPath))
+		return c.refuse(ctx, in, c.noRoute(ctx, req, fullPath))
 	}
 	*mountLabel = m.entry.routePath()
 	in.MountAccessor = m.entry.Accessor

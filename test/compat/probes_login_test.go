@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/arcasec/arca/internal/testutil/oidctest"
 )
 
 // These probes play an attacker with no token against the userpass login
@@ -241,5 +243,128 @@ func TestProbeLockoutPerMount(t *testing.T) {
 	byMount, total := lockedUsers(t, root, "")
 	if total != 1 || len(byMount[accA]) != 1 {
 		t.Fatalf("locked users %v (total %d), want only alice under %s", byMount, total, accA)
+	}
+}
+
+// TestProbeLoginCannotMintRoot: an operator who may write userpass users,
+// AppRole roles or JWT roles gives them the root policy under any spelling;
+// no login yields a token that acts as root.
+func TestProbeLoginCannotMintRoot(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	enableUserpass(t, root)
+	roleSettings := map[string]any{}
+	enableAppRole(t, root, "base", roleSettings)
+	key := oidctest.NewEC(t, "k")
+	const iss = "https://issuer.example"
+	mountJWT(t, root, "jwt", "jwt", map[string]any{"jwt_validation_pubkeys": []string{key.PublicPEM(t)}, "bound_issuer": iss})
+	for i, pol := range []string{"root", "ROOT", " root", "root ", "Root,default", "default, root"} {
+		name := "u" + string(rune('a'+i))
+		_, uerr := root.Logical().Write("auth/userpass/users/"+name, map[string]any{"password": "pw", "token_policies": pol})
+		_, rerr := root.Logical().Write("auth/approle/role/"+name, map[string]any{"token_policies": pol})
+		if uerr == nil {
+			s, err := newClient(t, addr, "").Logical().Write("auth/userpass/login/"+name, map[string]any{"password": "pw"})
+			notRoot(t, addr, "userpass with "+pol, s, err)
+		}
+		if rerr == nil {
+			rid, _ := root.Logical().Read("auth/approle/role/" + name + "/role-id")
+			sid, _ := newSecretID(t, root, name, nil)
+			s, err := appRoleLogin(root, rid.Data["role_id"].(string), sid)
+			notRoot(t, addr, "approle with "+pol, s, err)
+		}
+		if _, err := root.Logical().Write("auth/jwt/role/"+name, map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": "arca", "token_policies": pol}); err == nil {
+			s, err := newClient(t, addr, "").Logical().Write("auth/jwt/login", map[string]any{"role": name, "jwt": oidctest.Sign(t, key, probeClaims(iss, "svc"))})
+			notRoot(t, addr, "jwt with "+pol, s, err)
+		}
+	}
+}
+
+// notRoot fails if a login succeeded with a token that can do what only
+// root can (list policies, read sys/auth).
+func notRoot(t *testing.T, addr, what string, s *vault.Secret, err error) {
+	t.Helper()
+	if err != nil {
+		if st := statusOf(err); st < 400 || st >= 500 {
+			t.Errorf("%s: %v, want a 4xx refusal or a non-root token", what, err)
+		}
+		return
+	}
+	c := newClient(t, addr, s.Auth.ClientToken)
+	if _, err := c.Sys().ListPolicies(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("%s: the login token lists policies (%v): it acts as root; policies %v", what, err, s.Auth.Policies)
+	}
+	if _, err := c.Sys().ListAuth(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("%s: the login token reads sys/auth (%v)", what, err)
+	}
+}
+
+// TestProbeOnlyLoginPathsAreOpen: on every login method, the paths next
+// to login (config, roles, users, secret IDs) need a token.
+func TestProbeOnlyLoginPathsAreOpen(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	enableUserpass(t, root)
+	enableAppRole(t, root, "r", nil)
+	key := oidctest.NewEC(t, "k")
+	mountJWT(t, root, "jwt", "jwt", map[string]any{"jwt_validation_pubkeys": []string{key.PublicPEM(t)}})
+	mustWrite(t, root, "auth/jwt/role/r", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": "arca"})
+	for _, r := range []struct{ method, path, body string }{
+		{http.MethodGet, "auth/jwt/config", ""},
+		{http.MethodPost, "auth/jwt/config", `{"jwks_url":"http://127.0.0.1:1/keys"}`},
+		{http.MethodPost, "auth/jwt/role/r", `{"token_policies":"admin"}`},
+		{http.MethodGet, "auth/jwt/role/r", ""},
+		{"LIST", "auth/jwt/role", ""},
+		{http.MethodPost, "auth/jwt/login/extra", `{"role":"r","jwt":"x"}`},
+		{http.MethodGet, "auth/approle/role/r", ""},
+		{http.MethodPost, "auth/approle/role/r", `{"token_policies":"admin"}`},
+		{"LIST", "auth/approle/role/r/secret-id", ""},
+		{http.MethodPost, "auth/approle/role/r/secret-id/lookup", `{"secret_id":"x"}`},
+		{http.MethodPost, "auth/approle/login/r", `{"role_id":"x"}`},
+		{http.MethodGet, "auth/userpass/users/x", ""},
+		{http.MethodGet, "sys/auth", ""},
+		{http.MethodGet, "identity/entity/id", ""},
+		{"LIST", "identity/entity/id", ""},
+	} {
+		st, _, raw := rawRequest(t, r.method, addr+"/v1/"+r.path, "", r.body)
+		if st != http.StatusForbidden && st != http.StatusNotFound && st != http.StatusMethodNotAllowed {
+			t.Errorf("%s %s without a token: %d %s, want 403 (or 404/405)", r.method, r.path, st, raw)
+		}
+		noTokenIn(t, r.path, raw)
+	}
+	if s, _ := root.Logical().Read("auth/jwt/config"); s == nil || s.Data["jwks_url"] != "" && s.Data["jwks_url"] != nil {
+		t.Fatalf("jwt config changed without a token: %v", s)
+	}
+}
+
+// TestProbeNoMountEnumeration: a caller without a token, or with a token
+// whose policy does not reach a path, cannot tell a path no mount serves
+// from one it may not use: both are 403, as in Vault. Only a caller the
+// ACL allows there learns that nothing is mounted (404).
+func TestProbeNoMountEnumeration(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	if err := root.Sys().PutPolicy("kv-reader", `path "secret/data/*" { capabilities = ["read"] }
+path "nothing-here/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	tok := mustToken(t, root, "kv-reader")
+	for _, p := range []string{"nothing-here/x", "auth/nothing/login", "secret-ish/data/x", "transit/keys/k"} {
+		for _, who := range []string{"", "not-a-token", tok} {
+			if who == tok && strings.HasPrefix(p, "nothing-here/") {
+				continue
+			}
+			for _, m := range []string{http.MethodGet, http.MethodPost, "LIST"} {
+				st, _, raw := rawRequest(t, m, addr+"/v1/"+p, who, `{}`)
+				if st != http.StatusForbidden {
+					t.Errorf("%s %s with token %.8q: %d %s, want 403", m, p, who, st, raw)
+				}
+			}
+		}
+	}
+	// Allowed there but nothing mounted: 404, for the ordinary token and root.
+	for _, who := range []string{tok, root.Token()} {
+		if st, _, raw := rawRequest(t, http.MethodGet, addr+"/v1/nothing-here/x", who, ""); st != http.StatusNotFound {
+			t.Errorf("GET nothing-here/x allowed by policy: %d %s, want 404", st, raw)
+		}
 	}
 }
