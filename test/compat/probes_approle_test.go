@@ -181,3 +181,31 @@ func TestProbeAppRoleLoginTypes(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeAppRoleLockoutVariants: failures spelled with whitespace around
+// the role ID, or with it in a one-element list, count toward the same
+// lock; the lock holds for every spelling and not for another role.
+func TestProbeAppRoleLockoutVariants(t *testing.T) {
+	root := devClient(t)
+	roleA := enableAppRole(t, root, "a", nil)
+	roleB := enableAppRole(t, root, "b", nil)
+	sidA, _ := newSecretID(t, root, "a", nil)
+	sidB, _ := newSecretID(t, root, "b", nil)
+	if err := root.Sys().TuneMount("auth/approle", vault.MountConfigInput{UserLockoutConfig: &vault.UserLockoutConfigInput{LockoutThreshold: "3"}}); err != nil {
+		t.Fatal(err)
+	}
+	anon := newClient(t, root.Address(), "")
+	for _, id := range []any{" " + roleA, roleA + "\n", []string{roleA}} {
+		if _, err := anon.Logical().Write("auth/approle/login", map[string]any{"role_id": id, "secret_id": "wrong"}); statusOf(err) != http.StatusBadRequest {
+			t.Fatalf("a wrong secret ID for role_id %q: %v, want 400", id, err)
+		}
+	}
+	for _, id := range []any{roleA, " " + roleA, []string{roleA}} {
+		if _, err := anon.Logical().Write("auth/approle/login", map[string]any{"role_id": id, "secret_id": sidA}); statusOf(err) != http.StatusForbidden {
+			t.Errorf("role a after three failures, role_id %q: %v, want 403 locked", id, err)
+		}
+	}
+	if _, err := appRoleLogin(root, roleB, sidB); err != nil {
+		t.Fatalf("role b while a is locked: %v", err)
+	}
+}
