@@ -248,3 +248,34 @@ func TestProbeJWTReservedMetadata(t *testing.T) {
 		t.Fatalf("renewal: %v %v", r, err)
 	}
 }
+
+// TestProbeJWTRoleQuotaSpellings: a rate limit quota on a JWT role counts
+// every login into that role, however the login names it (case, a list,
+// whitespace, or not at all when it is the default role).
+func TestProbeJWTRoleQuotaSpellings(t *testing.T) {
+	key := oidctest.NewEC(t, "k")
+	c := devClient(t)
+	const iss = "https://issuer.example"
+	mountJWT(t, c, "jwt", "jwt", map[string]any{"jwt_validation_pubkeys": []string{key.PublicPEM(t)}, "bound_issuer": iss, "default_role": "deploy"})
+	mustWrite(t, c, "auth/jwt/role/deploy", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": "arca", "token_policies": "deploy"})
+	mustWrite(t, c, "sys/quotas/rate-limit/deploy", map[string]any{"path": "auth/jwt/", "role": "deploy", "rate": 1, "interval": "1h"})
+	anon := newClient(t, c.Address(), "")
+	logins := 0
+	for _, role := range []any{"deploy", "Deploy", "DEPLOY", []string{"deploy"}, " deploy", "deploy ", nil, ""} {
+		body := map[string]any{"jwt": oidctest.Sign(t, key, probeClaims(iss, "svc"))}
+		if role != nil {
+			body["role"] = role
+		}
+		s, err := anon.Logical().Write("auth/jwt/login", body)
+		switch {
+		case err == nil && s.Auth != nil:
+			logins++
+		case statusOf(err) == http.StatusTooManyRequests || statusOf(err) == http.StatusBadRequest:
+		default:
+			t.Errorf("login with role %#v: %v", role, err)
+		}
+	}
+	if logins != 1 {
+		t.Fatalf("%d logins into role deploy under a quota of 1 per hour", logins)
+	}
+}
