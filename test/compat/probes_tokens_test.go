@@ -141,3 +141,30 @@ func TestProbeRenewalAfterRevocationOfTheSource(t *testing.T) {
 		t.Errorf("lookup-self after the path was re-enabled: %v, want 403", err)
 	}
 }
+
+// TestProbeDeletedEntityToken: a token whose entity was deleted is refused
+// (Vault: "the entity on the token is invalid"), and cannot renew; a new
+// login makes a new entity.
+func TestProbeDeletedEntityToken(t *testing.T) {
+	root := devClient(t)
+	enableUserpass(t, root)
+	writeUser(t, root, "alice", map[string]any{"password": "pw"})
+	c, s := loginUserpass(t, root, "alice", "pw")
+	if _, err := root.Logical().Delete("identity/entity/id/" + s.Auth.EntityID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("lookup-self with a deleted entity: %v, want 403", err)
+	}
+	if _, err := c.Auth().Token().RenewSelf(0); statusOf(err) != http.StatusForbidden {
+		t.Errorf("renew-self with a deleted entity: %v, want 403", err)
+	}
+	_, s2 := loginUserpass(t, root, "alice", "pw")
+	if s2.Auth.EntityID == "" || s2.Auth.EntityID == s.Auth.EntityID {
+		t.Fatalf("a new login's entity %q (the deleted one was %q)", s2.Auth.EntityID, s.Auth.EntityID)
+	}
+	// The old token stays refused even though alice has an entity again.
+	if _, err := c.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("the old token after a new entity was made: %v, want 403", err)
+	}
+}
