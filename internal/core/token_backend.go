@@ -385,6 +385,16 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			}
 		}
 		te.ExplicitMaxTTL, te.Period = explicitMax, period
+		// A child (not an orphan) carries its parent's entity and, unless
+		// a role made it, its parent's bound CIDRs, as in Vault: otherwise
+		// a token could shed its address binding, or escape its entity
+		// being disabled, by creating a child.
+		if te.Parent != "" {
+			te.EntityID = parent.EntityID
+			if role == nil {
+				te.BoundCIDRs = slices.Clone(parent.BoundCIDRs)
+			}
+		}
 		if entityAlias != "" {
 			if te.EntityID, err = b.core.tokenEntityAlias(ctx, entityAlias); err != nil {
 				return nil, err

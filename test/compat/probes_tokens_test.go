@@ -168,3 +168,53 @@ func TestProbeDeletedEntityToken(t *testing.T) {
 		t.Errorf("the old token after a new entity was made: %v, want 403", err)
 	}
 }
+
+// TestProbeChildTokenKeepsBindings: a child token carries its parent's
+// bound CIDRs and entity (as in Vault), so a token cannot shed its address
+// binding, or escape its entity being disabled, by creating a child.
+func TestProbeChildTokenKeepsBindings(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	enableUserpass(t, root)
+	if err := root.Sys().PutPolicy("maker", `path "auth/token/create" { capabilities = ["update"] }
+path "secret/data/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatal(err)
+	}
+	writeUser(t, root, "bound", map[string]any{"password": "pw", "token_policies": "maker", "token_bound_cidrs": "127.0.0.2/32"})
+	from2 := clientFrom(t, addr, "", "127.0.0.2")
+	s, err := from2.Logical().Write("auth/userpass/login/bound", map[string]any{"password": "pw"})
+	if err != nil {
+		t.Fatalf("login from 127.0.0.2: %v", err)
+	}
+	parentEntity := s.Auth.EntityID
+	from2.SetToken(s.Auth.ClientToken)
+	child, err := from2.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"maker"}})
+	if err != nil {
+		t.Fatalf("creating a child from 127.0.0.2: %v", err)
+	}
+	if child.Auth.EntityID != parentEntity {
+		t.Errorf("the child's entity_id %q, want its parent's %q", child.Auth.EntityID, parentEntity)
+	}
+	// The child works where its parent does, and nowhere else.
+	from2.SetToken(child.Auth.ClientToken)
+	if _, err := from2.Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("the child from 127.0.0.2: %v", err)
+	}
+	from1 := newClient(t, addr, child.Auth.ClientToken)
+	if _, err := from1.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("the child of a token bound to 127.0.0.2, used from 127.0.0.1: %v, want 403", err)
+	}
+	// A grandchild made from 127.0.0.2 is bound too.
+	grand, err := from2.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"maker"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newClient(t, addr, grand.Auth.ClientToken).Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("a grandchild used from 127.0.0.1: %v, want 403", err)
+	}
+	// Disabling the entity stops the child too.
+	mustWrite(t, root, "identity/entity/id/"+parentEntity, map[string]any{"disabled": true})
+	if _, err := from2.Auth().Token().LookupSelf(); statusOf(err) != http.StatusForbidden {
+		t.Errorf("the child after its entity was disabled: %v, want 403", err)
+	}
+}
