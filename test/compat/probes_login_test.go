@@ -368,3 +368,49 @@ path "nothing-here/*" { capabilities = ["read"] }`); err != nil {
 		}
 	}
 }
+
+// TestProbeUserpassCaseAroundDeny: userpass names are case-insensitive, but
+// ACL paths are not. A helpdesk policy that may manage users but not the
+// admin must not be sidestepped by spelling the admin's name in capitals:
+// the path the ACL checks must be the user the backend changes.
+func TestProbeUserpassCaseAroundDeny(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	enableUserpass(t, root)
+	writeUser(t, root, "admin", map[string]any{"password": "admin pw", "token_policies": "admin"})
+	if err := root.Sys().PutPolicy("helpdesk", `path "auth/userpass/users/*" { capabilities = ["create", "read", "update", "delete"] }
+path "auth/userpass/users/admin" { capabilities = ["deny"] }
+path "auth/userpass/users/admin/*" { capabilities = ["deny"] }`); err != nil {
+		t.Fatal(err)
+	}
+	hd := newClient(t, addr, mustToken(t, root, "helpdesk"))
+	for _, w := range []struct {
+		path string
+		data map[string]any
+	}{
+		{"auth/userpass/users/ADMIN", map[string]any{"password": "mine"}},
+		{"auth/userpass/users/Admin", map[string]any{"password": "mine", "token_policies": "admin"}},
+		{"auth/userpass/users/aDmIn/password", map[string]any{"password": "mine"}},
+		{"auth/userpass/users/ADMIN/policies", map[string]any{"token_policies": "admin,root-ish"}},
+	} {
+		_, err := hd.Logical().Write(w.path, w.data)
+		if st := statusOf(err); st != http.StatusBadRequest && st != http.StatusForbidden {
+			t.Errorf("helpdesk writing %s: %v, want 400 or 403", w.path, err)
+		}
+	}
+	if _, err := hd.Logical().Delete("auth/userpass/users/ADMIN"); statusOf(err) != http.StatusBadRequest && statusOf(err) != http.StatusForbidden {
+		t.Errorf("helpdesk deleting users/ADMIN: %v, want 400 or 403", err)
+	}
+	if s, err := hd.Logical().Read("auth/userpass/users/ADMIN"); err == nil && s != nil {
+		t.Errorf("helpdesk read the admin as users/ADMIN: %v", s.Data)
+	}
+	// The admin is untouched.
+	loginUserpass(t, root, "admin", "admin pw")
+	if err := tryLogin(newClient(t, addr, ""), "admin", "mine"); statusOf(err) != http.StatusBadRequest {
+		t.Fatalf("admin with the helpdesk's password: %v, want 400", err)
+	}
+	// The helpdesk still manages other users, in lowercase.
+	if _, err := hd.Logical().Write("auth/userpass/users/bob", map[string]any{"password": "bob pw"}); err != nil {
+		t.Fatalf("helpdesk writing bob: %v", err)
+	}
+}

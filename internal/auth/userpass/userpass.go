@@ -143,7 +143,21 @@ func (b *backend) guard() logical.LoginGuard {
 	return b.System.LoginGuard()
 }
 
+// userName is the name a login is for: logins are case-insensitive.
 func userName(d *fw.FieldData) string { return strings.ToLower(d.String("username")) }
+
+// managedName is the name in a users/<name> path. It must be written in
+// lowercase: names are stored lowercased, and an ACL checks the path as
+// written, so users/ADMIN would pass a policy that denies users/admin and
+// then change admin. Refusing it keeps the user the ACL checked the user
+// that changes.
+func managedName(d *fw.FieldData) (string, error) {
+	name := d.String("username")
+	if lower := strings.ToLower(name); lower != name {
+		return "", logical.BadRequest("username %q: user names are case-insensitive and kept in lowercase; use users/%s", name, lower)
+	}
+	return name, nil
+}
 
 func (b *backend) user(ctx context.Context, s logical.Storage, name string) (*user, error) {
 	if name == "" {
@@ -172,7 +186,11 @@ func (b *backend) putUser(ctx context.Context, s logical.Storage, name string, u
 }
 
 func (b *backend) userExists(ctx context.Context, req *logical.Request, d *fw.FieldData) (bool, error) {
-	u, err := b.user(ctx, req.Storage, userName(d))
+	name, err := managedName(d)
+	if err != nil {
+		return false, nil // the handler refuses it
+	}
+	u, err := b.user(ctx, req.Storage, name)
 	return u != nil, err
 }
 
@@ -189,7 +207,10 @@ func hashPassword(pw string) ([]byte, error) {
 }
 
 func (b *backend) writeUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name := userName(d)
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -251,7 +272,11 @@ func parseTokenFields(p *fw.TokenParams, d *fw.FieldData) error {
 }
 
 func (b *backend) readUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	u, err := b.user(ctx, req.Storage, userName(d))
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
+	u, err := b.user(ctx, req.Storage, name)
 	if err != nil || u == nil {
 		return nil, err
 	}
@@ -265,7 +290,11 @@ func (b *backend) readUser(ctx context.Context, req *logical.Request, d *fw.Fiel
 }
 
 func (b *backend) deleteUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	return nil, req.Storage.Delete(ctx, userPrefix+userName(d))
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
+	return nil, req.Storage.Delete(ctx, userPrefix+name)
 }
 
 func (b *backend) listUsers(ctx context.Context, req *logical.Request, _ *fw.FieldData) (*logical.Response, error) {
@@ -280,7 +309,10 @@ func (b *backend) listUsers(ctx context.Context, req *logical.Request, _ *fw.Fie
 }
 
 func (b *backend) updatePassword(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name := userName(d)
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -295,7 +327,10 @@ func (b *backend) updatePassword(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) updatePolicies(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name := userName(d)
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
