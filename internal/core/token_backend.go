@@ -126,7 +126,7 @@ func newTokenBackend(c *Core) logical.Backend {
 		"increment": {Type: fw.TypeDuration, Description: "requested extension"},
 	}
 	up := logical.UpdateOperation
-	return &fw.Backend{
+	be := &fw.Backend{
 		Help:         "Arca's own token store: creates, looks up, renews and revokes tokens. It is always mounted at auth/token/. A token revoked takes every token it created with it.",
 		PathsSpecial: &logical.Paths{Root: []string{"revoke-orphan/*", "revoke-orphan", "accessors/"}},
 		Paths: []*fw.Path{
@@ -160,6 +160,8 @@ func newTokenBackend(c *Core) logical.Backend {
 			{Pattern: "tidy", Operations: ops(up, b.tidy)},
 		},
 	}
+	fw.RequireLowercase("role_name", be.Paths)
+	return be
 }
 
 func ops(op logical.Operation, f fw.OperationFunc) map[logical.Operation]fw.OperationFunc {

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	vault "github.com/hashicorp/vault/api"
+
+	"github.com/arcasec/arca/internal/testutil/oidctest"
 )
 
 // TestProbeAppRoleCrossRole: an operator of role b (a token whose policy
@@ -207,5 +209,69 @@ func TestProbeAppRoleLockoutVariants(t *testing.T) {
 	}
 	if _, err := appRoleLogin(root, roleB, sidB); err != nil {
 		t.Fatalf("role b while a is locked: %v", err)
+	}
+}
+
+// TestProbeRoleCaseAroundDeny: role names are case-insensitive, ACL paths
+// are not. An operator whose policy allows every role but denies "admin"
+// must not reach the admin role by spelling it in capitals: not to mint an
+// AppRole secret ID, rewrite a JWT role, or create a token through a token
+// role.
+func TestProbeRoleCaseAroundDeny(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	enableAppRole(t, root, "admin", map[string]any{"token_policies": "admin"})
+	key := oidctest.NewEC(t, "k")
+	mountJWT(t, root, "jwt", "jwt", map[string]any{"jwt_validation_pubkeys": []string{key.PublicPEM(t)}})
+	mustWrite(t, root, "auth/jwt/role/admin", map[string]any{"role_type": "jwt", "user_claim": "sub", "bound_audiences": "arca", "bound_subject": "the-admin", "token_policies": "admin"})
+	mustWrite(t, root, "auth/token/roles/admin", map[string]any{"allowed_policies": "admin"})
+	if err := root.Sys().PutPolicy("operator", `
+path "auth/approle/role/*" { capabilities = ["create", "read", "update", "delete", "list"] }
+path "auth/approle/role/admin" { capabilities = ["deny"] }
+path "auth/approle/role/admin/*" { capabilities = ["deny"] }
+path "auth/jwt/role/*" { capabilities = ["create", "read", "update", "delete"] }
+path "auth/jwt/role/admin" { capabilities = ["deny"] }
+path "auth/token/create/*" { capabilities = ["update"] }
+path "auth/token/create/admin" { capabilities = ["deny"] }
+path "auth/token/roles/*" { capabilities = ["create", "read", "update"] }
+path "auth/token/roles/admin" { capabilities = ["deny"] }
+`); err != nil {
+		t.Fatal(err)
+	}
+	op := newClient(t, addr, mustToken(t, root, "operator"))
+	for _, spelled := range []string{"ADMIN", "Admin", "aDmIn"} {
+		for _, w := range []struct {
+			path string
+			data map[string]any
+		}{
+			{"auth/approle/role/" + spelled + "/secret-id", nil},
+			{"auth/approle/role/" + spelled + "/custom-secret-id", map[string]any{"secret_id": "operator-chose-this"}},
+			{"auth/approle/role/" + spelled, map[string]any{"token_policies": "admin,extra"}},
+			{"auth/approle/role/" + spelled + "/role-id", map[string]any{"role_id": "operator-chose-this"}},
+			{"auth/jwt/role/" + spelled, map[string]any{"bound_subject": "operator"}},
+			{"auth/token/create/" + spelled, map[string]any{"policies": "admin"}},
+			{"auth/token/roles/" + spelled, map[string]any{"allowed_policies": "admin,root-ish"}},
+		} {
+			s, err := op.Logical().Write(w.path, w.data)
+			if st := statusOf(err); st != http.StatusBadRequest && st != http.StatusForbidden {
+				t.Errorf("operator writing %s: %v %v, want 400 or 403", w.path, s, err)
+			}
+		}
+		if s, err := op.Logical().Read("auth/approle/role/" + spelled + "/role-id"); err == nil && s != nil {
+			t.Errorf("operator read the admin role's role ID as %s", spelled)
+		}
+	}
+	// The admin roles are as root left them.
+	j, _ := root.Logical().Read("auth/jwt/role/admin")
+	if j.Data["bound_subject"] != "the-admin" {
+		t.Fatalf("the JWT admin role changed: %v", j.Data)
+	}
+	list, _ := root.Logical().List("auth/approle/role/admin/secret-id")
+	if list != nil && len(toStrings(list.Data["keys"])) > 0 {
+		t.Fatalf("the admin AppRole role has secret IDs: %v", list.Data["keys"])
+	}
+	// Lowercase roles the operator may manage still work.
+	if _, err := op.Logical().Write("auth/approle/role/app", map[string]any{"token_policies": "app"}); err != nil {
+		t.Fatalf("operator writing role app: %v", err)
 	}
 }
