@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"encoding/json"
 	"net/http"
 	"slices"
 	"testing"
@@ -208,3 +209,46 @@ func TestProbeIdentityDelegated(t *testing.T) {
 		}
 	}
 }
+
+// TestProbePolicyNameCaseAroundDeny: policy names are kept in lowercase. A
+// policy admin who may write every policy but "admin" must not rewrite it
+// as ADMIN, " admin" or through the legacy sys/policy path.
+func TestProbePolicyNameCaseAroundDeny(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	const adminRules = `path "secret/*" { capabilities = ["read"] }`
+	if err := root.Sys().PutPolicy("admin", adminRules); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.Sys().PutPolicy("policy-admin", `
+path "sys/policies/acl/*" { capabilities = ["create", "read", "update", "delete", "list"] }
+path "sys/policies/acl/admin" { capabilities = ["deny"] }
+path "sys/policy/*" { capabilities = ["create", "read", "update", "delete"] }
+path "sys/policy/admin" { capabilities = ["deny"] }
+`); err != nil {
+		t.Fatal(err)
+	}
+	pa := newClient(t, addr, mustToken(t, root, "policy-admin"))
+	evil := `path "*" { capabilities = ["create", "read", "update", "delete", "list", "sudo"] }`
+	for _, p := range []string{"sys/policies/acl/ADMIN", "sys/policies/acl/Admin", "sys/policies/acl/admin%20", "sys/policies/acl/%20admin", "sys/policy/ADMIN", "sys/policy/Admin"} {
+		body := `{"policy":` + strconvQuote(evil) + `}`
+		st, _, raw := rawRequest(t, http.MethodPut, addr+"/v1/"+p, pa.Token(), body)
+		if st != http.StatusBadRequest && st != http.StatusForbidden {
+			t.Errorf("policy admin writing %s: %d %s, want 400 or 403", p, st, raw)
+		}
+		st, _, raw = rawRequest(t, http.MethodDelete, addr+"/v1/"+p, pa.Token(), "")
+		if st != http.StatusBadRequest && st != http.StatusForbidden {
+			t.Errorf("policy admin deleting %s: %d %s, want 400 or 403", p, st, raw)
+		}
+	}
+	got, err := root.Sys().GetPolicy("admin")
+	if err != nil || got != adminRules {
+		t.Fatalf("the admin policy is now %q (%v)", got, err)
+	}
+	// Lowercase policies the admin may manage still work.
+	if err := pa.Sys().PutPolicy("team", `path "secret/data/team/*" { capabilities = ["read"] }`); err != nil {
+		t.Fatalf("writing policy team: %v", err)
+	}
+}
+
+func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }

@@ -8,8 +8,8 @@ import (
 )
 
 // RequireLowercase makes field, a path capture the backend keeps in
-// lowercase (role names, user names), refused with a 400 unless the request
-// spells it in lowercase, on every operation of the paths whose pattern captures it.
+// lowercase (role names, user names, policy names), refused with a 400
+// unless the request spells it in lowercase without surrounding spaces, on every operation of the paths whose pattern captures it.
 //
 // An ACL checks the path as the request wrote it. A backend that lowercased
 // the name itself would let role/ADMIN/secret-id pass a policy that denies
@@ -47,7 +47,7 @@ func checkLowercase(field string, d *FieldData) error {
 	// The capture as the URL gave it: a TypeLowerCaseString field would
 	// read lowercased already.
 	v, _ := coerceString(d.Raw[field])
-	if lower := strings.ToLower(v); lower != v {
+	if lower := strings.ToLower(strings.TrimSpace(v)); lower != v {
 		return logical.BadRequest("%s %q: names are case-insensitive and kept in lowercase; write it as %q", field, v, lower)
 	}
 	return nil
