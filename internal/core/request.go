@@ -72,6 +72,42 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 	return resp, err
 }
 
+// mountPathTwins returns the other spellings of a sys/mounts/ or sys/auth/
+// path that name the same mount: with and without a trailing slash, and
+// with repeated slashes collapsed. The ACL must allow those too, so a
+// policy that denies sys/auth/userpass is not passed by sys/auth/userpass/
+// or sys/auth//userpass, which the mount table reads as the same mount.
+func mountPathTwins(fullPath string) []string {
+	var prefix string
+	switch {
+	case strings.HasPrefix(fullPath, "sys/mounts/"):
+		prefix = "sys/mounts/"
+	case strings.HasPrefix(fullPath, "sys/auth/"):
+		prefix = "sys/auth/"
+	default:
+		return nil
+	}
+	rest := fullPath[len(prefix):]
+	for strings.Contains(rest, "//") {
+		rest = strings.ReplaceAll(rest, "//", "/")
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	var spellings []string
+	if strings.HasSuffix(rest, "/tune") {
+		spellings = []string{prefix + rest}
+	} else {
+		base := prefix + strings.TrimSuffix(rest, "/")
+		spellings = []string{base, base + "/"}
+	}
+	var out []string
+	for _, sp := range spellings {
+		if sp != fullPath && sp != prefix && sp != prefix+"/" {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
 // noRoute is the error for a path no mount serves. As in Vault, the token
 // is checked first: a caller without a valid token, or whose ACL does not
 // allow the operation there, is told "permission denied", so neither can
@@ -174,6 +210,11 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		dec := acl.Check(fullPath, policyCap(req.Operation), req.Data)
 		if !dec.Allowed && !help {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)
+		}
+		for _, twin := range mountPathTwins(fullPath) {
+			if !help && !acl.Check(twin, policyCap(req.Operation), req.Data).Allowed {
+				return c.refuse(ctx, in, logical.ErrPermissionDenied)
+			}
 		}
 		if special != nil && matchSpecial(special.Root, rel) && !dec.Sudo && !help {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)

@@ -252,3 +252,46 @@ path "sys/policy/admin" { capabilities = ["deny"] }
 }
 
 func strconvQuote(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// TestProbeMountPathSpellingsAroundDeny: an operator who may manage mounts
+// but not userpass/ or secret/ cannot disable or tune them by spelling the
+// path with a trailing slash or doubled slashes.
+func TestProbeMountPathSpellingsAroundDeny(t *testing.T) {
+	root := devClient(t)
+	addr := root.Address()
+	enableUserpass(t, root)
+	if err := root.Sys().PutPolicy("ops", `
+path "sys/auth/*" { capabilities = ["create", "update", "delete", "read", "sudo"] }
+path "sys/auth/userpass" { capabilities = ["deny"] }
+path "sys/auth/userpass/tune" { capabilities = ["deny"] }
+path "sys/mounts/*" { capabilities = ["create", "update", "delete", "read", "sudo"] }
+path "sys/mounts/secret" { capabilities = ["deny"] }
+path "sys/mounts/secret/tune" { capabilities = ["deny"] }
+`); err != nil {
+		t.Fatal(err)
+	}
+	tok := mustToken(t, root, "ops")
+	for _, p := range []string{"sys/auth/userpass/", "sys/auth/userpass//", "sys/auth//userpass", "sys/mounts/secret/", "sys/mounts//secret", "sys/mounts/secret//"} {
+		if st, _, raw := rawRequest(t, http.MethodDelete, addr+"/v1/"+p, tok, ""); st != http.StatusForbidden {
+			t.Errorf("DELETE %s: %d %s, want 403", p, st, raw)
+		}
+	}
+	for _, p := range []string{"sys/auth/userpass//tune", "sys/auth//userpass/tune", "sys/mounts//secret/tune", "sys/mounts/secret//tune"} {
+		if st, _, raw := rawRequest(t, http.MethodPost, addr+"/v1/"+p, tok, `{"max_lease_ttl":"1s"}`); st != http.StatusForbidden && st != http.StatusBadRequest {
+			t.Errorf("POST %s: %d %s, want 403 (or 400)", p, st, raw)
+		}
+	}
+	auths, _ := root.Sys().ListAuth()
+	mounts, _ := root.Sys().ListMounts()
+	if auths["userpass/"] == nil || mounts["secret/"] == nil {
+		t.Fatalf("a denied mount was disabled: userpass %v secret %v", auths["userpass/"] != nil, mounts["secret/"] != nil)
+	}
+	// Other mounts stay the operator's to manage, in either spelling.
+	ops := newClient(t, addr, tok)
+	if err := ops.Sys().Mount("kv2/", &vault.MountInput{Type: "kv"}); err != nil {
+		t.Fatalf("mounting kv2/: %v", err)
+	}
+	if err := ops.Sys().Unmount("kv2"); err != nil {
+		t.Fatalf("unmounting kv2: %v", err)
+	}
+}
