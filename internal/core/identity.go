@@ -578,13 +578,21 @@ func (c *Core) identityOf(te *TokenEntry) (*resolvedEntity, error) {
 		return nil, nil
 	}
 	r := c.identity.resolve(te.EntityID)
-	if r != nil && r.entity.Disabled {
+	if r == nil {
+		// The entity was deleted: as in Vault, its tokens go with it,
+		// rather than living on without its policies and groups.
+		return nil, errEntityGoneToken
+	}
+	if r.entity.Disabled {
 		return nil, errEntityDisabledToken
 	}
 	return r, nil
 }
 
-var errEntityDisabledToken = logical.Errorf(403, "permission denied: the identity entity of this token is disabled")
+var (
+	errEntityDisabledToken = logical.Errorf(403, "permission denied: the identity entity of this token is disabled")
+	errEntityGoneToken     = logical.Errorf(403, "permission denied: the identity entity of this token no longer exists")
+)
 
 // effectivePolicies are the token's policies with its entity's identity
 // policies added, sorted and without duplicates.

@@ -123,8 +123,12 @@ type lockedRecord struct {
 	LockedAt time.Time `json:"locked_at"`
 }
 
-// maxFailedEntries bounds the failure counts kept in memory; past it, the
-// stale ones go first, then the oldest half.
+// maxFailedEntries bounds the failure counts kept in memory for one mount;
+// past it, the stale ones go first, then half of the rest, fewest failures
+// and oldest first. The bound is per mount so that a flood of cheap failed
+// logins on one mount (AppRole's cost no bcrypt) cannot push another
+// mount's counts out; and the lowest counts go first so that a flood of
+// single failures cannot clear the count of a name being guessed at.
 const maxFailedEntries = 100000
 
 // lockoutStore keeps failure counts and locks for every mount.
@@ -132,15 +136,18 @@ type lockoutStore struct {
 	core *Core
 	view storage.Storage // <accessor>/<hex(name)> -> lockedRecord
 
-	mu     sync.Mutex
-	failed map[lockKey]*failedLogins
-	locked map[lockKey]time.Time
+	mu        sync.Mutex
+	failed    map[lockKey]*failedLogins
+	perMount  map[string]int // entries of failed by mount accessor
+	maxFailed int            // per mount; maxFailedEntries but in tests
+	locked    map[lockKey]time.Time
 }
 
 const lockedUsersPrefix = "sys/locked-users/"
 
 func newLockoutStore(c *Core, v storage.Storage) *lockoutStore {
-	return &lockoutStore{core: c, view: v, failed: map[lockKey]*failedLogins{}, locked: map[lockKey]time.Time{}}
+	return &lockoutStore{core: c, view: v, failed: map[lockKey]*failedLogins{}, perMount: map[string]int{},
+		maxFailed: maxFailedEntries, locked: map[lockKey]time.Time{}}
 }
 
 // load reads the stored locks.
@@ -200,8 +207,11 @@ func (ls *lockoutStore) fail(ctx context.Context, k lockKey, p lockoutPolicy) {
 	ls.mu.Lock()
 	f := ls.failed[k]
 	if f == nil || now.Sub(f.last) > p.counterReset {
-		if f == nil && len(ls.failed) >= maxFailedEntries {
-			ls.evictLocked(now, p.counterReset)
+		if f == nil && ls.perMount[k.accessor] >= ls.maxFailed {
+			ls.evictLocked(k.accessor, now, p.counterReset)
+		}
+		if f == nil {
+			ls.perMount[k.accessor]++
 		}
 		f = &failedLogins{}
 		ls.failed[k] = f
@@ -210,7 +220,7 @@ func (ls *lockoutStore) fail(ctx context.Context, k lockKey, p lockoutPolicy) {
 	f.last = now
 	lock := f.count >= p.threshold
 	if lock {
-		delete(ls.failed, k)
+		ls.dropFailedLocked(k)
 		ls.locked[k] = now
 	}
 	held := len(ls.locked)
@@ -227,34 +237,54 @@ func (ls *lockoutStore) fail(ctx context.Context, k lockKey, p lockoutPolicy) {
 	}
 }
 
-// evictLocked drops failure counts older than reset, then, if still full,
-// the oldest half. ls.mu is held.
-func (ls *lockoutStore) evictLocked(now time.Time, reset time.Duration) {
-	for k, f := range ls.failed {
-		if now.Sub(f.last) > reset {
-			delete(ls.failed, k)
-		}
-	}
-	if len(ls.failed) < maxFailedEntries {
+// dropFailedLocked forgets k's failure count. ls.mu is held.
+func (ls *lockoutStore) dropFailedLocked(k lockKey) {
+	if _, ok := ls.failed[k]; !ok {
 		return
 	}
+	delete(ls.failed, k)
+	if ls.perMount[k.accessor]--; ls.perMount[k.accessor] <= 0 {
+		delete(ls.perMount, k.accessor)
+	}
+}
+
+// evictLocked drops the mount's failure counts older than reset, then, if
+// it is still full, half of them: the fewest failures first, and among
+// equals the oldest. ls.mu is held.
+func (ls *lockoutStore) evictLocked(accessor string, now time.Time, reset time.Duration) {
 	type aged struct {
-		k lockKey
-		t time.Time
+		k     lockKey
+		count int
+		t     time.Time
 	}
-	all := make([]aged, 0, len(ls.failed))
+	var all []aged
 	for k, f := range ls.failed {
-		all = append(all, aged{k, f.last})
+		if k.accessor != accessor {
+			continue
+		}
+		if now.Sub(f.last) > reset {
+			ls.dropFailedLocked(k)
+			continue
+		}
+		all = append(all, aged{k, f.count, f.last})
 	}
-	slices.SortFunc(all, func(a, b aged) int { return a.t.Compare(b.t) })
+	if len(all) < ls.maxFailed {
+		return
+	}
+	slices.SortFunc(all, func(a, b aged) int {
+		if a.count != b.count {
+			return a.count - b.count
+		}
+		return a.t.Compare(b.t)
+	})
 	for _, a := range all[:len(all)/2] {
-		delete(ls.failed, a.k)
+		ls.dropFailedLocked(a.k)
 	}
 }
 
 func (ls *lockoutStore) succeed(k lockKey) {
 	ls.mu.Lock()
-	delete(ls.failed, k)
+	ls.dropFailedLocked(k)
 	ls.mu.Unlock()
 }
 
@@ -263,7 +293,7 @@ func (ls *lockoutStore) succeed(k lockKey) {
 func (ls *lockoutStore) unlock(ctx context.Context, k lockKey) error {
 	ls.mu.Lock()
 	delete(ls.locked, k)
-	delete(ls.failed, k)
+	ls.dropFailedLocked(k)
 	ls.mu.Unlock()
 	return ls.view.Delete(ctx, lockStorageKey(k))
 }
@@ -278,7 +308,7 @@ func (ls *lockoutStore) dropMount(ctx context.Context, accessor string) {
 	}
 	for k := range ls.failed {
 		if k.accessor == accessor {
-			delete(ls.failed, k)
+			ls.dropFailedLocked(k)
 		}
 	}
 	ls.mu.Unlock()

@@ -72,6 +72,70 @@ func (c *Core) HandleRequest(ctx context.Context, req *logical.Request) (*logica
 	return resp, err
 }
 
+// mountPathTwins returns the other spellings of a sys/mounts/ or sys/auth/
+// path that name the same mount: with and without a trailing slash, and
+// with repeated slashes collapsed. The ACL must allow those too, so a
+// policy that denies sys/auth/userpass is not passed by sys/auth/userpass/
+// or sys/auth//userpass, which the mount table reads as the same mount.
+func mountPathTwins(fullPath string) []string {
+	var prefix string
+	switch {
+	case strings.HasPrefix(fullPath, "sys/mounts/"):
+		prefix = "sys/mounts/"
+	case strings.HasPrefix(fullPath, "sys/auth/"):
+		prefix = "sys/auth/"
+	default:
+		return nil
+	}
+	rest := fullPath[len(prefix):]
+	for strings.Contains(rest, "//") {
+		rest = strings.ReplaceAll(rest, "//", "/")
+	}
+	rest = strings.TrimPrefix(rest, "/")
+	var spellings []string
+	if strings.HasSuffix(rest, "/tune") {
+		spellings = []string{prefix + rest}
+	} else {
+		base := prefix + strings.TrimSuffix(rest, "/")
+		spellings = []string{base, base + "/"}
+	}
+	var out []string
+	for _, sp := range spellings {
+		if sp != fullPath && sp != prefix && sp != prefix+"/" {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+// noRoute is the error for a path no mount serves. As in Vault, the token
+// is checked first: a caller without a valid token, or whose ACL does not
+// allow the operation there, is told "permission denied", so neither can
+// learn which mounts exist by probing paths.
+func (c *Core) noRoute(ctx context.Context, req *logical.Request, fullPath string) error {
+	te, err := c.tokens.lookup(ctx, req.ClientToken)
+	if err != nil {
+		return err
+	}
+	if te == nil || !te.allowedFrom(req.RemoteAddr) {
+		return logical.ErrPermissionDenied
+	}
+	res, err := c.tokenACL(ctx, te)
+	if err != nil {
+		return err
+	}
+	if req.Operation != logical.HelpOperation {
+		dec := res.acl.Check(fullPath, policyCap(req.Operation), req.Data)
+		if !dec.Allowed && req.Operation == logical.UpdateOperation {
+			dec = res.acl.Check(fullPath, policy.Create, req.Data)
+		}
+		if !dec.Allowed {
+			return logical.ErrPermissionDenied
+		}
+	}
+	return logical.Errorf(404, "no handler for route %q. route entry not found.", fullPath)
+}
+
 // refuse records a request that fails before it reaches a backend (no
 // route, bad token, denied by policy) and returns its error.
 func (c *Core) refuse(ctx context.Context, in *audit.Input, err error) (*logical.Response, error) {
@@ -86,7 +150,7 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 	fullPath := req.Path
 	m, rel := c.mounts.route(fullPath)
 	if m == nil {
-		return c.refuse(ctx, in, logical.Errorf(404, "no handler for route %q. route entry not found.", fullPath))
+		return c.refuse(ctx, in, c.noRoute(ctx, req, fullPath))
 	}
 	*mountLabel = m.entry.routePath()
 	in.MountAccessor = m.entry.Accessor
@@ -146,6 +210,11 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		dec := acl.Check(fullPath, policyCap(req.Operation), req.Data)
 		if !dec.Allowed && !help {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)
+		}
+		for _, twin := range mountPathTwins(fullPath) {
+			if !help && !acl.Check(twin, policyCap(req.Operation), req.Data).Allowed {
+				return c.refuse(ctx, in, logical.ErrPermissionDenied)
+			}
 		}
 		if special != nil && matchSpecial(special.Root, rel) && !dec.Sudo && !help {
 			return c.refuse(ctx, in, logical.ErrPermissionDenied)

@@ -80,9 +80,7 @@ func newSystemBackend(c *Core) logical.Backend {
 		{Pattern: "remount", Fields: map[string]*fw.FieldSchema{"from": {Type: fw.TypeString, Required: true}, "to": {Type: fw.TypeString, Required: true}}, Operations: opmap{up: b.remount}},
 		{Pattern: "remount/status/(?P<id>.+)", Fields: map[string]*fw.FieldSchema{"id": {Type: fw.TypeString}}, Operations: opmap{rd: b.remountStatus}},
 		{Pattern: "policy/?", Operations: opmap{rd: b.listPoliciesLegacy, list: b.listPolicies}},
-		{Pattern: "policy/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(true), up: b.writePolicy, del: b.deletePolicy}},
 		{Pattern: "policies/acl/?", Operations: opmap{list: b.listPolicies}},
-		{Pattern: "policies/acl/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(false), up: b.writePolicy, del: b.deletePolicy}},
 		{Pattern: "capabilities", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsByToken)}},
 		{Pattern: "capabilities-self", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsSelf)}},
 		{Pattern: "capabilities-accessor", Fields: capabilitiesFields, Operations: opmap{up: b.capabilities(capsByAccessor)}},
@@ -93,6 +91,15 @@ func newSystemBackend(c *Core) logical.Backend {
 		{Pattern: "rotate(/keyring)?", Operations: opmap{up: b.rotate}},
 		b.rotateConfigPath(),
 	}
+	// Policy names are kept in lowercase: a path must name them so, or
+	// sys/policies/acl/ADMIN would pass an ACL that denies .../admin and
+	// rewrite it (framework.RequireLowercase).
+	policyPaths := []*fw.Path{
+		{Pattern: "policy/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(true), up: b.writePolicy, del: b.deletePolicy}},
+		{Pattern: "policies/acl/(?P<name>.+)", Fields: policyFields, Operations: opmap{rd: b.readPolicy(false), up: b.writePolicy, del: b.deletePolicy}},
+	}
+	fw.RequireLowercase("name", policyPaths)
+	paths = append(paths, policyPaths...)
 	paths = append(paths, b.auditPaths()...)
 	paths = append(paths, b.observePaths()...)
 	paths = append(paths, b.quotaPaths()...)

@@ -126,7 +126,7 @@ func newTokenBackend(c *Core) logical.Backend {
 		"increment": {Type: fw.TypeDuration, Description: "requested extension"},
 	}
 	up := logical.UpdateOperation
-	return &fw.Backend{
+	be := &fw.Backend{
 		Help:         "Arca's own token store: creates, looks up, renews and revokes tokens. It is always mounted at auth/token/. A token revoked takes every token it created with it.",
 		PathsSpecial: &logical.Paths{Root: []string{"revoke-orphan/*", "revoke-orphan", "accessors/"}},
 		Paths: []*fw.Path{
@@ -160,6 +160,8 @@ func newTokenBackend(c *Core) logical.Backend {
 			{Pattern: "tidy", Operations: ops(up, b.tidy)},
 		},
 	}
+	fw.RequireLowercase("role_name", be.Paths)
+	return be
 }
 
 func ops(op logical.Operation, f fw.OperationFunc) map[logical.Operation]fw.OperationFunc {
@@ -385,6 +387,16 @@ func (b *tokenBackend) create(mode createMode) fw.OperationFunc {
 			}
 		}
 		te.ExplicitMaxTTL, te.Period = explicitMax, period
+		// A child (not an orphan) carries its parent's entity and, unless
+		// a role made it, its parent's bound CIDRs, as in Vault: otherwise
+		// a token could shed its address binding, or escape its entity
+		// being disabled, by creating a child.
+		if te.Parent != "" {
+			te.EntityID = parent.EntityID
+			if role == nil {
+				te.BoundCIDRs = slices.Clone(parent.BoundCIDRs)
+			}
+		}
 		if entityAlias != "" {
 			if te.EntityID, err = b.core.tokenEntityAlias(ctx, entityAlias); err != nil {
 				return nil, err

@@ -127,9 +127,11 @@ func fillPath(path string, lookup func(string) (string, bool)) (string, bool) {
 
 // safeTemplateValue reports whether v may stand in a path: it must not be
 // empty, and must not carry glob characters or segments that would let
-// an identity's own name or metadata widen what the path grants.
+// an identity's own name or metadata widen what the path grants. Nor may
+// it begin or end with '/': that would cut a neighbouring literal such as
+// the '+' of "secret/+{{...}}" into a wildcard segment of its own.
 func safeTemplateValue(v string) bool {
-	if v == "" || strings.ContainsAny(v, "*{}") {
+	if v == "" || strings.ContainsAny(v, "*{}") || strings.HasPrefix(v, "/") || strings.HasSuffix(v, "/") {
 		return false
 	}
 	for _, seg := range strings.Split(v, "/") {

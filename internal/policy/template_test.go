@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -74,4 +75,69 @@ path "secret/data/shared" { capabilities = ["read"] }
 			}
 		}
 	}
+}
+
+// wildcards counts what in a policy path widens it: '+' segments, '.' and
+// '..' segments, and '*'.
+func wildcards(path string) int {
+	n := strings.Count(path, "*")
+	for _, seg := range strings.Split(path, "/") {
+		if seg == "+" || seg == "." || seg == ".." {
+			n++
+		}
+	}
+	return n
+}
+
+// FuzzTemplateFill parses a policy path holding identity templates and
+// fills it with an arbitrary value. Parsing refuses garbage with an error;
+// nothing panics; a filled policy compiles; and a value never adds a
+// wildcard (a '+', '.' or '..' segment, or a '*') that the path does not
+// have when its templates hold a plain word.
+func FuzzTemplateFill(f *testing.F) {
+	for _, s := range []struct{ path, value string }{
+		{"secret/data/{{identity.entity.name}}/*", "alice"},
+		{"secret/data/{{identity.entity.name}}/*", "*"},
+		{"secret/+{{identity.entity.name}}", "/x"},
+		{"secret/{{identity.entity.name}}+/x", "a/"},
+		{"secret/.{{identity.entity.metadata.team}}", "./x"},
+		{"secret/{{identity.entity.aliases.acc.name}}/{{identity.entity.aliases.acc.metadata.repo}}", "a/b"},
+		{"secret/{{ identity.groups.names.devs.id }}", "+"},
+		{"secret/{{identity.entity.id}", "x"},
+		{"{{identity.entity.name}}", ".."},
+		{"a/{{identity.entity.name}}/{{identity.entity.name}}*", "{{"},
+	} {
+		f.Add(s.path, s.value)
+	}
+	f.Fuzz(func(t *testing.T, path, value string) {
+		doc, err := json.Marshal(map[string]any{"path": map[string]any{path: map[string]any{"capabilities": []string{"read"}}}})
+		if err != nil {
+			return
+		}
+		p, err := Parse("f", string(doc))
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("an empty error")
+			}
+			return
+		}
+		fill := func(v string) *Policy {
+			return p.Fill(func(string) (string, bool) { return v, true })
+		}
+		plain, filled := fill("word"), fill(value)
+		if _, err := NewACL(filled); err != nil {
+			t.Fatalf("a filled policy does not compile: %v", err)
+		}
+		if len(filled.Paths) > len(p.Paths) {
+			t.Fatalf("filling made %d paths from %d", len(filled.Paths), len(p.Paths))
+		}
+		for _, fp := range filled.Paths {
+			if strings.Contains(fp.Path, "{{") && p.Templated() && !strings.Contains(path, "{{") {
+				t.Fatalf("a template appeared: %q", fp.Path)
+			}
+			if len(plain.Paths) == 1 && wildcards(fp.Path) > wildcards(plain.Paths[0].Path) {
+				t.Fatalf("path %q filled with %q is %q: more wildcards than %q", path, value, fp.Path, plain.Paths[0].Path)
+			}
+		}
+	})
 }

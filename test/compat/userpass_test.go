@@ -68,9 +68,15 @@ func TestUserpassLoginAndUsers(t *testing.T) {
 	if err := root.Sys().PutPolicy("reader", `path "secret/data/*" { capabilities = ["read"] }`); err != nil {
 		t.Fatal(err)
 	}
-	writeUser(t, root, "Alice", map[string]any{"password": "correct horse", "token_policies": "reader", "token_ttl": "1h"})
+	// Names are case-insensitive and kept in lowercase; a users/ path must
+	// spell them so, or an ACL on users/alice could be sidestepped through
+	// users/Alice (TestProbeUserpassCaseAroundDeny).
+	if _, err := root.Logical().Write("auth/userpass/users/Alice", map[string]any{"password": "correct horse"}); statusOf(err) != http.StatusBadRequest || !strings.Contains(errorText(err), "users/alice") {
+		t.Fatalf("writing users/Alice: %v, want 400 pointing at users/alice", err)
+	}
+	writeUser(t, root, "alice", map[string]any{"password": "correct horse", "token_policies": "reader", "token_ttl": "1h"})
 
-	// The password is never shown; names are case-insensitive.
+	// The password is never shown.
 	u, err := root.Logical().Read("auth/userpass/users/alice")
 	if err != nil || u == nil {
 		t.Fatalf("reading the user: %v %v", u, err)

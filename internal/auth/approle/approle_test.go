@@ -149,12 +149,20 @@ func TestSecretIDSurvivesReload(t *testing.T) {
 
 func TestLoginAuthBlock(t *testing.T) {
 	h := newHarness(t)
-	h.must(logical.UpdateOperation, "role/App", map[string]any{
+	// Role names are kept in lowercase, and a path must spell them so
+	// (framework.RequireLowercase): an ACL checks the path as written.
+	if _, err := h.do(logical.UpdateOperation, "role/App", map[string]any{}); logical.StatusOf(err) != 400 {
+		t.Fatalf("role/App: %v, want 400", err)
+	}
+	h.must(logical.UpdateOperation, "role/app", map[string]any{
 		"token_policies": "b,a", "token_ttl": "10m", "token_max_ttl": "1h", "token_num_uses": 4,
 		"token_bound_cidrs": "127.0.0.0/8",
 	})
-	roleID := h.roleID("app") // role names are case-insensitive
-	sid := h.secretID("APP", map[string]any{"metadata": map[string]any{"team": "payments"}})
+	roleID := h.roleID("app")
+	if _, err := h.do(logical.UpdateOperation, "role/APP/secret-id", nil); logical.StatusOf(err) != 400 {
+		t.Fatalf("role/APP/secret-id: %v, want 400", err)
+	}
+	sid := h.secretID("app", map[string]any{"metadata": map[string]any{"team": "payments"}})
 	resp, err := h.login(roleID, sid)
 	if err != nil {
 		t.Fatal(err)

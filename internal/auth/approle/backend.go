@@ -91,6 +91,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		ResolveRole:  b.resolveRole,
 		PeriodicFunc: b.periodic,
 	}
+	framework.RequireLowercase("role_name", b.Backend.Paths)
 	b.Backend.Setup(conf)
 	return b
 }

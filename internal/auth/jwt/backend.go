@@ -71,6 +71,7 @@ func newBackend() *backend {
 			b.states.clear()
 		},
 	}
+	framework.RequireLowercase("name", b.Backend.Paths)
 	return b
 }
 

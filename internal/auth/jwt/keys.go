@@ -215,6 +215,12 @@ func (v *verifier) verify(ctx context.Context, token string, now time.Time) (map
 	if len(jws.Signatures) != 1 {
 		return nil, refuse("the token must carry exactly one signature")
 	}
+	// No header extension is understood here, so a crit header of any
+	// kind (even the empty list RFC 7515 forbids producers to send) is
+	// refused rather than ignored.
+	if _, ok := jws.Signatures[0].Protected.ExtraHeaders["crit"]; ok {
+		return nil, refuse("the token's crit header names extensions this method does not understand")
+	}
 	kid := jws.Signatures[0].Header.KeyID
 	payload, err := v.verifyWithKeys(ctx, jws, kid, now)
 	if err != nil {

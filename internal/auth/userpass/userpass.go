@@ -24,8 +24,12 @@ import (
 // userPrefix is where users live in the mount's storage: user/<name>.
 const userPrefix = "user/"
 
-// bcryptCost is the work factor of stored password hashes.
-const bcryptCost = bcrypt.DefaultCost
+// bcryptCost is the work factor of stored password hashes (a variable only
+// so the package's fuzz target can run at bcrypt's lowest cost).
+var bcryptCost = bcrypt.DefaultCost
+
+// bcryptMaxPassword is the most bytes of a password bcrypt reads.
+const bcryptMaxPassword = 72
 
 // errInvalidCredentials is the one answer to a wrong password or an unknown
 // user (Vault's wording).
@@ -139,7 +143,21 @@ func (b *backend) guard() logical.LoginGuard {
 	return b.System.LoginGuard()
 }
 
+// userName is the name a login is for: logins are case-insensitive.
 func userName(d *fw.FieldData) string { return strings.ToLower(d.String("username")) }
+
+// managedName is the name in a users/<name> path. It must be written in
+// lowercase: names are stored lowercased, and an ACL checks the path as
+// written, so users/ADMIN would pass a policy that denies users/admin and
+// then change admin. Refusing it keeps the user the ACL checked the user
+// that changes.
+func managedName(d *fw.FieldData) (string, error) {
+	name := d.String("username")
+	if lower := strings.ToLower(name); lower != name {
+		return "", logical.BadRequest("username %q: user names are case-insensitive and kept in lowercase; use users/%s", name, lower)
+	}
+	return name, nil
+}
 
 func (b *backend) user(ctx context.Context, s logical.Storage, name string) (*user, error) {
 	if name == "" {
@@ -168,7 +186,11 @@ func (b *backend) putUser(ctx context.Context, s logical.Storage, name string, u
 }
 
 func (b *backend) userExists(ctx context.Context, req *logical.Request, d *fw.FieldData) (bool, error) {
-	u, err := b.user(ctx, req.Storage, userName(d))
+	name, err := managedName(d)
+	if err != nil {
+		return false, nil // the handler refuses it
+	}
+	u, err := b.user(ctx, req.Storage, name)
 	return u != nil, err
 }
 
@@ -185,7 +207,10 @@ func hashPassword(pw string) ([]byte, error) {
 }
 
 func (b *backend) writeUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name := userName(d)
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -247,7 +272,11 @@ func parseTokenFields(p *fw.TokenParams, d *fw.FieldData) error {
 }
 
 func (b *backend) readUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	u, err := b.user(ctx, req.Storage, userName(d))
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
+	u, err := b.user(ctx, req.Storage, name)
 	if err != nil || u == nil {
 		return nil, err
 	}
@@ -261,7 +290,11 @@ func (b *backend) readUser(ctx context.Context, req *logical.Request, d *fw.Fiel
 }
 
 func (b *backend) deleteUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	return nil, req.Storage.Delete(ctx, userPrefix+userName(d))
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
+	return nil, req.Storage.Delete(ctx, userPrefix+name)
 }
 
 func (b *backend) listUsers(ctx context.Context, req *logical.Request, _ *fw.FieldData) (*logical.Response, error) {
@@ -276,7 +309,10 @@ func (b *backend) listUsers(ctx context.Context, req *logical.Request, _ *fw.Fie
 }
 
 func (b *backend) updatePassword(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name := userName(d)
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -291,7 +327,10 @@ func (b *backend) updatePassword(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) updatePolicies(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name := userName(d)
+	name, err := managedName(d)
+	if err != nil {
+		return nil, err
+	}
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -331,7 +370,10 @@ func (b *backend) login(ctx context.Context, req *logical.Request, d *fw.FieldDa
 	if u != nil {
 		hash = u.PasswordHash
 	}
-	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil
+	// bcrypt reads only the first 72 bytes, and no stored password is
+	// longer (hashPassword refuses it): a longer one is never the password,
+	// though it is still compared, so it costs what any wrong one does.
+	match := bcrypt.CompareHashAndPassword(hash, []byte(password)) == nil && len(password) <= bcryptMaxPassword
 	if u == nil || !match {
 		guard.Failed(ctx, name)
 		return nil, errInvalidCredentials
