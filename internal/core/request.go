@@ -166,6 +166,15 @@ func (c *Core) handle(ctx context.Context, req *logical.Request, in *audit.Input
 		}
 	}
 	special := m.backend.SpecialPaths()
+	// A name the backend keeps in lowercase is lowercased before the ACL
+	// sees the path, so what the ACL checks is what the backend acts on.
+	if special != nil {
+		if canon := logical.CanonicalCase(special.CaseInsensitive, rel); canon != rel {
+			rel = canon
+			fullPath = m.entry.routePath() + rel
+			in.Path = fullPath
+		}
+	}
 	unauth := special != nil && matchSpecial(special.Unauthenticated, rel)
 
 	var te *TokenEntry

@@ -114,6 +114,7 @@ func newSystemBackend(c *Core) logical.Backend {
 			Root: append([]string{"auth/*", "remount", "rotate", "rotate/*", "seal", "step-down",
 				"audit", "audit/*", "config/auditing/*", "access-report", "access-report/*", "host-info"},
 				leaseRootPaths...),
+			CaseInsensitive: []string{"policy/+", "policies/acl/+"},
 		},
 		Paths: paths,
 	}

@@ -127,8 +127,11 @@ func newTokenBackend(c *Core) logical.Backend {
 	}
 	up := logical.UpdateOperation
 	be := &fw.Backend{
-		Help:         "Arca's own token store: creates, looks up, renews and revokes tokens. It is always mounted at auth/token/. A token revoked takes every token it created with it.",
-		PathsSpecial: &logical.Paths{Root: []string{"revoke-orphan/*", "revoke-orphan", "accessors/"}},
+		Help: "Arca's own token store: creates, looks up, renews and revokes tokens. It is always mounted at auth/token/. A token revoked takes every token it created with it.",
+		PathsSpecial: &logical.Paths{
+			Root:            []string{"revoke-orphan/*", "revoke-orphan", "accessors/"},
+			CaseInsensitive: []string{"roles/+", "create/+"},
+		},
 		Paths: []*fw.Path{
 			{Pattern: "create", Fields: tokenCreateFields, Operations: ops(up, b.create(createPlain))},
 			{Pattern: "create-orphan", Fields: tokenCreateFields, Operations: ops(up, b.create(createOrphan))},

@@ -207,6 +207,13 @@ type Paths struct {
 	Unauthenticated []string
 	// Root paths need the sudo capability.
 	Root []string
+	// CaseInsensitive lists paths with a name the backend keeps in
+	// lowercase (a user, a role, a policy), as segment patterns: "+" is the
+	// name's segment, a trailing "*" matches the rest unchanged, other
+	// segments are literal ("users/+", "role/+/*"). The core lowercases the
+	// name's segment of a matching request path BEFORE the ACL check, so
+	// users/ADMIN is checked, and served, as users/admin.
+	CaseInsensitive []string
 	// FormBody paths also accept a write whose body is
 	// application/x-www-form-urlencoded (an OIDC provider's form_post
 	// callback); every other path takes JSON only.

@@ -85,6 +85,7 @@ func newBackend(conf *logical.BackendConfig) *backend {
 		Help: "The AppRole auth method: log in with a role ID and a secret ID.",
 		PathsSpecial: &logical.Paths{
 			Unauthenticated: []string{"login"},
+			CaseInsensitive: []string{"role/+", "role/+/*"},
 		},
 		Paths:        append(append(append(b.rolePaths(), b.secretIDPaths()...), b.loginPath()), b.tidyPath()),
 		AuthRenew:    b.authRenew,

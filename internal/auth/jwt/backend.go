@@ -54,7 +54,8 @@ func newBackend() *backend {
 			Unauthenticated: []string{"login", "oidc/auth_url", "oidc/callback"},
 			// An OIDC provider in form_post mode has the browser POST the
 			// callback's fields as a form.
-			FormBody: []string{"oidc/callback"},
+			FormBody:        []string{"oidc/callback"},
+			CaseInsensitive: []string{"role/+"},
 		},
 		ResolveRole: b.resolveRole,
 		Paths: []*framework.Path{

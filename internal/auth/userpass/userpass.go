@@ -88,6 +88,7 @@ func newBackend() *backend {
 		Help: "The userpass auth method: users log in with a name and a password (bcrypt-hashed at rest).",
 		PathsSpecial: &logical.Paths{
 			Unauthenticated: []string{"login/*"},
+			CaseInsensitive: []string{"users/+", "users/+/*", "login/+"},
 		},
 		Paths: []*fw.Path{
 			{
