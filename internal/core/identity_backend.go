@@ -287,6 +287,10 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 		if err := s.commit(ctx, []*identityEntity{e}, nil, nil, nil); err != nil {
 			return nil, err
 		}
+		if !created {
+			// Vault answers an update of an existing entity with 204.
+			return nil, nil
+		}
 		aliasIDs := make([]string, 0, len(e.Aliases))
 		for _, a := range e.Aliases {
 			aliasIDs = append(aliasIDs, a.ID)
@@ -568,7 +572,8 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 			g = s.findGroup("name", d.String("name"))
 		}
 		now := b.core.Now().UTC()
-		if g == nil {
+		created := g == nil
+		if created {
 			g = &identityGroup{ID: newUUID(), Name: d.String("name"), Type: "internal", CreationTime: now}
 			if g.Name == "" {
 				g.Name = "group_" + newUUID()[:8]
@@ -608,6 +613,10 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 		g.LastUpdate = now
 		if err := s.commit(ctx, nil, []*identityGroup{g}, nil, nil); err != nil {
 			return nil, err
+		}
+		if !created {
+			// Vault answers an update of an existing group with 204.
+			return nil, nil
 		}
 		return &logical.Response{Data: map[string]any{"id": g.ID, "name": g.Name}}, nil
 	}

@@ -48,3 +48,45 @@ func TestPeerEmptyListIs404(t *testing.T) {
 		t.Fatalf("LIST after the last role is deleted = %v, %v; want nothing (404)", s, err)
 	}
 }
+
+// TestPeerIdentityUpdateIs204 checks that writing to an existing entity or
+// group (by ID, by name, or by POSTing a name that exists) answers 204, and
+// only a write that creates one answers 200 with its ID.
+func TestPeerIdentityUpdateIs204(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	e := mustWrite(t, c, "identity/entity", map[string]any{"name": "e1", "policies": "p1"})
+	if e == nil || e.Data["id"] == nil || e.Data["name"] != "e1" {
+		t.Fatalf("creating an entity = %v; want 200 with id and name", e)
+	}
+	id := e.Data["id"].(string)
+	for _, p := range []string{"identity/entity", "identity/entity/id/" + id, "identity/entity/name/e1"} {
+		code, _, body := rawRequest(t, "POST", addr+"/v1/"+p, root, `{"name":"e1","policies":["p2"]}`)
+		if code != http.StatusNoContent {
+			t.Errorf("updating an entity at %s = %d %s, want 204", p, code, body)
+		}
+	}
+	got, err := c.Logical().Read("identity/entity/id/" + id)
+	if err != nil || got == nil || strings.Join(strList(got.Data["policies"]), ",") != "p2" {
+		t.Fatalf("entity after updates = %v, %v; want policies [p2]", got, err)
+	}
+	// Writing a new name under entity/name/ creates it: 200 with its ID.
+	if s := mustWrite(t, c, "identity/entity/name/e2", map[string]any{}); s == nil || s.Data["id"] == nil {
+		t.Fatalf("creating an entity by name = %v; want its id", s)
+	}
+
+	g := mustWrite(t, c, "identity/group", map[string]any{"name": "g1"})
+	if g == nil || g.Data["id"] == nil || g.Data["name"] != "g1" {
+		t.Fatalf("creating a group = %v; want 200 with id and name", g)
+	}
+	gid := g.Data["id"].(string)
+	for _, p := range []string{"identity/group", "identity/group/id/" + gid, "identity/group/name/g1"} {
+		code, _, body := rawRequest(t, "POST", addr+"/v1/"+p, root, `{"name":"g1","policies":["gp"]}`)
+		if code != http.StatusNoContent {
+			t.Errorf("updating a group at %s = %d %s, want 204", p, code, body)
+		}
+	}
+	if got, err := c.Logical().Read("identity/group/id/" + gid); err != nil || got == nil || strings.Join(strList(got.Data["policies"]), ",") != "gp" {
+		t.Fatalf("group after updates = %v, %v; want policies [gp]", got, err)
+	}
+}
