@@ -90,3 +90,24 @@ func TestPeerIdentityUpdateIs204(t *testing.T) {
 		t.Fatalf("group after updates = %v, %v; want policies [gp]", got, err)
 	}
 }
+
+// TestPeerAppRoleSecretIDListMissingRole checks that listing the secret IDs
+// of a role that does not exist is a 400 naming the role, while a role with
+// no secret IDs lists as 404 (nothing there).
+func TestPeerAppRoleSecretIDListMissingRole(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	enableAppRole(t, c, "r1", map[string]any{"token_ttl": "5m"})
+	code, _, body := rawRequest(t, "LIST", addr+"/v1/auth/approle/role/nosuch/secret-id", root, "")
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "nosuch") {
+		t.Errorf("LIST secret-id of a missing role = %d %s, want 400 naming it", code, body)
+	}
+	if code, _, body := rawRequest(t, "LIST", addr+"/v1/auth/approle/role/r1/secret-id", root, ""); code != http.StatusNotFound {
+		t.Errorf("LIST secret-id of a role with none = %d %s, want 404", code, body)
+	}
+	_, acc := newSecretID(t, c, "r1", nil)
+	s, err := c.Logical().List("auth/approle/role/r1/secret-id")
+	if err != nil || s == nil || strings.Join(toStrings(s.Data["keys"]), ",") != acc {
+		t.Fatalf("LIST secret-id = %v, %v; want the accessor %s", s, err, acc)
+	}
+}
