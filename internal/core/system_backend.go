@@ -111,22 +111,41 @@ func newSystemBackend(c *Core) logical.Backend {
 	}
 }
 
+// authMountTokenType is the token_type sys/auth reports for every auth mount:
+// Arca issues service tokens unless a role asks otherwise, which is Vault's
+// "default-service" (a mount's token_type cannot be tuned).
+const authMountTokenType = "default-service"
+
 // mountInfo is how sys/mounts describes a mount.
 func mountInfo(e *MountEntry, sys logical.SystemView) map[string]any {
 	var options any
 	if e.Options != nil {
 		options = e.Options
 	}
+	config := map[string]any{
+		"default_lease_ttl": int64(e.Config.DefaultLeaseTTL / time.Second),
+		"max_lease_ttl":     int64(e.Config.MaxLeaseTTL / time.Second),
+		"force_no_cache":    false,
+	}
+	// As in Vault: the tuned settings a mount has, and an auth mount's token type.
+	if e.Config.ListingVisibility != "" {
+		config["listing_visibility"] = e.Config.ListingVisibility
+	}
+	if keys := e.Config.AuditNonHMACRequestKeys; len(keys) > 0 {
+		config["audit_non_hmac_request_keys"] = keys
+	}
+	if keys := e.Config.AuditNonHMACResponseKeys; len(keys) > 0 {
+		config["audit_non_hmac_response_keys"] = keys
+	}
+	if e.Table == authTable {
+		config["token_type"] = authMountTokenType
+	}
 	return map[string]any{
-		"type":        e.Type,
-		"description": e.Description,
-		"accessor":    e.Accessor,
-		"uuid":        e.UUID,
-		"config": map[string]any{
-			"default_lease_ttl": int64(e.Config.DefaultLeaseTTL / time.Second),
-			"max_lease_ttl":     int64(e.Config.MaxLeaseTTL / time.Second),
-			"force_no_cache":    false,
-		},
+		"type":                    e.Type,
+		"description":             e.Description,
+		"accessor":                e.Accessor,
+		"uuid":                    e.UUID,
+		"config":                  config,
 		"options":                 options,
 		"local":                   e.Local,
 		"seal_wrap":               e.SealWrap,
@@ -302,6 +321,9 @@ func (b *systemBackend) readTune(table string) fw.OperationFunc {
 		}
 		if m.entry.Config.ListingVisibility != "" {
 			data["listing_visibility"] = m.entry.Config.ListingVisibility
+		}
+		if m.entry.Table == authTable {
+			data["token_type"] = authMountTokenType
 		}
 		if p := b.core.lockoutPolicyFor(m.entry); m.entry.Table == authTable && slices.Contains(lockoutTypes, m.entry.Type) {
 			maps.Copy(data, lockoutTuneData(p))

@@ -111,3 +111,44 @@ func TestPeerAppRoleSecretIDListMissingRole(t *testing.T) {
 		t.Fatalf("LIST secret-id = %v, %v; want the accessor %s", s, err, acc)
 	}
 }
+
+// TestPeerAuthMountConfig checks what sys/auth says of an auth mount: its
+// config carries token_type and the tuned listing_visibility, in the list, in
+// the read and (token_type) in the tune read, as Vault reports them.
+func TestPeerAuthMountConfig(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	if err := c.Sys().EnableAuthWithOptions("userpass", &vault.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().TuneMount("auth/userpass", vault.MountConfigInput{ListingVisibility: "unauth"}); err != nil {
+		t.Fatal(err)
+	}
+	auths, err := c.Sys().ListAuth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := auths["userpass/"]
+	if up == nil || up.Config.TokenType != "default-service" || up.Config.ListingVisibility != "unauth" {
+		t.Fatalf("sys/auth userpass/ = %+v; want config token_type default-service, listing_visibility unauth", up)
+	}
+	if tok := auths["token/"]; tok == nil || tok.Config.TokenType != "default-service" || tok.Config.ListingVisibility != "" {
+		t.Fatalf("sys/auth token/ = %+v; want token_type default-service and no listing_visibility", tok)
+	}
+	s, err := c.Logical().Read("sys/auth/userpass")
+	if err != nil || s == nil {
+		t.Fatalf("reading sys/auth/userpass: %v", err)
+	}
+	if conf, _ := s.Data["config"].(map[string]any); conf["token_type"] != "default-service" || conf["listing_visibility"] != "unauth" {
+		t.Fatalf("sys/auth/userpass config = %v", s.Data["config"])
+	}
+	tune, err := c.Sys().MountConfig("auth/userpass")
+	if err != nil || tune.TokenType != "default-service" || tune.ListingVisibility != "unauth" {
+		t.Fatalf("sys/auth/userpass/tune = %+v, %v", tune, err)
+	}
+	// A secrets mount has no token_type.
+	mounts, err := c.Sys().ListMounts()
+	if err != nil || mounts["secret/"] == nil || mounts["secret/"].Config.TokenType != "" {
+		t.Fatalf("sys/mounts secret/ = %+v, %v; want no token_type", mounts["secret/"], err)
+	}
+}
