@@ -393,7 +393,16 @@ func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, 
 	now := b.core.Now().UTC()
 	var from *identityEntity // the entity the alias belongs to now
 	var alias *identityAlias
-	if id := d.String("id"); id != "" {
+	id := d.String("id")
+	if id == "" {
+		// As in Vault, a write naming the mount accessor and name of an
+		// existing alias updates that alias.
+		s.mu.RLock()
+		id = s.aliasByKey[aliasKey(d.String("mount_accessor"), d.String("name"))]
+		s.mu.RUnlock()
+	}
+	var before identityAlias
+	if id != "" {
 		s.mu.RLock()
 		from = s.entities[s.aliasByID[id]]
 		s.mu.RUnlock()
@@ -402,6 +411,7 @@ func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, 
 		}
 		for _, a := range from.Aliases {
 			if a.ID == id {
+				before = *a
 				c := *a
 				alias = &c
 			}
@@ -415,11 +425,18 @@ func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, 
 	if v, ok := d.GetOk("mount_accessor"); ok {
 		alias.MountAccessor = v.(string)
 	}
-	if v, ok := canonical(d, "entity_id"); ok {
-		alias.CanonicalID = v
+	canonicalID, _ := canonical(d, "entity_id")
+	canonicalGiven := canonicalID != "" // an empty one moves nothing
+	if canonicalGiven {
+		alias.CanonicalID = canonicalID
 	}
 	if alias.Name == "" {
 		return nil, logical.BadRequest("missing required field \"name\"")
+	}
+	if before.ID != "" && alias.Name == before.Name && alias.MountAccessor == before.MountAccessor &&
+		(!canonicalGiven || canonicalID == before.CanonicalID) {
+		// Nothing changes: 204, as Vault answers an idempotent write.
+		return nil, nil
 	}
 	if err := b.checkAccessor(alias.MountAccessor); err != nil {
 		return nil, err

@@ -152,3 +152,62 @@ func TestPeerAuthMountConfig(t *testing.T) {
 		t.Fatalf("sys/mounts secret/ = %+v, %v; want no token_type", mounts["secret/"], err)
 	}
 }
+
+// TestPeerEntityAliasCreateOrUpdate checks that writing identity/entity-alias
+// with the name and mount accessor of an existing alias updates that alias (a
+// "create or update", as hvac and Terraform use it) instead of failing, and
+// that a write changing nothing answers 204.
+func TestPeerEntityAliasCreateOrUpdate(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	auths, err := c.Sys().ListAuth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc := auths["token/"].Accessor
+	e1 := mustWrite(t, c, "identity/entity", map[string]any{"name": "e1"}).Data["id"].(string)
+	e2 := mustWrite(t, c, "identity/entity", map[string]any{"name": "e2"}).Data["id"].(string)
+	a := mustWrite(t, c, "identity/entity-alias", map[string]any{"name": "login1", "mount_accessor": acc, "canonical_id": e1})
+	if a == nil || a.Data["canonical_id"] != e1 {
+		t.Fatalf("creating an alias = %v", a)
+	}
+	aid := a.Data["id"].(string)
+	body := `{"name":"login1","mount_accessor":"` + acc + `","canonical_id":"` + e1 + `"}`
+	if code, _, out := rawRequest(t, "POST", addr+"/v1/identity/entity-alias", root, body); code != http.StatusNoContent {
+		t.Fatalf("writing the same alias again = %d %s, want 204", code, out)
+	}
+	if code, _, out := rawRequest(t, "POST", addr+"/v1/identity/entity-alias/id/"+aid, root, `{"name":"login1"}`); code != http.StatusNoContent {
+		t.Fatalf("writing an unchanged alias by ID = %d %s, want 204", code, out)
+	}
+	// Naming another entity moves the alias there: the same alias ID.
+	moved := mustWrite(t, c, "identity/entity-alias", map[string]any{"name": "login1", "mount_accessor": acc, "canonical_id": e2})
+	if moved == nil || moved.Data["id"] != aid || moved.Data["canonical_id"] != e2 {
+		t.Fatalf("moving the alias = %v; want id %s on entity %s", moved, aid, e2)
+	}
+	got, err := c.Logical().Read("identity/entity/id/" + e1)
+	if err != nil || got == nil || len(got.Data["aliases"].([]any)) != 0 {
+		t.Fatalf("entity e1 after the move = %v, %v; want no aliases", got, err)
+	}
+	list, err := c.Logical().List("identity/entity-alias/id")
+	if err != nil || list == nil || len(toStrings(list.Data["keys"])) != 1 {
+		t.Fatalf("aliases = %v, %v; want exactly one", list, err)
+	}
+}
+
+// TestPeerAppRoleDisplayName checks that an AppRole login token's
+// display_name is the mount's ("approle"), as Vault names it, not the role's.
+func TestPeerAppRoleDisplayName(t *testing.T) {
+	c := devClient(t)
+	roleID := enableAppRole(t, c, "ci", map[string]any{"token_ttl": "5m"})
+	sid, _ := newSecretID(t, c, "ci", nil)
+	s, err := appRoleLogin(c, roleID, sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, _ := c.Clone()
+	lc.SetToken(s.Auth.ClientToken)
+	self, err := lc.Auth().Token().LookupSelf()
+	if err != nil || self.Data["display_name"] != "approle" || self.Data["path"] != "auth/approle/login" {
+		t.Fatalf("lookup-self = %v, %v; want display_name approle, path auth/approle/login", self, err)
+	}
+}
