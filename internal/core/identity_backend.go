@@ -121,6 +121,15 @@ func (b *identityBackend) aliasData(a *identityAlias) map[string]any {
 	}
 }
 
+// aliasListInfo is an alias's key_info entry in a list, Vault's fields.
+func aliasListInfo(ad map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"canonical_id", "name", "mount_accessor", "mount_path", "mount_type", "metadata", "custom_metadata", "local"} {
+		out[k] = ad[k]
+	}
+	return out
+}
+
 func groupIDs(gs []*identityGroup) []string {
 	ids := make([]string, 0, len(gs))
 	for _, g := range gs {
@@ -540,8 +549,7 @@ func (b *identityBackend) listAliases(ctx context.Context, req *logical.Request,
 		for _, a := range e.Aliases {
 			ad := b.aliasData(a)
 			keys = append(keys, a.ID)
-			info[a.ID] = map[string]any{"canonical_id": a.CanonicalID, "name": a.Name, "mount_accessor": a.MountAccessor,
-				"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+			info[a.ID] = aliasListInfo(ad)
 		}
 	}
 	if len(keys) == 0 {
@@ -733,6 +741,12 @@ func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
 		if len(groups) == 0 {
 			return nil, nil
 		}
+		parents := map[string]int{}
+		for _, g := range groups {
+			for _, m := range g.MemberGroupIDs {
+				parents[m]++
+			}
+		}
 		var keys []string
 		info := map[string]any{}
 		for _, g := range groups {
@@ -741,7 +755,15 @@ func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
 				key = g.Name
 			}
 			keys = append(keys, key)
-			info[key] = map[string]any{"name": g.Name, "id": g.ID, "type": g.Type}
+			// Vault's key_info: the name and member counts, and the alias if any.
+			gi := map[string]any{"name": g.Name, "id": g.ID, "type": g.Type,
+				"num_member_entities": len(g.MemberEntityIDs), "num_parent_groups": parents[g.ID]}
+			if a := g.Alias; a != nil {
+				ad := b.aliasData(a)
+				gi["alias"] = map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
+					"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+			}
+			info[key] = gi
 		}
 		sort.Strings(keys)
 		if !byID {
@@ -871,8 +893,7 @@ func (b *identityBackend) listGroupAliases(ctx context.Context, req *logical.Req
 		if a := g.Alias; a != nil {
 			ad := b.aliasData(a)
 			keys = append(keys, a.ID)
-			info[a.ID] = map[string]any{"canonical_id": a.CanonicalID, "name": a.Name, "mount_accessor": a.MountAccessor,
-				"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+			info[a.ID] = aliasListInfo(ad)
 		}
 	}
 	if len(keys) == 0 {

@@ -4,6 +4,7 @@ package compat
 // by side: each test pins the behaviour Vault documents and OpenBao shows.
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -209,5 +210,43 @@ func TestPeerAppRoleDisplayName(t *testing.T) {
 	self, err := lc.Auth().Token().LookupSelf()
 	if err != nil || self.Data["display_name"] != "approle" || self.Data["path"] != "auth/approle/login" {
 		t.Fatalf("lookup-self = %v, %v; want display_name approle, path auth/approle/login", self, err)
+	}
+}
+
+// TestPeerIdentityListKeyInfo checks the key_info of identity lists: a group
+// carries its name and member counts (num_member_entities, num_parent_groups),
+// an alias its name, mount, metadata and local flag, as Vault lists them.
+func TestPeerIdentityListKeyInfo(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	e := mustWrite(t, c, "identity/entity", map[string]any{"name": "e1"}).Data["id"].(string)
+	child := mustWrite(t, c, "identity/group", map[string]any{"name": "child", "member_entity_ids": e}).Data["id"].(string)
+	mustWrite(t, c, "identity/group", map[string]any{"name": "parent", "member_group_ids": child})
+	l, err := c.Logical().List("identity/group/id")
+	if err != nil || l == nil {
+		t.Fatalf("listing groups: %v", err)
+	}
+	ki, _ := l.Data["key_info"].(map[string]any)
+	ci, _ := ki[child].(map[string]any)
+	if ci["name"] != "child" || ci["num_member_entities"] != json.Number("1") || ci["num_parent_groups"] != json.Number("1") {
+		t.Fatalf("key_info of group child = %v; want name child, 1 member entity, 1 parent group", ci)
+	}
+	auths, err := c.Sys().ListAuth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := mustWrite(t, c, "identity/entity-alias", map[string]any{"name": "login1", "mount_accessor": auths["token/"].Accessor, "canonical_id": e}).Data["id"].(string)
+	al, err := c.Logical().List("identity/entity-alias/id")
+	if err != nil || al == nil {
+		t.Fatalf("listing aliases: %v", err)
+	}
+	ai, _ := al.Data["key_info"].(map[string]any)[a].(map[string]any)
+	for _, k := range []string{"canonical_id", "name", "mount_accessor", "mount_path", "mount_type", "metadata", "custom_metadata", "local"} {
+		if _, ok := ai[k]; !ok {
+			t.Errorf("key_info of alias lacks %q: %v", k, ai)
+		}
+	}
+	if ai["name"] != "login1" || ai["canonical_id"] != e || ai["mount_type"] != "token" || ai["local"] != false {
+		t.Fatalf("key_info of alias = %v", ai)
 	}
 }
