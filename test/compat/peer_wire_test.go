@@ -250,3 +250,42 @@ func TestPeerIdentityListKeyInfo(t *testing.T) {
 		t.Fatalf("key_info of alias = %v", ai)
 	}
 }
+
+// TestPeerBoundCIDRsDisplay checks that a token bound CIDR block of one
+// address reads back as the bare address, as Vault shows it: in a userpass
+// user, in lookup-self of its login token and in an AppRole secret ID.
+func TestPeerBoundCIDRsDisplay(t *testing.T) {
+	c := devClient(t)
+	if err := c.Sys().EnableAuthWithOptions("userpass", &vault.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	mustWrite(t, c, "auth/userpass/users/alice", map[string]any{"password": "pw", "token_bound_cidrs": "127.0.0.1/32,10.0.0.0/8"})
+	u, err := c.Logical().Read("auth/userpass/users/alice")
+	if err != nil || u == nil || strings.Join(toStrings(u.Data["token_bound_cidrs"]), ",") != "127.0.0.1,10.0.0.0/8" {
+		t.Fatalf("user token_bound_cidrs = %v, %v; want [127.0.0.1 10.0.0.0/8]", u, err)
+	}
+	lc, _ := c.Clone()
+	lc.ClearToken()
+	s, err := lc.Logical().Write("auth/userpass/login/alice", map[string]any{"password": "pw"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc.SetToken(s.Auth.ClientToken)
+	self, err := lc.Auth().Token().LookupSelf()
+	if err != nil || strings.Join(toStrings(self.Data["bound_cidrs"]), ",") != "127.0.0.1,10.0.0.0/8" {
+		t.Fatalf("lookup-self bound_cidrs = %v, %v", self, err)
+	}
+	enableAppRole(t, c, "r1", map[string]any{"token_bound_cidrs": "127.0.0.1"})
+	sid, err := c.Logical().Write("auth/approle/role/r1/secret-id", map[string]any{"token_bound_cidrs": "127.0.0.1/32"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	look, err := c.Logical().Write("auth/approle/role/r1/secret-id/lookup", map[string]any{"secret_id": sid.Data["secret_id"]})
+	if err != nil || look == nil || strings.Join(toStrings(look.Data["token_bound_cidrs"]), ",") != "127.0.0.1" {
+		t.Fatalf("secret-id lookup token_bound_cidrs = %v, %v", look, err)
+	}
+	r, err := c.Logical().Read("auth/approle/role/r1")
+	if err != nil || strings.Join(toStrings(r.Data["token_bound_cidrs"]), ",") != "127.0.0.1" {
+		t.Fatalf("role token_bound_cidrs = %v, %v", r, err)
+	}
+}

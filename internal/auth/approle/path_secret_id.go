@@ -52,7 +52,7 @@ func (e *secretIDEntry) data() map[string]any {
 		"last_updated_time":  e.LastUpdatedTime,
 		"metadata":           meta,
 		"cidr_list":          nonNil(e.CIDRList),
-		"token_bound_cidrs":  nonNil(e.TokenBoundCIDRs),
+		"token_bound_cidrs":  framework.DisplayCIDRs(e.TokenBoundCIDRs),
 	}
 }
 
