@@ -289,3 +289,23 @@ func TestPeerBoundCIDRsDisplay(t *testing.T) {
 		t.Fatalf("role token_bound_cidrs = %v, %v", r, err)
 	}
 }
+
+// TestPeerIdentityListOfAnItem checks that LIST on one entity, alias or group
+// (not a list path) is a 404, as in Vault, and that an ID is one path segment.
+func TestPeerIdentityListOfAnItem(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	e := mustWrite(t, c, "identity/entity", map[string]any{"name": "e1"}).Data["id"].(string)
+	g := mustWrite(t, c, "identity/group", map[string]any{"name": "g1"}).Data["id"].(string)
+	for _, p := range []string{"identity/entity/id/" + e, "identity/group/id/" + g} {
+		if code, _, body := rawRequest(t, "LIST", addr+"/v1/"+p, root, ""); code != http.StatusNotFound {
+			t.Errorf("LIST %s = %d %s, want 404", p, code, body)
+		}
+	}
+	if code, _, body := rawRequest(t, "GET", addr+"/v1/identity/entity/id/"+e+"/x", root, ""); code != http.StatusNotFound {
+		t.Errorf("GET entity/id/<id>/x = %d %s, want 404", code, body)
+	}
+	if s, err := c.Logical().Read("identity/entity/id/" + e); err != nil || s == nil || s.Data["name"] != "e1" {
+		t.Fatalf("reading the entity = %v, %v", s, err)
+	}
+}
