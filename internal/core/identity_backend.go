@@ -60,6 +60,9 @@ func newIdentityBackend(c *Core) logical.Backend {
 		Paths: []*fw.Path{
 			{Pattern: "entity", Fields: entityFields, Operations: ops(up, b.writeEntity(""))},
 			{Pattern: "entity/id/?", Operations: list(b.listEntities(true))},
+			{Pattern: "entity/batch-delete", Fields: map[string]*fw.FieldSchema{
+				"entity_ids": {Type: fw.TypeCommaStringSlice, Description: "IDs of the entities to delete; unknown IDs are skipped"},
+			}, Operations: ops(up, b.batchDeleteEntities)},
 			{Pattern: "entity/id/(?P<id>[^/]+)", Fields: entityFields, Operations: rud(b.readEntity("id"), b.writeEntity("id"), b.deleteEntity("id"))},
 			{Pattern: "entity/name/?", Operations: list(b.listEntities(false))},
 			{Pattern: "entity/name/(?P<name>.+)", Fields: entityFields, Operations: rud(b.readEntity("name"), b.writeEntity("name"), b.deleteEntity("name"))},
@@ -332,6 +335,41 @@ func (b *identityBackend) deleteEntity(by string) fw.OperationFunc {
 		s.mu.RUnlock()
 		return nil, s.commit(ctx, nil, groups, []string{e.ID}, nil)
 	}
+}
+
+// batchDeleteEntities deletes several entities (with their aliases, and
+// from their groups) in one commit, as Vault's entity/batch-delete does.
+func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	ids := d.Strings("entity_ids")
+	if len(ids) == 0 {
+		return nil, logical.BadRequest("missing entity_ids: the IDs of the entities to delete")
+	}
+	s, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var del []string
+	for _, id := range ids {
+		if e := s.findEntity("id", id); e != nil && !slices.Contains(del, e.ID) {
+			del = append(del, e.ID)
+		}
+	}
+	if len(del) == 0 {
+		return nil, nil
+	}
+	var groups []*identityGroup
+	s.mu.RLock()
+	for _, g := range s.groups {
+		if slices.ContainsFunc(g.MemberEntityIDs, func(m string) bool { return slices.Contains(del, m) }) {
+			g = g.clone()
+			g.MemberEntityIDs = slices.DeleteFunc(g.MemberEntityIDs, func(m string) bool { return slices.Contains(del, m) })
+			groups = append(groups, g)
+		}
+	}
+	s.mu.RUnlock()
+	return nil, s.commit(ctx, nil, groups, del, nil)
 }
 
 func (b *identityBackend) listEntities(byID bool) fw.OperationFunc {

@@ -309,3 +309,42 @@ func TestPeerIdentityListOfAnItem(t *testing.T) {
 		t.Fatalf("reading the entity = %v, %v", s, err)
 	}
 }
+
+// TestPeerEntityBatchDelete checks identity/entity/batch-delete: the listed
+// entities go (with their aliases, and from their groups), unknown IDs are
+// skipped, others stay, and an empty list is a 400.
+func TestPeerEntityBatchDelete(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := newClient(t, addr, root)
+	auths, err := c.Sys().ListAuth()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e1 := mustWrite(t, c, "identity/entity", map[string]any{"name": "e1"}).Data["id"].(string)
+	e2 := mustWrite(t, c, "identity/entity", map[string]any{"name": "e2"}).Data["id"].(string)
+	e3 := mustWrite(t, c, "identity/entity", map[string]any{"name": "e3"}).Data["id"].(string)
+	mustWrite(t, c, "identity/entity-alias", map[string]any{"name": "l1", "mount_accessor": auths["token/"].Accessor, "canonical_id": e1})
+	g := mustWrite(t, c, "identity/group", map[string]any{"name": "g", "member_entity_ids": []string{e1, e3}}).Data["id"].(string)
+
+	if code, _, body := rawRequest(t, "POST", addr+"/v1/identity/entity/batch-delete", root, `{"entity_ids":["`+e1+`","`+e2+`","nosuch"]}`); code != http.StatusNoContent {
+		t.Fatalf("batch-delete = %d %s, want 204", code, body)
+	}
+	for _, id := range []string{e1, e2} {
+		if s, err := c.Logical().Read("identity/entity/id/" + id); err != nil || s != nil {
+			t.Errorf("entity %s after batch-delete = %v, %v; want gone", id, s, err)
+		}
+	}
+	if s, err := c.Logical().Read("identity/entity/id/" + e3); err != nil || s == nil {
+		t.Fatalf("entity e3 (not listed) = %v, %v; want kept", s, err)
+	}
+	if s, err := c.Logical().List("identity/entity-alias/id"); err != nil || s != nil {
+		t.Fatalf("aliases after batch-delete = %v, %v; want none", s, err)
+	}
+	grp, err := c.Logical().Read("identity/group/id/" + g)
+	if err != nil || strings.Join(strList(grp.Data["member_entity_ids"]), ",") != e3 {
+		t.Fatalf("group members after batch-delete = %v, %v; want [%s]", grp, err, e3)
+	}
+	if code, _, body := rawRequest(t, "POST", addr+"/v1/identity/entity/batch-delete", root, `{}`); code != http.StatusBadRequest || !strings.Contains(string(body), "entity_ids") {
+		t.Fatalf("batch-delete of nothing = %d %s, want 400 naming entity_ids", code, body)
+	}
+}
