@@ -116,6 +116,15 @@ func newSystemBackend(c *Core) logical.Backend {
 // "default-service" (a mount's token_type cannot be tuned).
 const authMountTokenType = "default-service"
 
+// enabledOptions is the options of a mount enabled through the API: as in
+// Vault, {} rather than null when none are given (built-in mounts keep null).
+func enabledOptions(in map[string]string) map[string]string {
+	if in == nil {
+		return map[string]string{}
+	}
+	return cloneStringMap(in)
+}
+
 // mountInfo is how sys/mounts describes a mount.
 func mountInfo(e *MountEntry, sys logical.SystemView) map[string]any {
 	var options any
@@ -207,7 +216,7 @@ func (b *systemBackend) enable(table string) fw.OperationFunc {
 			Path:        p,
 			Type:        typ,
 			Description: d.String("description"),
-			Options:     cloneStringMap(d.Get("options").(map[string]string)),
+			Options:     enabledOptions(d.Get("options").(map[string]string)),
 			Local:       d.Bool("local"),
 			SealWrap:    d.Bool("seal_wrap"),
 		}
@@ -310,7 +319,7 @@ func (b *systemBackend) readTune(table string) fw.OperationFunc {
 			"force_no_cache":    false,
 			"description":       m.entry.Description,
 		}
-		if m.entry.Options != nil {
+		if len(m.entry.Options) > 0 {
 			data["options"] = m.entry.Options
 		}
 		if keys := m.entry.Config.AuditNonHMACRequestKeys; len(keys) > 0 {

@@ -147,6 +147,10 @@ func TestPeerAuthMountConfig(t *testing.T) {
 	if err != nil || tune.TokenType != "default-service" || tune.ListingVisibility != "unauth" {
 		t.Fatalf("sys/auth/userpass/tune = %+v, %v", tune, err)
 	}
+	// Options of a mount enabled without any read back as {}, not null.
+	if opts, ok := s.Data["options"].(map[string]any); !ok || len(opts) != 0 {
+		t.Fatalf("sys/auth/userpass options = %#v; want {}", s.Data["options"])
+	}
 	// A secrets mount has no token_type.
 	mounts, err := c.Sys().ListMounts()
 	if err != nil || mounts["secret/"] == nil || mounts["secret/"].Config.TokenType != "" {
