@@ -60,20 +60,23 @@ func newIdentityBackend(c *Core) logical.Backend {
 		Paths: []*fw.Path{
 			{Pattern: "entity", Fields: entityFields, Operations: ops(up, b.writeEntity(""))},
 			{Pattern: "entity/id/?", Operations: list(b.listEntities(true))},
-			{Pattern: "entity/id/(?P<id>.+)", Fields: entityFields, Operations: rud(b.readEntity("id"), b.writeEntity("id"), b.deleteEntity("id"))},
+			{Pattern: "entity/batch-delete", Fields: map[string]*fw.FieldSchema{
+				"entity_ids": {Type: fw.TypeCommaStringSlice, Description: "IDs of the entities to delete; unknown IDs are skipped"},
+			}, Operations: ops(up, b.batchDeleteEntities)},
+			{Pattern: "entity/id/(?P<id>[^/]+)", Fields: entityFields, Operations: rud(b.readEntity("id"), b.writeEntity("id"), b.deleteEntity("id"))},
 			{Pattern: "entity/name/?", Operations: list(b.listEntities(false))},
 			{Pattern: "entity/name/(?P<name>.+)", Fields: entityFields, Operations: rud(b.readEntity("name"), b.writeEntity("name"), b.deleteEntity("name"))},
 			{Pattern: "entity-alias", Fields: aliasFields, Operations: ops(up, b.writeAlias)},
 			{Pattern: "entity-alias/id/?", Operations: list(b.listAliases)},
-			{Pattern: "entity-alias/id/(?P<id>.+)", Fields: aliasFields, Operations: rud(b.readAlias, b.writeAlias, b.deleteAlias)},
+			{Pattern: "entity-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readAlias, b.writeAlias, b.deleteAlias)},
 			{Pattern: "group", Fields: groupFields, Operations: ops(up, b.writeGroup(""))},
 			{Pattern: "group/id/?", Operations: list(b.listGroups(true))},
-			{Pattern: "group/id/(?P<id>.+)", Fields: groupFields, Operations: rud(b.readGroup("id"), b.writeGroup("id"), b.deleteGroup("id"))},
+			{Pattern: "group/id/(?P<id>[^/]+)", Fields: groupFields, Operations: rud(b.readGroup("id"), b.writeGroup("id"), b.deleteGroup("id"))},
 			{Pattern: "group/name/?", Operations: list(b.listGroups(false))},
 			{Pattern: "group/name/(?P<name>.+)", Fields: groupFields, Operations: rud(b.readGroup("name"), b.writeGroup("name"), b.deleteGroup("name"))},
 			{Pattern: "group-alias", Fields: aliasFields, Operations: ops(up, b.writeGroupAlias)},
 			{Pattern: "group-alias/id/?", Operations: list(b.listGroupAliases)},
-			{Pattern: "group-alias/id/(?P<id>.+)", Fields: aliasFields, Operations: rud(b.readGroupAlias, b.writeGroupAlias, b.deleteGroupAlias)},
+			{Pattern: "group-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readGroupAlias, b.writeGroupAlias, b.deleteGroupAlias)},
 			{Pattern: "lookup/entity", Fields: lookupFields, Operations: ops(up, b.lookupEntity)},
 			{Pattern: "lookup/group", Fields: lookupFields, Operations: ops(up, b.lookupGroup)},
 		},
@@ -119,6 +122,15 @@ func (b *identityBackend) aliasData(a *identityAlias) map[string]any {
 		"merged_from_canonical_ids": nil,
 		"namespace_id":              "root",
 	}
+}
+
+// aliasListInfo is an alias's key_info entry in a list, Vault's fields.
+func aliasListInfo(ad map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range []string{"canonical_id", "name", "mount_accessor", "mount_path", "mount_type", "metadata", "custom_metadata", "local"} {
+		out[k] = ad[k]
+	}
+	return out
 }
 
 func groupIDs(gs []*identityGroup) []string {
@@ -287,6 +299,10 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 		if err := s.commit(ctx, []*identityEntity{e}, nil, nil, nil); err != nil {
 			return nil, err
 		}
+		if !created {
+			// Vault answers an update of an existing entity with 204.
+			return nil, nil
+		}
 		aliasIDs := make([]string, 0, len(e.Aliases))
 		for _, a := range e.Aliases {
 			aliasIDs = append(aliasIDs, a.ID)
@@ -319,6 +335,41 @@ func (b *identityBackend) deleteEntity(by string) fw.OperationFunc {
 		s.mu.RUnlock()
 		return nil, s.commit(ctx, nil, groups, []string{e.ID}, nil)
 	}
+}
+
+// batchDeleteEntities deletes several entities (with their aliases, and
+// from their groups) in one commit, as Vault's entity/batch-delete does.
+func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	ids := d.Strings("entity_ids")
+	if len(ids) == 0 {
+		return nil, logical.BadRequest("missing entity_ids: the IDs of the entities to delete")
+	}
+	s, err := b.store()
+	if err != nil {
+		return nil, err
+	}
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	var del []string
+	for _, id := range ids {
+		if e := s.findEntity("id", id); e != nil && !slices.Contains(del, e.ID) {
+			del = append(del, e.ID)
+		}
+	}
+	if len(del) == 0 {
+		return nil, nil
+	}
+	var groups []*identityGroup
+	s.mu.RLock()
+	for _, g := range s.groups {
+		if slices.ContainsFunc(g.MemberEntityIDs, func(m string) bool { return slices.Contains(del, m) }) {
+			g = g.clone()
+			g.MemberEntityIDs = slices.DeleteFunc(g.MemberEntityIDs, func(m string) bool { return slices.Contains(del, m) })
+			groups = append(groups, g)
+		}
+	}
+	s.mu.RUnlock()
+	return nil, s.commit(ctx, nil, groups, del, nil)
 }
 
 func (b *identityBackend) listEntities(byID bool) fw.OperationFunc {
@@ -389,7 +440,16 @@ func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, 
 	now := b.core.Now().UTC()
 	var from *identityEntity // the entity the alias belongs to now
 	var alias *identityAlias
-	if id := d.String("id"); id != "" {
+	id := d.String("id")
+	if id == "" {
+		// As in Vault, a write naming the mount accessor and name of an
+		// existing alias updates that alias.
+		s.mu.RLock()
+		id = s.aliasByKey[aliasKey(d.String("mount_accessor"), d.String("name"))]
+		s.mu.RUnlock()
+	}
+	var before identityAlias
+	if id != "" {
 		s.mu.RLock()
 		from = s.entities[s.aliasByID[id]]
 		s.mu.RUnlock()
@@ -398,6 +458,7 @@ func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, 
 		}
 		for _, a := range from.Aliases {
 			if a.ID == id {
+				before = *a
 				c := *a
 				alias = &c
 			}
@@ -411,11 +472,18 @@ func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, 
 	if v, ok := d.GetOk("mount_accessor"); ok {
 		alias.MountAccessor = v.(string)
 	}
-	if v, ok := canonical(d, "entity_id"); ok {
-		alias.CanonicalID = v
+	canonicalID, _ := canonical(d, "entity_id")
+	canonicalGiven := canonicalID != "" // an empty one moves nothing
+	if canonicalGiven {
+		alias.CanonicalID = canonicalID
 	}
 	if alias.Name == "" {
 		return nil, logical.BadRequest("missing required field \"name\"")
+	}
+	if before.ID != "" && alias.Name == before.Name && alias.MountAccessor == before.MountAccessor &&
+		(!canonicalGiven || canonicalID == before.CanonicalID) {
+		// Nothing changes: 204, as Vault answers an idempotent write.
+		return nil, nil
 	}
 	if err := b.checkAccessor(alias.MountAccessor); err != nil {
 		return nil, err
@@ -519,8 +587,7 @@ func (b *identityBackend) listAliases(ctx context.Context, req *logical.Request,
 		for _, a := range e.Aliases {
 			ad := b.aliasData(a)
 			keys = append(keys, a.ID)
-			info[a.ID] = map[string]any{"canonical_id": a.CanonicalID, "name": a.Name, "mount_accessor": a.MountAccessor,
-				"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+			info[a.ID] = aliasListInfo(ad)
 		}
 	}
 	if len(keys) == 0 {
@@ -568,7 +635,8 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 			g = s.findGroup("name", d.String("name"))
 		}
 		now := b.core.Now().UTC()
-		if g == nil {
+		created := g == nil
+		if created {
 			g = &identityGroup{ID: newUUID(), Name: d.String("name"), Type: "internal", CreationTime: now}
 			if g.Name == "" {
 				g.Name = "group_" + newUUID()[:8]
@@ -608,6 +676,10 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 		g.LastUpdate = now
 		if err := s.commit(ctx, nil, []*identityGroup{g}, nil, nil); err != nil {
 			return nil, err
+		}
+		if !created {
+			// Vault answers an update of an existing group with 204.
+			return nil, nil
 		}
 		return &logical.Response{Data: map[string]any{"id": g.ID, "name": g.Name}}, nil
 	}
@@ -707,6 +779,12 @@ func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
 		if len(groups) == 0 {
 			return nil, nil
 		}
+		parents := map[string]int{}
+		for _, g := range groups {
+			for _, m := range g.MemberGroupIDs {
+				parents[m]++
+			}
+		}
 		var keys []string
 		info := map[string]any{}
 		for _, g := range groups {
@@ -715,7 +793,15 @@ func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
 				key = g.Name
 			}
 			keys = append(keys, key)
-			info[key] = map[string]any{"name": g.Name, "id": g.ID, "type": g.Type}
+			// Vault's key_info: the name and member counts, and the alias if any.
+			gi := map[string]any{"name": g.Name, "id": g.ID, "type": g.Type,
+				"num_member_entities": len(g.MemberEntityIDs), "num_parent_groups": parents[g.ID]}
+			if a := g.Alias; a != nil {
+				ad := b.aliasData(a)
+				gi["alias"] = map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
+					"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+			}
+			info[key] = gi
 		}
 		sort.Strings(keys)
 		if !byID {
@@ -845,8 +931,7 @@ func (b *identityBackend) listGroupAliases(ctx context.Context, req *logical.Req
 		if a := g.Alias; a != nil {
 			ad := b.aliasData(a)
 			keys = append(keys, a.ID)
-			info[a.ID] = map[string]any{"canonical_id": a.CanonicalID, "name": a.Name, "mount_accessor": a.MountAccessor,
-				"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+			info[a.ID] = aliasListInfo(ad)
 		}
 	}
 	if len(keys) == 0 {

@@ -312,9 +312,11 @@ func (c *Core) issueLoginToken(ctx context.Context, m *mount, fullPath string, a
 		return logical.BadRequest("a login token's num_uses must not be negative")
 	}
 	te := &TokenEntry{
-		Policies:       pols,
-		Meta:           auth.Metadata,
-		DisplayName:    strings.TrimSuffix(m.entry.Path, "/") + "-" + auth.DisplayName,
+		Policies: pols,
+		Meta:     auth.Metadata,
+		// Vault's form: the mount path with "/" as "-", then the method's
+		// name for the login ("userpass-alice"; "approle" when it gives none).
+		DisplayName:    strings.TrimSuffix(strings.ReplaceAll(m.entry.Path, "/", "-")+auth.DisplayName, "-"),
 		NumUses:        auth.NumUses,
 		CreationTime:   now,
 		ExplicitMaxTTL: auth.ExplicitMaxTTL,

@@ -120,22 +120,50 @@ func newSystemBackend(c *Core) logical.Backend {
 	}
 }
 
+// authMountTokenType is the token_type sys/auth reports for every auth mount:
+// Arca issues service tokens unless a role asks otherwise, which is Vault's
+// "default-service" (a mount's token_type cannot be tuned).
+const authMountTokenType = "default-service"
+
+// enabledOptions is the options of a mount enabled through the API: as in
+// Vault, {} rather than null when none are given (built-in mounts keep null).
+func enabledOptions(in map[string]string) map[string]string {
+	if in == nil {
+		return map[string]string{}
+	}
+	return cloneStringMap(in)
+}
+
 // mountInfo is how sys/mounts describes a mount.
 func mountInfo(e *MountEntry, sys logical.SystemView) map[string]any {
 	var options any
 	if e.Options != nil {
 		options = e.Options
 	}
+	config := map[string]any{
+		"default_lease_ttl": int64(e.Config.DefaultLeaseTTL / time.Second),
+		"max_lease_ttl":     int64(e.Config.MaxLeaseTTL / time.Second),
+		"force_no_cache":    false,
+	}
+	// As in Vault: the tuned settings a mount has, and an auth mount's token type.
+	if e.Config.ListingVisibility != "" {
+		config["listing_visibility"] = e.Config.ListingVisibility
+	}
+	if keys := e.Config.AuditNonHMACRequestKeys; len(keys) > 0 {
+		config["audit_non_hmac_request_keys"] = keys
+	}
+	if keys := e.Config.AuditNonHMACResponseKeys; len(keys) > 0 {
+		config["audit_non_hmac_response_keys"] = keys
+	}
+	if e.Table == authTable {
+		config["token_type"] = authMountTokenType
+	}
 	return map[string]any{
-		"type":        e.Type,
-		"description": e.Description,
-		"accessor":    e.Accessor,
-		"uuid":        e.UUID,
-		"config": map[string]any{
-			"default_lease_ttl": int64(e.Config.DefaultLeaseTTL / time.Second),
-			"max_lease_ttl":     int64(e.Config.MaxLeaseTTL / time.Second),
-			"force_no_cache":    false,
-		},
+		"type":                    e.Type,
+		"description":             e.Description,
+		"accessor":                e.Accessor,
+		"uuid":                    e.UUID,
+		"config":                  config,
 		"options":                 options,
 		"local":                   e.Local,
 		"seal_wrap":               e.SealWrap,
@@ -197,7 +225,7 @@ func (b *systemBackend) enable(table string) fw.OperationFunc {
 			Path:        p,
 			Type:        typ,
 			Description: d.String("description"),
-			Options:     cloneStringMap(d.Get("options").(map[string]string)),
+			Options:     enabledOptions(d.Get("options").(map[string]string)),
 			Local:       d.Bool("local"),
 			SealWrap:    d.Bool("seal_wrap"),
 		}
@@ -300,7 +328,7 @@ func (b *systemBackend) readTune(table string) fw.OperationFunc {
 			"force_no_cache":    false,
 			"description":       m.entry.Description,
 		}
-		if m.entry.Options != nil {
+		if len(m.entry.Options) > 0 {
 			data["options"] = m.entry.Options
 		}
 		if keys := m.entry.Config.AuditNonHMACRequestKeys; len(keys) > 0 {
@@ -311,6 +339,9 @@ func (b *systemBackend) readTune(table string) fw.OperationFunc {
 		}
 		if m.entry.Config.ListingVisibility != "" {
 			data["listing_visibility"] = m.entry.Config.ListingVisibility
+		}
+		if m.entry.Table == authTable {
+			data["token_type"] = authMountTokenType
 		}
 		if p := b.core.lockoutPolicyFor(m.entry); m.entry.Table == authTable && slices.Contains(lockoutTypes, m.entry.Type) {
 			maps.Copy(data, lockoutTuneData(p))

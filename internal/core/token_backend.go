@@ -566,7 +566,7 @@ func lookupData(te *TokenEntry, withID bool, now time.Time) map[string]any {
 		data["role"] = te.Role
 	}
 	if len(te.BoundCIDRs) > 0 {
-		data["bound_cidrs"] = te.BoundCIDRs
+		data["bound_cidrs"] = fw.DisplayCIDRs(te.BoundCIDRs)
 	}
 	return data
 }

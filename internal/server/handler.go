@@ -470,6 +470,10 @@ func (h *Handler) respond(w http.ResponseWriter, r *http.Request, req *logical.R
 		w.Write(resp.Raw)
 		return
 	}
+	if req.Operation == logical.ListOperation && emptyList(resp) {
+		writeErrors(w, http.StatusNotFound)
+		return
+	}
 	if resp.Data == nil && resp.Auth == nil && resp.Secret == nil && resp.WrapInfo == nil && len(resp.Warnings) == 0 && resp.StatusCode == 0 {
 		w.WriteHeader(http.StatusNoContent)
 		return
@@ -564,4 +568,23 @@ func writeErrors(w http.ResponseWriter, status int, msgs ...string) {
 // requestContext bounds a non-logical request's work.
 func requestContext(r *http.Request) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(r.Context(), 90*time.Second)
+}
+
+// emptyList reports whether a LIST response has no keys: Vault answers such a
+// list with 404, as it answers a read of nothing, whichever backend built it.
+// A response with other data and no "keys" field, or a wrapped one, is sent as is.
+func emptyList(resp *logical.Response) bool {
+	if resp.WrapInfo != nil {
+		return false
+	}
+	if len(resp.Data) == 0 {
+		return len(resp.Warnings) == 0 && resp.Auth == nil && resp.Secret == nil
+	}
+	switch k := resp.Data["keys"].(type) {
+	case []string:
+		return len(k) == 0
+	case []any:
+		return len(k) == 0
+	}
+	return false
 }

@@ -170,8 +170,9 @@ func TestIdentityEntitiesAliasesGroups(t *testing.T) {
 	if aliasID == "" || a.Data["canonical_id"] != id {
 		t.Fatalf("create alias: %v", a.Data)
 	}
-	if _, err := c.Logical().Write("identity/entity-alias", map[string]any{"name": "alice@corp", "mount_accessor": tokenAcc}); statusOf(err) != 400 {
-		t.Fatalf("a second alias with the same name on the mount: %v", err)
+	// The same name on the same mount is that alias: an update, here of nothing (Vault's 204).
+	if s, err := c.Logical().Write("identity/entity-alias", map[string]any{"name": "alice@corp", "mount_accessor": tokenAcc}); err != nil || s != nil {
+		t.Fatalf("writing the alias's name and mount again: %v, %v", s, err)
 	}
 	ar, err := c.Logical().Read("identity/entity-alias/id/" + aliasID)
 	if err != nil || ar.Data["name"] != "alice@corp" || ar.Data["mount_accessor"] != tokenAcc || ar.Data["mount_type"] != "token" || ar.Data["canonical_id"] != id {

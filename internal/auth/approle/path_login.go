@@ -101,8 +101,7 @@ func (b *backend) checkLogin(ctx context.Context, req *logical.Request, roleID, 
 	}
 
 	auth := &logical.Auth{
-		DisplayName: r.Name,
-		Metadata:    metadata,
+		Metadata: metadata,
 		InternalData: map[string]any{
 			"role_name": r.Name,
 			"role_id":   r.RoleID,

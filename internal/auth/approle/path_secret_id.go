@@ -52,7 +52,7 @@ func (e *secretIDEntry) data() map[string]any {
 		"last_updated_time":  e.LastUpdatedTime,
 		"metadata":           meta,
 		"cidr_list":          nonNil(e.CIDRList),
-		"token_bound_cidrs":  nonNil(e.TokenBoundCIDRs),
+		"token_bound_cidrs":  framework.DisplayCIDRs(e.TokenBoundCIDRs),
 	}
 }
 
@@ -329,6 +329,11 @@ func (b *backend) secretIDList(ctx context.Context, req *logical.Request, d *fra
 	b.rolesMu.RLock()
 	defer b.rolesMu.RUnlock()
 	_, roleHMAC, err := b.roleForSecretIDs(ctx, req.Storage, roleName(d))
+	if logical.StatusOf(err) == http.StatusNotFound {
+		// Vault answers a list of a missing role's secret IDs with 400; a 404
+		// would read as "no secret IDs".
+		return nil, logical.BadRequest("%s", err.Error())
+	}
 	if err != nil {
 		return nil, err
 	}

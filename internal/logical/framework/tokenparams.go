@@ -138,7 +138,7 @@ func (p *TokenParams) ResponseData() map[string]any {
 		"token_explicit_max_ttl":  int64(p.TokenExplicitMaxTTL / time.Second),
 		"token_period":            int64(p.TokenPeriod / time.Second),
 		"token_policies":          nonNil(p.TokenPolicies),
-		"token_bound_cidrs":       nonNil(p.TokenBoundCIDRs),
+		"token_bound_cidrs":       DisplayCIDRs(p.TokenBoundCIDRs),
 		"token_num_uses":          p.TokenNumUses,
 		"token_type":              typ,
 		"token_no_default_policy": p.TokenNoDefaultPolicy,
@@ -193,6 +193,19 @@ func ParseCIDRs(field string, in []string) ([]string, error) {
 		out = append(out, prefix.String())
 	}
 	return out, nil
+}
+
+// DisplayCIDRs returns CIDR blocks as Vault shows them in reads: a block of
+// one address as the bare address ("10.0.0.1", not "10.0.0.1/32"); never nil.
+func DisplayCIDRs(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, s := range in {
+		if p, err := netip.ParsePrefix(s); err == nil && p.IsSingleIP() {
+			s = p.Addr().String()
+		}
+		out = append(out, s)
+	}
+	return out
 }
 
 // RemoteAddrAllowed reports whether a request's remote address (host or
