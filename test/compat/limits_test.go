@@ -187,7 +187,7 @@ func TestMetrics(t *testing.T) {
 	if v, ok := value("arca_token_count", nil); !ok || v != 1 {
 		t.Fatalf("arca_token_count = %v, want 1 (the root token)", v)
 	}
-	if v, ok := value("arca_storage_operation_duration_seconds", map[string]string{"backend": "inmem", "operation": "put"}); !ok || v < 1 {
+	if v, ok := value("arca_storage_operation_duration_seconds", map[string]string{"backend": servertest.DevStorage(t).Type, "operation": "put"}); !ok || v < 1 {
 		t.Fatal("no storage latency observed")
 	}
 	if _, ok := value("arca_audit_log_failures_total", nil); ok {
