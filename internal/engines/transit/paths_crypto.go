@@ -311,6 +311,17 @@ func respond(d *fw.FieldData, list []item, batch bool, results []batchResult, er
 	return resp, nil
 }
 
+// each runs fn on every item of the request, in order, and answers as
+// respond does.
+func each(d *fw.FieldData, list []item, batch, lenient bool, fn func(item) (batchResult, error)) (*logical.Response, error) {
+	results := make([]batchResult, len(list))
+	errs := make([]error, len(list))
+	for i, it := range list {
+		results[i], errs[i] = fn(it)
+	}
+	return respond(d, list, batch, results, errs, lenient)
+}
+
 // keyFor returns the named key or a 400 naming it.
 func (b *backend) keyFor(ctx context.Context, req *logical.Request, name, what string) (*policy, error) {
 	p, err := b.getPolicy(ctx, req.Storage, name)
@@ -370,12 +381,7 @@ func (b *backend) encrypt(ctx context.Context, req *logical.Request, d *fw.Field
 			return nil, err
 		}
 	}
-	results := make([]batchResult, len(list))
-	errs := make([]error, len(list))
-	for i, it := range list {
-		results[i], errs[i] = encryptItem(p, it)
-	}
-	return respond(d, list, batch, results, errs, false)
+	return each(d, list, batch, false, func(it item) (batchResult, error) { return encryptItem(p, it) })
 }
 
 func encryptItem(p *policy, it item) (batchResult, error) {
@@ -403,37 +409,48 @@ func encryptItem(p *policy, it item) (batchResult, error) {
 }
 
 func (b *backend) decrypt(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	return b.onCiphertexts(ctx, req, d, "decrypt", decryptItem, "associated_data")
+}
+
+// onCiphertexts serves decrypt and rewrap: it reads the request's
+// ciphertexts (with context and the extra fields) and runs fn on each with
+// the named encryption key; verb names the operation in errors.
+func (b *backend) onCiphertexts(ctx context.Context, req *logical.Request, d *fw.FieldData, verb string, fn func(*policy, item) (batchResult, error), extra string) (*logical.Response, error) {
 	if err := noNonce(d); err != nil {
 		return nil, err
 	}
-	list, batch, err := items(d, "ciphertext", "context", "associated_data")
+	list, batch, err := items(d, "ciphertext", "context", extra)
 	if err != nil {
 		return nil, err
 	}
 	if !batch && d.String("ciphertext") == "" {
-		return nil, errUser("missing ciphertext to decrypt")
+		return nil, errUser("missing ciphertext to %s", verb)
 	}
 	p, err := b.keyFor(ctx, req, d.String("name"), "encryption")
 	if err != nil {
 		return nil, err
 	}
-	results := make([]batchResult, len(list))
-	errs := make([]error, len(list))
-	for i, it := range list {
-		results[i], errs[i] = decryptItem(p, it)
+	return each(d, list, batch, false, func(it item) (batchResult, error) { return fn(p, it) })
+}
+
+// ciphertextOf reads an item's ciphertext (required) and base64 context.
+func ciphertextOf(it item, verb string) (string, []byte, error) {
+	ct, err := it.str("ciphertext")
+	if err != nil {
+		return "", nil, err
 	}
-	return respond(d, list, batch, results, errs, false)
+	if ct == "" {
+		return "", nil, errUser("missing ciphertext to %s", verb)
+	}
+	context, err := it.b64("context")
+	if err != nil {
+		return "", nil, err
+	}
+	return ct, context, nil
 }
 
 func decryptItem(p *policy, it item) (batchResult, error) {
-	ct, err := it.str("ciphertext")
-	if err != nil {
-		return nil, err
-	}
-	if ct == "" {
-		return nil, errUser("missing ciphertext to decrypt")
-	}
-	context, err := it.b64("context")
+	ct, context, err := ciphertextOf(it, "decrypt")
 	if err != nil {
 		return nil, err
 	}
@@ -449,37 +466,11 @@ func decryptItem(p *policy, it item) (batchResult, error) {
 }
 
 func (b *backend) rewrap(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	if err := noNonce(d); err != nil {
-		return nil, err
-	}
-	list, batch, err := items(d, "ciphertext", "context", "key_version")
-	if err != nil {
-		return nil, err
-	}
-	if !batch && d.String("ciphertext") == "" {
-		return nil, errUser("missing ciphertext to rewrap")
-	}
-	p, err := b.keyFor(ctx, req, d.String("name"), "encryption")
-	if err != nil {
-		return nil, err
-	}
-	results := make([]batchResult, len(list))
-	errs := make([]error, len(list))
-	for i, it := range list {
-		results[i], errs[i] = rewrapItem(p, it)
-	}
-	return respond(d, list, batch, results, errs, false)
+	return b.onCiphertexts(ctx, req, d, "rewrap", rewrapItem, "key_version")
 }
 
 func rewrapItem(p *policy, it item) (batchResult, error) {
-	ct, err := it.str("ciphertext")
-	if err != nil {
-		return nil, err
-	}
-	if ct == "" {
-		return nil, errUser("missing ciphertext to rewrap")
-	}
-	context, err := it.b64("context")
+	ct, context, err := ciphertextOf(it, "rewrap")
 	if err != nil {
 		return nil, err
 	}
@@ -605,35 +596,30 @@ func (b *backend) sign(ctx context.Context, req *logical.Request, d *fw.FieldDat
 		return nil, err
 	}
 	ver := d.Int("key_version")
-	results := make([]batchResult, len(list))
-	errs := make([]error, len(list))
-	for i, it := range list {
-		results[i], errs[i] = func() (batchResult, error) {
-			input, err := it.b64("input")
-			if err != nil {
-				return nil, err
-			}
-			if _, ok := it["input"]; !ok {
-				return nil, errUser("missing input to sign")
-			}
-			context, err := it.b64("context")
-			if err != nil {
-				return nil, err
-			}
-			sig, v, pub, err := p.sign(ver, context, input, o)
-			if err != nil {
-				return nil, err
-			}
-			r := batchResult{"signature": sig, "key_version": v}
-			if pub != nil && batch {
-				r["publickey"] = pub // Vault's name in batch results
-			} else if pub != nil {
-				r["public_key"] = pub
-			}
-			return r, nil
-		}()
-	}
-	return respond(d, list, batch, results, errs, true)
+	return each(d, list, batch, true, func(it item) (batchResult, error) {
+		input, err := it.b64("input")
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := it["input"]; !ok {
+			return nil, errUser("missing input to sign")
+		}
+		context, err := it.b64("context")
+		if err != nil {
+			return nil, err
+		}
+		sig, v, pub, err := p.sign(ver, context, input, o)
+		if err != nil {
+			return nil, err
+		}
+		r := batchResult{"signature": sig, "key_version": v}
+		if pub != nil && batch {
+			r["publickey"] = pub // Vault's name in batch results
+		} else if pub != nil {
+			r["public_key"] = pub
+		}
+		return r, nil
+	})
 }
 
 func (b *backend) verify(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -655,41 +641,36 @@ func (b *backend) verify(ctx context.Context, req *logical.Request, d *fw.FieldD
 			return nil, err
 		}
 	}
-	results := make([]batchResult, len(list))
-	errs := make([]error, len(list))
-	for i, it := range list {
-		results[i], errs[i] = func() (batchResult, error) {
-			input, err := it.b64("input")
-			if err != nil {
-				return nil, err
+	return each(d, list, batch, true, func(it item) (batchResult, error) {
+		input, err := it.b64("input")
+		if err != nil {
+			return nil, err
+		}
+		context, err := it.b64("context")
+		if err != nil {
+			return nil, err
+		}
+		sig, _ := it["signature"].(string)
+		mac, _ := it["hmac"].(string)
+		var valid bool
+		switch {
+		case sig != "" && mac != "":
+			return nil, errUser("give either signature or hmac, not both")
+		case mac != "":
+			if h == 0 {
+				return nil, errUser("hash algorithm none cannot check an HMAC")
 			}
-			context, err := it.b64("context")
-			if err != nil {
-				return nil, err
-			}
-			sig, _ := it["signature"].(string)
-			mac, _ := it["hmac"].(string)
-			var valid bool
-			switch {
-			case sig != "" && mac != "":
-				return nil, errUser("give either signature or hmac, not both")
-			case mac != "":
-				if h == 0 {
-					return nil, errUser("hash algorithm none cannot check an HMAC")
-				}
-				valid, err = p.verifyHMAC(h, input, mac)
-			case sig != "":
-				valid, err = p.verify(context, input, sig, o)
-			default:
-				return nil, errUser("missing signature or hmac to verify")
-			}
-			if err != nil {
-				return nil, err
-			}
-			return batchResult{"valid": valid}, nil
-		}()
-	}
-	return respond(d, list, batch, results, errs, true)
+			valid, err = p.verifyHMAC(h, input, mac)
+		case sig != "":
+			valid, err = p.verify(context, input, sig, o)
+		default:
+			return nil, errUser("missing signature or hmac to verify")
+		}
+		if err != nil {
+			return nil, err
+		}
+		return batchResult{"valid": valid}, nil
+	})
 }
 
 func (b *backend) hmac(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
@@ -709,25 +690,20 @@ func (b *backend) hmac(ctx context.Context, req *logical.Request, d *fw.FieldDat
 		return nil, err
 	}
 	ver := d.Int("key_version")
-	results := make([]batchResult, len(list))
-	errs := make([]error, len(list))
-	for i, it := range list {
-		results[i], errs[i] = func() (batchResult, error) {
-			if _, ok := it["input"]; !ok {
-				return nil, errUser("missing input for the HMAC")
-			}
-			input, err := it.b64("input")
-			if err != nil {
-				return nil, err
-			}
-			mac, _, err := p.hmac(ver, h, input)
-			if err != nil {
-				return nil, err
-			}
-			return batchResult{"hmac": mac}, nil
-		}()
-	}
-	return respond(d, list, batch, results, errs, true)
+	return each(d, list, batch, true, func(it item) (batchResult, error) {
+		if _, ok := it["input"]; !ok {
+			return nil, errUser("missing input for the HMAC")
+		}
+		input, err := it.b64("input")
+		if err != nil {
+			return nil, err
+		}
+		mac, _, err := p.hmac(ver, h, input)
+		if err != nil {
+			return nil, err
+		}
+		return batchResult{"hmac": mac}, nil
+	})
 }
 
 // maxRandomBytes bounds random: Vault's limit.
