@@ -63,22 +63,22 @@ func newIdentityBackend(c *Core) logical.Backend {
 			{Pattern: "entity/batch-delete", Fields: map[string]*fw.FieldSchema{
 				"entity_ids": {Type: fw.TypeCommaStringSlice, Description: "IDs of the entities to delete; unknown IDs are skipped"},
 			}, Operations: ops(up, b.batchDeleteEntities)},
-			{Pattern: "entity/id/(?P<id>[^/]+)", Fields: entityFields, Operations: rud(b.readEntity("id"), b.writeEntity("id"), b.deleteEntity("id"))},
+			{Pattern: "entity/id/(?P<id>[^/]+)", Fields: entityFields, Operations: rud(entityKind.read(b, "id"), b.writeEntity("id"), b.deleteEntity("id"))},
 			{Pattern: "entity/name/?", Operations: list(b.listEntities(false))},
-			{Pattern: "entity/name/(?P<name>.+)", Fields: entityFields, Operations: rud(b.readEntity("name"), b.writeEntity("name"), b.deleteEntity("name"))},
+			{Pattern: "entity/name/(?P<name>.+)", Fields: entityFields, Operations: rud(entityKind.read(b, "name"), b.writeEntity("name"), b.deleteEntity("name"))},
 			{Pattern: "entity-alias", Fields: aliasFields, Operations: ops(up, b.writeAlias)},
 			{Pattern: "entity-alias/id/?", Operations: list(b.listAliases)},
 			{Pattern: "entity-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readAlias, b.writeAlias, b.deleteAlias)},
 			{Pattern: "group", Fields: groupFields, Operations: ops(up, b.writeGroup(""))},
 			{Pattern: "group/id/?", Operations: list(b.listGroups(true))},
-			{Pattern: "group/id/(?P<id>[^/]+)", Fields: groupFields, Operations: rud(b.readGroup("id"), b.writeGroup("id"), b.deleteGroup("id"))},
+			{Pattern: "group/id/(?P<id>[^/]+)", Fields: groupFields, Operations: rud(groupKind.read(b, "id"), b.writeGroup("id"), b.deleteGroup("id"))},
 			{Pattern: "group/name/?", Operations: list(b.listGroups(false))},
-			{Pattern: "group/name/(?P<name>.+)", Fields: groupFields, Operations: rud(b.readGroup("name"), b.writeGroup("name"), b.deleteGroup("name"))},
+			{Pattern: "group/name/(?P<name>.+)", Fields: groupFields, Operations: rud(groupKind.read(b, "name"), b.writeGroup("name"), b.deleteGroup("name"))},
 			{Pattern: "group-alias", Fields: aliasFields, Operations: ops(up, b.writeGroupAlias)},
 			{Pattern: "group-alias/id/?", Operations: list(b.listGroupAliases)},
 			{Pattern: "group-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readGroupAlias, b.writeGroupAlias, b.deleteGroupAlias)},
-			{Pattern: "lookup/entity", Fields: lookupFields, Operations: ops(up, b.lookupEntity)},
-			{Pattern: "lookup/group", Fields: lookupFields, Operations: ops(up, b.lookupGroup)},
+			{Pattern: "lookup/entity", Fields: lookupFields, Operations: ops(up, entityKind.lookup(b))},
+			{Pattern: "lookup/group", Fields: lookupFields, Operations: ops(up, groupKind.lookup(b))},
 		},
 	}
 }
@@ -213,60 +213,175 @@ func identityPolicyNames(names []string) ([]string, error) {
 
 // findEntity finds an entity by the path capture (by "id" or "name").
 func (s *identityStore) findEntity(by, key string) *identityEntity {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if by == "name" {
-		return s.entities[s.entityByName[key]]
-	}
-	return s.entities[key]
+	return findByIDOrName(s, s.entities, s.entityByName, by, key)
 }
 
 func (s *identityStore) findGroup(by, key string) *identityGroup {
+	return findByIDOrName(s, s.groups, s.groupByName, by, key)
+}
+
+// findByIDOrName looks key up in byID, or (by "name") through byName first.
+func findByIDOrName[T any](s *identityStore, byID map[string]*T, byName map[string]string, by, key string) *T {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if by == "name" {
-		return s.groups[s.groupByName[key]]
+		return byID[byName[key]]
 	}
-	return s.groups[key]
+	return byID[key]
 }
 
-func (b *identityBackend) readEntity(by string) fw.OperationFunc {
+// storeOp is a handler body that runs with the identity store.
+type storeOp func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error)
+
+// withStore makes an operation of f, run with the identity store (an error
+// while sealed); locked, f also holds the store's write lock.
+func (b *identityBackend) withStore(locked bool, f storeOp) fw.OperationFunc {
 	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 		s, err := b.store()
 		if err != nil {
 			return nil, err
 		}
-		e := s.findEntity(by, d.String(by))
-		if e == nil {
+		if locked {
+			s.writeMu.Lock()
+			defer s.writeMu.Unlock()
+		}
+		return f(ctx, s, d)
+	}
+}
+
+// identityKind is what the handlers shared by entities and groups need to
+// know of one of them.
+type identityKind[T any] struct {
+	noun string // "entity" or "group", in messages
+	find func(s *identityStore, by, key string) *T
+	// byAlias finds the holder of an alias by the alias's ID.
+	byAlias func(s *identityStore, id string) *T
+	// byAliasKeyLocked finds the holder of an alias by mount accessor and
+	// name; the caller holds s.mu.
+	byAliasKeyLocked func(s *identityStore, accessor, name string) *T
+	data             func(b *identityBackend, s *identityStore, v *T) map[string]any
+	id               func(v *T) string
+}
+
+var (
+	entityKind = identityKind[identityEntity]{
+		noun: "entity",
+		find: (*identityStore).findEntity,
+		byAlias: func(s *identityStore, id string) *identityEntity {
+			_, e := s.findAlias(id)
+			return e
+		},
+		byAliasKeyLocked: func(s *identityStore, accessor, name string) *identityEntity {
+			return s.entities[s.aliasByID[s.aliasByKey[aliasKey(accessor, name)]]]
+		},
+		data: (*identityBackend).entityData,
+		id:   func(e *identityEntity) string { return e.ID },
+	}
+	groupKind = identityKind[identityGroup]{
+		noun:    "group",
+		find:    (*identityStore).findGroup,
+		byAlias: (*identityStore).findGroupAlias,
+		byAliasKeyLocked: func(s *identityStore, accessor, name string) *identityGroup {
+			return s.groups[s.gAliasByID[s.gAliasByKey[aliasKey(accessor, name)]]]
+		},
+		data: (*identityBackend).groupData,
+		id:   func(g *identityGroup) string { return g.ID },
+	}
+)
+
+// read serves a read by the path capture (by "id" or "name").
+func (k identityKind[T]) read(b *identityBackend, by string) fw.OperationFunc {
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		v := k.find(s, by, d.String(by))
+		if v == nil {
 			return nil, nil
 		}
-		return &logical.Response{Data: b.entityData(s, e)}, nil
+		return &logical.Response{Data: k.data(b, s, v)}, nil
+	})
+}
+
+// lookup serves lookup/entity or lookup/group.
+func (k identityKind[T]) lookup(b *identityBackend) fw.OperationFunc {
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		by, err := lookupCriteria(d)
+		if err != nil {
+			return nil, err
+		}
+		var v *T
+		switch by {
+		case "id", "name":
+			v = k.find(s, by, d.String(by))
+		case "alias_id":
+			v = k.byAlias(s, d.String("alias_id"))
+		case "alias_name":
+			s.mu.RLock()
+			v = k.byAliasKeyLocked(s, d.String("alias_mount_accessor"), d.String("alias_name"))
+			s.mu.RUnlock()
+		}
+		if v == nil {
+			return nil, nil
+		}
+		return &logical.Response{Data: k.data(b, s, v)}, nil
+	})
+}
+
+// target finds what a write updates: by the ID or name in the path, or on
+// the bare path by the id given, else by the name given; nil for a new one.
+func (k identityKind[T]) target(s *identityStore, by string, d *fw.FieldData) (*T, error) {
+	var v *T
+	switch {
+	case by != "":
+		v = k.find(s, by, d.String(by))
+		if v == nil && by == "id" {
+			return nil, logical.BadRequest("%s not found from id %q", k.noun, d.String("id"))
+		}
+	case d.String("id") != "":
+		if v = k.find(s, "id", d.String("id")); v == nil {
+			return nil, logical.BadRequest("%s not found from id %q", k.noun, d.String("id"))
+		}
+	case d.String("name") != "":
+		v = k.find(s, "name", d.String("name"))
 	}
+	return v, nil
+}
+
+// identityFields are the fields entities and groups share.
+type identityFields struct {
+	id       string
+	name     *string
+	policies *[]string
+	metadata *map[string]string
+}
+
+// set applies name, policies and metadata from d; a name another of the
+// kind holds is refused.
+func (k identityKind[T]) set(s *identityStore, d *fw.FieldData, f identityFields) error {
+	if name, ok := d.GetOk("name"); ok && name.(string) != "" && name.(string) != *f.name {
+		if other := k.find(s, "name", name.(string)); other != nil && k.id(other) != f.id {
+			return logical.BadRequest("%s name %q is already in use", k.noun, name)
+		}
+		*f.name = name.(string)
+	}
+	if v, ok := d.GetOk("policies"); ok {
+		pols, err := identityPolicyNames(v.([]string))
+		if err != nil {
+			return err
+		}
+		*f.policies = pols
+	}
+	if v, ok := d.GetOk("metadata"); ok {
+		*f.metadata = v.(map[string]string)
+	}
+	return nil
 }
 
 // writeEntity creates or updates an entity: by the ID or name in the path,
 // or on identity/entity by the id given, else by the name given.
 func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		e, err := entityKind.target(s, by, d)
 		if err != nil {
 			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-		var e *identityEntity
-		switch {
-		case by != "":
-			e = s.findEntity(by, d.String(by))
-			if e == nil && by == "id" {
-				return nil, logical.BadRequest("entity not found from id %q", d.String("id"))
-			}
-		case d.String("id") != "":
-			if e = s.findEntity("id", d.String("id")); e == nil {
-				return nil, logical.BadRequest("entity not found from id %q", d.String("id"))
-			}
-		case d.String("name") != "":
-			e = s.findEntity("name", d.String("name"))
 		}
 		now := b.core.Now().UTC()
 		created := e == nil
@@ -278,19 +393,8 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 		} else {
 			e = e.clone()
 		}
-		if name, ok := d.GetOk("name"); ok && name.(string) != "" && name.(string) != e.Name {
-			if other := s.findEntity("name", name.(string)); other != nil && other.ID != e.ID {
-				return nil, logical.BadRequest("entity name %q is already in use", name)
-			}
-			e.Name = name.(string)
-		}
-		if v, ok := d.GetOk("policies"); ok {
-			if e.Policies, err = identityPolicyNames(v.([]string)); err != nil {
-				return nil, err
-			}
-		}
-		if v, ok := d.GetOk("metadata"); ok {
-			e.Metadata = v.(map[string]string)
+		if err := entityKind.set(s, d, identityFields{e.ID, &e.Name, &e.Policies, &e.Metadata}); err != nil {
+			return nil, err
 		}
 		if v, ok := d.GetOk("disabled"); ok {
 			e.Disabled = v.(bool)
@@ -308,7 +412,7 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 			aliasIDs = append(aliasIDs, a.ID)
 		}
 		return &logical.Response{Data: map[string]any{"id": e.ID, "name": e.Name, "aliases": aliasIDs}}, nil
-	}
+	})
 }
 
 func (b *identityBackend) deleteEntity(by string) fw.OperationFunc {
@@ -597,42 +701,12 @@ func (b *identityBackend) listAliases(ctx context.Context, req *logical.Request,
 	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
 }
 
-func (b *identityBackend) readGroup(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
-		g := s.findGroup(by, d.String(by))
-		if g == nil {
-			return nil, nil
-		}
-		return &logical.Response{Data: b.groupData(s, g)}, nil
-	}
-}
-
 // writeGroup creates or updates a group.
 func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		g, err := groupKind.target(s, by, d)
 		if err != nil {
 			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-		var g *identityGroup
-		switch {
-		case by != "":
-			g = s.findGroup(by, d.String(by))
-			if g == nil && by == "id" {
-				return nil, logical.BadRequest("group not found from id %q", d.String("id"))
-			}
-		case d.String("id") != "":
-			if g = s.findGroup("id", d.String("id")); g == nil {
-				return nil, logical.BadRequest("group not found from id %q", d.String("id"))
-			}
-		case d.String("name") != "":
-			g = s.findGroup("name", d.String("name"))
 		}
 		now := b.core.Now().UTC()
 		created := g == nil
@@ -653,19 +727,8 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 		if g.Type != "internal" && g.Type != "external" {
 			return nil, logical.BadRequest("invalid type %q: internal or external", g.Type)
 		}
-		if name, ok := d.GetOk("name"); ok && name.(string) != "" && name.(string) != g.Name {
-			if other := s.findGroup("name", name.(string)); other != nil && other.ID != g.ID {
-				return nil, logical.BadRequest("group name %q is already in use", name)
-			}
-			g.Name = name.(string)
-		}
-		if v, ok := d.GetOk("policies"); ok {
-			if g.Policies, err = identityPolicyNames(v.([]string)); err != nil {
-				return nil, err
-			}
-		}
-		if v, ok := d.GetOk("metadata"); ok {
-			g.Metadata = v.(map[string]string)
+		if err := groupKind.set(s, d, identityFields{g.ID, &g.Name, &g.Policies, &g.Metadata}); err != nil {
+			return nil, err
 		}
 		s.mu.RLock()
 		err = b.setMembersLocked(s, g, d)
@@ -682,7 +745,7 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 			return nil, nil
 		}
 		return &logical.Response{Data: map[string]any{"id": g.ID, "name": g.Name}}, nil
-	}
+	})
 }
 
 // setMembersLocked applies member_entity_ids and member_group_ids to g,
@@ -964,56 +1027,4 @@ func lookupCriteria(d *fw.FieldData) (string, error) {
 		return given[0], nil
 	}
 	return "", logical.BadRequest("only one lookup criterion may be given, not %s", strings.Join(given, ", "))
-}
-
-func (b *identityBackend) lookupEntity(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	by, err := lookupCriteria(d)
-	if err != nil {
-		return nil, err
-	}
-	var e *identityEntity
-	switch by {
-	case "id", "name":
-		e = s.findEntity(by, d.String(by))
-	case "alias_id":
-		_, e = s.findAlias(d.String("alias_id"))
-	case "alias_name":
-		s.mu.RLock()
-		e = s.entities[s.aliasByID[s.aliasByKey[aliasKey(d.String("alias_mount_accessor"), d.String("alias_name"))]]]
-		s.mu.RUnlock()
-	}
-	if e == nil {
-		return nil, nil
-	}
-	return &logical.Response{Data: b.entityData(s, e)}, nil
-}
-
-func (b *identityBackend) lookupGroup(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	by, err := lookupCriteria(d)
-	if err != nil {
-		return nil, err
-	}
-	var g *identityGroup
-	switch by {
-	case "id", "name":
-		g = s.findGroup(by, d.String(by))
-	case "alias_id":
-		g = s.findGroupAlias(d.String("alias_id"))
-	case "alias_name":
-		s.mu.RLock()
-		g = s.groups[s.gAliasByID[s.gAliasByKey[aliasKey(d.String("alias_mount_accessor"), d.String("alias_name"))]]]
-		s.mu.RUnlock()
-	}
-	if g == nil {
-		return nil, nil
-	}
-	return &logical.Response{Data: b.groupData(s, g)}, nil
 }
