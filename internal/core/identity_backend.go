@@ -55,6 +55,8 @@ func newIdentityBackend(c *Core) logical.Backend {
 	}
 	list := func(f fw.OperationFunc) map[logical.Operation]fw.OperationFunc { return ops(logical.ListOperation, f) }
 	up := logical.UpdateOperation
+	rd := func(f storeOp) fw.OperationFunc { return b.withStore(false, f) }
+	wr := func(f storeOp) fw.OperationFunc { return b.withStore(true, f) }
 	return &fw.Backend{
 		Help: "The identity store: entities, their aliases on auth mounts, and groups.",
 		Paths: []*fw.Path{
@@ -66,17 +68,17 @@ func newIdentityBackend(c *Core) logical.Backend {
 			{Pattern: "entity/id/(?P<id>[^/]+)", Fields: entityFields, Operations: rud(entityKind.read(b, "id"), b.writeEntity("id"), b.deleteEntity("id"))},
 			{Pattern: "entity/name/?", Operations: list(b.listEntities(false))},
 			{Pattern: "entity/name/(?P<name>.+)", Fields: entityFields, Operations: rud(entityKind.read(b, "name"), b.writeEntity("name"), b.deleteEntity("name"))},
-			{Pattern: "entity-alias", Fields: aliasFields, Operations: ops(up, b.writeAlias)},
-			{Pattern: "entity-alias/id/?", Operations: list(b.listAliases)},
-			{Pattern: "entity-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readAlias, b.writeAlias, b.deleteAlias)},
+			{Pattern: "entity-alias", Fields: aliasFields, Operations: ops(up, wr(b.writeAlias))},
+			{Pattern: "entity-alias/id/?", Operations: list(rd(b.listAliases))},
+			{Pattern: "entity-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(rd(b.readAlias), wr(b.writeAlias), wr(b.deleteAlias))},
 			{Pattern: "group", Fields: groupFields, Operations: ops(up, b.writeGroup(""))},
 			{Pattern: "group/id/?", Operations: list(b.listGroups(true))},
 			{Pattern: "group/id/(?P<id>[^/]+)", Fields: groupFields, Operations: rud(groupKind.read(b, "id"), b.writeGroup("id"), b.deleteGroup("id"))},
 			{Pattern: "group/name/?", Operations: list(b.listGroups(false))},
 			{Pattern: "group/name/(?P<name>.+)", Fields: groupFields, Operations: rud(groupKind.read(b, "name"), b.writeGroup("name"), b.deleteGroup("name"))},
-			{Pattern: "group-alias", Fields: aliasFields, Operations: ops(up, b.writeGroupAlias)},
-			{Pattern: "group-alias/id/?", Operations: list(b.listGroupAliases)},
-			{Pattern: "group-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readGroupAlias, b.writeGroupAlias, b.deleteGroupAlias)},
+			{Pattern: "group-alias", Fields: aliasFields, Operations: ops(up, wr(b.writeGroupAlias))},
+			{Pattern: "group-alias/id/?", Operations: list(rd(b.listGroupAliases))},
+			{Pattern: "group-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(rd(b.readGroupAlias), wr(b.writeGroupAlias), wr(b.deleteGroupAlias))},
 			{Pattern: "lookup/entity", Fields: lookupFields, Operations: ops(up, entityKind.lookup(b))},
 			{Pattern: "lookup/group", Fields: lookupFields, Operations: ops(up, groupKind.lookup(b))},
 		},
@@ -131,6 +133,47 @@ func aliasListInfo(ad map[string]any) map[string]any {
 		out[k] = ad[k]
 	}
 	return out
+}
+
+// aliasList answers a list of aliases: their IDs with Vault's key_info;
+// nothing (404) when there are none.
+func (b *identityBackend) aliasList(aliases []*identityAlias) *logical.Response {
+	if len(aliases) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(aliases))
+	info := map[string]any{}
+	for _, a := range aliases {
+		keys = append(keys, a.ID)
+		info[a.ID] = aliasListInfo(b.aliasData(a))
+	}
+	sort.Strings(keys)
+	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}
+}
+
+// aliasSummary is an alias as an entity or group list's key_info shows it.
+func (b *identityBackend) aliasSummary(a *identityAlias) map[string]any {
+	ad := b.aliasData(a)
+	return map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
+		"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+}
+
+// listKey is an entity's or group's key in a list by ID or by name.
+func listKey(byID bool, id, name string) string {
+	if byID {
+		return id
+	}
+	return name
+}
+
+// keyedList answers a list of entities or groups: by ID with key_info, by
+// name the keys alone.
+func keyedList(byID bool, keys []string, info map[string]any) *logical.Response {
+	sort.Strings(keys)
+	if !byID {
+		return listResponse(keys)
+	}
+	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}
 }
 
 func groupIDs(gs []*identityGroup) []string {
@@ -416,53 +459,18 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 }
 
 func (b *identityBackend) deleteEntity(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		e := s.findEntity(by, d.String(by))
 		if e == nil {
 			return nil, nil
 		}
-		var groups []*identityGroup
-		s.mu.RLock()
-		for _, g := range s.groups {
-			if slices.Contains(g.MemberEntityIDs, e.ID) {
-				g = g.clone()
-				g.MemberEntityIDs = slices.DeleteFunc(g.MemberEntityIDs, func(m string) bool { return m == e.ID })
-				groups = append(groups, g)
-			}
-		}
-		s.mu.RUnlock()
-		return nil, s.commit(ctx, nil, groups, []string{e.ID}, nil)
-	}
+		return nil, s.deleteEntities(ctx, []string{e.ID})
+	})
 }
 
-// batchDeleteEntities deletes several entities (with their aliases, and
-// from their groups) in one commit, as Vault's entity/batch-delete does.
-func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	ids := d.Strings("entity_ids")
-	if len(ids) == 0 {
-		return nil, logical.BadRequest("missing entity_ids: the IDs of the entities to delete")
-	}
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	var del []string
-	for _, id := range ids {
-		if e := s.findEntity("id", id); e != nil && !slices.Contains(del, e.ID) {
-			del = append(del, e.ID)
-		}
-	}
-	if len(del) == 0 {
-		return nil, nil
-	}
+// deleteEntities deletes the entities (with their aliases) and takes them
+// out of the groups they are members of, in one commit.
+func (s *identityStore) deleteEntities(ctx context.Context, del []string) error {
 	var groups []*identityGroup
 	s.mu.RLock()
 	for _, g := range s.groups {
@@ -473,15 +481,32 @@ func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.
 		}
 	}
 	s.mu.RUnlock()
-	return nil, s.commit(ctx, nil, groups, del, nil)
+	return s.commit(ctx, nil, groups, del, nil)
+}
+
+// batchDeleteEntities deletes several entities (with their aliases, and
+// from their groups) in one commit, as Vault's entity/batch-delete does.
+func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	ids := d.Strings("entity_ids")
+	if len(ids) == 0 {
+		return nil, logical.BadRequest("missing entity_ids: the IDs of the entities to delete")
+	}
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		var del []string
+		for _, id := range ids {
+			if e := s.findEntity("id", id); e != nil && !slices.Contains(del, e.ID) {
+				del = append(del, e.ID)
+			}
+		}
+		if len(del) == 0 {
+			return nil, nil
+		}
+		return nil, s.deleteEntities(ctx, del)
+	})(ctx, req, d)
 }
 
 func (b *identityBackend) listEntities(byID bool) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		s.mu.RLock()
 		entities := slices.Collect(maps.Values(s.entities))
 		s.mu.RUnlock()
@@ -493,23 +518,14 @@ func (b *identityBackend) listEntities(byID bool) fw.OperationFunc {
 		for _, e := range entities {
 			aliases := make([]any, 0, len(e.Aliases))
 			for _, a := range e.Aliases {
-				ad := b.aliasData(a)
-				aliases = append(aliases, map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
-					"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]})
+				aliases = append(aliases, b.aliasSummary(a))
 			}
-			key := e.ID
-			if !byID {
-				key = e.Name
-			}
+			key := listKey(byID, e.ID, e.Name)
 			keys = append(keys, key)
 			info[key] = map[string]any{"name": e.Name, "id": e.ID, "aliases": aliases}
 		}
-		sort.Strings(keys)
-		if !byID {
-			return listResponse(keys), nil
-		}
-		return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
-	}
+		return keyedList(byID, keys, info), nil
+	})
 }
 
 // canonical reads canonical_id or its deprecated names.
@@ -534,13 +550,7 @@ func (b *identityBackend) checkAccessor(accessor string) error {
 
 // writeAlias creates an entity alias (identity/entity-alias) or updates one
 // (by the id in the path or the body).
-func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) writeAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	now := b.core.Now().UTC()
 	var from *identityEntity // the entity the alias belongs to now
 	var alias *identityAlias
@@ -648,11 +658,7 @@ func (s *identityStore) findAlias(id string) (*identityAlias, *identityEntity) {
 	return nil, nil
 }
 
-func (b *identityBackend) readAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) readAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	a, _ := s.findAlias(d.String("id"))
 	if a == nil {
 		return nil, nil
@@ -660,13 +666,7 @@ func (b *identityBackend) readAlias(ctx context.Context, req *logical.Request, d
 	return &logical.Response{Data: b.aliasData(a)}, nil
 }
 
-func (b *identityBackend) deleteAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) deleteAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	a, e := s.findAlias(d.String("id"))
 	if a == nil {
 		return nil, nil
@@ -677,28 +677,15 @@ func (b *identityBackend) deleteAlias(ctx context.Context, req *logical.Request,
 	return nil, s.commit(ctx, []*identityEntity{e}, nil, nil, nil)
 }
 
-func (b *identityBackend) listAliases(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) listAliases(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	s.mu.RLock()
 	entities := slices.Collect(maps.Values(s.entities))
 	s.mu.RUnlock()
-	var keys []string
-	info := map[string]any{}
+	var aliases []*identityAlias
 	for _, e := range entities {
-		for _, a := range e.Aliases {
-			ad := b.aliasData(a)
-			keys = append(keys, a.ID)
-			info[a.ID] = aliasListInfo(ad)
-		}
+		aliases = append(aliases, e.Aliases...)
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	sort.Strings(keys)
-	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
+	return b.aliasList(aliases), nil
 }
 
 // writeGroup creates or updates a group.
@@ -805,13 +792,7 @@ func (s *identityStore) groupContainsLocked(id, target string, seen map[string]b
 }
 
 func (b *identityBackend) deleteGroup(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		g := s.findGroup(by, d.String(by))
 		if g == nil {
 			return nil, nil
@@ -827,15 +808,11 @@ func (b *identityBackend) deleteGroup(by string) fw.OperationFunc {
 		}
 		s.mu.RUnlock()
 		return nil, s.commit(ctx, nil, parents, nil, []string{g.ID})
-	}
+	})
 }
 
 func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		s.mu.RLock()
 		groups := slices.Collect(maps.Values(s.groups))
 		s.mu.RUnlock()
@@ -851,37 +828,22 @@ func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
 		var keys []string
 		info := map[string]any{}
 		for _, g := range groups {
-			key := g.ID
-			if !byID {
-				key = g.Name
-			}
+			key := listKey(byID, g.ID, g.Name)
 			keys = append(keys, key)
 			// Vault's key_info: the name and member counts, and the alias if any.
 			gi := map[string]any{"name": g.Name, "id": g.ID, "type": g.Type,
 				"num_member_entities": len(g.MemberEntityIDs), "num_parent_groups": parents[g.ID]}
 			if a := g.Alias; a != nil {
-				ad := b.aliasData(a)
-				gi["alias"] = map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
-					"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+				gi["alias"] = b.aliasSummary(a)
 			}
 			info[key] = gi
 		}
-		sort.Strings(keys)
-		if !byID {
-			return listResponse(keys), nil
-		}
-		return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
-	}
+		return keyedList(byID, keys, info), nil
+	})
 }
 
 // writeGroupAlias creates or updates the alias of an external group.
-func (b *identityBackend) writeGroupAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) writeGroupAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	now := b.core.Now().UTC()
 	var from *identityGroup
 	alias := &identityAlias{ID: newUUID(), CreationTime: now}
@@ -952,11 +914,7 @@ func (s *identityStore) findGroupAlias(id string) *identityGroup {
 	return g
 }
 
-func (b *identityBackend) readGroupAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) readGroupAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	g := s.findGroupAlias(d.String("id"))
 	if g == nil {
 		return nil, nil
@@ -964,13 +922,7 @@ func (b *identityBackend) readGroupAlias(ctx context.Context, req *logical.Reque
 	return &logical.Response{Data: b.aliasData(g.Alias)}, nil
 }
 
-func (b *identityBackend) deleteGroupAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) deleteGroupAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	g := s.findGroupAlias(d.String("id"))
 	if g == nil {
 		return nil, nil
@@ -980,28 +932,17 @@ func (b *identityBackend) deleteGroupAlias(ctx context.Context, req *logical.Req
 	return nil, s.commit(ctx, nil, []*identityGroup{g}, nil, nil)
 }
 
-func (b *identityBackend) listGroupAliases(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) listGroupAliases(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	s.mu.RLock()
 	groups := slices.Collect(maps.Values(s.groups))
 	s.mu.RUnlock()
-	var keys []string
-	info := map[string]any{}
+	var aliases []*identityAlias
 	for _, g := range groups {
-		if a := g.Alias; a != nil {
-			ad := b.aliasData(a)
-			keys = append(keys, a.ID)
-			info[a.ID] = aliasListInfo(ad)
+		if g.Alias != nil {
+			aliases = append(aliases, g.Alias)
 		}
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	sort.Strings(keys)
-	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
+	return b.aliasList(aliases), nil
 }
 
 // lookupCriteria checks that exactly one way of naming the target was
