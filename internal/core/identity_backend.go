@@ -548,6 +548,16 @@ func (b *identityBackend) checkAccessor(accessor string) error {
 	return nil
 }
 
+// setAliasName applies the name and mount_accessor given to an alias.
+func setAliasName(alias *identityAlias, d *fw.FieldData) {
+	if v, ok := d.GetOk("name"); ok {
+		alias.Name = v.(string)
+	}
+	if v, ok := d.GetOk("mount_accessor"); ok {
+		alias.MountAccessor = v.(string)
+	}
+}
+
 // writeAlias creates an entity alias (identity/entity-alias) or updates one
 // (by the id in the path or the body).
 func (b *identityBackend) writeAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
@@ -580,12 +590,7 @@ func (b *identityBackend) writeAlias(ctx context.Context, s *identityStore, d *f
 	} else {
 		alias = &identityAlias{ID: newUUID(), CreationTime: now}
 	}
-	if v, ok := d.GetOk("name"); ok {
-		alias.Name = v.(string)
-	}
-	if v, ok := d.GetOk("mount_accessor"); ok {
-		alias.MountAccessor = v.(string)
-	}
+	setAliasName(alias, d)
 	canonicalID, _ := canonical(d, "entity_id")
 	canonicalGiven := canonicalID != "" // an empty one moves nothing
 	if canonicalGiven {
@@ -857,12 +862,7 @@ func (b *identityBackend) writeGroupAlias(ctx context.Context, s *identityStore,
 		c := *from.Alias
 		alias = &c
 	}
-	if v, ok := d.GetOk("name"); ok {
-		alias.Name = v.(string)
-	}
-	if v, ok := d.GetOk("mount_accessor"); ok {
-		alias.MountAccessor = v.(string)
-	}
+	setAliasName(alias, d)
 	if v, ok := canonical(d, "group_id"); ok {
 		alias.CanonicalID = v
 	}
