@@ -55,6 +55,8 @@ func newIdentityBackend(c *Core) logical.Backend {
 	}
 	list := func(f fw.OperationFunc) map[logical.Operation]fw.OperationFunc { return ops(logical.ListOperation, f) }
 	up := logical.UpdateOperation
+	rd := func(f storeOp) fw.OperationFunc { return b.withStore(false, f) }
+	wr := func(f storeOp) fw.OperationFunc { return b.withStore(true, f) }
 	return &fw.Backend{
 		Help: "The identity store: entities, their aliases on auth mounts, and groups.",
 		Paths: []*fw.Path{
@@ -63,22 +65,22 @@ func newIdentityBackend(c *Core) logical.Backend {
 			{Pattern: "entity/batch-delete", Fields: map[string]*fw.FieldSchema{
 				"entity_ids": {Type: fw.TypeCommaStringSlice, Description: "IDs of the entities to delete; unknown IDs are skipped"},
 			}, Operations: ops(up, b.batchDeleteEntities)},
-			{Pattern: "entity/id/(?P<id>[^/]+)", Fields: entityFields, Operations: rud(b.readEntity("id"), b.writeEntity("id"), b.deleteEntity("id"))},
+			{Pattern: "entity/id/(?P<id>[^/]+)", Fields: entityFields, Operations: rud(entityKind.read(b, "id"), b.writeEntity("id"), b.deleteEntity("id"))},
 			{Pattern: "entity/name/?", Operations: list(b.listEntities(false))},
-			{Pattern: "entity/name/(?P<name>.+)", Fields: entityFields, Operations: rud(b.readEntity("name"), b.writeEntity("name"), b.deleteEntity("name"))},
-			{Pattern: "entity-alias", Fields: aliasFields, Operations: ops(up, b.writeAlias)},
-			{Pattern: "entity-alias/id/?", Operations: list(b.listAliases)},
-			{Pattern: "entity-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readAlias, b.writeAlias, b.deleteAlias)},
+			{Pattern: "entity/name/(?P<name>.+)", Fields: entityFields, Operations: rud(entityKind.read(b, "name"), b.writeEntity("name"), b.deleteEntity("name"))},
+			{Pattern: "entity-alias", Fields: aliasFields, Operations: ops(up, wr(b.writeAlias))},
+			{Pattern: "entity-alias/id/?", Operations: list(rd(b.listAliases))},
+			{Pattern: "entity-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(rd(b.readAlias), wr(b.writeAlias), wr(b.deleteAlias))},
 			{Pattern: "group", Fields: groupFields, Operations: ops(up, b.writeGroup(""))},
 			{Pattern: "group/id/?", Operations: list(b.listGroups(true))},
-			{Pattern: "group/id/(?P<id>[^/]+)", Fields: groupFields, Operations: rud(b.readGroup("id"), b.writeGroup("id"), b.deleteGroup("id"))},
+			{Pattern: "group/id/(?P<id>[^/]+)", Fields: groupFields, Operations: rud(groupKind.read(b, "id"), b.writeGroup("id"), b.deleteGroup("id"))},
 			{Pattern: "group/name/?", Operations: list(b.listGroups(false))},
-			{Pattern: "group/name/(?P<name>.+)", Fields: groupFields, Operations: rud(b.readGroup("name"), b.writeGroup("name"), b.deleteGroup("name"))},
-			{Pattern: "group-alias", Fields: aliasFields, Operations: ops(up, b.writeGroupAlias)},
-			{Pattern: "group-alias/id/?", Operations: list(b.listGroupAliases)},
-			{Pattern: "group-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(b.readGroupAlias, b.writeGroupAlias, b.deleteGroupAlias)},
-			{Pattern: "lookup/entity", Fields: lookupFields, Operations: ops(up, b.lookupEntity)},
-			{Pattern: "lookup/group", Fields: lookupFields, Operations: ops(up, b.lookupGroup)},
+			{Pattern: "group/name/(?P<name>.+)", Fields: groupFields, Operations: rud(groupKind.read(b, "name"), b.writeGroup("name"), b.deleteGroup("name"))},
+			{Pattern: "group-alias", Fields: aliasFields, Operations: ops(up, wr(b.writeGroupAlias))},
+			{Pattern: "group-alias/id/?", Operations: list(rd(b.listGroupAliases))},
+			{Pattern: "group-alias/id/(?P<id>[^/]+)", Fields: aliasFields, Operations: rud(rd(b.readGroupAlias), wr(b.writeGroupAlias), wr(b.deleteGroupAlias))},
+			{Pattern: "lookup/entity", Fields: lookupFields, Operations: ops(up, entityKind.lookup(b))},
+			{Pattern: "lookup/group", Fields: lookupFields, Operations: ops(up, groupKind.lookup(b))},
 		},
 	}
 }
@@ -131,6 +133,47 @@ func aliasListInfo(ad map[string]any) map[string]any {
 		out[k] = ad[k]
 	}
 	return out
+}
+
+// aliasList answers a list of aliases: their IDs with Vault's key_info;
+// nothing (404) when there are none.
+func (b *identityBackend) aliasList(aliases []*identityAlias) *logical.Response {
+	if len(aliases) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(aliases))
+	info := map[string]any{}
+	for _, a := range aliases {
+		keys = append(keys, a.ID)
+		info[a.ID] = aliasListInfo(b.aliasData(a))
+	}
+	sort.Strings(keys)
+	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}
+}
+
+// aliasSummary is an alias as an entity or group list's key_info shows it.
+func (b *identityBackend) aliasSummary(a *identityAlias) map[string]any {
+	ad := b.aliasData(a)
+	return map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
+		"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+}
+
+// listKey is an entity's or group's key in a list by ID or by name.
+func listKey(byID bool, id, name string) string {
+	if byID {
+		return id
+	}
+	return name
+}
+
+// keyedList answers a list of entities or groups: by ID with key_info, by
+// name the keys alone.
+func keyedList(byID bool, keys []string, info map[string]any) *logical.Response {
+	sort.Strings(keys)
+	if !byID {
+		return listResponse(keys)
+	}
+	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}
 }
 
 func groupIDs(gs []*identityGroup) []string {
@@ -213,60 +256,175 @@ func identityPolicyNames(names []string) ([]string, error) {
 
 // findEntity finds an entity by the path capture (by "id" or "name").
 func (s *identityStore) findEntity(by, key string) *identityEntity {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if by == "name" {
-		return s.entities[s.entityByName[key]]
-	}
-	return s.entities[key]
+	return findByIDOrName(s, s.entities, s.entityByName, by, key)
 }
 
 func (s *identityStore) findGroup(by, key string) *identityGroup {
+	return findByIDOrName(s, s.groups, s.groupByName, by, key)
+}
+
+// findByIDOrName looks key up in byID, or (by "name") through byName first.
+func findByIDOrName[T any](s *identityStore, byID map[string]*T, byName map[string]string, by, key string) *T {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if by == "name" {
-		return s.groups[s.groupByName[key]]
+		return byID[byName[key]]
 	}
-	return s.groups[key]
+	return byID[key]
 }
 
-func (b *identityBackend) readEntity(by string) fw.OperationFunc {
+// storeOp is a handler body that runs with the identity store.
+type storeOp func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error)
+
+// withStore makes an operation of f, run with the identity store (an error
+// while sealed); locked, f also holds the store's write lock.
+func (b *identityBackend) withStore(locked bool, f storeOp) fw.OperationFunc {
 	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
 		s, err := b.store()
 		if err != nil {
 			return nil, err
 		}
-		e := s.findEntity(by, d.String(by))
-		if e == nil {
+		if locked {
+			s.writeMu.Lock()
+			defer s.writeMu.Unlock()
+		}
+		return f(ctx, s, d)
+	}
+}
+
+// identityKind is what the handlers shared by entities and groups need to
+// know of one of them.
+type identityKind[T any] struct {
+	noun string // "entity" or "group", in messages
+	find func(s *identityStore, by, key string) *T
+	// byAlias finds the holder of an alias by the alias's ID.
+	byAlias func(s *identityStore, id string) *T
+	// byAliasKeyLocked finds the holder of an alias by mount accessor and
+	// name; the caller holds s.mu.
+	byAliasKeyLocked func(s *identityStore, accessor, name string) *T
+	data             func(b *identityBackend, s *identityStore, v *T) map[string]any
+	id               func(v *T) string
+}
+
+var (
+	entityKind = identityKind[identityEntity]{
+		noun: "entity",
+		find: (*identityStore).findEntity,
+		byAlias: func(s *identityStore, id string) *identityEntity {
+			_, e := s.findAlias(id)
+			return e
+		},
+		byAliasKeyLocked: func(s *identityStore, accessor, name string) *identityEntity {
+			return s.entities[s.aliasByID[s.aliasByKey[aliasKey(accessor, name)]]]
+		},
+		data: (*identityBackend).entityData,
+		id:   func(e *identityEntity) string { return e.ID },
+	}
+	groupKind = identityKind[identityGroup]{
+		noun:    "group",
+		find:    (*identityStore).findGroup,
+		byAlias: (*identityStore).findGroupAlias,
+		byAliasKeyLocked: func(s *identityStore, accessor, name string) *identityGroup {
+			return s.groups[s.gAliasByID[s.gAliasByKey[aliasKey(accessor, name)]]]
+		},
+		data: (*identityBackend).groupData,
+		id:   func(g *identityGroup) string { return g.ID },
+	}
+)
+
+// read serves a read by the path capture (by "id" or "name").
+func (k identityKind[T]) read(b *identityBackend, by string) fw.OperationFunc {
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		v := k.find(s, by, d.String(by))
+		if v == nil {
 			return nil, nil
 		}
-		return &logical.Response{Data: b.entityData(s, e)}, nil
+		return &logical.Response{Data: k.data(b, s, v)}, nil
+	})
+}
+
+// lookup serves lookup/entity or lookup/group.
+func (k identityKind[T]) lookup(b *identityBackend) fw.OperationFunc {
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		by, err := lookupCriteria(d)
+		if err != nil {
+			return nil, err
+		}
+		var v *T
+		switch by {
+		case "id", "name":
+			v = k.find(s, by, d.String(by))
+		case "alias_id":
+			v = k.byAlias(s, d.String("alias_id"))
+		case "alias_name":
+			s.mu.RLock()
+			v = k.byAliasKeyLocked(s, d.String("alias_mount_accessor"), d.String("alias_name"))
+			s.mu.RUnlock()
+		}
+		if v == nil {
+			return nil, nil
+		}
+		return &logical.Response{Data: k.data(b, s, v)}, nil
+	})
+}
+
+// target finds what a write updates: by the ID or name in the path, or on
+// the bare path by the id given, else by the name given; nil for a new one.
+func (k identityKind[T]) target(s *identityStore, by string, d *fw.FieldData) (*T, error) {
+	var v *T
+	switch {
+	case by != "":
+		v = k.find(s, by, d.String(by))
+		if v == nil && by == "id" {
+			return nil, logical.BadRequest("%s not found from id %q", k.noun, d.String("id"))
+		}
+	case d.String("id") != "":
+		if v = k.find(s, "id", d.String("id")); v == nil {
+			return nil, logical.BadRequest("%s not found from id %q", k.noun, d.String("id"))
+		}
+	case d.String("name") != "":
+		v = k.find(s, "name", d.String("name"))
 	}
+	return v, nil
+}
+
+// identityFields are the fields entities and groups share.
+type identityFields struct {
+	id       string
+	name     *string
+	policies *[]string
+	metadata *map[string]string
+}
+
+// set applies name, policies and metadata from d; a name another of the
+// kind holds is refused.
+func (k identityKind[T]) set(s *identityStore, d *fw.FieldData, f identityFields) error {
+	if name, ok := d.GetOk("name"); ok && name.(string) != "" && name.(string) != *f.name {
+		if other := k.find(s, "name", name.(string)); other != nil && k.id(other) != f.id {
+			return logical.BadRequest("%s name %q is already in use", k.noun, name)
+		}
+		*f.name = name.(string)
+	}
+	if v, ok := d.GetOk("policies"); ok {
+		pols, err := identityPolicyNames(v.([]string))
+		if err != nil {
+			return err
+		}
+		*f.policies = pols
+	}
+	if v, ok := d.GetOk("metadata"); ok {
+		*f.metadata = v.(map[string]string)
+	}
+	return nil
 }
 
 // writeEntity creates or updates an entity: by the ID or name in the path,
 // or on identity/entity by the id given, else by the name given.
 func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		e, err := entityKind.target(s, by, d)
 		if err != nil {
 			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-		var e *identityEntity
-		switch {
-		case by != "":
-			e = s.findEntity(by, d.String(by))
-			if e == nil && by == "id" {
-				return nil, logical.BadRequest("entity not found from id %q", d.String("id"))
-			}
-		case d.String("id") != "":
-			if e = s.findEntity("id", d.String("id")); e == nil {
-				return nil, logical.BadRequest("entity not found from id %q", d.String("id"))
-			}
-		case d.String("name") != "":
-			e = s.findEntity("name", d.String("name"))
 		}
 		now := b.core.Now().UTC()
 		created := e == nil
@@ -278,19 +436,8 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 		} else {
 			e = e.clone()
 		}
-		if name, ok := d.GetOk("name"); ok && name.(string) != "" && name.(string) != e.Name {
-			if other := s.findEntity("name", name.(string)); other != nil && other.ID != e.ID {
-				return nil, logical.BadRequest("entity name %q is already in use", name)
-			}
-			e.Name = name.(string)
-		}
-		if v, ok := d.GetOk("policies"); ok {
-			if e.Policies, err = identityPolicyNames(v.([]string)); err != nil {
-				return nil, err
-			}
-		}
-		if v, ok := d.GetOk("metadata"); ok {
-			e.Metadata = v.(map[string]string)
+		if err := entityKind.set(s, d, identityFields{e.ID, &e.Name, &e.Policies, &e.Metadata}); err != nil {
+			return nil, err
 		}
 		if v, ok := d.GetOk("disabled"); ok {
 			e.Disabled = v.(bool)
@@ -308,57 +455,22 @@ func (b *identityBackend) writeEntity(by string) fw.OperationFunc {
 			aliasIDs = append(aliasIDs, a.ID)
 		}
 		return &logical.Response{Data: map[string]any{"id": e.ID, "name": e.Name, "aliases": aliasIDs}}, nil
-	}
+	})
 }
 
 func (b *identityBackend) deleteEntity(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		e := s.findEntity(by, d.String(by))
 		if e == nil {
 			return nil, nil
 		}
-		var groups []*identityGroup
-		s.mu.RLock()
-		for _, g := range s.groups {
-			if slices.Contains(g.MemberEntityIDs, e.ID) {
-				g = g.clone()
-				g.MemberEntityIDs = slices.DeleteFunc(g.MemberEntityIDs, func(m string) bool { return m == e.ID })
-				groups = append(groups, g)
-			}
-		}
-		s.mu.RUnlock()
-		return nil, s.commit(ctx, nil, groups, []string{e.ID}, nil)
-	}
+		return nil, s.deleteEntities(ctx, []string{e.ID})
+	})
 }
 
-// batchDeleteEntities deletes several entities (with their aliases, and
-// from their groups) in one commit, as Vault's entity/batch-delete does.
-func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	ids := d.Strings("entity_ids")
-	if len(ids) == 0 {
-		return nil, logical.BadRequest("missing entity_ids: the IDs of the entities to delete")
-	}
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
-	var del []string
-	for _, id := range ids {
-		if e := s.findEntity("id", id); e != nil && !slices.Contains(del, e.ID) {
-			del = append(del, e.ID)
-		}
-	}
-	if len(del) == 0 {
-		return nil, nil
-	}
+// deleteEntities deletes the entities (with their aliases) and takes them
+// out of the groups they are members of, in one commit.
+func (s *identityStore) deleteEntities(ctx context.Context, del []string) error {
 	var groups []*identityGroup
 	s.mu.RLock()
 	for _, g := range s.groups {
@@ -369,15 +481,32 @@ func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.
 		}
 	}
 	s.mu.RUnlock()
-	return nil, s.commit(ctx, nil, groups, del, nil)
+	return s.commit(ctx, nil, groups, del, nil)
+}
+
+// batchDeleteEntities deletes several entities (with their aliases, and
+// from their groups) in one commit, as Vault's entity/batch-delete does.
+func (b *identityBackend) batchDeleteEntities(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	ids := d.Strings("entity_ids")
+	if len(ids) == 0 {
+		return nil, logical.BadRequest("missing entity_ids: the IDs of the entities to delete")
+	}
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		var del []string
+		for _, id := range ids {
+			if e := s.findEntity("id", id); e != nil && !slices.Contains(del, e.ID) {
+				del = append(del, e.ID)
+			}
+		}
+		if len(del) == 0 {
+			return nil, nil
+		}
+		return nil, s.deleteEntities(ctx, del)
+	})(ctx, req, d)
 }
 
 func (b *identityBackend) listEntities(byID bool) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		s.mu.RLock()
 		entities := slices.Collect(maps.Values(s.entities))
 		s.mu.RUnlock()
@@ -389,23 +518,14 @@ func (b *identityBackend) listEntities(byID bool) fw.OperationFunc {
 		for _, e := range entities {
 			aliases := make([]any, 0, len(e.Aliases))
 			for _, a := range e.Aliases {
-				ad := b.aliasData(a)
-				aliases = append(aliases, map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
-					"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]})
+				aliases = append(aliases, b.aliasSummary(a))
 			}
-			key := e.ID
-			if !byID {
-				key = e.Name
-			}
+			key := listKey(byID, e.ID, e.Name)
 			keys = append(keys, key)
 			info[key] = map[string]any{"name": e.Name, "id": e.ID, "aliases": aliases}
 		}
-		sort.Strings(keys)
-		if !byID {
-			return listResponse(keys), nil
-		}
-		return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
-	}
+		return keyedList(byID, keys, info), nil
+	})
 }
 
 // canonical reads canonical_id or its deprecated names.
@@ -428,15 +548,19 @@ func (b *identityBackend) checkAccessor(accessor string) error {
 	return nil
 }
 
+// setAliasName applies the name and mount_accessor given to an alias.
+func setAliasName(alias *identityAlias, d *fw.FieldData) {
+	if v, ok := d.GetOk("name"); ok {
+		alias.Name = v.(string)
+	}
+	if v, ok := d.GetOk("mount_accessor"); ok {
+		alias.MountAccessor = v.(string)
+	}
+}
+
 // writeAlias creates an entity alias (identity/entity-alias) or updates one
 // (by the id in the path or the body).
-func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) writeAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	now := b.core.Now().UTC()
 	var from *identityEntity // the entity the alias belongs to now
 	var alias *identityAlias
@@ -466,12 +590,7 @@ func (b *identityBackend) writeAlias(ctx context.Context, req *logical.Request, 
 	} else {
 		alias = &identityAlias{ID: newUUID(), CreationTime: now}
 	}
-	if v, ok := d.GetOk("name"); ok {
-		alias.Name = v.(string)
-	}
-	if v, ok := d.GetOk("mount_accessor"); ok {
-		alias.MountAccessor = v.(string)
-	}
+	setAliasName(alias, d)
 	canonicalID, _ := canonical(d, "entity_id")
 	canonicalGiven := canonicalID != "" // an empty one moves nothing
 	if canonicalGiven {
@@ -544,11 +663,7 @@ func (s *identityStore) findAlias(id string) (*identityAlias, *identityEntity) {
 	return nil, nil
 }
 
-func (b *identityBackend) readAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) readAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	a, _ := s.findAlias(d.String("id"))
 	if a == nil {
 		return nil, nil
@@ -556,13 +671,7 @@ func (b *identityBackend) readAlias(ctx context.Context, req *logical.Request, d
 	return &logical.Response{Data: b.aliasData(a)}, nil
 }
 
-func (b *identityBackend) deleteAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) deleteAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	a, e := s.findAlias(d.String("id"))
 	if a == nil {
 		return nil, nil
@@ -573,66 +682,23 @@ func (b *identityBackend) deleteAlias(ctx context.Context, req *logical.Request,
 	return nil, s.commit(ctx, []*identityEntity{e}, nil, nil, nil)
 }
 
-func (b *identityBackend) listAliases(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) listAliases(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	s.mu.RLock()
 	entities := slices.Collect(maps.Values(s.entities))
 	s.mu.RUnlock()
-	var keys []string
-	info := map[string]any{}
+	var aliases []*identityAlias
 	for _, e := range entities {
-		for _, a := range e.Aliases {
-			ad := b.aliasData(a)
-			keys = append(keys, a.ID)
-			info[a.ID] = aliasListInfo(ad)
-		}
+		aliases = append(aliases, e.Aliases...)
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	sort.Strings(keys)
-	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
-}
-
-func (b *identityBackend) readGroup(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
-		g := s.findGroup(by, d.String(by))
-		if g == nil {
-			return nil, nil
-		}
-		return &logical.Response{Data: b.groupData(s, g)}, nil
-	}
+	return b.aliasList(aliases), nil
 }
 
 // writeGroup creates or updates a group.
 func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
+		g, err := groupKind.target(s, by, d)
 		if err != nil {
 			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
-		var g *identityGroup
-		switch {
-		case by != "":
-			g = s.findGroup(by, d.String(by))
-			if g == nil && by == "id" {
-				return nil, logical.BadRequest("group not found from id %q", d.String("id"))
-			}
-		case d.String("id") != "":
-			if g = s.findGroup("id", d.String("id")); g == nil {
-				return nil, logical.BadRequest("group not found from id %q", d.String("id"))
-			}
-		case d.String("name") != "":
-			g = s.findGroup("name", d.String("name"))
 		}
 		now := b.core.Now().UTC()
 		created := g == nil
@@ -653,19 +719,8 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 		if g.Type != "internal" && g.Type != "external" {
 			return nil, logical.BadRequest("invalid type %q: internal or external", g.Type)
 		}
-		if name, ok := d.GetOk("name"); ok && name.(string) != "" && name.(string) != g.Name {
-			if other := s.findGroup("name", name.(string)); other != nil && other.ID != g.ID {
-				return nil, logical.BadRequest("group name %q is already in use", name)
-			}
-			g.Name = name.(string)
-		}
-		if v, ok := d.GetOk("policies"); ok {
-			if g.Policies, err = identityPolicyNames(v.([]string)); err != nil {
-				return nil, err
-			}
-		}
-		if v, ok := d.GetOk("metadata"); ok {
-			g.Metadata = v.(map[string]string)
+		if err := groupKind.set(s, d, identityFields{g.ID, &g.Name, &g.Policies, &g.Metadata}); err != nil {
+			return nil, err
 		}
 		s.mu.RLock()
 		err = b.setMembersLocked(s, g, d)
@@ -682,7 +737,7 @@ func (b *identityBackend) writeGroup(by string) fw.OperationFunc {
 			return nil, nil
 		}
 		return &logical.Response{Data: map[string]any{"id": g.ID, "name": g.Name}}, nil
-	}
+	})
 }
 
 // setMembersLocked applies member_entity_ids and member_group_ids to g,
@@ -742,13 +797,7 @@ func (s *identityStore) groupContainsLocked(id, target string, seen map[string]b
 }
 
 func (b *identityBackend) deleteGroup(by string) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+	return b.withStore(true, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		g := s.findGroup(by, d.String(by))
 		if g == nil {
 			return nil, nil
@@ -764,15 +813,11 @@ func (b *identityBackend) deleteGroup(by string) fw.OperationFunc {
 		}
 		s.mu.RUnlock()
 		return nil, s.commit(ctx, nil, parents, nil, []string{g.ID})
-	}
+	})
 }
 
 func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
-	return func(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-		s, err := b.store()
-		if err != nil {
-			return nil, err
-		}
+	return b.withStore(false, func(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 		s.mu.RLock()
 		groups := slices.Collect(maps.Values(s.groups))
 		s.mu.RUnlock()
@@ -788,37 +833,22 @@ func (b *identityBackend) listGroups(byID bool) fw.OperationFunc {
 		var keys []string
 		info := map[string]any{}
 		for _, g := range groups {
-			key := g.ID
-			if !byID {
-				key = g.Name
-			}
+			key := listKey(byID, g.ID, g.Name)
 			keys = append(keys, key)
 			// Vault's key_info: the name and member counts, and the alias if any.
 			gi := map[string]any{"name": g.Name, "id": g.ID, "type": g.Type,
 				"num_member_entities": len(g.MemberEntityIDs), "num_parent_groups": parents[g.ID]}
 			if a := g.Alias; a != nil {
-				ad := b.aliasData(a)
-				gi["alias"] = map[string]any{"id": a.ID, "name": a.Name, "mount_accessor": a.MountAccessor,
-					"mount_path": ad["mount_path"], "mount_type": ad["mount_type"]}
+				gi["alias"] = b.aliasSummary(a)
 			}
 			info[key] = gi
 		}
-		sort.Strings(keys)
-		if !byID {
-			return listResponse(keys), nil
-		}
-		return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
-	}
+		return keyedList(byID, keys, info), nil
+	})
 }
 
 // writeGroupAlias creates or updates the alias of an external group.
-func (b *identityBackend) writeGroupAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) writeGroupAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	now := b.core.Now().UTC()
 	var from *identityGroup
 	alias := &identityAlias{ID: newUUID(), CreationTime: now}
@@ -832,12 +862,7 @@ func (b *identityBackend) writeGroupAlias(ctx context.Context, req *logical.Requ
 		c := *from.Alias
 		alias = &c
 	}
-	if v, ok := d.GetOk("name"); ok {
-		alias.Name = v.(string)
-	}
-	if v, ok := d.GetOk("mount_accessor"); ok {
-		alias.MountAccessor = v.(string)
-	}
+	setAliasName(alias, d)
 	if v, ok := canonical(d, "group_id"); ok {
 		alias.CanonicalID = v
 	}
@@ -889,11 +914,7 @@ func (s *identityStore) findGroupAlias(id string) *identityGroup {
 	return g
 }
 
-func (b *identityBackend) readGroupAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) readGroupAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	g := s.findGroupAlias(d.String("id"))
 	if g == nil {
 		return nil, nil
@@ -901,13 +922,7 @@ func (b *identityBackend) readGroupAlias(ctx context.Context, req *logical.Reque
 	return &logical.Response{Data: b.aliasData(g.Alias)}, nil
 }
 
-func (b *identityBackend) deleteGroupAlias(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	s.writeMu.Lock()
-	defer s.writeMu.Unlock()
+func (b *identityBackend) deleteGroupAlias(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	g := s.findGroupAlias(d.String("id"))
 	if g == nil {
 		return nil, nil
@@ -917,28 +932,17 @@ func (b *identityBackend) deleteGroupAlias(ctx context.Context, req *logical.Req
 	return nil, s.commit(ctx, nil, []*identityGroup{g}, nil, nil)
 }
 
-func (b *identityBackend) listGroupAliases(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
+func (b *identityBackend) listGroupAliases(ctx context.Context, s *identityStore, d *fw.FieldData) (*logical.Response, error) {
 	s.mu.RLock()
 	groups := slices.Collect(maps.Values(s.groups))
 	s.mu.RUnlock()
-	var keys []string
-	info := map[string]any{}
+	var aliases []*identityAlias
 	for _, g := range groups {
-		if a := g.Alias; a != nil {
-			ad := b.aliasData(a)
-			keys = append(keys, a.ID)
-			info[a.ID] = aliasListInfo(ad)
+		if g.Alias != nil {
+			aliases = append(aliases, g.Alias)
 		}
 	}
-	if len(keys) == 0 {
-		return nil, nil
-	}
-	sort.Strings(keys)
-	return &logical.Response{Data: map[string]any{"keys": keys, "key_info": info}}, nil
+	return b.aliasList(aliases), nil
 }
 
 // lookupCriteria checks that exactly one way of naming the target was
@@ -964,56 +968,4 @@ func lookupCriteria(d *fw.FieldData) (string, error) {
 		return given[0], nil
 	}
 	return "", logical.BadRequest("only one lookup criterion may be given, not %s", strings.Join(given, ", "))
-}
-
-func (b *identityBackend) lookupEntity(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	by, err := lookupCriteria(d)
-	if err != nil {
-		return nil, err
-	}
-	var e *identityEntity
-	switch by {
-	case "id", "name":
-		e = s.findEntity(by, d.String(by))
-	case "alias_id":
-		_, e = s.findAlias(d.String("alias_id"))
-	case "alias_name":
-		s.mu.RLock()
-		e = s.entities[s.aliasByID[s.aliasByKey[aliasKey(d.String("alias_mount_accessor"), d.String("alias_name"))]]]
-		s.mu.RUnlock()
-	}
-	if e == nil {
-		return nil, nil
-	}
-	return &logical.Response{Data: b.entityData(s, e)}, nil
-}
-
-func (b *identityBackend) lookupGroup(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	s, err := b.store()
-	if err != nil {
-		return nil, err
-	}
-	by, err := lookupCriteria(d)
-	if err != nil {
-		return nil, err
-	}
-	var g *identityGroup
-	switch by {
-	case "id", "name":
-		g = s.findGroup(by, d.String(by))
-	case "alias_id":
-		g = s.findGroupAlias(d.String("alias_id"))
-	case "alias_name":
-		s.mu.RLock()
-		g = s.groups[s.gAliasByID[s.gAliasByKey[aliasKey(d.String("alias_mount_accessor"), d.String("alias_name"))]]]
-		s.mu.RUnlock()
-	}
-	if g == nil {
-		return nil, nil
-	}
-	return &logical.Response{Data: b.groupData(s, g)}, nil
 }
