@@ -544,7 +544,7 @@ func (b *systemBackend) capabilities(mode capsMode) fw.OperationFunc {
 		}
 		data := map[string]any{}
 		for _, p := range paths {
-			data[p] = acl.Capabilities(strings.TrimLeft(p, "/"))
+			data[p] = acl.Capabilities(b.core.canonicalPath(strings.TrimLeft(p, "/")))
 		}
 		if len(paths) == 1 {
 			// Older clients read this key; Vault sets it for one path only.
@@ -618,4 +618,22 @@ func (b *systemBackend) rotate(ctx context.Context, req *logical.Request, _ *fw.
 		return nil, err
 	}
 	return nil, nil
+}
+
+// canonicalPath is fullPath as the ACL sees it in a request: the names its
+// mount keeps in lowercase lowercased (logical.Paths.CaseInsensitive), so
+// capabilities answer for users/Alice what a request to it is decided on.
+func (c *Core) canonicalPath(fullPath string) string {
+	m, rel := c.mounts.route(fullPath)
+	if m == nil {
+		return fullPath
+	}
+	sp := m.backend.SpecialPaths()
+	if sp == nil {
+		return fullPath
+	}
+	if canon := logical.CanonicalCase(sp.CaseInsensitive, rel); canon != rel {
+		return m.entry.routePath() + canon
+	}
+	return fullPath
 }

@@ -278,3 +278,38 @@ func TestHelpNeedsOnlyAValidToken(t *testing.T) {
 		t.Errorf("a read the policy does not grant: %d, want 403", code)
 	}
 }
+
+// TestCapabilitiesFollowCaseInsensitiveNames: a name a method keeps in
+// lowercase is answered for as the request to it would be decided, so
+// capabilities never promise what the ACL refuses on users/ALICE.
+func TestCapabilitiesFollowCaseInsensitiveNames(t *testing.T) {
+	c := devClient(t)
+	if err := c.Sys().EnableAuthWithOptions("userpass", &vault.EnableAuthOptions{Type: "userpass"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Sys().PutPolicy("users-but-alice", `
+path "auth/userpass/users/*"     { capabilities = ["read", "update"] }
+path "auth/userpass/users/alice" { capabilities = ["deny"] }
+`); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := c.Auth().Token().Create(&vault.TokenCreateRequest{Policies: []string{"users-but-alice"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	caps, err := c.Sys().CapabilitiesAccessor(tok.Auth.Accessor, "auth/userpass/users/ALICE")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(caps) != 1 || caps[0] != "deny" {
+		t.Fatalf("capabilities on users/ALICE = %v, want [deny] as for users/alice", caps)
+	}
+	user := newClient(t, c.Address(), tok.Auth.ClientToken)
+	if _, err := user.Logical().Write("auth/userpass/users/ALICE", map[string]any{"password": "x"}); statusOf(err) != http.StatusForbidden {
+		t.Fatalf("writing users/ALICE: %v, want 403", err)
+	}
+	caps, err = c.Sys().CapabilitiesAccessor(tok.Auth.Accessor, "auth/userpass/users/Bob")
+	if err != nil || len(caps) != 2 {
+		t.Fatalf("capabilities on users/Bob = %v (%v), want read and update", caps, err)
+	}
+}
