@@ -133,6 +133,10 @@ func newBackend() *backend {
 		},
 		AuthRenew: b.renew,
 	}
+	// The core lowercases users/<name> before the ACL check
+	// (CaseInsensitive above); the framework refuses any that still
+	// arrives otherwise, so the user the ACL checked is the user changed.
+	fw.RequireLowercase("username", b.Backend.Paths)
 	return b
 }
 
@@ -146,19 +150,6 @@ func (b *backend) guard() logical.LoginGuard {
 
 // userName is the name a login is for: logins are case-insensitive.
 func userName(d *fw.FieldData) string { return strings.ToLower(d.String("username")) }
-
-// managedName is the name in a users/<name> path. It must be written in
-// lowercase: names are stored lowercased, and an ACL checks the path as
-// written, so users/ADMIN would pass a policy that denies users/admin and
-// then change admin. Refusing it keeps the user the ACL checked the user
-// that changes.
-func managedName(d *fw.FieldData) (string, error) {
-	name := d.String("username")
-	if lower := strings.ToLower(name); lower != name {
-		return "", logical.BadRequest("username %q: user names are case-insensitive and kept in lowercase; use users/%s", name, lower)
-	}
-	return name, nil
-}
 
 func (b *backend) user(ctx context.Context, s logical.Storage, name string) (*user, error) {
 	if name == "" {
@@ -187,11 +178,7 @@ func (b *backend) putUser(ctx context.Context, s logical.Storage, name string, u
 }
 
 func (b *backend) userExists(ctx context.Context, req *logical.Request, d *fw.FieldData) (bool, error) {
-	name, err := managedName(d)
-	if err != nil {
-		return false, nil // the handler refuses it
-	}
-	u, err := b.user(ctx, req.Storage, name)
+	u, err := b.user(ctx, req.Storage, d.String("username"))
 	return u != nil, err
 }
 
@@ -208,10 +195,7 @@ func hashPassword(pw string) ([]byte, error) {
 }
 
 func (b *backend) writeUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name, err := managedName(d)
-	if err != nil {
-		return nil, err
-	}
+	name := d.String("username")
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
 		return nil, err
@@ -273,10 +257,7 @@ func parseTokenFields(p *fw.TokenParams, d *fw.FieldData) error {
 }
 
 func (b *backend) readUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name, err := managedName(d)
-	if err != nil {
-		return nil, err
-	}
+	name := d.String("username")
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil || u == nil {
 		return nil, err
@@ -291,10 +272,7 @@ func (b *backend) readUser(ctx context.Context, req *logical.Request, d *fw.Fiel
 }
 
 func (b *backend) deleteUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name, err := managedName(d)
-	if err != nil {
-		return nil, err
-	}
+	name := d.String("username")
 	return nil, req.Storage.Delete(ctx, userPrefix+name)
 }
 
@@ -309,17 +287,23 @@ func (b *backend) listUsers(ctx context.Context, req *logical.Request, _ *fw.Fie
 	return &logical.Response{Data: map[string]any{"keys": keys}}, nil
 }
 
-func (b *backend) updatePassword(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name, err := managedName(d)
-	if err != nil {
-		return nil, err
-	}
+// existingUser is the user a users/<name>/... path names, which must exist.
+func (b *backend) existingUser(ctx context.Context, req *logical.Request, d *fw.FieldData) (string, *user, error) {
+	name := d.String("username")
 	u, err := b.user(ctx, req.Storage, name)
 	if err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	if u == nil {
-		return nil, logical.BadRequest("no user is named %q", name)
+		return "", nil, logical.BadRequest("no user is named %q", name)
+	}
+	return name, u, nil
+}
+
+func (b *backend) updatePassword(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
+	name, u, err := b.existingUser(ctx, req, d)
+	if err != nil {
+		return nil, err
 	}
 	if u.PasswordHash, err = hashPassword(d.String("password")); err != nil {
 		return nil, err
@@ -328,16 +312,9 @@ func (b *backend) updatePassword(ctx context.Context, req *logical.Request, d *f
 }
 
 func (b *backend) updatePolicies(ctx context.Context, req *logical.Request, d *fw.FieldData) (*logical.Response, error) {
-	name, err := managedName(d)
+	name, u, err := b.existingUser(ctx, req, d)
 	if err != nil {
 		return nil, err
-	}
-	u, err := b.user(ctx, req.Storage, name)
-	if err != nil {
-		return nil, err
-	}
-	if u == nil {
-		return nil, logical.BadRequest("no user is named %q", name)
 	}
 	pols, ok := d.GetOk("token_policies")
 	if !ok {
