@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -32,6 +33,10 @@ type Config struct {
 	Address       string
 	Token         string
 	CACert        string // PEM file of CAs to trust for TLS
+	CAPath        string // a directory of PEM files of CAs to trust
+	ClientCert    string // PEM certificate presented to the server (with ClientKey)
+	ClientKey     string
+	TLSServerName string // the name expected in the server's certificate
 	TLSSkipVerify bool
 	Timeout       time.Duration
 	HTTPClient    *http.Client
@@ -87,12 +92,15 @@ func WriteTokenFile(token string) error {
 	return os.WriteFile(filepath.Join(home, TokenFile), []byte(token), 0o600)
 }
 
-// Client talks to one server.
+// Client talks to one server. It is safe for concurrent use; SetToken and
+// SetWrapTTL affect the requests that start after them.
 type Client struct {
-	addr    *url.URL
+	addr *url.URL
+	hc   *http.Client
+
+	mu      sync.RWMutex
 	token   string
 	wrapTTL string
-	hc      *http.Client
 }
 
 // NewClient returns a client for conf.
@@ -104,17 +112,9 @@ func NewClient(conf Config) (*Client, error) {
 	hc := conf.HTTPClient
 	if hc == nil {
 		tr := http.DefaultTransport.(*http.Transport).Clone()
-		tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: conf.TLSSkipVerify}
-		if conf.CACert != "" {
-			pem, err := os.ReadFile(conf.CACert)
-			if err != nil {
-				return nil, fmt.Errorf("reading the CA certificate: %w", err)
-			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				return nil, fmt.Errorf("%s holds no PEM certificate", conf.CACert)
-			}
-			tlsConf.RootCAs = pool
+		tlsConf, err := conf.tlsConfig()
+		if err != nil {
+			return nil, err
 		}
 		tr.TLSClientConfig = tlsConf
 		hc = &http.Client{Transport: tr, Timeout: conf.Timeout}
@@ -122,19 +122,83 @@ func NewClient(conf Config) (*Client, error) {
 	return &Client{addr: u, token: conf.Token, hc: hc}, nil
 }
 
+func (conf Config) tlsConfig() (*tls.Config, error) {
+	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12, InsecureSkipVerify: conf.TLSSkipVerify, ServerName: conf.TLSServerName}
+	var files []string
+	if conf.CACert != "" {
+		files = append(files, conf.CACert)
+	}
+	if conf.CAPath != "" {
+		entries, err := os.ReadDir(conf.CAPath)
+		if err != nil {
+			return nil, fmt.Errorf("reading the CA directory: %w", err)
+		}
+		for _, e := range entries {
+			if !e.IsDir() {
+				files = append(files, filepath.Join(conf.CAPath, e.Name()))
+			}
+		}
+	}
+	if len(files) > 0 {
+		pool := x509.NewCertPool()
+		for _, f := range files {
+			pem, err := os.ReadFile(f)
+			if err != nil {
+				return nil, fmt.Errorf("reading the CA certificate: %w", err)
+			}
+			if !pool.AppendCertsFromPEM(pem) && f == conf.CACert {
+				return nil, fmt.Errorf("%s holds no PEM certificate", f)
+			}
+		}
+		tlsConf.RootCAs = pool
+	}
+	if conf.ClientCert != "" || conf.ClientKey != "" {
+		cert, err := tls.LoadX509KeyPair(conf.ClientCert, conf.ClientKey)
+		if err != nil {
+			return nil, fmt.Errorf("loading the client certificate: %w", err)
+		}
+		tlsConf.Certificates = []tls.Certificate{cert}
+	}
+	return tlsConf, nil
+}
+
 // Address is the server's address.
 func (c *Client) Address() string { return c.addr.String() }
 
+// HTTPClient is the HTTP client requests go through (its transport carries
+// the TLS settings), for callers that forward requests of their own.
+func (c *Client) HTTPClient() *http.Client { return c.hc }
+
+// Clone returns a client for the same server sharing its connections, with
+// the same token and wrapping TTL, which it then changes on its own.
+func (c *Client) Clone() *Client {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return &Client{addr: c.addr, hc: c.hc, token: c.token, wrapTTL: c.wrapTTL}
+}
+
 // Token is the token requests carry.
-func (c *Client) Token() string { return c.token }
+func (c *Client) Token() string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.token
+}
 
 // SetToken changes the token requests carry.
-func (c *Client) SetToken(t string) { c.token = t }
+func (c *Client) SetToken(t string) {
+	c.mu.Lock()
+	c.token = t
+	c.mu.Unlock()
+}
 
 // SetWrapTTL makes the requests that follow ask for their responses to be
 // wrapped in a single-use token valid for ttl (seconds or a duration such
 // as "5m"); "" stops wrapping.
-func (c *Client) SetWrapTTL(ttl string) { c.wrapTTL = ttl }
+func (c *Client) SetWrapTTL(ttl string) {
+	c.mu.Lock()
+	c.wrapTTL = ttl
+	c.mu.Unlock()
+}
 
 // Secret is the response envelope.
 type Secret struct {
@@ -219,8 +283,8 @@ func (c *Client) Raw(ctx context.Context, method, path string, query url.Values,
 	if err != nil {
 		return 0, nil, err
 	}
-	if c.token != "" {
-		req.Header.Set("X-Vault-Token", c.token)
+	if tok := c.Token(); tok != "" {
+		req.Header.Set("X-Vault-Token", tok)
 	}
 	req.Header.Set("X-Vault-Request", "true")
 	if ttl := c.wrapTTLFor(method, path); ttl != "" {
@@ -249,8 +313,11 @@ func (c *Client) Raw(ctx context.Context, method, path string, query url.Values,
 const defaultWrapTTL = "5m"
 
 func (c *Client) wrapTTLFor(method, path string) string {
-	if c.wrapTTL != "" {
-		return c.wrapTTL
+	c.mu.RLock()
+	ttl := c.wrapTTL
+	c.mu.RUnlock()
+	if ttl != "" {
+		return ttl
 	}
 	if (method == http.MethodPost || method == http.MethodPut) && strings.Trim(path, "/") == "sys/wrapping/wrap" {
 		return defaultWrapTTL
@@ -339,10 +406,10 @@ func (c *Client) List(ctx context.Context, path string) (*Secret, error) {
 // otherwise the client's token makes the request.
 func (c *Client) Unwrap(ctx context.Context, wrappingToken string) (*Secret, error) {
 	var body any
-	if wrappingToken != "" && wrappingToken != c.token {
-		if c.token == "" {
-			u := *c
-			u.token = wrappingToken
+	if tok := c.Token(); wrappingToken != "" && wrappingToken != tok {
+		if tok == "" {
+			u := c.Clone()
+			u.SetToken(wrappingToken)
 			return u.Unwrap(ctx, "")
 		}
 		body = map[string]any{"token": wrappingToken}
