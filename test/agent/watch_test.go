@@ -406,7 +406,8 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 		"default_ttl":         "2s", "max_ttl": "6s",
 	})
 
-	w := watch.New(watchClient(t, addr, root), watch.Options{StaticInterval: time.Hour})
+	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	w := watch.New(watchClient(t, addr, root), watch.Options{StaticInterval: time.Hour, Logger: logger})
 	first := mustSecret(t, w, "database/creds/app", nil)
 	user1, _ := first.Data["username"].(string)
 	if user1 == "" || first.LeaseID == "" || !first.Renewable || first.LeaseDuration != 2 {

@@ -333,6 +333,11 @@ func (w *Watcher) get(k kind, raw string, data map[string]any) (*entry, error) {
 	select {
 	case <-e.ready:
 		return e, nil
+	default:
+	}
+	select {
+	case <-e.ready:
+		return e, nil
 	case <-w.ctx.Done():
 		return nil, fmt.Errorf("reading %s: the agent is stopping", e)
 	}
@@ -692,6 +697,13 @@ func (w *Watcher) renew(ctx context.Context, e *entry, gen uint64, exitOnRetryFa
 	if !s.Renewable || dur <= e.grace || dur-sleep <= e.grace {
 		w.log.Info("a lease is near its maximum TTL; fetching the secret again", "path", e.String(), "lease_duration", s.LeaseDuration)
 		w.queueAt(e, actRefetch, now, gen)
+		return nil
+	}
+	if s.LeaseDuration < e.increment {
+		// Cut short by the max TTL: renewing cannot extend it any more, so
+		// new credentials are fetched when only the grace period is left.
+		w.log.Info("a lease reached its maximum TTL; new credentials will be fetched before it ends", "path", e.String(), "lease_duration", s.LeaseDuration)
+		w.queueAt(e, actRefetch, now.Add(dur-e.grace), gen)
 		return nil
 	}
 	w.log.Debug("renewed a lease", "path", e.String(), "lease_duration", s.LeaseDuration)
