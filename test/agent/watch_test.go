@@ -406,8 +406,13 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 		"default_ttl":         "2s", "max_ttl": "6s",
 	})
 
+	newToken := func() string {
+		return watchWrite(t, admin, "auth/token/create", map[string]any{"policies": []string{"root"}}).Auth.ClientToken
+	}
+	tokA := newToken()
+	c := watchClient(t, addr, tokA)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
-	w := watch.New(watchClient(t, addr, root), watch.Options{StaticInterval: time.Hour, Logger: logger})
+	w := watch.New(c, watch.Options{StaticInterval: time.Hour, Logger: logger})
 	first := mustSecret(t, w, "database/creds/app", nil)
 	user1, _ := first.Data["username"].(string)
 	if user1 == "" || first.LeaseID == "" || !first.Renewable || first.LeaseDuration != 2 {
@@ -443,6 +448,23 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	watchEventually(t, "the first user dropped", func() bool { return !watchUserExists(t, pg, user1) })
 	if !watchUserExists(t, pg, user2) {
 		t.Fatalf("the replacement user %s does not exist", user2)
+	}
+
+	// The agent logs in again and its old token is revoked, with the
+	// leases taken under it: TokenChanged fetches new credentials with the
+	// new token at once.
+	watchWrite(t, admin, "auth/token/revoke", map[string]any{"token": tokA})
+	watchEventually(t, "the user of the revoked token dropped", func() bool { return !watchUserExists(t, pg, user2) })
+	c.SetToken(newToken())
+	for len(w.Changed()) > 0 {
+		<-w.Changed()
+	}
+	w.TokenChanged()
+	waitChanged(t, w, "after the token changed")
+	third := mustSecret(t, w, "database/creds/app", nil)
+	user3, _ := third.Data["username"].(string)
+	if user3 == "" || user3 == user2 || third.LeaseID == second.LeaseID || !watchUserExists(t, pg, user3) {
+		t.Fatalf("after the token changed: user %q lease %q, want a new user and lease", user3, third.LeaseID)
 	}
 }
 
