@@ -476,3 +476,106 @@ template {
 	writeFile(t, tokenFile, root)
 	waitFor(t, 30*time.Second, "the render once the server is up", fileIs(dest, "late"))
 }
+
+// TestVaultAgentConfigRunsUnchanged runs a configuration written the way
+// Vault Agent's documentation writes one (pid_file, vault with retry,
+// approle auto-auth keeping its secret ID file, a sink, an empty cache
+// stanza, api_proxy, unix and tcp listeners, template files with source,
+// log_level) and checks each part did its job.
+func TestVaultAgentConfigRunsUnchanged(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	dir := t.TempDir()
+	roleID, secretID := appRole(t, c, dir, `path "secret/data/web/*" { capabilities = ["read"] }`)
+	kvPut(t, c, "web/tls", map[string]any{"key": "-----KEY-----", "cert": "-----CERT-----"})
+	writeFile(t, filepath.Join(dir, "server.key.ctmpl"), `{{- with secret "secret/data/web/tls" -}}
+{{ .Data.data.key }}
+{{- end }}
+`)
+	writeFile(t, filepath.Join(dir, "server.crt.ctmpl"), `{{ with secret "secret/data/web/tls" }}{{ .Data.data.cert }}{{ end }}`)
+	socket := filepath.Join(dir, "agent.sock")
+	listen := freePort(t)
+	pidFile := filepath.Join(dir, "pidfile")
+	p := startAgent(t, dir, fmt.Sprintf(`
+pid_file = %q
+log_level = "debug"
+
+vault {
+  address = %q
+  retry {
+    num_retries = 5
+  }
+}
+
+auto_auth {
+  method "approle" {
+    mount_path = "auth/approle"
+    config = {
+      role_id_file_path                   = %q
+      secret_id_file_path                 = %q
+      remove_secret_id_file_after_reading = false
+    }
+  }
+
+  sink "file" {
+    config = {
+      path = %q
+    }
+  }
+}
+
+cache {
+  // An empty cache stanza
+}
+
+api_proxy {
+  use_auto_auth_token = true
+}
+
+listener "unix" {
+  address     = %q
+  tls_disable = true
+}
+
+listener "tcp" {
+  address     = %q
+  tls_disable = true
+}
+
+template {
+  source      = %q
+  destination = %q
+}
+
+template {
+  source      = %q
+  destination = %q
+}
+`, pidFile, addr, roleID, secretID, filepath.Join(dir, "sink"), socket, listen,
+		filepath.Join(dir, "server.key.ctmpl"), filepath.Join(dir, "server.key"),
+		filepath.Join(dir, "server.crt.ctmpl"), filepath.Join(dir, "server.crt")))
+
+	waitFor(t, 20*time.Second, "server.key", fileIs(filepath.Join(dir, "server.key"), "-----KEY-----\n"))
+	waitFor(t, 10*time.Second, "server.crt", fileIs(filepath.Join(dir, "server.crt"), "-----CERT-----"))
+	if got := strings.TrimSpace(readFile(t, pidFile)); got != fmt.Sprint(p.cmd.Process.Pid) {
+		t.Fatalf("pid_file holds %q, want %d", got, p.cmd.Process.Pid)
+	}
+	if _, err := os.Stat(secretID); err != nil {
+		t.Fatalf("remove_secret_id_file_after_reading = false, yet the file is gone: %v", err)
+	}
+	for _, proxyAddr := range []string{"unix://" + socket, "http://" + listen} {
+		app := vaultClient(t, proxyAddr, "")
+		app.ClearToken()
+		s, err := app.Logical().Read("secret/data/web/tls")
+		if err != nil || s == nil {
+			t.Fatalf("read through the proxy at %s: %v", proxyAddr, err)
+		}
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exited(t, 15*time.Second); code != 0 {
+		t.Fatalf("agent exit code on SIGTERM: %d", code)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Fatalf("the pid_file was left behind (stat: %v)", err)
+	}
+}
