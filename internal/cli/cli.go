@@ -153,6 +153,7 @@ var topCommands = []*command{
 	{path: []string{"server"}, synopsis: "Start an Arca server", raw: runServer},
 	{path: []string{"scan"}, synopsis: "Find leaked secrets in files, git history, staged changes and logs", raw: runScan},
 	{path: []string{"file"}, synopsis: "Encrypt and decrypt SOPS-format files", raw: runFile},
+	agentCommand,
 	{path: []string{"kv"}, synopsis: "Read and write KV secrets (v1 and v2)"},
 	{path: []string{"kv", "metadata"}, synopsis: "Read and write the metadata of KV v2 secrets"},
 	{path: []string{"secrets"}, synopsis: "Enable, tune, move and disable secrets engines"},

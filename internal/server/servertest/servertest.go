@@ -63,11 +63,24 @@ func StartDevOn(t testing.TB, sc server.StorageConfig) (addr, rootToken string) 
 // StartDevServerOn is StartDevServer on the given storage.
 func StartDevServerOn(t testing.TB, sc server.StorageConfig, log io.Writer) (srv *server.Server, addr, rootToken string) {
 	t.Helper()
+	return startDev(t, sc, "127.0.0.1:0", log)
+}
+
+// StartDevAt is StartDev listening on listen ("127.0.0.1:port"), for tests
+// of clients started before their server.
+func StartDevAt(t testing.TB, listen string) (addr, rootToken string) {
+	t.Helper()
+	_, addr, rootToken = startDev(t, DevStorage(t), listen, nil)
+	return addr, rootToken
+}
+
+func startDev(t testing.TB, sc server.StorageConfig, listen string, log io.Writer) (srv *server.Server, addr, rootToken string) {
+	t.Helper()
 	logger := quietLogger()
 	if log != nil {
 		logger = slog.New(slog.NewJSONHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: "127.0.0.1:0", Storage: &sc}, logger)
+	srv, res, err := server.StartDev(context.Background(), server.DevOptions{ListenAddress: listen, Storage: &sc}, logger)
 	if err != nil {
 		t.Fatalf("starting dev server: %v", err)
 	}

@@ -1,0 +1,254 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"time"
+
+	"github.com/arcasec/arca/api"
+	"github.com/arcasec/arca/internal/agent/config"
+	"github.com/arcasec/arca/internal/agent/template"
+	"github.com/arcasec/arca/internal/agent/watch"
+)
+
+// fileTemplate is a template {} stanza, parsed.
+type fileTemplate struct {
+	cfg  *config.Template
+	name string
+	t    *template.Template
+}
+
+// envTemplate is an env_template stanza, parsed.
+type envTemplate struct {
+	name string // the variable
+	t    *template.Template
+}
+
+// parseTemplates parses every template up front, so a syntax error stops
+// the agent at start-up naming the file and line.
+func parseTemplates(cfg *config.Config) ([]*fileTemplate, []*envTemplate, error) {
+	var files []*fileTemplate
+	for i, tc := range cfg.Templates {
+		name := tc.Source
+		if name == "" {
+			name = fmt.Sprintf("template %d (%s)", i+1, tc.Destination)
+		}
+		t, err := parseOne(name, tc.Source, tc.Contents, template.Options{
+			LeftDelim: tc.LeftDelim, RightDelim: tc.RightDelim, ErrorOnMissingKey: tc.ErrorOnMissingKey,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		files = append(files, &fileTemplate{cfg: tc, name: name, t: t})
+	}
+	var envs []*envTemplate
+	for _, ec := range cfg.EnvTemplates {
+		name := ec.Source
+		if name == "" {
+			name = "env_template " + ec.Name
+		}
+		t, err := parseOne(name, ec.Source, ec.Contents, template.Options{
+			LeftDelim: ec.LeftDelim, RightDelim: ec.RightDelim, ErrorOnMissingKey: ec.ErrorOnMissingKey,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		envs = append(envs, &envTemplate{name: ec.Name, t: t})
+	}
+	return files, envs, nil
+}
+
+func parseOne(name, source, contents string, opts template.Options) (*template.Template, error) {
+	if source != "" {
+		b, err := os.ReadFile(source)
+		if err != nil {
+			return nil, fmt.Errorf("reading template: %w", err)
+		}
+		contents = string(b)
+	}
+	return template.Parse(name, contents, opts)
+}
+
+// renderer renders the templates whenever the watcher reports a change.
+type renderer struct {
+	*agent
+	watcher      *watch.Watcher
+	templates    []*fileTemplate
+	envTemplates []*envTemplate
+	// envs receives the exec child's environment each time it changes;
+	// nil without exec.
+	envs    chan []string
+	lastEnv []string
+	envSent bool
+}
+
+// fetchTracker remembers whether a render failed for want of a secret (the
+// server unreachable, a path not there yet: retried) rather than because
+// of the template itself (a missing key: fatal).
+type fetchTracker struct {
+	src template.Source
+	err error
+}
+
+func (f *fetchTracker) Secret(path string, data map[string]any) (*api.Secret, error) {
+	s, err := f.src.Secret(path, data)
+	if err != nil {
+		f.err = err
+	}
+	return s, err
+}
+
+func (f *fetchTracker) List(path string) ([]string, error) {
+	keys, err := f.src.List(path)
+	if err != nil {
+		f.err = err
+	}
+	return keys, err
+}
+
+// execute renders t; retry reports a failure to fetch, err any failure.
+func (r *renderer) execute(t *template.Template) (out []byte, retry bool, err error) {
+	src := &fetchTracker{src: r.watcher}
+	out, err = t.Execute(src)
+	return out, err != nil && src.err != nil, err
+}
+
+// render renders every template once. complete is false when some
+// template could not get its secrets (its file is left as it was); err is
+// a fatal template error.
+func (r *renderer) render(ctx context.Context) (complete bool, err error) {
+	complete = true
+	for _, ft := range r.templates {
+		out, retry, err := r.execute(ft.t)
+		if err != nil {
+			if !retry {
+				return false, fmt.Errorf("rendering %s: %w", ft.name, err)
+			}
+			r.log.Warn("cannot render the template yet; keeping the previous file and retrying", "template", ft.name, "error", err)
+			complete = false
+			continue
+		}
+		changed, err := template.WriteFile(ft.cfg.Destination, out, r.perm(ft.cfg), ft.cfg.Backup, ft.cfg.CreateDestDirs)
+		if err != nil {
+			r.log.Error("cannot write the rendered template", "template", ft.name, "destination", ft.cfg.Destination, "error", err)
+			complete = false
+			continue
+		}
+		if changed {
+			r.log.Info("rendered", "template", ft.name, "destination", ft.cfg.Destination)
+			r.runCommand(ctx, ft)
+		}
+	}
+	if r.envs == nil {
+		return complete, nil
+	}
+	env := make([]string, 0, len(r.envTemplates))
+	for _, et := range r.envTemplates {
+		out, retry, err := r.execute(et.t)
+		if err != nil {
+			if !retry {
+				return false, fmt.Errorf("rendering env_template %s: %w", et.name, err)
+			}
+			r.log.Warn("cannot render env_template yet; retrying", "name", et.name, "error", err)
+			return false, nil
+		}
+		env = append(env, et.name+"="+string(out))
+	}
+	slices.Sort(env)
+	if !r.envSent || !slices.Equal(env, r.lastEnv) {
+		// Replace an environment the child has not taken yet.
+		select {
+		case <-r.envs:
+		default:
+		}
+		r.envs <- env
+		r.lastEnv, r.envSent = env, true
+	}
+	return complete, nil
+}
+
+// perm is the destination's mode: perms when given, else the existing
+// file's, else 0644.
+func (r *renderer) perm(tc *config.Template) os.FileMode {
+	if tc.PermsSet {
+		return tc.Perms
+	}
+	if fi, err := os.Stat(tc.Destination); err == nil {
+		return fi.Mode().Perm()
+	}
+	return 0o644
+}
+
+// runCommand runs a template's command after its file changed.
+func (r *renderer) runCommand(ctx context.Context, ft *fileTemplate) {
+	argv := ft.cfg.Command
+	if len(argv) == 0 {
+		return
+	}
+	if ft.cfg.CommandShell {
+		argv = []string{"/bin/sh", "-c", argv[0]}
+	}
+	timeout := ft.cfg.CommandTimeout
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	cmd := exec.CommandContext(cctx, argv[0], argv[1:]...)
+	cmd.Stdout, cmd.Stderr = r.opts.Stdout, r.opts.Stderr
+	if err := cmd.Run(); err != nil {
+		r.log.Error("the template's command failed", "template", ft.name, "error", err)
+		return
+	}
+	r.log.Info("ran the template's command", "template", ft.name)
+}
+
+// loop renders now and again on every change the watcher reports, retrying
+// with backoff while secrets cannot be fetched. With once it returns after
+// the first complete render.
+func (r *renderer) loop(ctx context.Context, once bool) error {
+	attempts := 0
+	for {
+		complete, err := r.render(ctx)
+		if err != nil {
+			return err
+		}
+		var retry <-chan time.Time
+		if complete {
+			attempts = 0
+			if once {
+				return nil
+			}
+		} else {
+			attempts++
+			if r.cfg.TemplateConfig.ExitOnRetryFailure {
+				return fmt.Errorf("templates could not be rendered and exit_on_retry_failure is set")
+			}
+			retry = time.After(retryDelay(attempts))
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-r.watcher.Changed():
+		case <-retry:
+		}
+	}
+}
+
+// renderUntilDone renders every template once, retrying until they all
+// render (exit_after_auth).
+func (r *renderer) renderUntilDone(ctx context.Context) error {
+	if err := r.loop(ctx, true); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// retryDelay doubles from 1s to a minute.
+func retryDelay(attempt int) time.Duration {
+	d := time.Second << min(attempt-1, 6)
+	return min(d, time.Minute)
+}

@@ -1,0 +1,57 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/arcasec/arca/internal/agent"
+	"github.com/arcasec/arca/internal/agent/config"
+)
+
+var agentCommand = &command{
+	path:     []string{"agent"},
+	synopsis: "Run beside an application: log in, render secrets into files or its environment, keep them fresh",
+	help: `Runs the agent with a Vault Agent configuration file: auto_auth logs in and writes the
+token to its sinks, template stanzas render secrets into files (re-rendered when a lease is
+replaced or a KV secret changes), exec runs the application with secrets in its environment,
+and api_proxy listeners forward requests with the agent's token. See docs/agent.md.`,
+	flags: []flagSpec{
+		strFlag("config", "", "the agent configuration file (HCL or JSON)"),
+		boolFlag("exit-after-auth", false, "exit after the first login (and one render of the templates)"),
+		flagSpec{name: "log-level", def: "", env: []string{"ARCA_LOG_LEVEL", "VAULT_LOG_LEVEL"}, usage: "log level: debug, info, warn, error"},
+		strFlag("log-format", "", "log format: standard or json"),
+	},
+	noArgs: true,
+	run:    runAgent,
+}
+
+func runAgent(e *env) error {
+	if e.str("config") == "" {
+		return usageError("arca agent needs -config=FILE")
+	}
+	cfg, err := config.Load(e.str("config"))
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("loading the agent configuration: %w", err)}
+	}
+	if e.flag("exit-after-auth") {
+		cfg.ExitAfterAuth = true
+	}
+	log, err := newLogger(stderr, e.str("log-level"), e.str("log-format"))
+	if err != nil {
+		return usageError("%v", err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	log.Info("arca agent starting", "server", cfg.Vault.Address)
+	code, err := agent.Run(ctx, cfg, agent.Options{Logger: log, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
+	if err != nil {
+		return &exitError{code: max(code, 1), err: err}
+	}
+	if code != 0 {
+		return &exitError{code: code, err: fmt.Errorf("")}
+	}
+	return nil
+}

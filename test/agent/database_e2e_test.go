@@ -1,0 +1,156 @@
+package agent_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	vault "github.com/hashicorp/vault/api"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/arcasec/arca/internal/server/servertest"
+	"github.com/arcasec/arca/internal/testutil/pgtest"
+)
+
+// pgQuery runs one query on the cluster as its superuser.
+func pgQuery(t *testing.T, pg *pgtest.Cluster, q string, args ...any) int {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var n int
+	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func pgExec(t *testing.T, pg *pgtest.Cluster, stmt string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, pg.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		t.Fatalf("%s: %v", stmt, err)
+	}
+}
+
+func roleExists(t *testing.T, pg *pgtest.Cluster, name string) bool {
+	return pgQuery(t, pg, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, name) == 1
+}
+
+// canLogIn reports whether username/password opens a session.
+func canLogIn(pg *pgtest.Cluster, username, password string) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, pg.URLFor(username, password))
+	if err != nil {
+		return false
+	}
+	conn.Close(ctx)
+	return true
+}
+
+// TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL is the issue's
+// dynamic-secret proof against real PostgreSQL: a database/creds template
+// with a 3 s lease and a 9 s max TTL. The agent renews the lease (the same
+// user keeps working past its first TTL), fetches new credentials when the
+// lease cannot be renewed any further, re-renders and runs the command each
+// time, and the server drops the old user when its lease ends.
+func TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL(t *testing.T) {
+	pg := pgtest.Start(t)
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
+		t.Fatal(err)
+	}
+	pgExec(t, pg, `CREATE ROLE arca_admin WITH LOGIN SUPERUSER PASSWORD 'arca_admin_password'`)
+	if _, err := c.Logical().Write("database/config/app", map[string]any{
+		"plugin_name": "postgresql-database-plugin", "connection_url": pg.TemplateURL(),
+		"allowed_roles": "app", "username": "arca_admin", "password": "arca_admin_password",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Logical().Write("database/roles/app", map[string]any{
+		"db_name":             "app",
+		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
+		"default_ttl":         "3s", "max_ttl": "9s",
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	dest := filepath.Join(dir, "db.env")
+	ran := filepath.Join(dir, "ran")
+	startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template {
+  contents    = "{{ with secret \"database/creds/app\" }}{{ .Data.username }} {{ .Data.password }} {{ .LeaseDuration }}{{ end }}"
+  destination = %q
+  command     = "cut -d' ' -f1 %s >> %s"
+}
+`, addr, tokenFile, dest, dest, ran))
+
+	var firstUser, firstPass string
+	waitFor(t, 20*time.Second, "the first credentials", func() bool {
+		f := strings.Fields(readFileOrEmpty(dest))
+		if len(f) != 3 {
+			return false
+		}
+		firstUser, firstPass = f[0], f[1]
+		return true
+	})
+	if !canLogIn(pg, firstUser, firstPass) {
+		t.Fatal("the rendered credentials do not log in")
+	}
+	issued := time.Now()
+
+	// Renewed: 4.5 s after issue, past the 3 s TTL, the first user is still
+	// the rendered one and still there.
+	time.Sleep(time.Until(issued.Add(4500 * time.Millisecond)))
+	if f := strings.Fields(readFileOrEmpty(dest)); len(f) != 3 || f[0] != firstUser {
+		t.Fatalf("the credentials were replaced before max_ttl instead of renewed: %q", f)
+	}
+	if !roleExists(t, pg, firstUser) {
+		t.Fatal("the first user was dropped: its lease was not renewed")
+	}
+
+	// Replaced: new credentials before the 9 s max TTL ends, the command
+	// run again, and the old user dropped by the server.
+	var secondUser, secondPass string
+	waitFor(t, 20*time.Second, "new credentials at max_ttl", func() bool {
+		f := strings.Fields(readFileOrEmpty(dest))
+		if len(f) != 3 || f[0] == firstUser {
+			return false
+		}
+		secondUser, secondPass = f[0], f[1]
+		return true
+	})
+	if !canLogIn(pg, secondUser, secondPass) {
+		t.Fatal("the new credentials do not log in")
+	}
+	waitFor(t, 10*time.Second, "the command to run for both renders", func() bool {
+		return strings.HasPrefix(readFileOrEmpty(ran), firstUser+"\n"+secondUser+"\n")
+	})
+	waitFor(t, 20*time.Second, "the server to drop the first user", func() bool { return !roleExists(t, pg, firstUser) })
+}
+
+func readFileOrEmpty(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
