@@ -185,6 +185,10 @@ func TestWatchKVv2VersionChangeIsDetected(t *testing.T) {
 	if v, ver := kvField(t, s, "password"); v != "second" || ver != "2" {
 		t.Fatalf("after kv put: password %q version %s, want second and 2", v, ver)
 	}
+	// A query picks a version.
+	if v, ver := kvField(t, mustSecret(t, w, "secret/app/db?version=1", nil), "password"); v != "first" || ver != "1" {
+		t.Fatalf("?version=1: password %q version %s, want first and 1", v, ver)
+	}
 }
 
 // A path on a KV v2 mount without data/ is read through it, as
@@ -224,6 +228,15 @@ func TestWatchKVv2ShimPath(t *testing.T) {
 	}
 	if n := p.count("GET /v1/secret/data/app/missing"); n != 1 {
 		t.Fatalf("a 404 was fetched %d times, want once (no retries)", n)
+	}
+
+	// A deleted version is no secret either.
+	if _, err := admin.Delete(context.Background(), "secret/data/app/api", nil); err != nil {
+		t.Fatal(err)
+	}
+	fresh := watch.New(watchClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
+	if _, err := fresh.Secret("secret/app/api", nil); !errors.Is(err, watch.ErrNotFound) {
+		t.Fatalf("deleted secret: err = %v, want ErrNotFound", err)
 	}
 
 	keys, err := w.List("secret/app")
