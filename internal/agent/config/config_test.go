@@ -171,6 +171,36 @@ env_template "API_KEY" {
 	}
 }
 
+// TestExecAndEnvTemplatesJSON: the JSON form of exec and env_template
+// stanzas, as Vault Agent's JSON configurations write them.
+func TestExecAndEnvTemplatesJSON(t *testing.T) {
+	clearEnv(t)
+	src := `{
+  "auto_auth": {"method": [{"type": "jwt", "config": {"path": "/var/run/token", "role": "app"}}]},
+  "exec": {"command": ["./app"], "restart_stop_signal": "SIGTERM"},
+  "env_template": {
+    "DB_PASSWORD": {"contents": "{{ with secret \"secret/data/db\" }}{{ .Data.data.password }}{{ end }}"},
+    "API_KEY": {"source": "/etc/api-key.tmpl", "error_on_missing_key": true}
+  },
+  "listener": [{"type": "tcp", "address": "127.0.0.1:8100", "tls_disable": true}]
+}`
+	c, err := Parse([]byte(src), "exec.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.EnvTemplates) != 2 || c.EnvTemplates[0].Name != "DB_PASSWORD" || c.EnvTemplates[1].Name != "API_KEY" ||
+		c.EnvTemplates[0].Contents != `{{ with secret "secret/data/db" }}{{ .Data.data.password }}{{ end }}` ||
+		!c.EnvTemplates[1].ErrorOnMissingKey || c.EnvTemplates[1].Source != "/etc/api-key.tmpl" {
+		t.Errorf("env templates: %s", dump(c))
+	}
+	if c.Exec == nil || c.Exec.Command[0] != "./app" || c.AutoAuth.Method.Config["role"] != "app" {
+		t.Errorf("parsed: %s", dump(c))
+	}
+	if len(c.Listeners) != 1 || c.Listeners[0].Type != "tcp" || !c.Listeners[0].TLSDisable {
+		t.Errorf("listeners: %s", dump(c))
+	}
+}
+
 func TestDefaults(t *testing.T) {
 	clearEnv(t)
 	t.Setenv("VAULT_ADDR", "https://vault-addr.example:8200")
