@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math"
 	"os"
@@ -50,6 +51,9 @@ var unsupported = func() map[string]string {
 	}
 	return m
 }()
+
+// maxFile bounds what the file function reads.
+const maxFile = 16 << 20
 
 // now is the clock of timestamp; tests replace it.
 var now = time.Now
@@ -206,13 +210,33 @@ func (r *run) envOrDefault(name, def string) string {
 
 // file returns the contents of a local file.
 func (r *run) file(path string) (string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
+	fail := func(err error) (string, error) {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			return "", ferr("cannot read %s: %v", path, pe.Err)
 		}
 		return "", ferr("cannot read %s", path)
+	}
+	// A device or a FIFO could block the render or never end: only regular
+	// files are read, up to maxFile.
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fail(err)
+	}
+	if !fi.Mode().IsRegular() {
+		return "", ferr("cannot read %s: not a regular file", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fail(err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFile+1))
+	if err != nil {
+		return fail(err)
+	}
+	if len(b) > maxFile {
+		return "", ferr("cannot read %s: larger than %d MiB", path, maxFile>>20)
 	}
 	s := string(b)
 	r.note(s)
@@ -283,7 +307,7 @@ func (r *run) loop(ints ...int) ([]int, error) {
 	if stop <= start {
 		return []int{}, nil
 	}
-	if err := r.take(stop-start); err != nil {
+	if err := r.take(stop - start); err != nil {
 		return nil, err
 	}
 	out := make([]int, 0, stop-start)
