@@ -67,9 +67,9 @@ var (
 	baseMap  template.FuncMap
 )
 
-// baseFuncs is the function table Parse uses: every stateless function,
-// sprig's under "sprig_", and stand-ins (same signatures) for the functions
-// each Execute binds to its own run.
+// baseFuncs is the stateless part of the function table: consul-template's
+// helpers, sprig's under "sprig_", and the refusals of unsupported names.
+// Parse adds a binder's functions over it.
 func baseFuncs() template.FuncMap {
 	baseOnce.Do(func() {
 		m := template.FuncMap{}
@@ -80,9 +80,6 @@ func baseFuncs() template.FuncMap {
 			m[k] = func(...any) (string, error) { return "", ferr("%s", unsupported[k]) }
 		}
 		for k, v := range helperFuncs() {
-			m[k] = v
-		}
-		for k, v := range (&run{}).funcs() {
 			m[k] = v
 		}
 		baseMap = m
@@ -108,30 +105,38 @@ func (r *run) take(n int) error {
 	return nil
 }
 
-func (r *run) funcs() template.FuncMap {
+// binder points the stateful functions of one parsed template at the run
+// under way; Template.Execute sets it under the template's lock.
+type binder struct {
+	r *run
+}
+
+// funcs are the functions that need a run's state (its source, what it has
+// read, its scratchpad and sequence budget), bound through b.
+func (b *binder) funcs() template.FuncMap {
 	return template.FuncMap{
-		"secret":             r.secret,
-		"secrets":            r.secrets,
-		"env":                r.env,
-		"mustEnv":            r.mustEnv,
-		"envOrDefault":       r.envOrDefault,
-		"file":               r.file,
-		"scratch":            func() *scratch { return &r.scratch },
-		"base64Decode":       r.base64Decode,
-		"base64URLDecode":    r.base64URLDecode,
-		"parseJSON":          r.parseJSON,
-		"parseYAML":          r.parseYAML,
-		"loop":               r.loop,
-		"split":              r.split,
-		"sprig_repeat":       r.sprigRepeat,
-		"sprig_until":        r.sprigUntil,
-		"sprig_untilStep":    r.sprigUntilStep,
-		"sprig_seq":          r.sprigSeq,
-		"sprig_randAlphaNum": r.sprigRand("randAlphaNum"),
-		"sprig_randAlpha":    r.sprigRand("randAlpha"),
-		"sprig_randAscii":    r.sprigRand("randAscii"),
-		"sprig_randNumeric":  r.sprigRand("randNumeric"),
-		"sprig_randBytes":    r.sprigRandBytes,
+		"secret":             func(path string, params ...string) (*api.Secret, error) { return b.r.secret(path, params...) },
+		"secrets":            func(path string) ([]string, error) { return b.r.secrets(path) },
+		"env":                func(name string) string { return b.r.env(name) },
+		"mustEnv":            func(name string) (string, error) { return b.r.mustEnv(name) },
+		"envOrDefault":       func(name, def string) string { return b.r.envOrDefault(name, def) },
+		"file":               func(path string) (string, error) { return b.r.file(path) },
+		"scratch":            func() *scratch { return &b.r.scratch },
+		"base64Decode":       func(s string) (string, error) { return b.r.base64Decode(s) },
+		"base64URLDecode":    func(s string) (string, error) { return b.r.base64URLDecode(s) },
+		"parseJSON":          func(s string) (any, error) { return b.r.parseJSON(s) },
+		"parseYAML":          func(s string) (any, error) { return b.r.parseYAML(s) },
+		"loop":               func(ints ...int) ([]int, error) { return b.r.loop(ints...) },
+		"split":              func(sep, s string) ([]string, error) { return b.r.split(sep, s) },
+		"sprig_repeat":       func(count int, s string) (string, error) { return b.r.sprigRepeat(count, s) },
+		"sprig_until":        func(count int) ([]int, error) { return b.r.sprigUntil(count) },
+		"sprig_untilStep":    func(start, stop, step int) ([]int, error) { return b.r.sprigUntilStep(start, stop, step) },
+		"sprig_seq":          func(params ...int) (string, error) { return b.r.sprigSeq(params...) },
+		"sprig_randAlphaNum": func(n int) (string, error) { return b.r.sprigRand("randAlphaNum", n) },
+		"sprig_randAlpha":    func(n int) (string, error) { return b.r.sprigRand("randAlpha", n) },
+		"sprig_randAscii":    func(n int) (string, error) { return b.r.sprigRand("randAscii", n) },
+		"sprig_randNumeric":  func(n int) (string, error) { return b.r.sprigRand("randNumeric", n) },
+		"sprig_randBytes":    func(n int) (string, error) { return b.r.sprigRandBytes(n) },
 	}
 }
 
@@ -390,13 +395,11 @@ func (r *run) sprigSeq(params ...int) (string, error) {
 	return sprig.TxtFuncMap()["seq"].(func(...int) string)(params...), nil
 }
 
-func (r *run) sprigRand(name string) func(int) (string, error) {
-	return func(count int) (string, error) {
-		if err := r.take(count); err != nil {
-			return "", err
-		}
-		return sprig.TxtFuncMap()[name].(func(int) string)(count), nil
+func (r *run) sprigRand(name string, count int) (string, error) {
+	if err := r.take(count); err != nil {
+		return "", err
 	}
+	return sprig.TxtFuncMap()[name].(func(int) string)(count), nil
 }
 
 func (r *run) sprigRandBytes(count int) (string, error) {
@@ -695,10 +698,41 @@ func toTOML(v any) (s string, err error) {
 		}
 	}()
 	var b bytes.Buffer
-	if err := toml.NewEncoder(&b).Encode(v); err != nil {
+	if err := toml.NewEncoder(&b).Encode(plainNumbers(v, 0)); err != nil {
 		return "", ferr("the value cannot be written as TOML (it must be a map)")
 	}
 	return b.String(), nil
+}
+
+// plainNumbers turns the json.Number values in v into int64 or float64, so
+// TOML writes them as numbers rather than strings.
+func plainNumbers(v any, depth int) any {
+	if depth > 64 {
+		return v
+	}
+	switch v := v.(type) {
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		if f, err := v.Float64(); err == nil {
+			return f
+		}
+		return v.String()
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			out[k] = plainNumbers(e, depth+1)
+		}
+		return out
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			out[i] = plainNumbers(e, depth+1)
+		}
+		return out
+	}
+	return v
 }
 
 // toTitle upper-cases the first letter of each word.
@@ -722,6 +756,16 @@ type number struct {
 }
 
 func toNumber(v any) (number, error) {
+	if n, ok := v.(json.Number); ok {
+		// Numbers in a secret's data arrive as json.Number.
+		if i, err := n.Int64(); err == nil {
+			return number{i: i}, nil
+		}
+		if f, err := n.Float64(); err == nil {
+			return number{f: f, float: true}, nil
+		}
+		return number{}, ferr("the value is not a number")
+	}
 	rv := reflect.ValueOf(v)
 	switch rv.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:

@@ -20,6 +20,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
 	"text/template/parse"
 
@@ -50,12 +51,14 @@ type Options struct {
 // fails rather than filling memory.
 const MaxOutput = 64 << 20
 
-// Template is a parsed template. It is safe for concurrent use: each Execute
-// works on its own copy of the function table.
+// Template is a parsed template. It is safe for concurrent use; renders of
+// one template take turns.
 type Template struct {
 	name string
-	opts Options
 	tmpl *template.Template
+
+	mu   sync.Mutex // held through a render
+	bind *binder
 }
 
 // Parse parses text. name (the source file, or a stanza's description)
@@ -64,7 +67,8 @@ type Template struct {
 // service and their kin, writeToFile, executeTemplate, plugin, sockaddr,
 // Nomad's) is refused here, with its line and the reason.
 func Parse(name, text string, opts Options) (*Template, error) {
-	t := template.New(name).Delims(opts.LeftDelim, opts.RightDelim).Funcs(baseFuncs())
+	b := &binder{}
+	t := template.New(name).Delims(opts.LeftDelim, opts.RightDelim).Funcs(baseFuncs()).Funcs(b.funcs())
 	t.Option(missingKeyOption(opts))
 	if _, err := t.Parse(text); err != nil {
 		return nil, errors.New(strings.TrimPrefix(err.Error(), "template: "))
@@ -77,7 +81,7 @@ func Parse(name, text string, opts Options) (*Template, error) {
 			return nil, err
 		}
 	}
-	return &Template{name: name, opts: opts, tmpl: t}, nil
+	return &Template{name: name, tmpl: t, bind: b}, nil
 }
 
 func missingKeyOption(opts Options) string {
@@ -171,14 +175,12 @@ func trimColumn(loc string) string {
 // secret value.
 func (t *Template) Execute(src Source) ([]byte, error) {
 	r := &run{src: src, memo: map[string]*api.Secret{}}
-	c, err := t.tmpl.Clone()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", t.name, err)
-	}
-	c.Option(missingKeyOption(t.opts))
-	c.Funcs(r.funcs())
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.bind.r = r
+	defer func() { t.bind.r = nil }()
 	out := &capBuffer{max: MaxOutput}
-	if err := c.Execute(out, nil); err != nil {
+	if err := t.tmpl.Execute(out, nil); err != nil {
 		return nil, r.execError(t.name, err)
 	}
 	return out.buf.Bytes(), nil

@@ -1,6 +1,7 @@
 package template
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -71,7 +72,8 @@ func testSource() *fakeSource {
 			"pki/issue/web": {
 				Data: map[string]any{"certificate": "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----", "serial_number": "01:02"},
 			},
-			"secret/app": {Data: map[string]any{"one": "1", "two": "2"}},
+			"secret/app":       {Data: map[string]any{"one": "1", "two": "2"}},
+			"secret/data/nums": {Data: map[string]any{"data": map[string]any{"port": json.Number("5432"), "ratio": json.Number("0.5")}}},
 		},
 		lists: map[string][]string{"secret/metadata/": {"alpha", "beta"}},
 	}
@@ -360,6 +362,9 @@ func TestFunctions(t *testing.T) {
 		{`{{ "hello" | sprig_upper }} {{ sprig_list 1 2 | sprig_last }} {{ "abc" | sprig_trunc 2 }}`, "HELLO 2 ab"},
 		{`{{ sprig_contains "ell" "hello" }}`, "true"},
 		{`{{ printf "%s-%d" "a" 1 }}`, "a-1"},
+		{`{{ with secret "secret/data/nums" }}{{ .Data.data.port | add 1 }} {{ .Data.data.ratio | multiply 4 }} {{ .Data.data | toJSON }}{{ end }}`, `5433 2 {"port":5432,"ratio":0.5}`},
+		{`{{ with secret "secret/data/nums" }}{{ .Data.data | toTOML }}{{ end }}`, "port = 5432\nratio = 0.5\n"},
+		{`{{ with secret "database/creds/readonly" }}{{ .LeaseDuration | divide 3 | multiply 2 }}{{ end }}`, "2400"},
 	}
 	for _, c := range cases {
 		if got := render(t, testSource(), c.text, Options{}); got != c.want {
