@@ -76,7 +76,8 @@ var Forwarded = []os.Signal{
 // of KEY=value added to BaseEnv), forwards SIGINT, SIGTERM, SIGHUP, SIGQUIT,
 // SIGUSR1 and SIGUSR2 to it, and returns its exit code when it exits on its
 // own (128+N when killed by signal N). When ctx ends the child is stopped
-// with StopSignal and Run returns its code.
+// with StopSignal and Run returns its code. A signal the calling process
+// ignores (as under nohup) is neither caught nor forwarded.
 //
 // If envs is closed before it delivers an environment the child starts with
 // BaseEnv alone. If ctx ends first, Run returns ctx's error without starting
@@ -106,9 +107,19 @@ func Run(ctx context.Context, opts Options, envs <-chan []string) (int, error) {
 	}
 	ownGroup := !isTerminal(opts.Stdin)
 
+	// A signal the agent was started ignoring (nohup, a background job of a
+	// script) stays ignored, and so the child inherits it ignored too.
+	var forward []os.Signal
+	for _, s := range Forwarded {
+		if !signal.Ignored(s) {
+			forward = append(forward, s)
+		}
+	}
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, Forwarded...)
-	defer signal.Stop(sigs)
+	if len(forward) > 0 {
+		signal.Notify(sigs, forward...)
+		defer signal.Stop(sigs)
+	}
 
 	// The first environment.
 	var env []string

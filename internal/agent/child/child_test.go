@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -309,5 +310,44 @@ func TestMerge(t *testing.T) {
 	want := []string{"A=1", "C=3", "D=4", "B=y"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("Merge = %q, want %q", got, want)
+	}
+}
+
+// hupIgnoredInChild reports whether the child started by Run ignores SIGHUP.
+func hupIgnoredInChild(t *testing.T) bool {
+	t.Helper()
+	var out bytes.Buffer
+	code, err := Run(context.Background(), Options{
+		Argv: sh(`sed -n 's/^SigIgn:[[:space:]]*//p' /proc/$$/status`), BaseEnv: os.Environ(), Stdout: &out,
+	}, envOnce())
+	if err != nil || code != 0 {
+		t.Fatalf("Run: %d %v", code, err)
+	}
+	mask, err := strconv.ParseUint(strings.TrimSpace(out.String()), 16, 64)
+	if err != nil {
+		t.Fatalf("SigIgn %q", out.String())
+	}
+	return mask&(1<<(int(syscall.SIGHUP)-1)) != 0
+}
+
+func TestSignalIgnoredByCallerStaysIgnored(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc")
+	}
+	if hupIgnoredInChild(t) {
+		t.Fatal("the child ignores SIGHUP though the caller does not")
+	}
+	signal.Ignore(syscall.SIGHUP)
+	defer func() {
+		// Reset alone leaves the signal marked ignored; Notify clears that.
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGHUP)
+		signal.Stop(c)
+		if signal.Ignored(syscall.SIGHUP) {
+			t.Error("SIGHUP still ignored after the test")
+		}
+	}()
+	if !hupIgnoredInChild(t) {
+		t.Fatal("the caller ignores SIGHUP (nohup) but the child does not")
 	}
 }
