@@ -3,6 +3,7 @@ package child
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // These tests run real /bin/sh children. They are not parallel: signals sent
@@ -350,4 +353,61 @@ func TestSignalIgnoredByCallerStaysIgnored(t *testing.T) {
 	if !hupIgnoredInChild(t) {
 		t.Fatal("the caller ignores SIGHUP (nohup) but the child does not")
 	}
+}
+
+// childPgid runs a child with stdin and reports its process group and pid.
+func childPgid(t *testing.T, stdin io.Reader) (pgid, pid int) {
+	t.Helper()
+	var out bytes.Buffer
+	code, err := Run(context.Background(), Options{
+		// Field 5 of /proc/PID/stat is the process group.
+		Argv: sh(`read -r line < /proc/$$/stat; echo "$$ ${line##*)}"`), BaseEnv: os.Environ(),
+		Stdin: stdin, Stdout: &out,
+	}, envOnce())
+	if err != nil || code != 0 {
+		t.Fatalf("Run: %d %v", code, err)
+	}
+	f := strings.Fields(out.String()) // pid, state, ppid, pgrp, ...
+	if len(f) < 4 {
+		t.Fatalf("stat %q", out.String())
+	}
+	pid, _ = strconv.Atoi(f[0])
+	pgid, _ = strconv.Atoi(f[3])
+	return pgid, pid
+}
+
+func TestProcessGroupUnlessTerminal(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	if pgid, pid := childPgid(t, strings.NewReader("")); pgid != pid {
+		t.Fatalf("child %d is in group %d, not a group of its own", pid, pgid)
+	}
+	tty := openPTY(t)
+	if pgid, _ := childPgid(t, tty); pgid != syscall.Getpgrp() {
+		t.Fatalf("with a terminal on stdin the child is in group %d, not the caller's %d", pgid, syscall.Getpgrp())
+	}
+}
+
+// openPTY returns the terminal side of a new pseudo-terminal.
+func openPTY(t *testing.T) *os.File {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlockpt: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("ptsname: %v", err)
+	}
+	tty, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("opening the terminal: %v", err)
+	}
+	t.Cleanup(func() { tty.Close() })
+	return tty
 }
