@@ -239,12 +239,55 @@ func TestAutoAuthAppRoleRemovesSecretIDFileAndReauthenticates(t *testing.T) {
 	}
 }
 
-// A token is renewed while it can be; the agent keeps the same token over
-// several TTLs.
+// A token is renewed while it can be: the agent keeps the same token over
+// several TTLs, a periodic token as well as one under a distant max TTL.
 func TestAutoAuthRenewsToken(t *testing.T) {
+	for name, role := range map[string]map[string]any{
+		"ttl":      {"token_ttl": "2s", "token_max_ttl": "1h"},
+		"periodic": {"token_period": "2s"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			addr, rootTok := servertest.StartDev(t)
+			root := vaultClient(t, addr, rootTok)
+			dir := appRoleFiles(t, root, role)
+			h := &auth.Handler{Client: agentClient(t, addr), Method: appRoleMethod(t, dir)}
+			tokens, logs := run(t, h)
+			tok := nextToken(t, tokens, logs)
+			// Wait for three renewals, then the token must still work: it
+			// outlived its first TTL several times over.
+			waitLog(t, logs, "renewed the token", 3)
+			lookupSelf(t, addr, tok)
+			select {
+			case <-tokens:
+				t.Fatalf("a second login happened while the token could be renewed; logs:\n%s", logs)
+			default:
+			}
+		})
+	}
+}
+
+// When renewals stop extending the token (its max TTL is near), the agent
+// logs in again and hands over a new token.
+func TestAutoAuthReloginNearMaxTTL(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
 	root := vaultClient(t, addr, rootTok)
-	roleID := setupAppRole(t, root, "app", map[string]any{"token_ttl": "2s", "token_max_ttl": "1h"})
+	dir := appRoleFiles(t, root, map[string]any{"token_ttl": "3s", "token_max_ttl": "5s"})
+	h := &auth.Handler{Client: agentClient(t, addr), Method: appRoleMethod(t, dir)}
+	tokens, logs := run(t, h)
+	first := nextToken(t, tokens, logs)
+	second := nextToken(t, tokens, logs)
+	if first == second {
+		t.Fatal("the same token was handed over twice")
+	}
+	lookupSelf(t, addr, second)
+	waitLog(t, logs, "near its max TTL", 1)
+}
+
+// appRoleFiles creates role "app" with settings and writes its role ID and
+// a secret ID to files in a new directory, which it returns.
+func appRoleFiles(t *testing.T, root *vault.Client, settings map[string]any) string {
+	t.Helper()
+	roleID := setupAppRole(t, root, "app", settings)
 	s, err := root.Logical().Write("auth/approle/role/app/secret-id", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -252,25 +295,24 @@ func TestAutoAuthRenewsToken(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "role-id"), roleID)
 	writeFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
-	h := &auth.Handler{Client: agentClient(t, addr), Method: newMethod(t, &config.Method{Type: "approle", Config: map[string]any{
+	return dir
+}
+
+func appRoleMethod(t *testing.T, dir string) auth.Method {
+	return newMethod(t, &config.Method{Type: "approle", Config: map[string]any{
 		"role_id_file_path": filepath.Join(dir, "role-id"), "secret_id_file_path": filepath.Join(dir, "secret-id"),
-	}})}
-	tokens, logs := run(t, h)
-	tok := nextToken(t, tokens, logs)
-	// Wait for three renewals, then the token must still work: it outlived
-	// its first TTL several times over.
+	}})
+}
+
+// waitLog waits until the logs hold what n times.
+func waitLog(t *testing.T, logs *syncBuffer, what string, n int) {
+	t.Helper()
 	deadline := time.Now().Add(waitFor)
-	for strings.Count(logs.String(), "renewed the token") < 3 {
+	for strings.Count(logs.String(), what) < n {
 		if time.Now().After(deadline) {
-			t.Fatalf("no three renewals; logs:\n%s", logs)
+			t.Fatalf("the logs do not hold %q %d times:\n%s", what, n, logs)
 		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	lookupSelf(t, addr, tok)
-	select {
-	case other := <-tokens:
-		t.Fatalf("a second login happened (%d chars) while the token could be renewed; logs:\n%s", len(other), logs)
-	default:
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -543,13 +585,7 @@ func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 		Method: newMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 	}
 	tokens, logs := run(t, h)
-	deadline := time.Now().Add(waitFor)
-	for strings.Count(logs.String(), "login failed; retrying") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("no three failed logins logged:\n%s", logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitLog(t, logs, "login failed; retrying", 3)
 	select {
 	case <-tokens:
 		t.Fatal("a token was handed over while the server was down")

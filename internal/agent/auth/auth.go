@@ -65,9 +65,9 @@ func (h *Handler) logger() *slog.Logger {
 // quarter at random); with ExitOnError Run returns that error instead.
 //
 // A token is renewed (auth/token/renew-self) at about two thirds of its
-// TTL. When a renewal fails, when the token is not renewable, or when the
-// TTL a renewal grants falls under a third of the first one (its max TTL is
-// near), Run logs in again before the token expires. A periodic token
+// TTL, asking for its first TTL again. When a renewal fails, when the
+// token is not renewable, or when a renewal grants less than was asked (its
+// max TTL is near), Run logs in again at about two thirds of what remains. A periodic token
 // renews forever; a token without TTL (a root token in a token file) is
 // never renewed.
 //
@@ -211,7 +211,7 @@ func (h *Handler) keepAlive(ctx context.Context, token string, a *api.SecretAuth
 		}
 		got := seconds(s.Auth.LeaseDuration)
 		log.Debug("auto-auth: renewed the token", "ttl", s.Auth.LeaseDuration)
-		if got*3 < orig {
+		if got < orig { // capped: the max TTL is near, renewing cannot extend it
 			wait := renewDelay(got)
 			log.Info("auto-auth: the token is near its max TTL; logging in again before it expires", "ttl", s.Auth.LeaseDuration)
 			sleep(ctx, wait)
