@@ -625,3 +625,42 @@ func TestAutoAuthExitOnError(t *testing.T) {
 		t.Fatal("the error echoes the token")
 	}
 }
+
+// A sink that cannot be written does not stop auto-auth: the failure is
+// logged, the token still handed over, and the write retried until it
+// succeeds.
+func TestAutoAuthSinkFailureRetried(t *testing.T) {
+	addr, rootTok := servertest.StartDev(t)
+	ts, err := vaultClient(t, addr, rootTok).Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := ts.Auth.ClientToken
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "vault-token"), tok)
+	sub := filepath.Join(dir, "run")
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sink := newSink(t, &config.Sink{Type: "file", Path: filepath.Join(sub, "token")})
+	if err := os.Remove(sub); err != nil { // the directory goes away after start-up
+		t.Fatal(err)
+	}
+	h := &auth.Handler{
+		Client: agentClient(t, addr),
+		Method: newMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
+		Sinks:  []auth.Sink{sink},
+	}
+	tokens, logs := run(t, h)
+	if got := nextToken(t, tokens, logs); got != tok {
+		t.Fatal("the token was not handed over")
+	}
+	waitLog(t, logs, "writing a sink failed; retrying", 2)
+	if err := os.Mkdir(sub, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, logs, "wrote the sink after retrying", 1)
+	if got, _ := os.ReadFile(filepath.Join(sub, "token")); string(got) != tok {
+		t.Fatalf("the sink holds %q after the retry", got)
+	}
+}
