@@ -29,11 +29,11 @@ import (
 	"github.com/arcasec/arca/internal/testutil/oidctest"
 )
 
-// waitFor bounds how long a test waits for the agent to act (a hang, not a
+// authWait bounds how long a test waits for the agent to act (a hang, not a
 // speed check).
-const waitFor = 30 * time.Second
+const authWait = 30 * time.Second
 
-func vaultClient(t *testing.T, addr, token string) *vault.Client {
+func authVault(t *testing.T, addr, token string) *vault.Client {
 	t.Helper()
 	conf := vault.DefaultConfig()
 	conf.Address = addr
@@ -46,7 +46,7 @@ func vaultClient(t *testing.T, addr, token string) *vault.Client {
 	return c
 }
 
-func agentClient(t *testing.T, addr string) *api.Client {
+func authClient(t *testing.T, addr string) *api.Client {
 	t.Helper()
 	c, err := api.NewClient(api.Config{Address: addr, Timeout: 10 * time.Second})
 	if err != nil {
@@ -56,7 +56,7 @@ func agentClient(t *testing.T, addr string) *api.Client {
 }
 
 // setupAppRole mounts AppRole and creates role name; it returns the role ID.
-func setupAppRole(t *testing.T, c *vault.Client, name string, settings map[string]any) string {
+func authAppRole(t *testing.T, c *vault.Client, name string, settings map[string]any) string {
 	t.Helper()
 	if err := c.Sys().EnableAuthWithOptions("approle", &vault.EnableAuthOptions{Type: "approle"}); err != nil && !strings.Contains(err.Error(), "in use") {
 		t.Fatalf("enabling approle: %v", err)
@@ -71,26 +71,26 @@ func setupAppRole(t *testing.T, c *vault.Client, name string, settings map[strin
 	return s.Data["role_id"].(string)
 }
 
-func writeFile(t *testing.T, path, text string) {
+func putFile(t *testing.T, path, text string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
+// authLogs collects log output written from several goroutines.
+type authLogs struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+func (b *authLogs) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+func (b *authLogs) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
@@ -99,10 +99,10 @@ func (b *syncBuffer) String() string {
 // run starts h in the background; tokens receives every token OnToken is
 // given. Stopping is automatic at the end of the test, and Run must then
 // return nil.
-func run(t *testing.T, h *auth.Handler) (tokens chan string, logs *syncBuffer) {
+func runAuth(t *testing.T, h *auth.Handler) (tokens chan string, logs *authLogs) {
 	t.Helper()
 	tokens = make(chan string, 16)
-	logs = &syncBuffer{}
+	logs = &authLogs{}
 	h.OnToken = func(tok string) { tokens <- tok }
 	h.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if h.MinBackoff == 0 {
@@ -119,25 +119,25 @@ func run(t *testing.T, h *auth.Handler) (tokens chan string, logs *syncBuffer) {
 			if err != nil {
 				t.Errorf("Run returned %v after cancel, want nil", err)
 			}
-		case <-time.After(waitFor):
+		case <-time.After(authWait):
 			t.Errorf("Run did not return after cancel")
 		}
 	})
 	return tokens, logs
 }
 
-func nextToken(t *testing.T, tokens chan string, logs *syncBuffer) string {
+func authNextToken(t *testing.T, tokens chan string, logs *authLogs) string {
 	t.Helper()
 	select {
 	case tok := <-tokens:
 		return tok
-	case <-time.After(waitFor):
+	case <-time.After(authWait):
 		t.Fatalf("no token from auto-auth; logs:\n%s", logs)
 		return ""
 	}
 }
 
-func newMethod(t *testing.T, m *config.Method) auth.Method {
+func authMethod(t *testing.T, m *config.Method) auth.Method {
 	t.Helper()
 	am, err := auth.NewMethod(m)
 	if err != nil {
@@ -146,7 +146,7 @@ func newMethod(t *testing.T, m *config.Method) auth.Method {
 	return am
 }
 
-func newSink(t *testing.T, s *config.Sink) auth.Sink {
+func authSink(t *testing.T, s *config.Sink) auth.Sink {
 	t.Helper()
 	sk, err := auth.NewSink(s)
 	if err != nil {
@@ -155,23 +155,23 @@ func newSink(t *testing.T, s *config.Sink) auth.Sink {
 	return sk
 }
 
-func lookupSelf(t *testing.T, addr, token string) *vault.Secret {
+func authLookupSelf(t *testing.T, addr, token string) *vault.Secret {
 	t.Helper()
-	s, err := vaultClient(t, addr, token).Auth().Token().LookupSelf()
+	s, err := authVault(t, addr, token).Auth().Token().LookupSelf()
 	if err != nil {
 		t.Fatalf("the token does not work: %v", err)
 	}
 	return s
 }
 
-func revoke(t *testing.T, root *vault.Client, token string) {
+func authRevoke(t *testing.T, root *vault.Client, token string) {
 	t.Helper()
 	if err := root.Auth().Token().RevokeTree(token); err != nil {
 		t.Fatalf("revoking: %v", err)
 	}
 }
 
-func mode(t *testing.T, path string) os.FileMode {
+func fileMode(t *testing.T, path string) os.FileMode {
 	t.Helper()
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -186,48 +186,48 @@ func mode(t *testing.T, path string) os.FileMode {
 // The sink holds each token with mode 0600.
 func TestAutoAuthAppRoleRemovesSecretIDFileAndReauthenticates(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := vaultClient(t, addr, rootTok)
-	roleID := setupAppRole(t, root, "app", map[string]any{"token_ttl": "3s", "token_max_ttl": "1h"})
+	root := authVault(t, addr, rootTok)
+	roleID := authAppRole(t, root, "app", map[string]any{"token_ttl": "3s", "token_max_ttl": "1h"})
 	s, err := root.Logical().Write("auth/approle/role/app/secret-id", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "role-id"), roleID+"\n")
-	writeFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string)+"\n")
+	putFile(t, filepath.Join(dir, "role-id"), roleID+"\n")
+	putFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string)+"\n")
 	sinkPath := filepath.Join(dir, "token")
 
-	c := agentClient(t, addr)
+	c := authClient(t, addr)
 	h := &auth.Handler{
 		Client: c,
-		Method: newMethod(t, &config.Method{Type: "approle", Config: map[string]any{
+		Method: authMethod(t, &config.Method{Type: "approle", Config: map[string]any{
 			"role_id_file_path":   filepath.Join(dir, "role-id"),
 			"secret_id_file_path": filepath.Join(dir, "secret-id"),
 		}}),
-		Sinks: []auth.Sink{newSink(t, &config.Sink{Type: "file", Path: sinkPath, Mode: 0o600})},
+		Sinks: []auth.Sink{authSink(t, &config.Sink{Type: "file", Path: sinkPath, Mode: 0o600})},
 	}
-	tokens, logs := run(t, h)
-	first := nextToken(t, tokens, logs)
+	tokens, logs := runAuth(t, h)
+	first := authNextToken(t, tokens, logs)
 	if _, err := os.Stat(filepath.Join(dir, "secret-id")); !os.IsNotExist(err) {
 		t.Fatalf("the secret ID file is still there after login (stat: %v)", err)
 	}
 	if got, _ := os.ReadFile(sinkPath); string(got) != first {
 		t.Fatalf("the sink holds %q, want the token", got)
 	}
-	if m := mode(t, sinkPath); m != 0o600 {
+	if m := fileMode(t, sinkPath); m != 0o600 {
 		t.Fatalf("sink mode %v, want 0600", m)
 	}
 	if c.Token() != first {
 		t.Fatalf("the agent's client does not carry the token")
 	}
-	lookupSelf(t, addr, first)
+	authLookupSelf(t, addr, first)
 
-	revoke(t, root, first)
-	second := nextToken(t, tokens, logs)
+	authRevoke(t, root, first)
+	second := authNextToken(t, tokens, logs)
 	if second == first {
 		t.Fatal("re-authentication returned the revoked token")
 	}
-	lookupSelf(t, addr, second)
+	authLookupSelf(t, addr, second)
 	if got, _ := os.ReadFile(sinkPath); string(got) != second {
 		t.Fatalf("the sink was not rewritten with the new token")
 	}
@@ -248,15 +248,15 @@ func TestAutoAuthRenewsToken(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			addr, rootTok := servertest.StartDev(t)
-			root := vaultClient(t, addr, rootTok)
-			dir := appRoleFiles(t, root, role)
-			h := &auth.Handler{Client: agentClient(t, addr), Method: appRoleMethod(t, dir)}
-			tokens, logs := run(t, h)
-			tok := nextToken(t, tokens, logs)
+			root := authVault(t, addr, rootTok)
+			dir := authAppRoleFiles(t, root, role)
+			h := &auth.Handler{Client: authClient(t, addr), Method: authAppRoleMethod(t, dir)}
+			tokens, logs := runAuth(t, h)
+			tok := authNextToken(t, tokens, logs)
 			// Wait for three renewals, then the token must still work: it
 			// outlived its first TTL several times over.
-			waitLog(t, logs, "renewed the token", 3)
-			lookupSelf(t, addr, tok)
+			authWaitLog(t, logs, "renewed the token", 3)
+			authLookupSelf(t, addr, tok)
 			select {
 			case <-tokens:
 				t.Fatalf("a second login happened while the token could be renewed; logs:\n%s", logs)
@@ -270,44 +270,44 @@ func TestAutoAuthRenewsToken(t *testing.T) {
 // logs in again and hands over a new token.
 func TestAutoAuthReloginNearMaxTTL(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := vaultClient(t, addr, rootTok)
-	dir := appRoleFiles(t, root, map[string]any{"token_ttl": "3s", "token_max_ttl": "5s"})
-	h := &auth.Handler{Client: agentClient(t, addr), Method: appRoleMethod(t, dir)}
-	tokens, logs := run(t, h)
-	first := nextToken(t, tokens, logs)
-	second := nextToken(t, tokens, logs)
+	root := authVault(t, addr, rootTok)
+	dir := authAppRoleFiles(t, root, map[string]any{"token_ttl": "3s", "token_max_ttl": "5s"})
+	h := &auth.Handler{Client: authClient(t, addr), Method: authAppRoleMethod(t, dir)}
+	tokens, logs := runAuth(t, h)
+	first := authNextToken(t, tokens, logs)
+	second := authNextToken(t, tokens, logs)
 	if first == second {
 		t.Fatal("the same token was handed over twice")
 	}
-	lookupSelf(t, addr, second)
-	waitLog(t, logs, "near its max TTL", 1)
+	authLookupSelf(t, addr, second)
+	authWaitLog(t, logs, "near its max TTL", 1)
 }
 
 // appRoleFiles creates role "app" with settings and writes its role ID and
 // a secret ID to files in a new directory, which it returns.
-func appRoleFiles(t *testing.T, root *vault.Client, settings map[string]any) string {
+func authAppRoleFiles(t *testing.T, root *vault.Client, settings map[string]any) string {
 	t.Helper()
-	roleID := setupAppRole(t, root, "app", settings)
+	roleID := authAppRole(t, root, "app", settings)
 	s, err := root.Logical().Write("auth/approle/role/app/secret-id", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "role-id"), roleID)
-	writeFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	putFile(t, filepath.Join(dir, "role-id"), roleID)
+	putFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
 	return dir
 }
 
-func appRoleMethod(t *testing.T, dir string) auth.Method {
-	return newMethod(t, &config.Method{Type: "approle", Config: map[string]any{
+func authAppRoleMethod(t *testing.T, dir string) auth.Method {
+	return authMethod(t, &config.Method{Type: "approle", Config: map[string]any{
 		"role_id_file_path": filepath.Join(dir, "role-id"), "secret_id_file_path": filepath.Join(dir, "secret-id"),
 	}})
 }
 
 // waitLog waits until the logs hold what n times.
-func waitLog(t *testing.T, logs *syncBuffer, what string, n int) {
+func authWaitLog(t *testing.T, logs *authLogs, what string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
+	deadline := time.Now().Add(authWait)
 	for strings.Count(logs.String(), what) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("the logs do not hold %q %d times:\n%s", what, n, logs)
@@ -320,8 +320,8 @@ func waitLog(t *testing.T, logs *syncBuffer, what string, n int) {
 // path is checked; one wrapped by another path is refused and left alone.
 func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := vaultClient(t, addr, rootTok)
-	roleID := setupAppRole(t, root, "app", map[string]any{"token_ttl": "1h"})
+	root := authVault(t, addr, rootTok)
+	roleID := authAppRole(t, root, "app", map[string]any{"token_ttl": "1h"})
 	wrapped := func() string {
 		wc, err := root.Clone()
 		if err != nil {
@@ -336,7 +336,7 @@ func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 		return s.WrapInfo.Token
 	}
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "role-id"), roleID)
+	putFile(t, filepath.Join(dir, "role-id"), roleID)
 	cfg := func(path string) *config.Method {
 		return &config.Method{Type: "approle", Config: map[string]any{
 			"role_id_file_path":                filepath.Join(dir, "role-id"),
@@ -347,9 +347,9 @@ func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 
 	// Refused: the agent expects another creation path.
 	wt := wrapped()
-	writeFile(t, filepath.Join(dir, "secret-id"), wt)
-	m := newMethod(t, cfg("auth/approle/role/other/secret-id"))
-	_, err := m.Login(context.Background(), agentClient(t, addr))
+	putFile(t, filepath.Join(dir, "secret-id"), wt)
+	m := authMethod(t, cfg("auth/approle/role/other/secret-id"))
+	_, err := m.Login(context.Background(), authClient(t, addr))
 	if err == nil || !strings.Contains(err.Error(), "auth/approle/role/app/secret-id") || !strings.Contains(err.Error(), "refusing") {
 		t.Fatalf("login with a secret ID wrapped elsewhere: %v, want a refusal naming the creation path", err)
 	}
@@ -361,14 +361,14 @@ func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 	}
 
 	// Accepted: the right creation path.
-	h := &auth.Handler{Client: agentClient(t, addr), Method: newMethod(t, cfg("auth/approle/role/app/secret-id"))}
-	tokens, logs := run(t, h)
-	tok := nextToken(t, tokens, logs)
-	if got := lookupSelf(t, addr, tok).Data["meta"].(map[string]any)["role_name"]; got != "app" {
+	h := &auth.Handler{Client: authClient(t, addr), Method: authMethod(t, cfg("auth/approle/role/app/secret-id"))}
+	tokens, logs := runAuth(t, h)
+	tok := authNextToken(t, tokens, logs)
+	if got := authLookupSelf(t, addr, tok).Data["meta"].(map[string]any)["role_name"]; got != "app" {
 		t.Fatalf("token meta role_name %v, want app", got)
 	}
 	// The wrapping token is spent.
-	if _, err := vaultClient(t, addr, rootTok).Logical().Unwrap(wt); err == nil {
+	if _, err := authVault(t, addr, rootTok).Logical().Unwrap(wt); err == nil {
 		t.Fatal("the wrapping token still unwraps after the agent used it")
 	}
 }
@@ -379,7 +379,7 @@ func TestAutoAuthJWTRereadsFile(t *testing.T) {
 	key := oidctest.NewRSA(t, "k1")
 	iss := oidctest.NewIssuer(t, key)
 	addr, rootTok := servertest.StartDev(t)
-	root := vaultClient(t, addr, rootTok)
+	root := authVault(t, addr, rootTok)
 	if err := root.Sys().EnableAuthWithOptions("jwt", &vault.EnableAuthOptions{Type: "jwt"}); err != nil {
 		t.Fatal(err)
 	}
@@ -399,22 +399,22 @@ func TestAutoAuthJWTRereadsFile(t *testing.T) {
 	}
 	dir := t.TempDir()
 	jwtPath := filepath.Join(dir, "token")
-	writeFile(t, jwtPath, jwtFor("pod-a"))
-	h := &auth.Handler{Client: agentClient(t, addr), Method: newMethod(t, &config.Method{Type: "jwt", Config: map[string]any{
+	putFile(t, jwtPath, jwtFor("pod-a"))
+	h := &auth.Handler{Client: authClient(t, addr), Method: authMethod(t, &config.Method{Type: "jwt", Config: map[string]any{
 		"path": jwtPath, "role": "pod", "remove_jwt_after_reading": false,
 	}})}
-	tokens, logs := run(t, h)
-	first := nextToken(t, tokens, logs)
-	subject := func(tok string) any { return lookupSelf(t, addr, tok).Data["meta"].(map[string]any)["subject"] }
+	tokens, logs := runAuth(t, h)
+	first := authNextToken(t, tokens, logs)
+	subject := func(tok string) any { return authLookupSelf(t, addr, tok).Data["meta"].(map[string]any)["subject"] }
 	if got := subject(first); got != "pod-a" {
 		t.Fatalf("first login's subject %v, want pod-a", got)
 	}
 	if _, err := os.Stat(jwtPath); err != nil {
 		t.Fatalf("the JWT file was removed with remove_jwt_after_reading = false: %v", err)
 	}
-	writeFile(t, jwtPath, jwtFor("pod-b"))
-	revoke(t, root, first)
-	second := nextToken(t, tokens, logs)
+	putFile(t, jwtPath, jwtFor("pod-b"))
+	authRevoke(t, root, first)
+	second := authNextToken(t, tokens, logs)
 	if got := subject(second); got != "pod-b" {
 		t.Fatalf("login after the file rotated has subject %v, want pod-b", got)
 	}
@@ -424,10 +424,10 @@ func TestAutoAuthJWTRereadsFile(t *testing.T) {
 func TestAutoAuthJWTRemovedByDefault(t *testing.T) {
 	dir := t.TempDir()
 	jwtPath := filepath.Join(dir, "token")
-	writeFile(t, jwtPath, "not-a-jwt")
-	m := newMethod(t, &config.Method{Type: "jwt", Config: map[string]any{"path": jwtPath, "role": "pod"}})
+	putFile(t, jwtPath, "not-a-jwt")
+	m := authMethod(t, &config.Method{Type: "jwt", Config: map[string]any{"path": jwtPath, "role": "pod"}})
 	addr, _ := servertest.StartDev(t)
-	m.Login(context.Background(), agentClient(t, addr)) // the server refuses it: no jwt mount
+	m.Login(context.Background(), authClient(t, addr)) // the server refuses it: no jwt mount
 	if _, err := os.Stat(jwtPath); !os.IsNotExist(err) {
 		t.Fatalf("the JWT file is still there (stat: %v)", err)
 	}
@@ -438,34 +438,34 @@ func TestAutoAuthJWTRemovedByDefault(t *testing.T) {
 // agent's token.
 func TestAutoAuthTokenFileAndWrappingSink(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := vaultClient(t, addr, rootTok)
+	root := authVault(t, addr, rootTok)
 	ts, err := root.Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h", Policies: []string{"default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := ts.Auth.ClientToken
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "vault-token"), tok+"\n")
+	putFile(t, filepath.Join(dir, "vault-token"), tok+"\n")
 	plain, wrappedPath := filepath.Join(dir, "plain"), filepath.Join(dir, "wrapped")
 	h := &auth.Handler{
-		Client: agentClient(t, addr),
-		Method: newMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
+		Client: authClient(t, addr),
+		Method: authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 		Sinks: []auth.Sink{
-			newSink(t, &config.Sink{Type: "file", Path: plain}),
-			newSink(t, &config.Sink{Type: "file", Path: wrappedPath, WrapTTL: 5 * time.Minute, Mode: 0o640}),
+			authSink(t, &config.Sink{Type: "file", Path: plain}),
+			authSink(t, &config.Sink{Type: "file", Path: wrappedPath, WrapTTL: 5 * time.Minute, Mode: 0o640}),
 		},
 	}
-	tokens, logs := run(t, h)
-	if got := nextToken(t, tokens, logs); got != tok {
+	tokens, logs := runAuth(t, h)
+	if got := authNextToken(t, tokens, logs); got != tok {
 		t.Fatal("token_file did not hand over the file's token")
 	}
 	if got, _ := os.ReadFile(plain); string(got) != tok {
 		t.Fatalf("the plain sink holds %q", got)
 	}
-	if m := mode(t, plain); m != 0o640 {
+	if m := fileMode(t, plain); m != 0o640 {
 		t.Fatalf("default sink mode %v, want 0640", m)
 	}
-	if m := mode(t, wrappedPath); m != 0o640 {
+	if m := fileMode(t, wrappedPath); m != 0o640 {
 		t.Fatalf("wrapping sink mode %v, want 0640", m)
 	}
 	raw, _ := os.ReadFile(wrappedPath)
@@ -484,36 +484,36 @@ func TestAutoAuthTokenFileAndWrappingSink(t *testing.T) {
 	if wi["creation_path"] != "sys/wrapping/wrap" || wi["ttl"] != float64(300) {
 		t.Fatalf("wrap info %s, want creation_path sys/wrapping/wrap and ttl 300", raw)
 	}
-	un, err := vaultClient(t, addr, "").Logical().Unwrap(wi["token"].(string))
+	un, err := authVault(t, addr, "").Logical().Unwrap(wi["token"].(string))
 	if err != nil {
 		t.Fatalf("unwrapping the sink's token: %v", err)
 	}
 	if un.Data["token"] != tok {
 		t.Fatal("the wrapping token does not unwrap to the agent's token")
 	}
-	lookupSelf(t, addr, un.Data["token"].(string))
+	authLookupSelf(t, addr, un.Data["token"].(string))
 }
 
 // A method with wrap_ttl logs in wrapped: the sink gets the wrap info, the
 // agent keeps no token and calls no OnToken.
 func TestAutoAuthMethodWrapTTL(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := vaultClient(t, addr, rootTok)
-	roleID := setupAppRole(t, root, "app", map[string]any{"token_ttl": "1h"})
+	root := authVault(t, addr, rootTok)
+	roleID := authAppRole(t, root, "app", map[string]any{"token_ttl": "1h"})
 	s, err := root.Logical().Write("auth/approle/role/app/secret-id", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "role-id"), roleID)
-	writeFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	putFile(t, filepath.Join(dir, "role-id"), roleID)
+	putFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
 	sinkPath := filepath.Join(dir, "sink")
-	c := agentClient(t, addr)
-	h := &auth.Handler{Client: c, Method: newMethod(t, &config.Method{Type: "approle", WrapTTL: time.Minute, Config: map[string]any{
+	c := authClient(t, addr)
+	h := &auth.Handler{Client: c, Method: authMethod(t, &config.Method{Type: "approle", WrapTTL: time.Minute, Config: map[string]any{
 		"role_id_file_path": filepath.Join(dir, "role-id"), "secret_id_file_path": filepath.Join(dir, "secret-id"),
-	}}), Sinks: []auth.Sink{newSink(t, &config.Sink{Type: "file", Path: sinkPath})}}
-	_, logs := run(t, h)
-	deadline := time.Now().Add(waitFor)
+	}}), Sinks: []auth.Sink{authSink(t, &config.Sink{Type: "file", Path: sinkPath})}}
+	_, logs := runAuth(t, h)
+	deadline := time.Now().Add(authWait)
 	var raw []byte
 	for len(raw) == 0 {
 		if time.Now().After(deadline) {
@@ -529,24 +529,24 @@ func TestAutoAuthMethodWrapTTL(t *testing.T) {
 	if err := json.Unmarshal(raw, &wi); err != nil || wi.CreationPath != "auth/approle/login" {
 		t.Fatalf("sink holds %s (%v), want wrap info from auth/approle/login", raw, err)
 	}
-	un, err := vaultClient(t, addr, "").Logical().Unwrap(wi.Token)
+	un, err := authVault(t, addr, "").Logical().Unwrap(wi.Token)
 	if err != nil || un.Auth == nil {
 		t.Fatalf("unwrapping the login: %v", err)
 	}
-	lookupSelf(t, addr, un.Auth.ClientToken)
+	authLookupSelf(t, addr, un.Auth.ClientToken)
 	if c.Token() != "" {
 		t.Fatal("the agent's client carries a token though the login was wrapped")
 	}
 }
 
-// gate forwards to a server once opened; until then it drops every
+// downGate forwards to a server once opened; until then it drops every
 // connection, as a server that is down would.
-type gate struct {
+type downGate struct {
 	open atomic.Bool
 	rp   *httputil.ReverseProxy
 }
 
-func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+func (g *downGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.open.Load() {
 		conn, _, err := w.(http.Hijacker).Hijack()
 		if err == nil {
@@ -562,14 +562,14 @@ func (g *gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // agent logs in.
 func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := vaultClient(t, addr, rootTok)
+	root := authVault(t, addr, rootTok)
 	ts, err := root.Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := ts.Auth.ClientToken
 	target, _ := url.Parse(addr)
-	g := &gate{rp: httputil.NewSingleHostReverseProxy(target)}
+	g := &downGate{rp: httputil.NewSingleHostReverseProxy(target)}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -579,13 +579,13 @@ func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "vault-token"), tok)
+	putFile(t, filepath.Join(dir, "vault-token"), tok)
 	h := &auth.Handler{
-		Client: agentClient(t, "http://"+ln.Addr().String()),
-		Method: newMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
+		Client: authClient(t, "http://"+ln.Addr().String()),
+		Method: authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 	}
-	tokens, logs := run(t, h)
-	waitLog(t, logs, "login failed; retrying", 3)
+	tokens, logs := runAuth(t, h)
+	authWaitLog(t, logs, "login failed; retrying", 3)
 	select {
 	case <-tokens:
 		t.Fatal("a token was handed over while the server was down")
@@ -599,7 +599,7 @@ func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 		t.Fatal("the logs hold the token")
 	}
 	g.open.Store(true)
-	if got := nextToken(t, tokens, logs); got != tok {
+	if got := authNextToken(t, tokens, logs); got != tok {
 		t.Fatal("the token handed over is not the file's")
 	}
 }
@@ -608,14 +608,14 @@ func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 func TestAutoAuthExitOnError(t *testing.T) {
 	addr, _ := servertest.StartDev(t)
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "vault-token"), "not-a-token")
+	putFile(t, filepath.Join(dir, "vault-token"), "not-a-token")
 	h := &auth.Handler{
-		Client:      agentClient(t, addr),
-		Method:      newMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
+		Client:      authClient(t, addr),
+		Method:      authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 		ExitOnError: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitFor)
+	ctx, cancel := context.WithTimeout(context.Background(), authWait)
 	defer cancel()
 	err := h.Run(ctx)
 	if err == nil || ctx.Err() != nil {
@@ -631,35 +631,35 @@ func TestAutoAuthExitOnError(t *testing.T) {
 // succeeds.
 func TestAutoAuthSinkFailureRetried(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	ts, err := vaultClient(t, addr, rootTok).Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h"})
+	ts, err := authVault(t, addr, rootTok).Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := ts.Auth.ClientToken
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "vault-token"), tok)
+	putFile(t, filepath.Join(dir, "vault-token"), tok)
 	sub := filepath.Join(dir, "run")
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	sink := newSink(t, &config.Sink{Type: "file", Path: filepath.Join(sub, "token")})
+	sink := authSink(t, &config.Sink{Type: "file", Path: filepath.Join(sub, "token")})
 	if err := os.Remove(sub); err != nil { // the directory goes away after start-up
 		t.Fatal(err)
 	}
 	h := &auth.Handler{
-		Client: agentClient(t, addr),
-		Method: newMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
+		Client: authClient(t, addr),
+		Method: authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 		Sinks:  []auth.Sink{sink},
 	}
-	tokens, logs := run(t, h)
-	if got := nextToken(t, tokens, logs); got != tok {
+	tokens, logs := runAuth(t, h)
+	if got := authNextToken(t, tokens, logs); got != tok {
 		t.Fatal("the token was not handed over")
 	}
-	waitLog(t, logs, "writing a sink failed; retrying", 2)
+	authWaitLog(t, logs, "writing a sink failed; retrying", 2)
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, logs, "wrote the sink after retrying", 1)
+	authWaitLog(t, logs, "wrote the sink after retrying", 1)
 	if got, _ := os.ReadFile(filepath.Join(sub, "token")); string(got) != tok {
 		t.Fatalf("the sink holds %q after the retry", got)
 	}
