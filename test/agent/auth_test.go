@@ -512,7 +512,14 @@ func TestAutoAuthMethodWrapTTL(t *testing.T) {
 	h := &auth.Handler{Client: c, Method: authMethod(t, &config.Method{Type: "approle", WrapTTL: time.Minute, Config: map[string]any{
 		"role_id_file_path": filepath.Join(dir, "role-id"), "secret_id_file_path": filepath.Join(dir, "secret-id"),
 	}}), Sinks: []auth.Sink{authSink(t, &config.Sink{Type: "file", Path: sinkPath})}}
-	_, logs := runAuth(t, h)
+	wrappedDone := make(chan struct{})
+	h.OnWrapped = func() { close(wrappedDone) }
+	tokens, logs := runAuth(t, h)
+	select {
+	case <-wrappedDone:
+	case <-time.After(authWait):
+		t.Fatalf("OnWrapped was not called; logs:\n%s", logs)
+	}
 	deadline := time.Now().Add(authWait)
 	var raw []byte
 	for len(raw) == 0 {
@@ -536,6 +543,11 @@ func TestAutoAuthMethodWrapTTL(t *testing.T) {
 	authLookupSelf(t, addr, un.Auth.ClientToken)
 	if c.Token() != "" {
 		t.Fatal("the agent's client carries a token though the login was wrapped")
+	}
+	select {
+	case <-tokens:
+		t.Fatal("OnToken was called for a wrapped login")
+	default:
 	}
 }
 

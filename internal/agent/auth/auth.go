@@ -46,7 +46,12 @@ type Handler struct {
 	// OnToken is called (synchronously, after the sinks were written and
 	// Client carries it) for every new token.
 	OnToken func(token string)
-	Logger  *slog.Logger
+	// OnWrapped, when set, is called once after a login made with the
+	// method's wrap_ttl had its wrap info written to the sinks (OnToken is
+	// not called then: the agent holds no token), so that exit_after_auth
+	// can end the agent.
+	OnWrapped func()
+	Logger    *slog.Logger
 
 	sinkGen atomic.Uint64  // bumped by each new token: older sink retries stop
 	sinkWG  sync.WaitGroup // sink retries under way
@@ -73,7 +78,7 @@ func (h *Handler) logger() *slog.Logger {
 //
 // A method with wrap_ttl yields a wrapping token the agent cannot use: its
 // wrap info (JSON) is written to the sinks, Client keeps no token, OnToken
-// is not called, and Run waits for ctx to end.
+// is not called (OnWrapped is), and Run waits for ctx to end.
 //
 // A sink that cannot be written is logged and retried in the background
 // until it succeeds or a newer token replaces the one it was given.
@@ -123,6 +128,9 @@ func (h *Handler) Run(ctx context.Context) error {
 			h.writeSinks(ctx, text, true)
 			log.Info("auto-auth: logged in with wrap_ttl; the wrapping token went to the sinks (the agent cannot use it)",
 				"wrap_ttl", s.WrapInfo.TTL)
+			if h.OnWrapped != nil {
+				h.OnWrapped()
+			}
 			<-ctx.Done()
 			return nil
 		}
