@@ -71,10 +71,10 @@ func (h *Handler) logger() *slog.Logger {
 //
 // A token is renewed (auth/token/renew-self) at about two thirds of its
 // TTL, asking for its first TTL again. When a renewal fails, when the
-// token is not renewable, or when a renewal grants less than was asked (its
-// max TTL is near), Run logs in again at about two thirds of what remains. A periodic token
-// renews forever; a token without TTL (a root token in a token file) is
-// never renewed.
+// token is not renewable, or when a renewal grants less than was asked
+// (its max TTL is near), Run logs in again at about two thirds of what
+// remains. A periodic token renews forever; a token without TTL (a root
+// token in a token file) is never renewed.
 //
 // A method with wrap_ttl yields a wrapping token the agent cannot use: its
 // wrap info (JSON) is written to the sinks, Client keeps no token, OnToken
@@ -162,7 +162,7 @@ func (h *Handler) Run(ctx context.Context) error {
 			exhausted = false
 			continue
 		}
-		exhausted = h.keepAlive(ctx, current, a, repeat)
+		exhausted = h.keepAlive(ctx, current, a)
 	}
 }
 
@@ -184,7 +184,7 @@ func checkLogin(s *api.Secret) error {
 // keepAlive renews token until it must be replaced, then returns; exhausted
 // reports that the token could not be extended any further (not renewable,
 // or near its max TTL) rather than that a renewal failed.
-func (h *Handler) keepAlive(ctx context.Context, token string, a *api.SecretAuth, repeat bool) (exhausted bool) {
+func (h *Handler) keepAlive(ctx context.Context, token string, a *api.SecretAuth) (exhausted bool) {
 	log := h.logger()
 	ttl := seconds(a.LeaseDuration)
 	if ttl <= 0 {
