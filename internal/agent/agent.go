@@ -254,6 +254,8 @@ func (a *agent) authHandler(aa *config.AutoAuth, authed chan struct{}, w *watch.
 				w.TokenChanged()
 			}
 		},
+		// A wrapped login only feeds the sinks; exit_after_auth counts it.
+		OnWrapped: func() { once.Do(func() { close(authed) }) },
 	}, nil
 }
 
