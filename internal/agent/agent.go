@@ -254,6 +254,8 @@ func (a *agent) authHandler(aa *config.AutoAuth, authed chan struct{}, w *watch.
 				w.TokenChanged()
 			}
 		},
+		// A wrapped login only feeds the sinks; exit_after_auth counts it.
+		OnWrapped: func() { once.Do(func() { close(authed) }) },
 	}, nil
 }
 
@@ -268,7 +270,8 @@ func (a *agent) serveProxy(ctx context.Context, wg *sync.WaitGroup, l *config.Li
 		mode = a.cfg.APIProxy.UseAutoAuthToken
 	}
 	srv := &http.Server{
-		Handler:           proxy.Handler(proxy.Options{Client: a.client, UseAutoAuthToken: mode, Logger: a.log.With("part", "proxy")}),
+		Handler: proxy.Handler(proxy.Options{Client: a.client, UseAutoAuthToken: mode,
+			RequireRequestHeader: l.RequireRequestHeader, Logger: a.log.With("part", "proxy")}),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },

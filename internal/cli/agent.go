@@ -43,8 +43,14 @@ func runAgent(e *env) error {
 	if err != nil {
 		return usageError("%v", err)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	ctx := context.Background()
+	if cfg.Exec == nil {
+		// With exec, signals are the child's: the supervisor forwards them,
+		// and the agent ends when the child does.
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+		defer stop()
+	}
 	log.Info("arca agent starting", "server", cfg.Vault.Address)
 	code, err := agent.Run(ctx, cfg, agent.Options{Logger: log, Stdin: os.Stdin, Stdout: stdout, Stderr: stderr})
 	if err != nil {

@@ -148,9 +148,11 @@ type Listener struct {
 	TLSDisable  bool
 	TLSCertFile string
 	TLSKeyFile  string
-	SocketMode  os.FileMode // socket_mode (unix)
-	SocketUser  string
-	SocketGroup string
+	// TLSMinVersion is tls_min_version: "tls12" (when empty) or "tls13".
+	TLSMinVersion string
+	SocketMode    os.FileMode // socket_mode (unix)
+	SocketUser    string
+	SocketGroup   string
 	// RequireRequestHeader is require_request_header: refuse requests
 	// without X-Vault-Request: true.
 	RequireRequestHeader bool
