@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/arcasec/arca/internal/agent/child"
 	"github.com/arcasec/arca/internal/sopsfile"
 )
 
@@ -660,10 +662,11 @@ func (f *fileFlags) execEnv(path string, command []string) error {
 	if err != nil {
 		return err
 	}
+	var base []string
 	if !f.pristine {
-		env = append(os.Environ(), env...)
+		base = os.Environ()
 	}
-	return runChild(exec.Command("/bin/sh", "-c", strings.Join(command, " ")), env)
+	return runChild([]string{"/bin/sh", "-c", strings.Join(command, " ")}, base, env)
 }
 
 func (f *fileFlags) execFile(path string, command []string) error {
@@ -692,18 +695,23 @@ func (f *fileFlags) execFile(path string, command []string) error {
 		return err
 	}
 	line := strings.ReplaceAll(strings.Join(command, " "), "{}", tmp)
-	return runChild(exec.Command("/bin/sh", "-c", line), os.Environ())
+	return runChild([]string{"/bin/sh", "-c", line}, os.Environ(), nil)
 }
 
-func runChild(cmd *exec.Cmd, env []string) error {
-	cmd.Env = env
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = stdin, stdout, stderr
-	if err := cmd.Run(); err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return &exitError{code: ee.ExitCode(), err: fmt.Errorf("")}
-		}
-		return err
+// runChild runs a command through the agent's child supervisor (signals
+// forwarded, exit code passed through, 128+N for a signal death) with env
+// added to base; a nil base is an empty environment.
+func runChild(argv, base, env []string) error {
+	envs := make(chan []string, 1)
+	envs <- env
+	code, err := child.Run(context.Background(), child.Options{
+		Argv: argv, BaseEnv: base, Stdin: stdin, Stdout: stdout, Stderr: stderr,
+	}, envs)
+	if err != nil {
+		return &exitError{code: code, err: err}
+	}
+	if code != 0 {
+		return &exitError{code: code, err: errors.New("")}
 	}
 	return nil
 }

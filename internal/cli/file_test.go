@@ -209,6 +209,17 @@ func TestFileCommands(t *testing.T) {
 	if code, out, _ := arca(t, "", "file", "exec-file", "secrets/db.yaml", "--", "grep -c rotated {}"); code != 0 || out != "1\n" {
 		t.Fatalf("exec-file: %d %q", code, out)
 	}
+	// The child's exit code, a signal death (128+N) and --pristine.
+	if code, _, _ := arca(t, "", "file", "exec-env", "secrets/db.yaml", "--", "exit 9"); code != 9 {
+		t.Fatalf("exec-env exit code: %d, want 9", code)
+	}
+	if code, _, _ := arca(t, "", "file", "exec-file", "secrets/db.yaml", "--", "kill -TERM $$"); code != 143 {
+		t.Fatalf("exec-file killed by TERM: %d, want 143", code)
+	}
+	t.Setenv("ARCA_FILE_TEST_OUTER", "outer")
+	if code, out, errOut := arca(t, "", "file", "exec-env", "--pristine", "secrets/db.yaml", "--", "echo [$ARCA_FILE_TEST_OUTER][$user]"); code != 0 || out != "[][app]\n" {
+		t.Fatalf("exec-env --pristine: %d %q %s", code, out, errOut)
+	}
 	// edit with a scripted editor.
 	t.Setenv("EDITOR", "sed -i s/rotated/edited/")
 	if code, _, errOut := arca(t, "", "file", "edit", "secrets/db.yaml"); code != 0 {
