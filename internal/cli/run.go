@@ -89,7 +89,7 @@ func (v *runVars) values() []string {
 }
 
 func runRun(e *env) error {
-	if e.list("secret") == nil && e.list("secret-path") == nil && e.str("dotenv") == "" {
+	if len(e.list("secret")) == 0 && len(e.list("secret-path")) == 0 && e.str("dotenv") == "" {
 		return usageError("arca run needs -secret, -secret-path or -dotenv")
 	}
 	c, err := e.client()
