@@ -143,6 +143,7 @@ func commandTable() []*command {
 	for _, group := range [][]*command{
 		topCommands, genericCommands, kvCommands, secretsCommands, authCommands,
 		tokenCommands, loginCommands, leaseCommands, auditCommands, operatorCommands, policyCommands,
+		runCommands,
 	} {
 		all = append(all, group...)
 	}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -16,7 +15,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/arcasec/arca/internal/agent/child"
+	"github.com/arcasec/arca/internal/mask"
 	"github.com/arcasec/arca/internal/sopsfile"
 )
 
@@ -68,6 +67,7 @@ type fileFlags struct {
 	rule                                       sopsfile.Rule
 	threshold                                  int
 	pristine                                   bool
+	mask                                       bool
 	yes                                        bool
 }
 
@@ -95,6 +95,7 @@ func newFileFlags(name string) *fileFlags {
 	f.fs.StringVar(&f.addTransit, "add-hc-vault-transit", "", "rotate: add these transit key URIs to the first key group")
 	f.fs.StringVar(&f.rmTransit, "rm-hc-vault-transit", "", "rotate: remove these transit key URIs from every key group")
 	f.fs.BoolVar(&f.pristine, "pristine", false, "exec-env: do not inherit the environment")
+	f.fs.BoolVar(&f.mask, "mask", false, "exec-env: mask the values in the command's output (default: when stdout is not a terminal)")
 	f.fs.BoolVar(&f.yes, "yes", false, "updatekeys: do not ask")
 	f.fs.BoolVar(&f.yes, "y", false, "alias of --yes")
 	return f
@@ -666,7 +667,23 @@ func (f *fileFlags) execEnv(path string, command []string) error {
 	if !f.pristine {
 		base = os.Environ()
 	}
-	return runChild([]string{"/bin/sh", "-c", strings.Join(command, " ")}, base, env)
+	return runChildMasked([]string{"/bin/sh", "-c", strings.Join(command, " ")}, base, env, f.maskSet(env))
+}
+
+// maskSet is the masking of exec-env's output: the file's top-level values
+// (env's), unless -mask=false or stdout is a terminal.
+func (f *fileFlags) maskSet(env []string) *mask.Set {
+	given := false
+	f.fs.Visit(func(fl *flag.Flag) { given = given || fl.Name == "mask" })
+	if !maskOutput(given, f.mask) {
+		return nil
+	}
+	values := make([]string, 0, len(env))
+	for _, kv := range env {
+		_, v, _ := strings.Cut(kv, "=")
+		values = append(values, v)
+	}
+	return mask.New(values)
 }
 
 func (f *fileFlags) execFile(path string, command []string) error {
@@ -702,18 +719,7 @@ func (f *fileFlags) execFile(path string, command []string) error {
 // forwarded, exit code passed through, 128+N for a signal death) with env
 // added to base; a nil base is an empty environment.
 func runChild(argv, base, env []string) error {
-	envs := make(chan []string, 1)
-	envs <- env
-	code, err := child.Run(context.Background(), child.Options{
-		Argv: argv, BaseEnv: base, Stdin: stdin, Stdout: stdout, Stderr: stderr,
-	}, envs)
-	if err != nil {
-		return &exitError{code: code, err: err}
-	}
-	if code != 0 {
-		return &exitError{code: code, err: errors.New("")}
-	}
-	return nil
+	return runChildMasked(argv, base, env, nil)
 }
 
 // Tree paths in sops's syntax: ["key"][0]["sub"].

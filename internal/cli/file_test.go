@@ -202,9 +202,17 @@ func TestFileCommands(t *testing.T) {
 	if _, out, _ := arca(t, "", "file", "decrypt", "secrets/db.yaml"); out != "user: app\npassword: rotated\n" {
 		t.Fatalf("after rotate: %q", out)
 	}
-	// exec-env passes top-level values to the child.
-	if code, out, errOut := arca(t, "", "file", "exec-env", "secrets/db.yaml", "--", "echo $password-$user"); code != 0 || out != "rotated-app\n" {
+	// exec-env passes top-level values to the child; with -mask=false its
+	// output is left alone.
+	if code, out, errOut := arca(t, "", "file", "exec-env", "-mask=false", "secrets/db.yaml", "--", "echo $password-$user"); code != 0 || out != "rotated-app\n" {
 		t.Fatalf("exec-env: %d %q %s", code, out, errOut)
+	}
+	// Output that is not a terminal is masked by default: the values
+	// (here "rotated"; "app" is too short to mask), on stdout and stderr,
+	// and their base64.
+	if code, out, errOut := arca(t, "", "file", "exec-env", "secrets/db.yaml", "--", "echo $password-$user; echo err $password >&2; printf %s $password | base64"); code != 0 ||
+		out != "*****-app\n*****\n" || errOut != "err *****\n" {
+		t.Fatalf("exec-env masked: %d %q %q", code, out, errOut)
 	}
 	if code, out, _ := arca(t, "", "file", "exec-file", "secrets/db.yaml", "--", "grep -c rotated {}"); code != 0 || out != "1\n" {
 		t.Fatalf("exec-file: %d %q", code, out)
