@@ -12,6 +12,7 @@ package agent
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -132,9 +133,12 @@ template {
 	if interval == "5m" {
 		return
 	}
-	// Latency from a put to the re-rendered file.
+	// Latency from a put to the re-rendered file. Each put waits a random
+	// part of the interval first, so puts do not line up with the re-reads.
 	var lat []time.Duration
+	step, _ := time.ParseDuration(interval)
 	for n := 1; n <= puts; n++ {
+		time.Sleep(rand.N(step))
 		i := n % templates
 		want := fmt.Sprintf("v%d-%d", n, i)
 		start := time.Now()
