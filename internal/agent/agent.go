@@ -72,10 +72,12 @@ func (a *agent) run(parent context.Context) (int, error) {
 		return 1, err
 	}
 
-	ctx, cancel := context.WithCancelCause(parent)
-	defer cancel(nil)
+	// The parts stop (cancel) before the agent waits for them (wg.Wait):
+	// deferred calls run last first.
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
 	// fail ends the agent with err unless something ended it first.
 	fail := func(err error) { cancel(err) }
 

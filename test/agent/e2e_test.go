@@ -579,3 +579,41 @@ template {
 		t.Fatalf("the pid_file was left behind (stat: %v)", err)
 	}
 }
+
+// TestAgentExitAfterAuth: with exit_after_auth the agent logs in, writes
+// its sink, renders its templates once and exits 0 (an init container's
+// job).
+func TestAgentExitAfterAuth(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	dir := t.TempDir()
+	roleID, secretID := appRole(t, c, dir, `path "secret/data/app/*" { capabilities = ["read"] }`)
+	kvPut(t, c, "app/db", map[string]any{"password": "once"})
+	sink, dest := filepath.Join(dir, "token"), filepath.Join(dir, "out")
+	p := startAgent(t, dir, fmt.Sprintf(`
+exit_after_auth = true
+vault { address = %q }
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path   = %q
+      secret_id_file_path = %q
+    }
+  }
+  sink "file" { config = { path = %q } }
+}
+template {
+  contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
+  destination = %q
+}
+`, addr, roleID, secretID, sink, dest))
+	if code := p.exited(t, 30*time.Second); code != 0 {
+		t.Fatalf("exit code %d, want 0", code)
+	}
+	if got := readFile(t, dest); got != "once" {
+		t.Fatalf("rendered %q, want once", got)
+	}
+	if _, err := vaultClient(t, addr, strings.TrimSpace(readFile(t, sink))).Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("the sink's token does not work: %v", err)
+	}
+}
