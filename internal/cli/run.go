@@ -34,6 +34,8 @@ Paths are KV paths as 'arca kv get' takes them (v1 or v2). With -mask (the
 default when standard output is not a terminal) every secret value, and its
 base64, URL- and JSON-encoded forms, is replaced by ***** in the command's
 standard output and error. Values shorter than 4 bytes are not masked.
+Leases a -dotenv template took (database/creds/...) are revoked when the
+command ends, unless -revoke=false.
 Put the command after --, so its own flags are not read as arca's.`,
 		flags: []flagSpec{
 			listFlagSpec("secret", "VAR=path#field: set VAR to one field of a KV secret (repeatable)"),
@@ -41,6 +43,7 @@ Put the command after --, so its own flags are not read as arca's.`,
 			strFlag("dotenv", "", "a template (the agent's template language) rendering KEY=value lines"),
 			boolFlag("mask", false, "mask secret values in the command's output (default: when stdout is not a terminal)"),
 			boolFlag("pristine", false, "do not inherit arca's environment"),
+			boolFlag("revoke", true, "revoke the leases of -dotenv's dynamic secrets when the command ends"),
 		},
 		run: runRun},
 }
@@ -133,7 +136,11 @@ func runRun(e *env) error {
 		}
 	}
 	if file := e.str("dotenv"); file != "" {
-		if err := renderDotenv(c, file, &vars); err != nil {
+		leases, err := renderDotenv(c, file, &vars)
+		if len(leases) > 0 && e.flag("revoke") {
+			defer revokeLeases(c, leases)
+		}
+		if err != nil {
 			return err
 		}
 	}
@@ -214,30 +221,43 @@ func envText(v any) string {
 
 // renderDotenv renders a template file through a one-shot watcher and adds
 // its KEY=value lines.
-func renderDotenv(c *api.Client, file string, vars *runVars) error {
+// renderDotenv renders file and adds its variables to vars. It returns the
+// leases the render took, even when it fails after taking some.
+func renderDotenv(c *api.Client, file string, vars *runVars) (leases []string, err error) {
 	text, err := os.ReadFile(file)
 	if err != nil {
-		return fmt.Errorf("reading -dotenv template: %w", err)
+		return nil, fmt.Errorf("reading -dotenv template: %w", err)
 	}
 	t, err := template.Parse(file, string(text), template.Options{ErrorOnMissingKey: true})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	src := watch.New(c, watch.Options{Retries: 2, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	out, err := t.Execute(src)
+	leases = src.Leases()
 	if err != nil {
-		return fmt.Errorf("rendering %s: %w", file, err)
+		return leases, fmt.Errorf("rendering %s: %w", file, err)
 	}
 	entries, err := parseDotenv(string(out))
 	if err != nil {
-		return fmt.Errorf("the output of %s: %w", file, err)
+		return leases, fmt.Errorf("the output of %s: %w", file, err)
 	}
 	for _, kv := range entries {
 		if err := vars.add(kv.name, kv.value, fmt.Sprintf("-dotenv %s (line %d)", file, kv.line)); err != nil {
-			return err
+			return leases, err
 		}
 	}
-	return nil
+	return leases, nil
+}
+
+// revokeLeases revokes what a run took, so a CI job's credentials end with
+// it; a failure is reported, not fatal (the leases still expire).
+func revokeLeases(c *api.Client, leases []string) {
+	for _, id := range leases {
+		if _, err := c.Write(background(), "sys/leases/revoke", map[string]any{"lease_id": id}); err != nil {
+			fmt.Fprintf(stderr, "Warning: revoking lease %s: %v\n", id, err)
+		}
+	}
 }
 
 type dotenvEntry struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/arcasec/arca/internal/server/servertest"
+	"github.com/arcasec/arca/internal/testutil/arcaproc"
 	"github.com/arcasec/arca/internal/testutil/pgtest"
 )
 
@@ -61,15 +63,12 @@ func canLogIn(pg *pgtest.Cluster, username, password string) bool {
 	return true
 }
 
-// TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL is the issue's
-// dynamic-secret proof against real PostgreSQL: a database/creds template
-// with a 3 s lease and a 9 s max TTL. The agent renews the lease (the same
-// user keeps working past its first TTL), fetches new credentials when the
-// lease cannot be renewed any further, re-renders and runs the command each
-// time, and the server drops the old user when its lease ends.
-func TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL(t *testing.T) {
-	pg := pgtest.Start(t)
-	addr, root := servertest.StartDev(t)
+// databaseServer starts a dev server and a PostgreSQL cluster, with the
+// database engine at database/ and a role "app" of the given TTLs.
+func databaseServer(t *testing.T, ttl, maxTTL string) (addr, root string, pg *pgtest.Cluster) {
+	t.Helper()
+	pg = pgtest.Start(t)
+	addr, root = servertest.StartDev(t)
 	c := vaultClient(t, addr, root)
 	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
 		t.Fatal(err)
@@ -84,10 +83,22 @@ func TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL(t *testing.T) {
 	if _, err := c.Logical().Write("database/roles/app", map[string]any{
 		"db_name":             "app",
 		"creation_statements": `CREATE ROLE "{{name}}" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';`,
-		"default_ttl":         "3s", "max_ttl": "9s",
+		"default_ttl":         ttl, "max_ttl": maxTTL,
 	}); err != nil {
 		t.Fatal(err)
 	}
+
+	return addr, root, pg
+}
+
+// TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL is the issue's
+// dynamic-secret proof against real PostgreSQL: a database/creds template
+// with a 3 s lease and a 9 s max TTL. The agent renews the lease (the same
+// user keeps working past its first TTL), fetches new credentials when the
+// lease cannot be renewed any further, re-renders and runs the command each
+// time, and the server drops the old user when its lease ends.
+func TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL(t *testing.T) {
+	addr, root, pg := databaseServer(t, "3s", "9s")
 
 	dir := t.TempDir()
 	tokenFile := filepath.Join(dir, "token")
@@ -153,4 +164,40 @@ template {
 func readFileOrEmpty(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// TestRunRevokesItsLeasesWhenTheCommandEnds: `arca run -dotenv` with
+// database credentials revokes their lease when the command exits (the
+// user is dropped), unless -revoke=false.
+func TestRunRevokesItsLeasesWhenTheCommandEnds(t *testing.T) {
+	addr, root, pg := databaseServer(t, "1h", "2h")
+	bin, err := arcaproc.Binary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	tmpl := filepath.Join(dir, "db.env.tmpl")
+	writeFile(t, tmpl, `{{ with secret "database/creds/app" }}DB_USER={{ .Data.username }}
+DB_PASSWORD={{ .Data.password }}{{ end }}
+`)
+	for _, keep := range []bool{false, true} {
+		seen := filepath.Join(dir, fmt.Sprint("seen-", keep))
+		args := []string{"run", "-mask=false", "-dotenv", tmpl}
+		if keep {
+			args = append(args, "-revoke=false")
+		}
+		args = append(args, "--", "/bin/sh", "-c", `echo "$DB_USER" > `+seen)
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "VAULT_ADDR="+addr, "VAULT_TOKEN="+root)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("arca run: %v\n%s", err, out)
+		}
+		user := strings.TrimSpace(readFile(t, seen))
+		if user == "" {
+			t.Fatal("the command saw no DB_USER")
+		}
+		if exists := roleExists(t, pg, user); exists != keep {
+			t.Fatalf("-revoke=%v: the user exists after the command: %v", !keep, exists)
+		}
+	}
 }

@@ -216,6 +216,21 @@ func (w *Watcher) Changed() <-chan struct{} {
 	return w.changed
 }
 
+// Leases returns the lease IDs of the secrets the watcher holds now, for a
+// caller that revokes them when it is done with them (arca run).
+func (w *Watcher) Leases() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var ids []string
+	for _, e := range w.entries {
+		if e.secret != nil && e.secret.LeaseID != "" {
+			ids = append(ids, e.secret.LeaseID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // TokenChanged tells the watcher the client now carries a new token: leases
 // taken under the old one may be revoked with it, so every watched secret
 // is fetched again (and Changed signalled for those that differ).
