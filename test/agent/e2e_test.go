@@ -265,6 +265,19 @@ template {
 	kvPut(t, c, "app/db", map[string]any{"password": "second-pass", "user": "app"})
 	waitFor(t, 20*time.Second, "the re-render after kv put", fileIs(dest, "user=app password=second-pass v2"))
 	waitFor(t, 10*time.Second, "the command after the re-render", fileIs(ran, "run\nrun\n"))
+
+	// A render that fails (the latest version deleted) keeps the previous
+	// file and runs nothing; the agent recovers with the next version.
+	if _, err := c.Logical().Delete("secret/data/app/db"); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond) // several render intervals
+	if got := readFile(t, dest); got != "user=app password=second-pass v2" {
+		t.Fatalf("after a failed render the file holds %q", got)
+	}
+	kvPut(t, c, "app/db", map[string]any{"password": "third-pass", "user": "app"})
+	waitFor(t, 20*time.Second, "the render after the failed ones", fileIs(dest, "user=app password=third-pass v3"))
+	waitFor(t, 10*time.Second, "the command after it", fileIs(ran, "run\nrun\nrun\n"))
 }
 
 func contains(list []string, s string) bool {
