@@ -3,7 +3,6 @@
 package agent_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -15,14 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
 
-	"github.com/arcasec/arca/api"
 	"github.com/arcasec/arca/internal/agent/auth"
 	"github.com/arcasec/arca/internal/agent/config"
 	"github.com/arcasec/arca/internal/server/servertest"
@@ -32,28 +29,6 @@ import (
 // authWait bounds how long a test waits for the agent to act (a hang, not a
 // speed check).
 const authWait = 30 * time.Second
-
-func authVault(t *testing.T, addr, token string) *vault.Client {
-	t.Helper()
-	conf := vault.DefaultConfig()
-	conf.Address = addr
-	conf.MaxRetries = 0
-	c, err := vault.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(token)
-	return c
-}
-
-func authClient(t *testing.T, addr string) *api.Client {
-	t.Helper()
-	c, err := api.NewClient(api.Config{Address: addr, Timeout: 10 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // setupAppRole mounts AppRole and creates role name; it returns the role ID.
 func authAppRole(t *testing.T, c *vault.Client, name string, settings map[string]any) string {
@@ -71,38 +46,13 @@ func authAppRole(t *testing.T, c *vault.Client, name string, settings map[string
 	return s.Data["role_id"].(string)
 }
 
-func putFile(t *testing.T, path, text string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// authLogs collects log output written from several goroutines.
-type authLogs struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *authLogs) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *authLogs) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // run starts h in the background; tokens receives every token OnToken is
 // given. Stopping is automatic at the end of the test, and Run must then
 // return nil.
-func runAuth(t *testing.T, h *auth.Handler) (tokens chan string, logs *authLogs) {
+func runAuth(t *testing.T, h *auth.Handler) (tokens chan string, logs *lockedBuffer) {
 	t.Helper()
 	tokens = make(chan string, 16)
-	logs = &authLogs{}
+	logs = &lockedBuffer{}
 	h.OnToken = func(tok string) { tokens <- tok }
 	h.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if h.MinBackoff == 0 {
@@ -126,7 +76,7 @@ func runAuth(t *testing.T, h *auth.Handler) (tokens chan string, logs *authLogs)
 	return tokens, logs
 }
 
-func authNextToken(t *testing.T, tokens chan string, logs *authLogs) string {
+func authNextToken(t *testing.T, tokens chan string, logs *lockedBuffer) string {
 	t.Helper()
 	select {
 	case tok := <-tokens:
@@ -157,7 +107,7 @@ func authSink(t *testing.T, s *config.Sink) auth.Sink {
 
 func authLookupSelf(t *testing.T, addr, token string) *vault.Secret {
 	t.Helper()
-	s, err := authVault(t, addr, token).Auth().Token().LookupSelf()
+	s, err := vaultClient(t, addr, token).Auth().Token().LookupSelf()
 	if err != nil {
 		t.Fatalf("the token does not work: %v", err)
 	}
@@ -186,18 +136,18 @@ func fileMode(t *testing.T, path string) os.FileMode {
 // The sink holds each token with mode 0600.
 func TestAutoAuthAppRoleRemovesSecretIDFileAndReauthenticates(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := authVault(t, addr, rootTok)
+	root := vaultClient(t, addr, rootTok)
 	roleID := authAppRole(t, root, "app", map[string]any{"token_ttl": "3s", "token_max_ttl": "1h"})
 	s, err := root.Logical().Write("auth/approle/role/app/secret-id", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "role-id"), roleID+"\n")
-	putFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string)+"\n")
+	writeFile(t, filepath.Join(dir, "role-id"), roleID+"\n")
+	writeFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string)+"\n")
 	sinkPath := filepath.Join(dir, "token")
 
-	c := authClient(t, addr)
+	c := apiClient(t, addr, "")
 	h := &auth.Handler{
 		Client: c,
 		Method: authMethod(t, &config.Method{Type: "approle", Config: map[string]any{
@@ -248,9 +198,9 @@ func TestAutoAuthRenewsToken(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			addr, rootTok := servertest.StartDev(t)
-			root := authVault(t, addr, rootTok)
+			root := vaultClient(t, addr, rootTok)
 			dir := authAppRoleFiles(t, root, role)
-			h := &auth.Handler{Client: authClient(t, addr), Method: authAppRoleMethod(t, dir)}
+			h := &auth.Handler{Client: apiClient(t, addr, ""), Method: authAppRoleMethod(t, dir)}
 			tokens, logs := runAuth(t, h)
 			tok := authNextToken(t, tokens, logs)
 			// Wait for three renewals, then the token must still work: it
@@ -270,9 +220,9 @@ func TestAutoAuthRenewsToken(t *testing.T) {
 // logs in again and hands over a new token.
 func TestAutoAuthReloginNearMaxTTL(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := authVault(t, addr, rootTok)
+	root := vaultClient(t, addr, rootTok)
 	dir := authAppRoleFiles(t, root, map[string]any{"token_ttl": "3s", "token_max_ttl": "5s"})
-	h := &auth.Handler{Client: authClient(t, addr), Method: authAppRoleMethod(t, dir)}
+	h := &auth.Handler{Client: apiClient(t, addr, ""), Method: authAppRoleMethod(t, dir)}
 	tokens, logs := runAuth(t, h)
 	first := authNextToken(t, tokens, logs)
 	second := authNextToken(t, tokens, logs)
@@ -293,8 +243,8 @@ func authAppRoleFiles(t *testing.T, root *vault.Client, settings map[string]any)
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "role-id"), roleID)
-	putFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	writeFile(t, filepath.Join(dir, "role-id"), roleID)
+	writeFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
 	return dir
 }
 
@@ -305,7 +255,7 @@ func authAppRoleMethod(t *testing.T, dir string) auth.Method {
 }
 
 // waitLog waits until the logs hold what n times.
-func authWaitLog(t *testing.T, logs *authLogs, what string, n int) {
+func authWaitLog(t *testing.T, logs *lockedBuffer, what string, n int) {
 	t.Helper()
 	deadline := time.Now().Add(authWait)
 	for strings.Count(logs.String(), what) < n {
@@ -320,7 +270,7 @@ func authWaitLog(t *testing.T, logs *authLogs, what string, n int) {
 // path is checked; one wrapped by another path is refused and left alone.
 func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := authVault(t, addr, rootTok)
+	root := vaultClient(t, addr, rootTok)
 	roleID := authAppRole(t, root, "app", map[string]any{"token_ttl": "1h"})
 	wrapped := func() string {
 		wc, err := root.Clone()
@@ -336,7 +286,7 @@ func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 		return s.WrapInfo.Token
 	}
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "role-id"), roleID)
+	writeFile(t, filepath.Join(dir, "role-id"), roleID)
 	cfg := func(path string) *config.Method {
 		return &config.Method{Type: "approle", Config: map[string]any{
 			"role_id_file_path":                filepath.Join(dir, "role-id"),
@@ -347,9 +297,9 @@ func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 
 	// Refused: the agent expects another creation path.
 	wt := wrapped()
-	putFile(t, filepath.Join(dir, "secret-id"), wt)
+	writeFile(t, filepath.Join(dir, "secret-id"), wt)
 	m := authMethod(t, cfg("auth/approle/role/other/secret-id"))
-	_, err := m.Login(context.Background(), authClient(t, addr))
+	_, err := m.Login(context.Background(), apiClient(t, addr, ""))
 	if err == nil || !strings.Contains(err.Error(), "auth/approle/role/app/secret-id") || !strings.Contains(err.Error(), "refusing") {
 		t.Fatalf("login with a secret ID wrapped elsewhere: %v, want a refusal naming the creation path", err)
 	}
@@ -361,14 +311,14 @@ func TestAutoAuthAppRoleWrappedSecretID(t *testing.T) {
 	}
 
 	// Accepted: the right creation path.
-	h := &auth.Handler{Client: authClient(t, addr), Method: authMethod(t, cfg("auth/approle/role/app/secret-id"))}
+	h := &auth.Handler{Client: apiClient(t, addr, ""), Method: authMethod(t, cfg("auth/approle/role/app/secret-id"))}
 	tokens, logs := runAuth(t, h)
 	tok := authNextToken(t, tokens, logs)
 	if got := authLookupSelf(t, addr, tok).Data["meta"].(map[string]any)["role_name"]; got != "app" {
 		t.Fatalf("token meta role_name %v, want app", got)
 	}
 	// The wrapping token is spent.
-	if _, err := authVault(t, addr, rootTok).Logical().Unwrap(wt); err == nil {
+	if _, err := vaultClient(t, addr, rootTok).Logical().Unwrap(wt); err == nil {
 		t.Fatal("the wrapping token still unwraps after the agent used it")
 	}
 }
@@ -379,7 +329,7 @@ func TestAutoAuthJWTRereadsFile(t *testing.T) {
 	key := oidctest.NewRSA(t, "k1")
 	iss := oidctest.NewIssuer(t, key)
 	addr, rootTok := servertest.StartDev(t)
-	root := authVault(t, addr, rootTok)
+	root := vaultClient(t, addr, rootTok)
 	if err := root.Sys().EnableAuthWithOptions("jwt", &vault.EnableAuthOptions{Type: "jwt"}); err != nil {
 		t.Fatal(err)
 	}
@@ -399,8 +349,8 @@ func TestAutoAuthJWTRereadsFile(t *testing.T) {
 	}
 	dir := t.TempDir()
 	jwtPath := filepath.Join(dir, "token")
-	putFile(t, jwtPath, jwtFor("pod-a"))
-	h := &auth.Handler{Client: authClient(t, addr), Method: authMethod(t, &config.Method{Type: "jwt", Config: map[string]any{
+	writeFile(t, jwtPath, jwtFor("pod-a"))
+	h := &auth.Handler{Client: apiClient(t, addr, ""), Method: authMethod(t, &config.Method{Type: "jwt", Config: map[string]any{
 		"path": jwtPath, "role": "pod", "remove_jwt_after_reading": false,
 	}})}
 	tokens, logs := runAuth(t, h)
@@ -412,7 +362,7 @@ func TestAutoAuthJWTRereadsFile(t *testing.T) {
 	if _, err := os.Stat(jwtPath); err != nil {
 		t.Fatalf("the JWT file was removed with remove_jwt_after_reading = false: %v", err)
 	}
-	putFile(t, jwtPath, jwtFor("pod-b"))
+	writeFile(t, jwtPath, jwtFor("pod-b"))
 	authRevoke(t, root, first)
 	second := authNextToken(t, tokens, logs)
 	if got := subject(second); got != "pod-b" {
@@ -424,10 +374,10 @@ func TestAutoAuthJWTRereadsFile(t *testing.T) {
 func TestAutoAuthJWTRemovedByDefault(t *testing.T) {
 	dir := t.TempDir()
 	jwtPath := filepath.Join(dir, "token")
-	putFile(t, jwtPath, "not-a-jwt")
+	writeFile(t, jwtPath, "not-a-jwt")
 	m := authMethod(t, &config.Method{Type: "jwt", Config: map[string]any{"path": jwtPath, "role": "pod"}})
 	addr, _ := servertest.StartDev(t)
-	m.Login(context.Background(), authClient(t, addr)) // the server refuses it: no jwt mount
+	m.Login(context.Background(), apiClient(t, addr, "")) // the server refuses it: no jwt mount
 	if _, err := os.Stat(jwtPath); !os.IsNotExist(err) {
 		t.Fatalf("the JWT file is still there (stat: %v)", err)
 	}
@@ -438,17 +388,17 @@ func TestAutoAuthJWTRemovedByDefault(t *testing.T) {
 // agent's token.
 func TestAutoAuthTokenFileAndWrappingSink(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := authVault(t, addr, rootTok)
+	root := vaultClient(t, addr, rootTok)
 	ts, err := root.Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h", Policies: []string{"default"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := ts.Auth.ClientToken
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "vault-token"), tok+"\n")
+	writeFile(t, filepath.Join(dir, "vault-token"), tok+"\n")
 	plain, wrappedPath := filepath.Join(dir, "plain"), filepath.Join(dir, "wrapped")
 	h := &auth.Handler{
-		Client: authClient(t, addr),
+		Client: apiClient(t, addr, ""),
 		Method: authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 		Sinks: []auth.Sink{
 			authSink(t, &config.Sink{Type: "file", Path: plain}),
@@ -484,7 +434,7 @@ func TestAutoAuthTokenFileAndWrappingSink(t *testing.T) {
 	if wi["creation_path"] != "sys/wrapping/wrap" || wi["ttl"] != float64(300) {
 		t.Fatalf("wrap info %s, want creation_path sys/wrapping/wrap and ttl 300", raw)
 	}
-	un, err := authVault(t, addr, "").Logical().Unwrap(wi["token"].(string))
+	un, err := vaultClient(t, addr, "").Logical().Unwrap(wi["token"].(string))
 	if err != nil {
 		t.Fatalf("unwrapping the sink's token: %v", err)
 	}
@@ -498,17 +448,17 @@ func TestAutoAuthTokenFileAndWrappingSink(t *testing.T) {
 // agent keeps no token and calls no OnToken.
 func TestAutoAuthMethodWrapTTL(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := authVault(t, addr, rootTok)
+	root := vaultClient(t, addr, rootTok)
 	roleID := authAppRole(t, root, "app", map[string]any{"token_ttl": "1h"})
 	s, err := root.Logical().Write("auth/approle/role/app/secret-id", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "role-id"), roleID)
-	putFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
+	writeFile(t, filepath.Join(dir, "role-id"), roleID)
+	writeFile(t, filepath.Join(dir, "secret-id"), s.Data["secret_id"].(string))
 	sinkPath := filepath.Join(dir, "sink")
-	c := authClient(t, addr)
+	c := apiClient(t, addr, "")
 	h := &auth.Handler{Client: c, Method: authMethod(t, &config.Method{Type: "approle", WrapTTL: time.Minute, Config: map[string]any{
 		"role_id_file_path": filepath.Join(dir, "role-id"), "secret_id_file_path": filepath.Join(dir, "secret-id"),
 	}}), Sinks: []auth.Sink{authSink(t, &config.Sink{Type: "file", Path: sinkPath})}}
@@ -536,7 +486,7 @@ func TestAutoAuthMethodWrapTTL(t *testing.T) {
 	if err := json.Unmarshal(raw, &wi); err != nil || wi.CreationPath != "auth/approle/login" {
 		t.Fatalf("sink holds %s (%v), want wrap info from auth/approle/login", raw, err)
 	}
-	un, err := authVault(t, addr, "").Logical().Unwrap(wi.Token)
+	un, err := vaultClient(t, addr, "").Logical().Unwrap(wi.Token)
 	if err != nil || un.Auth == nil {
 		t.Fatalf("unwrapping the login: %v", err)
 	}
@@ -574,7 +524,7 @@ func (g *downGate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // agent logs in.
 func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	root := authVault(t, addr, rootTok)
+	root := vaultClient(t, addr, rootTok)
 	ts, err := root.Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h"})
 	if err != nil {
 		t.Fatal(err)
@@ -591,9 +541,9 @@ func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 	t.Cleanup(func() { srv.Close() })
 
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "vault-token"), tok)
+	writeFile(t, filepath.Join(dir, "vault-token"), tok)
 	h := &auth.Handler{
-		Client: authClient(t, "http://"+ln.Addr().String()),
+		Client: apiClient(t, "http://"+ln.Addr().String(), ""),
 		Method: authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 	}
 	tokens, logs := runAuth(t, h)
@@ -620,9 +570,9 @@ func TestAutoAuthRetriesWhileServerDown(t *testing.T) {
 func TestAutoAuthExitOnError(t *testing.T) {
 	addr, _ := servertest.StartDev(t)
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "vault-token"), "not-a-token")
+	writeFile(t, filepath.Join(dir, "vault-token"), "not-a-token")
 	h := &auth.Handler{
-		Client:      authClient(t, addr),
+		Client:      apiClient(t, addr, ""),
 		Method:      authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 		ExitOnError: true,
 		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
@@ -643,13 +593,13 @@ func TestAutoAuthExitOnError(t *testing.T) {
 // succeeds.
 func TestAutoAuthSinkFailureRetried(t *testing.T) {
 	addr, rootTok := servertest.StartDev(t)
-	ts, err := authVault(t, addr, rootTok).Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h"})
+	ts, err := vaultClient(t, addr, rootTok).Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	tok := ts.Auth.ClientToken
 	dir := t.TempDir()
-	putFile(t, filepath.Join(dir, "vault-token"), tok)
+	writeFile(t, filepath.Join(dir, "vault-token"), tok)
 	sub := filepath.Join(dir, "run")
 	if err := os.Mkdir(sub, 0o700); err != nil {
 		t.Fatal(err)
@@ -659,7 +609,7 @@ func TestAutoAuthSinkFailureRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &auth.Handler{
-		Client: authClient(t, addr),
+		Client: apiClient(t, addr, ""),
 		Method: authMethod(t, &config.Method{Type: "token_file", Config: map[string]any{"token_file_path": filepath.Join(dir, "vault-token")}}),
 		Sinks:  []auth.Sink{sink},
 	}

@@ -1,7 +1,6 @@
 package agent_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,57 +10,11 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/arcasec/arca/internal/server/servertest"
 	"github.com/arcasec/arca/internal/testutil/arcaproc"
 	"github.com/arcasec/arca/internal/testutil/pgtest"
 )
-
-// pgQuery runs one query on the cluster as its superuser.
-func pgQuery(t *testing.T, pg *pgtest.Cluster, q string, args ...any) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
-func pgExec(t *testing.T, pg *pgtest.Cluster, stmt string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-}
-
-func roleExists(t *testing.T, pg *pgtest.Cluster, name string) bool {
-	return pgQuery(t, pg, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, name) == 1
-}
-
-// canLogIn reports whether username/password opens a session.
-func canLogIn(pg *pgtest.Cluster, username, password string) bool {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, pg.URLFor(username, password))
-	if err != nil {
-		return false
-	}
-	conn.Close(ctx)
-	return true
-}
 
 // databaseServer starts a dev server and a PostgreSQL cluster, with the
 // database engine at database/ and a role "app" of the given TTLs.
@@ -159,11 +112,6 @@ template {
 		return strings.HasPrefix(readFileOrEmpty(ran), firstUser+"\n"+secondUser+"\n")
 	})
 	waitFor(t, 20*time.Second, "the server to drop the first user", func() bool { return !roleExists(t, pg, firstUser) })
-}
-
-func readFileOrEmpty(path string) string {
-	b, _ := os.ReadFile(path)
-	return string(b)
 }
 
 // TestRunRevokesItsLeasesWhenTheCommandEnds: `arca run -dotenv` with

@@ -1,14 +1,11 @@
 package agent_test
 
 import (
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -34,23 +31,6 @@ type agentProc struct {
 	out  *lockedBuffer
 	done chan struct{}
 	code int
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startAgent writes hcl to dir/agent.hcl and starts `arca agent` on it. The
@@ -104,55 +84,6 @@ func (p *agentProc) exited(t *testing.T, within time.Duration) int {
 	}
 }
 
-// waitFor polls cond every 50ms until it holds or the deadline passes.
-func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// fileIs reports whether path holds exactly want.
-func fileIs(path, want string) func() bool {
-	return func() bool {
-		b, err := os.ReadFile(path)
-		return err == nil && string(b) == want
-	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func vaultClient(t *testing.T, addr, token string) *vault.Client {
-	t.Helper()
-	conf := vault.DefaultConfig()
-	conf.Address = addr
-	conf.MaxRetries = 0
-	c, err := vault.NewClient(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.SetToken(token)
-	return c
-}
-
 // appRole enables AppRole with role "app" (policies given as HCL) and
 // writes its role ID and a fresh secret ID into dir.
 func appRole(t *testing.T, c *vault.Client, dir, policy string) (roleIDFile, secretIDFile string) {
@@ -180,23 +111,6 @@ func appRole(t *testing.T, c *vault.Client, dir, policy string) (roleIDFile, sec
 	writeFile(t, roleIDFile, rid.Data["role_id"].(string))
 	writeFile(t, secretIDFile, sid.Data["secret_id"].(string))
 	return roleIDFile, secretIDFile
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-func kvPut(t *testing.T, c *vault.Client, path string, data map[string]any) {
-	t.Helper()
-	if _, err := c.Logical().Write("secret/data/"+path, map[string]any{"data": data}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // TestAgentRendersKVAndFollowsChanges is the issue's first proof: AppRole
@@ -278,15 +192,6 @@ template {
 	kvPut(t, c, "app/db", map[string]any{"password": "third-pass", "user": "app"})
 	waitFor(t, 20*time.Second, "the render after the failed ones", fileIs(dest, "user=app password=third-pass v3"))
 	waitFor(t, 10*time.Second, "the command after it", fileIs(ran, "run\nrun\nrun\n"))
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
 }
 
 // TestAgentExecRestartsChildOnChangeAndReturnsItsExitCode runs an

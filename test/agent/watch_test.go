@@ -8,7 +8,6 @@ package agent_test
 // front of the server shows what the watcher asked for.
 
 import (
-	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -23,8 +22,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/arcasec/arca/api"
 	"github.com/arcasec/arca/internal/agent/watch"
@@ -80,15 +77,6 @@ func (p *watchProxy) byToken(tok string) int {
 	return p.tokens[tok[len(tok)-4:]]
 }
 
-func watchClient(t *testing.T, addr, token string) *api.Client {
-	t.Helper()
-	c, err := api.NewClient(api.Config{Address: addr, Token: token, Timeout: 30 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
 func watchWrite(t *testing.T, c *api.Client, path string, data map[string]any) *api.Secret {
 	t.Helper()
 	s, err := c.Write(context.Background(), path, data)
@@ -123,18 +111,6 @@ func waitChanged(t *testing.T, w *watch.Watcher, what string) {
 	}
 }
 
-// watchEventually waits for cond; the deadline only stops a broken test.
-func watchEventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("never happened: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 func mustSecret(t *testing.T, w *watch.Watcher, path string, data map[string]any) *api.Secret {
 	t.Helper()
 	s, err := w.Secret(path, data)
@@ -161,10 +137,10 @@ func kvField(t *testing.T, s *api.Secret, field string) (value, version string) 
 // then answers with the new data and version.
 func TestWatchKVv2VersionChangeIsDetected(t *testing.T) {
 	addr, root := servertest.StartDev(t)
-	admin := watchClient(t, addr, root)
+	admin := apiClient(t, addr, root)
 	watchWrite(t, admin, "secret/data/app/db", map[string]any{"data": map[string]any{"password": "first"}})
 
-	w := watch.New(watchClient(t, addr, root), watch.Options{StaticInterval: 100 * time.Millisecond})
+	w := watch.New(apiClient(t, addr, root), watch.Options{StaticInterval: 100 * time.Millisecond})
 	s := mustSecret(t, w, "secret/data/app/db", nil)
 	if v, ver := kvField(t, s, "password"); v != "first" || ver != "1" {
 		t.Fatalf("first read: password %q version %s, want first and 1", v, ver)
@@ -197,12 +173,12 @@ func TestWatchKVv2VersionChangeIsDetected(t *testing.T) {
 // list on the mount lists metadata/.
 func TestWatchKVv2ShimPath(t *testing.T) {
 	addr, root := servertest.StartDev(t)
-	admin := watchClient(t, addr, root)
+	admin := apiClient(t, addr, root)
 	watchWrite(t, admin, "secret/data/app/db", map[string]any{"data": map[string]any{"password": "pw1"}})
 	watchWrite(t, admin, "secret/data/app/api", map[string]any{"data": map[string]any{"key": "k1"}})
 	p := startWatchProxy(t, addr)
 
-	w := watch.New(watchClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
+	w := watch.New(apiClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
 	s := mustSecret(t, w, "secret/app/db", nil)
 	if v, _ := kvField(t, s, "password"); v != "pw1" {
 		t.Fatalf("secret/app/db: password %q, want pw1", v)
@@ -234,7 +210,7 @@ func TestWatchKVv2ShimPath(t *testing.T) {
 	if _, err := admin.Delete(context.Background(), "secret/data/app/api", nil); err != nil {
 		t.Fatal(err)
 	}
-	fresh := watch.New(watchClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
+	fresh := watch.New(apiClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
 	if _, err := fresh.Secret("secret/app/api", nil); !errors.Is(err, watch.ErrNotFound) {
 		t.Fatalf("deleted secret: err = %v, want ErrNotFound", err)
 	}
@@ -251,9 +227,9 @@ func TestWatchKVv2ShimPath(t *testing.T) {
 // Concurrent first reads of one secret make one request.
 func TestWatchConcurrentFirstReadsFetchOnce(t *testing.T) {
 	addr, root := servertest.StartDev(t)
-	watchWrite(t, watchClient(t, addr, root), "secret/data/shared", map[string]any{"data": map[string]any{"v": "1"}})
+	watchWrite(t, apiClient(t, addr, root), "secret/data/shared", map[string]any{"data": map[string]any{"v": "1"}})
 	p := startWatchProxy(t, addr)
-	w := watch.New(watchClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
+	w := watch.New(apiClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
 
 	var wg sync.WaitGroup
 	errs := make(chan error, 16)
@@ -279,11 +255,11 @@ func TestWatchConcurrentFirstReadsFetchOnce(t *testing.T) {
 // answered from the cache, other data is another write.
 func TestWatchWriteParameterSecret(t *testing.T) {
 	addr, root := servertest.StartDev(t)
-	admin := watchClient(t, addr, root)
+	admin := apiClient(t, addr, root)
 	watchWrite(t, admin, "sys/mounts/transit", map[string]any{"type": "transit"})
 	watchWrite(t, admin, "transit/keys/app", map[string]any{})
 	p := startWatchProxy(t, addr)
-	w := watch.New(watchClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
+	w := watch.New(apiClient(t, p.URL, root), watch.Options{StaticInterval: time.Hour})
 
 	plain := base64.StdEncoding.EncodeToString([]byte("the plaintext"))
 	s := mustSecret(t, w, "transit/encrypt/app", map[string]any{"plaintext": plain})
@@ -314,7 +290,7 @@ func TestWatchWriteParameterSecret(t *testing.T) {
 // is signalled when the data moved.
 func TestWatchTokenChangedRefetches(t *testing.T) {
 	addr, root := servertest.StartDev(t)
-	admin := watchClient(t, addr, root)
+	admin := apiClient(t, addr, root)
 	watchWrite(t, admin, "secret/data/app/db", map[string]any{"data": map[string]any{"password": "first"}})
 	watchWrite(t, admin, "sys/policies/acl/app", map[string]any{"policy": `path "secret/*" { capabilities = ["read", "list"] }`})
 	newToken := func() string {
@@ -323,7 +299,7 @@ func TestWatchTokenChangedRefetches(t *testing.T) {
 	}
 	tokA, tokB := newToken(), newToken()
 	p := startWatchProxy(t, addr)
-	c := watchClient(t, p.URL, tokA)
+	c := apiClient(t, p.URL, tokA)
 	w := watch.New(c, watch.Options{StaticInterval: time.Hour})
 	mustSecret(t, w, "secret/app/db", nil)
 	watchRun(t, w)
@@ -347,20 +323,20 @@ func TestWatchTokenChangedRefetches(t *testing.T) {
 // failing, while the last good data stay readable.
 func TestWatchRetries(t *testing.T) {
 	addr, root := servertest.StartDev(t)
-	watchWrite(t, watchClient(t, addr, root), "secret/data/app", map[string]any{"data": map[string]any{"v": "1"}})
+	watchWrite(t, apiClient(t, addr, root), "secret/data/app", map[string]any{"data": map[string]any{"v": "1"}})
 	p := startWatchProxy(t, addr)
-	var logs syncBuffer
+	var logs lockedBuffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 
 	p.failNext.Store(3) // the preflight, then two reads
-	w := watch.New(watchClient(t, p.URL, root), watch.Options{StaticInterval: 50 * time.Millisecond, Retries: 3, Logger: logger})
+	w := watch.New(apiClient(t, p.URL, root), watch.Options{StaticInterval: 50 * time.Millisecond, Retries: 3, Logger: logger})
 	mustSecret(t, w, "secret/app", nil)
 	if !strings.Contains(logs.String(), "retrying") {
 		t.Fatalf("the retries were not logged: %s", logs.String())
 	}
 
 	p.failNext.Store(1 << 30)
-	none := watch.New(watchClient(t, p.URL, root), watch.Options{Retries: -1})
+	none := watch.New(apiClient(t, p.URL, root), watch.Options{Retries: -1})
 	if _, err := none.Secret("secret/data/other", nil); err == nil || !strings.Contains(err.Error(), "503") {
 		t.Fatalf("with the server failing and no retries: err = %v, want the 503", err)
 	}
@@ -380,24 +356,6 @@ func TestWatchRetries(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // Database credentials with ttl 2s and max_ttl 6s on real PostgreSQL: the
 // watcher renews the lease (same username, the server records a renewal),
 // and when a renewal can no longer extend it, fetches new credentials
@@ -406,9 +364,9 @@ func (s *syncBuffer) String() string {
 func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	pg := pgtest.Start(t)
 	addr, root := servertest.StartDev(t)
-	admin := watchClient(t, addr, root)
+	admin := apiClient(t, addr, root)
 	watchWrite(t, admin, "sys/mounts/database", map[string]any{"type": "database"})
-	watchSQL(t, pg, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'vault_admin_password'`)
+	pgExec(t, pg, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'vault_admin_password'`)
 	watchWrite(t, admin, "database/config/production", map[string]any{
 		"plugin_name": "postgresql-database-plugin", "connection_url": pg.TemplateURL(),
 		"allowed_roles": "app", "username": "vault_admin", "password": "vault_admin_password",
@@ -423,7 +381,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 		return watchWrite(t, admin, "auth/token/create", map[string]any{"policies": []string{"root"}}).Auth.ClientToken
 	}
 	tokA := newToken()
-	c := watchClient(t, addr, tokA)
+	c := apiClient(t, addr, tokA)
 	logger := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 	w := watch.New(c, watch.Options{StaticInterval: time.Hour, Logger: logger})
 	first := mustSecret(t, w, "database/creds/app", nil)
@@ -435,7 +393,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 
 	// Renewed: the lease records a renewal while the watcher still hands
 	// out the same username and lease.
-	watchEventually(t, "the lease renewed", func() bool {
+	waitFor(t, 30*time.Second, "the lease renewed", func() bool {
 		s, err := admin.Write(context.Background(), "sys/leases/lookup", map[string]any{"lease_id": first.LeaseID})
 		return err == nil && s != nil && s.Data["last_renewal"] != nil
 	})
@@ -449,7 +407,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 
 	// Replaced near max_ttl: new username, change signalled.
 	var second *api.Secret
-	watchEventually(t, "new credentials after max_ttl", func() bool {
+	waitFor(t, 30*time.Second, "new credentials after max_ttl", func() bool {
 		second = mustSecret(t, w, "database/creds/app", nil)
 		return second.LeaseID != first.LeaseID
 	})
@@ -458,8 +416,8 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	if user2 == "" || user2 == user1 {
 		t.Fatalf("replacement username %q, first %q: want a new user", user2, user1)
 	}
-	watchEventually(t, "the first user dropped", func() bool { return !watchUserExists(t, pg, user1) })
-	if !watchUserExists(t, pg, user2) {
+	waitFor(t, 30*time.Second, "the first user dropped", func() bool { return !roleExists(t, pg, user1) })
+	if !roleExists(t, pg, user2) {
 		t.Fatalf("the replacement user %s does not exist", user2)
 	}
 
@@ -467,7 +425,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	// leases taken under it: TokenChanged fetches new credentials with the
 	// new token at once.
 	watchWrite(t, admin, "auth/token/revoke", map[string]any{"token": tokA})
-	watchEventually(t, "the user of the revoked token dropped", func() bool { return !watchUserExists(t, pg, user2) })
+	waitFor(t, 30*time.Second, "the user of the revoked token dropped", func() bool { return !roleExists(t, pg, user2) })
 	c.SetToken(newToken())
 	for len(w.Changed()) > 0 {
 		<-w.Changed()
@@ -476,37 +434,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	waitChanged(t, w, "after the token changed")
 	third := mustSecret(t, w, "database/creds/app", nil)
 	user3, _ := third.Data["username"].(string)
-	if user3 == "" || user3 == user2 || third.LeaseID == second.LeaseID || !watchUserExists(t, pg, user3) {
+	if user3 == "" || user3 == user2 || third.LeaseID == second.LeaseID || !roleExists(t, pg, user3) {
 		t.Fatalf("after the token changed: user %q lease %q, want a new user and lease", user3, third.LeaseID)
 	}
-}
-
-func watchSQL(t *testing.T, pg *pgtest.Cluster, stmts ...string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
-func watchUserExists(t *testing.T, pg *pgtest.Cluster, username string) bool {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, username).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	return exists
 }
