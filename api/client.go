@@ -436,3 +436,24 @@ func (c *Client) SysJSON(ctx context.Context, method, path string, body any, out
 	dec.UseNumber()
 	return dec.Decode(out)
 }
+
+// Int64 reads a number from a response's data (a json.Number, as the
+// client decodes them, or a Go number), truncating a fraction; ok is false
+// for anything else.
+func Int64(v any) (n int64, ok bool) {
+	switch n := v.(type) {
+	case json.Number:
+		if i, err := n.Int64(); err == nil {
+			return i, true
+		}
+		f, err := n.Float64()
+		return int64(f), err == nil
+	case float64:
+		return int64(n), true
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	}
+	return 0, false
+}

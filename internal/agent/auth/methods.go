@@ -345,7 +345,7 @@ func (t *tokenFile) Login(ctx context.Context, c *api.Client) (*api.Secret, erro
 	if s == nil || s.Data == nil {
 		return nil, errors.New("token_file: looking up the token: the server returned nothing")
 	}
-	ttl, _ := num(s.Data["ttl"])
+	ttl, _ := api.Int64(s.Data["ttl"])
 	renewable, _ := s.Data["renewable"].(bool)
 	typ, _ := s.Data["type"].(string)
 	s.Auth = &api.SecretAuth{ClientToken: t.token, LeaseDuration: ttl, Renewable: renewable, TokenType: typ}
@@ -353,23 +353,4 @@ func (t *tokenFile) Login(ctx context.Context, c *api.Client) (*api.Secret, erro
 		s.Auth.Accessor = acc
 	}
 	return s, nil
-}
-
-func num(v any) (int64, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		i, err := n.Int64()
-		if err != nil {
-			f, ferr := n.Float64()
-			return int64(f), ferr == nil
-		}
-		return i, true
-	case float64:
-		return int64(n), true
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	}
-	return 0, false
 }

@@ -595,7 +595,7 @@ func (w *Watcher) store(e *entry, res result, now time.Time, gen uint64) bool {
 // static credential (just after its rotation), as consul-template does.
 func (w *Watcher) staticWait(s *api.Secret, now time.Time) time.Duration {
 	if _, ok := s.Data["certificate"]; ok {
-		if exp, ok := number(s.Data["expiration"]); ok {
+		if exp, ok := api.Int64(s.Data["expiration"]); ok {
 			if left := time.Unix(exp, 0).Sub(now); left > 0 {
 				frac := nonRenewableThreshold + (jitter()-0.5)*0.1
 				return time.Duration(float64(left) * frac)
@@ -603,26 +603,11 @@ func (w *Watcher) staticWait(s *api.Secret, now time.Time) time.Duration {
 		}
 	}
 	if _, ok := s.Data["rotation_period"]; ok {
-		if ttl, ok := number(s.Data["ttl"]); ok && ttl >= 0 {
+		if ttl, ok := api.Int64(s.Data["ttl"]); ok && ttl >= 0 {
 			return time.Duration(ttl+1) * time.Second
 		}
 	}
 	return w.static
-}
-
-func number(v any) (int64, bool) {
-	switch n := v.(type) {
-	case json.Number:
-		i, err := n.Int64()
-		return i, err == nil
-	case float64:
-		return int64(n), true
-	case int64:
-		return n, true
-	case int:
-		return int64(n), true
-	}
-	return 0, false
 }
 
 // queueAt puts e in the queue for act at t; a token change since gen makes
