@@ -124,8 +124,14 @@ func (r *renderer) render(ctx context.Context) (complete bool, err error) {
 	for _, ft := range r.templates {
 		out, retry, err := r.execute(ft.t)
 		if err != nil {
-			if !retry {
+			if !retry && ft.cfg.ErrorFatal {
 				return false, fmt.Errorf("rendering %s: %w", ft.name, err)
+			}
+			if !retry {
+				// error_fatal = false: the file stays as it was until a
+				// change lets the template render.
+				r.log.Error("the template cannot render; keeping the previous file", "template", ft.name, "error", err)
+				continue
 			}
 			r.log.Warn("cannot render the template yet; keeping the previous file and retrying", "template", ft.name, "error", err)
 			complete = false
@@ -233,7 +239,33 @@ func (r *renderer) loop(ctx context.Context, once bool) error {
 		case <-ctx.Done():
 			return nil
 		case <-r.watcher.Changed():
+			r.quiesce(ctx)
 		case <-retry:
+		}
+	}
+}
+
+// quiesce waits, after a change, until no further change came for the
+// templates' wait { min } (the largest asked), but no longer than their
+// wait { max } in all, so a burst of changes renders once.
+func (r *renderer) quiesce(ctx context.Context) {
+	var quiet, limit time.Duration
+	for _, ft := range r.templates {
+		quiet, limit = max(quiet, ft.cfg.WaitMin), max(limit, ft.cfg.WaitMax)
+	}
+	if quiet <= 0 {
+		return
+	}
+	deadline := time.After(max(limit, quiet))
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-deadline:
+			return
+		case <-time.After(quiet):
+			return
+		case <-r.watcher.Changed():
 		}
 	}
 }

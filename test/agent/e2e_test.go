@@ -535,3 +535,46 @@ template {
 		t.Fatalf("the sink's token does not work: %v", err)
 	}
 }
+
+// TestAgentTemplateWaitAndErrorFatal: wait { min } lets a burst of changes
+// render once (the version in between never reaches the file or the
+// command), and a template with error_fatal = false that cannot render
+// leaves the agent running and the other templates rendering.
+func TestAgentTemplateWaitAndErrorFatal(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	kvPut(t, c, "app/db", map[string]any{"password": "v1"})
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	dest, broken, ran := filepath.Join(dir, "out"), filepath.Join(dir, "broken"), filepath.Join(dir, "ran")
+	startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template_config { static_secret_render_interval = "200ms" }
+template {
+  contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
+  destination = %q
+  command     = "cat %s >> %s; echo >> %s"
+  wait {
+    min = "3s"
+    max = "10s"
+  }
+}
+template {
+  contents             = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.later }}{{ end }}"
+  destination          = %q
+  error_on_missing_key = true
+  error_fatal          = false
+}
+`, addr, tokenFile, dest, dest, ran, ran, broken))
+
+	waitFor(t, 20*time.Second, "the first render", fileIs(ran, "v1\n"))
+	kvPut(t, c, "app/db", map[string]any{"password": "v2"})
+	time.Sleep(400 * time.Millisecond)
+	kvPut(t, c, "app/db", map[string]any{"password": "v3", "later": "now-here"})
+	waitFor(t, 20*time.Second, "the render after the burst", fileIs(ran, "v1\nv3\n"))
+	waitFor(t, 20*time.Second, "the template that could not render before", fileIs(broken, "now-here"))
+}

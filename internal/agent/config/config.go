@@ -89,7 +89,7 @@ type Template struct {
 	Backup            bool          // backup: keep the previous file as <destination>.bak
 	CreateDestDirs    bool          // create_dest_dirs; default true
 	WaitMin, WaitMax  time.Duration // wait { min, max } (or wait = "5s:10s")
-	ErrorFatal        bool          // error_fatal: default true? (see docs) — a render error exits the agent
+	ErrorFatal        bool          // error_fatal (default true): a template error stops the agent; false keeps the old file
 	User, Group       string        // user/group: accepted, applied only when running as root
 }
 
