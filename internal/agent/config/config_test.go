@@ -452,3 +452,81 @@ func TestLoadMissingFile(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+// TestStanzaRules: what every stanza does with its keys: refused keys name
+// themselves, ignored keys are skipped (even where another stanza knows
+// them), an unknown key is reported as unknown whatever its shape, and the
+// older names give way to the newer ones.
+func TestStanzaRules(t *testing.T) {
+	clearEnv(t)
+	c, err := Parse([]byte(`
+auto_auth {
+  method "approle" { config { role_id_file_path = "/r", retries = 3, tags = ["a", "b"] } }
+  sink "file" { config { path = "/t" } }
+}
+api_proxy { use_auto_auth_token = true }
+cache {
+  enforce_consistency = "always"
+  when_inconsistent   = "fail"
+}
+listener "tcp" {
+  address = "127.0.0.1:8100"
+  tls_disable = true
+}
+template {
+  contents        = "x"
+  destination     = "/x"
+  uid             = "1000"
+  user            = "app"
+  gid             = "1000"
+  left_delimiter  = ""
+  wait { enabled = false }
+}
+`), "rules.hcl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.AutoAuth.Method.Config; cfg["retries"] != 3 || !reflect.DeepEqual(cfg["tags"], []any{"a", "b"}) {
+		t.Errorf("method config = %#v", cfg)
+	}
+	if ap := c.APIProxy; ap.UseAutoAuthToken != "true" || ap.EnforceConsistency != "" || ap.WhenInconsistent != "" {
+		t.Errorf("cache's ignored keys reached api_proxy: %+v", ap)
+	}
+	if tp := c.Templates[0]; tp.User != "app" || tp.Group != "1000" || tp.LeftDelim != "{{" || tp.WaitMin != 0 || tp.WaitMax != 0 {
+		t.Errorf("template = %+v", tp)
+	}
+
+	for _, tc := range []struct{ name, src, want string }{
+		{"unknown block in vault", "vault {\n bogus {}\n}", `line 2: vault: unknown key "bogus"`},
+		{"unknown block in exec", "exec {\n command = [\"a\"]\n bogus { x = 1 }\n}", `line 3: exec: unknown key "bogus"`},
+		{"unknown in retry", "vault {\n retry {\n  tries = 3\n }\n}", `line 3: vault.retry: unknown key "tries"`},
+		{"unknown in auto_auth", "auto_auth {\n method \"approle\" {}\n bogus = 1\n}", `line 3: auto_auth: unknown key "bogus"`},
+		{"unknown in wait", "template {\n contents = \"x\"\n destination = \"/x\"\n wait {\n  mn = \"1s\"\n }\n}", `line 5: template.wait: unknown key "mn" (min, max)`},
+		{"unknown in template.exec", "template {\n contents = \"x\"\n destination = \"/x\"\n exec {\n  cmd = [\"a\"]\n }\n}", `line 5: template.exec: unknown key "cmd"`},
+		{"unknown in env_template", "exec { command = [\"a\"] }\nenv_template \"X\" {\n contents = \"x\"\n bogus = 1\n}", `line 4: env_template "X": unknown key "bogus"`},
+		{"refused in template.exec", "template {\n contents = \"x\"\n destination = \"/x\"\n exec {\n  command = [\"a\"]\n  splay = \"5s\"\n }\n}", "line 6: template.exec: splay is not supported by Arca's agent; remove it"},
+		{"refused in listener", "listener \"tcp\" {\n address = \"x\"\n tls_disable = true\n tls_client_ca_file = \"/ca\"\n}", `line 4: listener "tcp": tls_client_ca_file is not supported`},
+		{"refused in env_template", "exec { command = [\"a\"] }\nenv_template \"X\" {\n contents = \"x\"\n sandbox_path = \"/s\"\n}", `line 4: env_template "X": sandbox_path is not supported by Arca's agent yet`},
+		{"client certs verified", "listener \"tcp\" {\n address = \"x\"\n tls_disable = true\n tls_require_and_verify_client_cert = true\n}", "line 4: listener \"tcp\": tls_require_and_verify_client_cert = true: Arca's agent does not verify client certificates"},
+		{"listener role", "listener \"tcp\" {\n address = \"x\"\n tls_disable = true\n role = \"metrics_only\"\n}", `role "metrics_only" is not supported`},
+		{"tls_min_version", "listener \"tcp\" {\n address = \"x\"\n tls_disable = true\n tls_min_version = \"tls10\"\n}", `tls_min_version: "tls10" must be "tls12" or "tls13"`},
+		{"negative connections", "template_config {\n max_connections_per_host = -1\n}", "line 2: template_config: max_connections_per_host must not be negative"},
+		{"threshold out of range", "template_config {\n lease_renewal_threshold = 2\n}", `line 2: template_config: lease_renewal_threshold: "2" is not a fraction`},
+		{"retries below -1", "vault {\n retry {\n  num_retries = -5\n }\n}", "line 3: vault.retry: num_retries must be -1"},
+		{"whole number", "vault {\n retry {\n  num_retries = \"many\"\n }\n}", `line 3: vault.retry: num_retries: "many" is not a whole number`},
+		{"value given as a block", "vault {\n address \"a\" {\n  x = 1\n }\n}", "line 2: vault: address: expected a value, not a block"},
+		{"value given as an object", "vault {\n address {\n  x = 1\n }\n}", "line 2: vault: address: expected a single value"},
+		{"list for a single value", "pid_file = [\"a\"]", "line 1: pid_file: expected a single value"},
+		{"two methods", "auto_auth {\n method \"approle\" {}\n method \"jwt\" {}\n}", "line 3: auto_auth: only one method block is allowed"},
+		{"type contradicts label", "listener \"tcp\" {\n type = \"unix\"\n}", `line 2: listener: type "unix" contradicts the block's label "tcp"`},
+		{"client cert alone", "vault {\n client_cert = \"/c\"\n}", "vault: client_cert and client_key must be given together"},
+		{"cache and api_proxy both set the token", "api_proxy { use_auto_auth_token = true }\ncache { use_auto_auth_token = true }", "line 2: cache: use_auto_auth_token is set both here and in api_proxy"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.src), "bad.hcl")
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v\nwant it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -175,41 +176,38 @@ func (p *parser) str(where string, e entry) (string, error) {
 	return s, nil
 }
 
-func (p *parser) boolean(where string, e entry) (bool, error) {
+// scan reads a string attribute and converts it with f; a string f refuses
+// is an error with msg, formatted with the key and the string as written.
+func scan[T any](p *parser, where string, e entry, f func(string) (T, bool), msg string) (T, error) {
 	s, err := p.str(where, e)
 	if err != nil {
-		return false, err
+		var zero T
+		return zero, err
 	}
-	b, err := strconv.ParseBool(strings.TrimSpace(s))
-	if err != nil {
-		return false, p.errf(e.line, where, "%s: %q is not true or false", e.key, s)
+	v, ok := f(s)
+	if !ok {
+		return v, p.errf(e.line, where, msg, e.key, s)
 	}
-	return b, nil
+	return v, nil
+}
+
+func (p *parser) boolean(where string, e entry) (bool, error) {
+	return scan(p, where, e, func(s string) (bool, bool) {
+		b, err := strconv.ParseBool(strings.TrimSpace(s))
+		return b, err == nil
+	}, "%s: %q is not true or false")
 }
 
 func (p *parser) integer(where string, e entry) (int, error) {
-	s, err := p.str(where, e)
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(s))
-	if err != nil {
-		return 0, p.errf(e.line, where, "%s: %q is not a whole number", e.key, s)
-	}
-	return n, nil
+	return scan(p, where, e, func(s string) (int, bool) {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		return n, err == nil
+	}, "%s: %q is not a whole number")
 }
 
 // duration reads "5m", "30s", "1h30m", "2d" or a bare number of seconds.
 func (p *parser) duration(where string, e entry) (time.Duration, error) {
-	s, err := p.str(where, e)
-	if err != nil {
-		return 0, err
-	}
-	d, ok := parseDuration(s)
-	if !ok {
-		return 0, p.errf(e.line, where, "%s: %q is not a duration such as \"30s\", \"5m\" or a number of seconds", e.key, s)
-	}
-	return d, nil
+	return scan(p, where, e, parseDuration, "%s: %q is not a duration such as \"30s\", \"5m\" or a number of seconds")
 }
 
 func parseDuration(s string) (time.Duration, bool) {
@@ -324,4 +322,155 @@ func (p *parser) plain(where string, e entry) (any, error) {
 		return out, nil
 	}
 	return nil, p.errf(e.line, where, "%s: expected a value or a list of values", e.key)
+}
+
+// A stanza is declared, not walked by hand: fields maps each key to what
+// reads it, and walk does what every block needs (group the entries, refuse
+// an attribute given twice, skip ignored keys, name the stanza and line of an
+// unknown key).
+
+// setter reads one attribute (given once, not a block) into its place.
+type setter func(where string, e entry) error
+
+// each reads every entry of a key: a nested block (its bodies merged) or a
+// stanza that may repeat.
+type each func(es []entry) error
+
+// fields maps a stanza's keys to a setter or an each.
+type fields map[string]any
+
+// also gives the keys names the same setter (typically a refusal).
+func (f fields) also(s setter, names ...string) fields {
+	for _, n := range names {
+		f[n] = s
+	}
+	return f
+}
+
+// stanza declares one block.
+type stanza struct {
+	keys   fields
+	ignore []string // accepted and skipped; checked before keys
+	other  setter   // reads any other key; nil makes it an unknown key
+	hint   string   // follows the unknown-key message, e.g. " (min, max)"
+}
+
+// given records which keys a body set.
+type given map[string]bool
+
+// walk reads a body by its declaration, in the order keys first appear.
+func (p *parser) walk(b *body, s stanza) (given, error) {
+	order, g := group(b)
+	seen := given{}
+	for _, k := range order {
+		es := g[k]
+		if slices.Contains(s.ignore, k) {
+			continue
+		}
+		f := s.keys[k]
+		if f == nil && s.other != nil {
+			f = s.other
+		}
+		switch f := f.(type) {
+		case setter:
+			e, err := p.single(b, es)
+			if err != nil {
+				return nil, err
+			}
+			if err := f(b.where, e); err != nil {
+				return nil, err
+			}
+		case each:
+			if err := f(es); err != nil {
+				return nil, err
+			}
+		default:
+			return nil, p.errf(es[0].line, b.where, "unknown key %q%s", k, s.hint)
+		}
+		seen[k] = true
+	}
+	return seen, nil
+}
+
+// merge reads a block that may appear once (see merged) with read.
+func (p *parser) merge(where string, read func(*body) error) each {
+	return func(es []entry) error {
+		b, err := p.merged(es, where)
+		if err != nil {
+			return err
+		}
+		return read(b)
+	}
+}
+
+// nested reads a block that may appear once by its declaration.
+func (p *parser) nested(where string, s stanza) each {
+	return p.merge(where, func(b *body) error {
+		_, err := p.walk(b, s)
+		return err
+	})
+}
+
+// block reads a block that may appear once into dst.
+func block[T any](p *parser, where string, dst *T, read func(*body) (T, error)) each {
+	return p.merge(where, func(b *body) (err error) {
+		*dst, err = read(b)
+		return err
+	})
+}
+
+// appendTo reads each entry of a repeatable stanza onto list.
+func appendTo[T any](list *[]T, read func(entry) (T, error)) each {
+	return func(es []entry) error {
+		for _, e := range es {
+			v, err := read(e)
+			if err != nil {
+				return err
+			}
+			*list = append(*list, v)
+		}
+		return nil
+	}
+}
+
+// to is the setter that stores what read returns in dst.
+func to[T any](dst *T, read func(string, entry) (T, error)) setter {
+	return func(where string, e entry) (err error) {
+		*dst, err = read(where, e)
+		return err
+	}
+}
+
+// conv is the setter that stores what f makes of a string (see scan).
+func conv[T any](p *parser, dst *T, f func(string) (T, bool), msg string) setter {
+	return to(dst, func(where string, e entry) (T, error) { return scan(p, where, e, f, msg) })
+}
+
+// check runs s, then refuses with msg what ok rejects.
+func (p *parser) check(s setter, ok func() bool, msg string) setter {
+	return func(where string, e entry) error {
+		if err := s(where, e); err != nil {
+			return err
+		}
+		if !ok() {
+			return p.errf(e.line, where, "%s", msg)
+		}
+		return nil
+	}
+}
+
+// refuse is the setter for a key Arca knows but does not honour; msg's verb
+// is the key.
+func (p *parser) refuse(msg string) setter {
+	return func(where string, e entry) error {
+		return p.errf(e.line, where, msg, e.key)
+	}
+}
+
+// command reads a command (see strList) and whether it was a single string.
+func (p *parser) command(list *[]string, shell *bool) setter {
+	return func(where string, e entry) (err error) {
+		*list, *shell, err = p.strList(where, e)
+		return err
+	}
 }

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -53,6 +55,13 @@ var ignored = map[string][]string{
 		"disable_unauthed_generate_root_endpoints", "cluster_address"},
 }
 
+// defaultTemplateConfig is template_config {} when the file leaves it out.
+var defaultTemplateConfig = TemplateConfig{
+	StaticSecretRenderInterval: DefaultStaticRenderInterval,
+	MaxConnectionsPerHost:      DefaultMaxConnectionsPerHost,
+	LeaseRenewalThreshold:      DefaultLeaseRenewalThreshold,
+}
+
 // Parse parses HCL or JSON config text; name is used in error messages.
 func Parse(src []byte, name string) (*Config, error) {
 	p := &parser{name: name}
@@ -64,100 +73,43 @@ func Parse(src []byte, name string) (*Config, error) {
 	if !ok {
 		return nil, p.errf(0, "", "the configuration must be a set of blocks and attributes")
 	}
-	c := &Config{TemplateConfig: TemplateConfig{
-		StaticSecretRenderInterval: DefaultStaticRenderInterval,
-		MaxConnectionsPerHost:      DefaultMaxConnectionsPerHost,
-		LeaseRenewalThreshold:      DefaultLeaseRenewalThreshold,
-	}}
-	top := &body{entries: entries(root)}
-	order, m := group(top)
-	var cacheProxy *APIProxy
-	var proxyHasToken bool
-	for _, key := range order {
-		es := m[key]
-		var err error
-		switch key {
-		case "pid_file", "exit_after_auth":
-			var e entry
-			if e, err = p.single(top, es); err == nil {
-				if key == "pid_file" {
-					c.PidFile, err = p.str("", e)
-				} else {
-					c.ExitAfterAuth, err = p.boolean("", e)
-				}
-			}
-		case "vault":
-			err = p.vault(c, es)
-		case "auto_auth":
-			err = p.autoAuth(c, es)
-		case "template":
-			for _, e := range es {
-				var t *Template
-				if t, err = p.template(e); err != nil {
-					break
-				}
-				c.Templates = append(c.Templates, t)
-			}
-		case "template_config":
-			err = p.templateConfig(c, es)
-		case "exec":
-			err = p.exec(c, es)
-		case "env_template":
-			for _, e := range es {
-				var t *EnvTemplate
-				if t, err = p.envTemplate(e); err != nil {
-					break
-				}
-				if slices.ContainsFunc(c.EnvTemplates, func(o *EnvTemplate) bool { return o.Name == t.Name }) {
-					err = p.errf(e.line, fmt.Sprintf("env_template %q", t.Name), "the variable is given more than once")
-					break
-				}
-				c.EnvTemplates = append(c.EnvTemplates, t)
-			}
-		case "api_proxy":
-			var b *body
-			if b, err = p.merged(es, "api_proxy"); err == nil {
-				c.APIProxy, proxyHasToken, err = p.apiProxy(b, false)
-			}
-		case "cache":
-			var b *body
-			if b, err = p.merged(es, "cache"); err == nil {
-				cacheProxy, _, err = p.apiProxy(b, true)
-			}
-		case "listener":
-			for _, e := range es {
-				var l *Listener
-				if l, err = p.listener(e); err != nil {
-					break
-				}
-				c.Listeners = append(c.Listeners, l)
-			}
-		default:
-			if slices.Contains(ignored[""], key) {
-				continue
-			}
-			err = p.errf(es[0].line, "", "unknown key %q", key)
-		}
-		if err != nil {
-			return nil, err
-		}
+	c := &Config{TemplateConfig: defaultTemplateConfig}
+	var proxy, cache proxyBlock
+	_, err = p.walk(&body{entries: entries(root)}, stanza{ignore: ignored[""], keys: fields{
+		"pid_file":        to(&c.PidFile, p.str),
+		"exit_after_auth": to(&c.ExitAfterAuth, p.boolean),
+		"vault":           block(p, "vault", &c.Vault, p.vault),
+		"auto_auth":       block(p, "auto_auth", &c.AutoAuth, p.autoAuth),
+		"template":        appendTo(&c.Templates, p.template),
+		"template_config": block(p, "template_config", &c.TemplateConfig, p.templateConfig),
+		"exec":            block(p, "exec", &c.Exec, p.exec),
+		"env_template": appendTo(&c.EnvTemplates, func(e entry) (*EnvTemplate, error) {
+			return p.envTemplate(e, c.EnvTemplates)
+		}),
+		"api_proxy": block(p, "api_proxy", &proxy, p.apiProxy(nil)),
+		"cache":     block(p, "cache", &cache, p.apiProxy(ignored["cache"])),
+		"listener":  appendTo(&c.Listeners, p.listener),
+	}})
+	if err != nil {
+		return nil, err
 	}
-	if cacheProxy != nil {
+	c.APIProxy = proxy.APIProxy
+	if cache.APIProxy != nil {
 		switch {
 		case c.APIProxy == nil:
-			if cacheProxy.UseAutoAuthToken != "false" {
-				c.APIProxy = cacheProxy
+			if cache.UseAutoAuthToken != "false" {
+				c.APIProxy = cache.APIProxy
 			}
-		case proxyHasToken && cacheProxy.UseAutoAuthToken != "false":
-			return nil, p.errf(m["cache"][0].line, "cache", "use_auto_auth_token is set both here and in api_proxy; remove it from the cache block")
-		case !proxyHasToken:
-			c.APIProxy.UseAutoAuthToken = cacheProxy.UseAutoAuthToken
+		case proxy.hasToken && cache.UseAutoAuthToken != "false":
+			return nil, p.errf(cache.line, "cache", "use_auto_auth_token is set both here and in api_proxy; remove it from the cache block")
+		case !proxy.hasToken:
+			c.APIProxy.UseAutoAuthToken = cache.UseAutoAuthToken
 		}
 	}
-	if c.Vault == nil {
-		c.Vault = &Vault{Retries: DefaultRetries, TLSSkipVerify: api.DefaultConfig().TLSSkipVerify}
-	}
 	def := api.DefaultConfig()
+	if c.Vault == nil {
+		c.Vault = &Vault{Retries: DefaultRetries, TLSSkipVerify: def.TLSSkipVerify}
+	}
 	if c.Vault.Address == "" {
 		c.Vault.Address = def.Address
 	}
@@ -197,64 +149,23 @@ func (p *parser) validate(c *Config) error {
 	return nil
 }
 
-func (p *parser) vault(c *Config, es []entry) error {
-	b, err := p.merged(es, "vault")
+func (p *parser) vault(b *body) (*Vault, error) {
+	v := &Vault{TLSSkipVerify: api.DefaultConfig().TLSSkipVerify}
+	_, err := p.walk(b, stanza{keys: fields{
+		"address":         to(&v.Address, p.str),
+		"ca_cert":         to(&v.CACert, p.str),
+		"ca_path":         to(&v.CAPath, p.str),
+		"client_cert":     to(&v.ClientCert, p.str),
+		"client_key":      to(&v.ClientKey, p.str),
+		"tls_server_name": to(&v.TLSServerName, p.str),
+		"tls_skip_verify": to(&v.TLSSkipVerify, p.boolean),
+		"retry": p.nested("vault.retry", stanza{keys: fields{
+			"num_retries": p.check(to(&v.Retries, p.integer), func() bool { return v.Retries >= -1 },
+				"num_retries must be -1 (no retries), 0 (the default) or more"),
+		}}),
+	}})
 	if err != nil {
-		return err
-	}
-	v := &Vault{}
-	def := api.DefaultConfig()
-	v.TLSSkipVerify = def.TLSSkipVerify
-	order, m := group(b)
-	for _, k := range order {
-		if k == "retry" {
-			rb, err := p.merged(m[k], "vault.retry")
-			if err != nil {
-				return err
-			}
-			ro, rm := group(rb)
-			for _, rk := range ro {
-				if rk != "num_retries" {
-					return p.errf(rm[rk][0].line, "vault.retry", "unknown key %q", rk)
-				}
-				e, err := p.single(rb, rm[rk])
-				if err != nil {
-					return err
-				}
-				if v.Retries, err = p.integer("vault.retry", e); err != nil {
-					return err
-				}
-				if v.Retries < -1 {
-					return p.errf(e.line, "vault.retry", "num_retries must be -1 (no retries), 0 (the default) or more")
-				}
-			}
-			continue
-		}
-		e, err := p.single(b, m[k])
-		if err != nil {
-			return err
-		}
-		switch k {
-		case "address":
-			v.Address, err = p.str("vault", e)
-		case "ca_cert":
-			v.CACert, err = p.str("vault", e)
-		case "ca_path":
-			v.CAPath, err = p.str("vault", e)
-		case "client_cert":
-			v.ClientCert, err = p.str("vault", e)
-		case "client_key":
-			v.ClientKey, err = p.str("vault", e)
-		case "tls_server_name":
-			v.TLSServerName, err = p.str("vault", e)
-		case "tls_skip_verify":
-			v.TLSSkipVerify, err = p.boolean("vault", e)
-		default:
-			err = p.errf(e.line, "vault", "unknown key %q", k)
-		}
-		if err != nil {
-			return err
-		}
+		return nil, err
 	}
 	switch v.Retries {
 	case 0:
@@ -263,52 +174,36 @@ func (p *parser) vault(c *Config, es []entry) error {
 		v.Retries = 0
 	}
 	if (v.ClientCert == "") != (v.ClientKey == "") {
-		return p.errf(b.line, "vault", "client_cert and client_key must be given together")
+		return nil, p.errf(b.line, "vault", "client_cert and client_key must be given together")
 	}
-	c.Vault = v
-	return nil
+	return v, nil
 }
 
-func (p *parser) autoAuth(c *Config, es []entry) error {
-	b, err := p.merged(es, "auto_auth")
-	if err != nil {
-		return err
-	}
+func (p *parser) autoAuth(b *body) (*AutoAuth, error) {
 	a := &AutoAuth{}
-	order, m := group(b)
-	for _, k := range order {
-		switch k {
-		case "method":
-			if len(m[k]) > 1 {
-				return p.errf(m[k][1].line, "auto_auth", "only one method block is allowed")
+	_, err := p.walk(b, stanza{ignore: ignored["auto_auth"], keys: fields{
+		"method": each(func(es []entry) (err error) {
+			if len(es) > 1 {
+				return p.errf(es[1].line, "auto_auth", "only one method block is allowed")
 			}
-			if a.Method, err = p.method(m[k][0]); err != nil {
-				return err
-			}
-		case "sink":
-			for _, e := range m[k] {
-				s, err := p.sink(e)
-				if err != nil {
-					return err
-				}
-				a.Sinks = append(a.Sinks, s)
-			}
-		default:
-			if !slices.Contains(ignored["auto_auth"], k) {
-				return p.errf(m[k][0].line, "auto_auth", "unknown key %q", k)
-			}
-		}
+			a.Method, err = p.method(es[0])
+			return err
+		}),
+		"sink": appendTo(&a.Sinks, p.sink),
+	}})
+	if err != nil {
+		return nil, err
 	}
 	if a.Method == nil {
-		return p.errf(b.line, "auto_auth", "a method block is required, e.g. method \"approle\" { config { ... } }")
+		return nil, p.errf(b.line, "auto_auth", "a method block is required, e.g. method \"approle\" { config { ... } }")
 	}
-	c.AutoAuth = a
-	return nil
+	return a, nil
 }
 
 // labeled opens a block that takes its type as a label (method "approle")
-// or as a type attribute (method { type = "approle" }).
-func (p *parser) labeled(e entry, name string) (typ string, b *body, err error) {
+// or as a type attribute (method { type = "approle" }). A type not in types
+// is refused with unsupported; a missing one with missing, when given.
+func (p *parser) labeled(e entry, name string, types []string, missing, unsupported string) (typ string, b *body, err error) {
 	skip := 0
 	if len(e.labels) > 0 {
 		typ, skip = e.labels[0], 1
@@ -335,52 +230,38 @@ func (p *parser) labeled(e entry, name string) (typ string, b *body, err error) 
 	b.entries = kept
 	typ = strings.ToLower(strings.TrimSpace(typ))
 	b.where = fmt.Sprintf("%s %q", name, typ)
+	switch {
+	case typ == "" && missing != "":
+		return "", nil, p.errf(e.line, name, "%s", missing)
+	case !slices.Contains(types, typ):
+		return "", nil, p.errf(e.line, b.where, "%s", unsupported)
+	}
 	return typ, b, nil
 }
 
 func (p *parser) method(e entry) (*Method, error) {
-	typ, b, err := p.labeled(e, "auto_auth.method")
+	typ, b, err := p.labeled(e, "auto_auth.method", MethodTypes,
+		"the method type is required, e.g. method \"approle\" { ... } or type = \"approle\"",
+		"Arca's agent does not support this method; use one of "+strings.Join(MethodTypes, ", "))
 	if err != nil {
 		return nil, err
 	}
-	if typ == "" {
-		return nil, p.errf(e.line, "auto_auth.method", "the method type is required, e.g. method \"approle\" { ... } or type = \"approle\"")
-	}
-	if !slices.Contains(MethodTypes, typ) {
-		return nil, p.errf(e.line, b.where, "Arca's agent does not support this method; use one of %s", strings.Join(MethodTypes, ", "))
-	}
 	m := &Method{Type: typ, MinBackoff: DefaultMinBackoff, MaxBackoff: DefaultMaxBackoff, Config: map[string]any{}}
-	order, g := group(b)
-	for _, k := range order {
-		if k == "config" {
-			if err := p.configMap(g[k], b.where+".config", m.Config); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return nil, err
-		}
-		switch k {
-		case "mount_path":
-			m.MountPath, err = p.str(b.where, e)
-		case "namespace":
-			m.Namespace, err = p.str(b.where, e)
-		case "wrap_ttl":
-			m.WrapTTL, err = p.duration(b.where, e)
-		case "min_backoff":
-			m.MinBackoff, err = p.duration(b.where, e)
-		case "max_backoff":
-			m.MaxBackoff, err = p.duration(b.where, e)
-		case "exit_on_err":
-			m.ExitOnError, err = p.boolean(b.where, e)
-		default:
-			err = p.errf(e.line, b.where, "unknown key %q", k)
-		}
-		if err != nil {
-			return nil, err
-		}
+	_, err = p.walk(b, stanza{keys: fields{
+		// config holds the method's own keys, whatever they are.
+		"config": p.nested(b.where+".config", stanza{other: func(where string, e entry) (err error) {
+			m.Config[e.key], err = p.plain(where, e)
+			return err
+		}}),
+		"mount_path":  to(&m.MountPath, p.str),
+		"namespace":   to(&m.Namespace, p.str),
+		"wrap_ttl":    to(&m.WrapTTL, p.duration),
+		"min_backoff": to(&m.MinBackoff, p.duration),
+		"max_backoff": to(&m.MaxBackoff, p.duration),
+		"exit_on_err": to(&m.ExitOnError, p.boolean),
+	}})
+	if err != nil {
+		return nil, err
 	}
 	m.MountPath = strings.Trim(strings.TrimSpace(m.MountPath), "/")
 	if m.MountPath == "" {
@@ -398,79 +279,23 @@ func (p *parser) method(e entry) (*Method, error) {
 	return m, nil
 }
 
-// configMap reads config { ... } blocks of plain values into out.
-func (p *parser) configMap(es []entry, where string, out map[string]any) error {
-	b, err := p.merged(es, where)
-	if err != nil {
-		return err
-	}
-	order, g := group(b)
-	for _, k := range order {
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return err
-		}
-		if out[k], err = p.plain(where, e); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 func (p *parser) sink(e entry) (*Sink, error) {
-	typ, b, err := p.labeled(e, "auto_auth.sink")
+	typ, b, err := p.labeled(e, "auto_auth.sink", []string{"file"},
+		"the sink type is required, e.g. sink \"file\" { config { path = \"...\" } }", "Arca's agent supports file sinks only")
 	if err != nil {
 		return nil, err
 	}
-	if typ == "" {
-		return nil, p.errf(e.line, "auto_auth.sink", "the sink type is required, e.g. sink \"file\" { config { path = \"...\" } }")
-	}
-	if typ != "file" {
-		return nil, p.errf(e.line, b.where, "Arca's agent supports file sinks only")
-	}
 	s := &Sink{Type: typ, Mode: DefaultSinkMode}
-	order, g := group(b)
-	for _, k := range order {
-		if k == "config" {
-			cb, err := p.merged(g[k], b.where+".config")
-			if err != nil {
-				return nil, err
-			}
-			co, cg := group(cb)
-			for _, ck := range co {
-				ce, err := p.single(cb, cg[ck])
-				if err != nil {
-					return nil, err
-				}
-				switch ck {
-				case "path":
-					s.Path, err = p.str(cb.where, ce)
-				case "mode":
-					s.Mode, err = p.mode(cb.where, ce)
-				default:
-					err = p.errf(ce.line, cb.where, "unknown key %q (a file sink takes path and mode)", ck)
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
-			continue
-		}
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return nil, err
-		}
-		switch k {
-		case "wrap_ttl":
-			s.WrapTTL, err = p.duration(b.where, e)
-		case "dh_type", "dh_path", "derive_key", "aad", "aad_env_var":
-			err = p.errf(e.line, b.where, "%s: response-wrapping encryption of sinks (dh_type, dh_path, aad, derive_key) is not supported by Arca's agent; remove it and protect the sink file with its mode", k)
-		default:
-			err = p.errf(e.line, b.where, "unknown key %q", k)
-		}
-		if err != nil {
-			return nil, err
-		}
+	_, err = p.walk(b, stanza{keys: fields{
+		"config": p.nested(b.where+".config", stanza{hint: " (a file sink takes path and mode)", keys: fields{
+			"path": to(&s.Path, p.str),
+			"mode": to(&s.Mode, p.mode),
+		}}),
+		"wrap_ttl": to(&s.WrapTTL, p.duration),
+	}.also(p.refuse("%s: response-wrapping encryption of sinks (dh_type, dh_path, aad, derive_key) is not supported by Arca's agent; remove it and protect the sink file with its mode"),
+		"dh_type", "dh_path", "derive_key", "aad", "aad_env_var")})
+	if err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(s.Path) == "" {
 		return nil, p.errf(e.line, b.where, "config { path = \"...\" } is required: where the token is written")
@@ -483,108 +308,83 @@ func (p *parser) sink(e entry) (*Sink, error) {
 // for, so they are refused.
 var refusedTemplateKeys = []string{"function_denylist", "function_blacklist", "sandbox_path"}
 
+// templateFields are the keys template {} and env_template {} share; the
+// delimiters fall back to {{ }} when given empty.
+func (p *parser) templateFields(source, contents *string, missingKey *bool, left, right *string) fields {
+	delim := func(dst *string, def string) setter {
+		return to(dst, func(where string, e entry) (string, error) {
+			s, err := p.str(where, e)
+			return cmp.Or(s, def), err
+		})
+	}
+	return fields{
+		"source":               to(source, p.str),
+		"contents":             to(contents, p.str),
+		"error_on_missing_key": to(missingKey, p.boolean),
+		"left_delimiter":       delim(left, "{{"),
+		"right_delimiter":      delim(right, "}}"),
+	}.also(p.refuse("%s is not supported by Arca's agent yet; remove it"), refusedTemplateKeys...)
+}
+
+// oneSource checks that a template gave exactly one of source and contents.
+func (p *parser) oneSource(set given, line int, where string) error {
+	switch {
+	case set["source"] && set["contents"]:
+		return p.errf(line, where, "give source or contents, not both")
+	case !set["source"] && !set["contents"]:
+		return p.errf(line, where, "source (a template file) or contents (the template inline) is required")
+	}
+	return nil
+}
+
 func (p *parser) template(e entry) (*Template, error) {
 	b, err := p.inner(e, 0, "template")
 	if err != nil {
 		return nil, err
 	}
-	if len(e.labels) > 0 {
-		b.where = "template"
-	}
 	t := &Template{Perms: DefaultTemplatePerms, CommandTimeout: DefaultCommandTimeout,
 		LeftDelim: "{{", RightDelim: "}}", CreateDestDirs: true, ErrorFatal: true}
-	var sourceSet, contentsSet, destSet bool
 	var execCommand []string
 	var execShell, execSet bool
 	var execTimeout time.Duration
-	order, g := group(b)
-	for _, k := range order {
-		switch k {
-		case "exec":
-			xb, err := p.merged(g[k], "template.exec")
-			if err != nil {
-				return nil, err
+	// uid and gid are older names; user and group win over them.
+	unlessSet := func(dst *string) setter {
+		return func(where string, e entry) error {
+			if *dst != "" {
+				return nil
 			}
-			xo, xg := group(xb)
-			for _, xk := range xo {
-				xe, err := p.single(xb, xg[xk])
-				if err != nil {
-					return nil, err
-				}
-				switch xk {
-				case "command":
-					execCommand, execShell, err = p.strList(xb.where, xe)
-					execSet = true
-				case "timeout":
-					execTimeout, err = p.duration(xb.where, xe)
-				case "enabled", "env", "kill_signal", "kill_timeout", "reload_signal", "splay":
-					err = p.errf(xe.line, xb.where, "%s is not supported by Arca's agent; remove it", xk)
-				default:
-					err = p.errf(xe.line, xb.where, "unknown key %q", xk)
-				}
-				if err != nil {
-					return nil, err
-				}
-			}
-			continue
-		case "wait":
-			if err := p.wait(b, g[k], t); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return nil, err
-		}
-		switch k {
-		case "source":
-			t.Source, err = p.str("template", e)
-			sourceSet = true
-		case "contents":
-			t.Contents, err = p.str("template", e)
-			contentsSet = true
-		case "destination":
-			t.Destination, err = p.str("template", e)
-			destSet = true
-		case "perms":
-			t.Perms, err = p.mode("template", e)
-			t.PermsSet = true
-		case "command":
-			t.Command, t.CommandShell, err = p.strList("template", e)
-		case "command_timeout":
-			t.CommandTimeout, err = p.duration("template", e)
-		case "error_on_missing_key":
-			t.ErrorOnMissingKey, err = p.boolean("template", e)
-		case "left_delimiter":
-			t.LeftDelim, err = p.str("template", e)
-		case "right_delimiter":
-			t.RightDelim, err = p.str("template", e)
-		case "backup":
-			t.Backup, err = p.boolean("template", e)
-		case "create_dest_dirs":
-			t.CreateDestDirs, err = p.boolean("template", e)
-		case "error_fatal":
-			t.ErrorFatal, err = p.boolean("template", e)
-		case "user", "uid":
-			if t.User == "" || k == "user" {
-				t.User, err = p.str("template", e)
-			}
-		case "group", "gid":
-			if t.Group == "" || k == "group" {
-				t.Group, err = p.str("template", e)
-			}
-		default:
-			if slices.Contains(refusedTemplateKeys, k) {
-				err = p.errf(e.line, "template", "%s is not supported by Arca's agent yet; remove it", k)
-			} else {
-				err = p.errf(e.line, "template", "unknown key %q", k)
-			}
-		}
-		if err != nil {
-			return nil, err
+			return to(dst, p.str)(where, e)
 		}
 	}
+	keys := p.templateFields(&t.Source, &t.Contents, &t.ErrorOnMissingKey, &t.LeftDelim, &t.RightDelim)
+	maps.Copy(keys, fields{
+		"exec": p.merge("template.exec", func(xb *body) error {
+			set, err := p.walk(xb, stanza{keys: fields{
+				"command": p.command(&execCommand, &execShell),
+				"timeout": to(&execTimeout, p.duration),
+			}.also(p.refuse("%s is not supported by Arca's agent; remove it"),
+				"enabled", "env", "kill_signal", "kill_timeout", "reload_signal", "splay")})
+			execSet = set["command"]
+			return err
+		}),
+		"wait":             each(func(es []entry) error { return p.wait(es, t) }),
+		"destination":      to(&t.Destination, p.str),
+		"perms":            to(&t.Perms, p.mode),
+		"command":          p.command(&t.Command, &t.CommandShell),
+		"command_timeout":  to(&t.CommandTimeout, p.duration),
+		"backup":           to(&t.Backup, p.boolean),
+		"create_dest_dirs": to(&t.CreateDestDirs, p.boolean),
+		"error_fatal":      to(&t.ErrorFatal, p.boolean),
+		"user":             to(&t.User, p.str),
+		"uid":              unlessSet(&t.User),
+		"group":            to(&t.Group, p.str),
+		"gid":              unlessSet(&t.Group),
+	})
+	set, err := p.walk(b, stanza{keys: keys})
+	if err != nil {
+		return nil, err
+	}
+	t.PermsSet = set["perms"]
 	if execSet {
 		t.Command, t.CommandShell = execCommand, execShell
 	}
@@ -595,34 +395,26 @@ func (p *parser) template(e entry) (*Template, error) {
 		t.CommandTimeout = DefaultCommandTimeout
 	}
 	if len(t.Command) == 1 && strings.TrimSpace(t.Command[0]) == "" {
-		t.Command, t.CommandShell = nil, false
+		t.Command = nil
 	}
 	if len(t.Command) == 0 {
 		t.CommandShell = false
 	}
-	switch {
-	case sourceSet && contentsSet:
-		return nil, p.errf(e.line, "template", "give source or contents, not both")
-	case !sourceSet && !contentsSet:
-		return nil, p.errf(e.line, "template", "source (a template file) or contents (the template inline) is required")
-	case sourceSet && strings.TrimSpace(t.Source) == "":
+	if err := p.oneSource(set, e.line, "template"); err != nil {
+		return nil, err
+	}
+	if set["source"] && strings.TrimSpace(t.Source) == "" {
 		return nil, p.errf(e.line, "template", "source is empty")
 	}
-	if !destSet || strings.TrimSpace(t.Destination) == "" {
+	if !set["destination"] || strings.TrimSpace(t.Destination) == "" {
 		return nil, p.errf(e.line, "template", "destination is required: the file the template is rendered to")
-	}
-	if t.LeftDelim == "" {
-		t.LeftDelim = "{{"
-	}
-	if t.RightDelim == "" {
-		t.RightDelim = "}}"
 	}
 	return t, nil
 }
 
 // wait reads wait { min max } or wait = "min:max" (max defaults to four
 // times min, as in consul-template).
-func (p *parser) wait(b *body, es []entry, t *Template) error {
+func (p *parser) wait(es []entry, t *Template) error {
 	if len(es) == 1 && len(es[0].labels) == 0 {
 		if _, ok := es[0].val.(*ast.LiteralType); ok {
 			s, err := p.str("template", es[0])
@@ -646,33 +438,19 @@ func (p *parser) wait(b *body, es []entry, t *Template) error {
 	if err != nil {
 		return err
 	}
-	wo, wg := group(wb)
-	maxSet := false
-	for _, k := range wo {
-		e, err := p.single(wb, wg[k])
-		if err != nil {
-			return err
-		}
-		switch k {
-		case "min":
-			t.WaitMin, err = p.duration(wb.where, e)
-		case "max":
-			t.WaitMax, err = p.duration(wb.where, e)
-			maxSet = true
-		case "enabled":
-			var on bool
-			if on, err = p.boolean(wb.where, e); err == nil && !on {
-				t.WaitMin, t.WaitMax = 0, 0
-				return nil
-			}
-		default:
-			err = p.errf(e.line, wb.where, "unknown key %q (min, max)", k)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	if !maxSet {
+	on := true
+	set, err := p.walk(wb, stanza{hint: " (min, max)", keys: fields{
+		"min":     to(&t.WaitMin, p.duration),
+		"max":     to(&t.WaitMax, p.duration),
+		"enabled": to(&on, p.boolean),
+	}})
+	switch {
+	case err != nil:
+		return err
+	case !on:
+		t.WaitMin, t.WaitMax = 0, 0
+		return nil
+	case !set["max"]:
 		t.WaitMax = 4 * t.WaitMin
 	}
 	return p.checkWait(wb.line, t)
@@ -685,108 +463,55 @@ func (p *parser) checkWait(line int, t *Template) error {
 	return nil
 }
 
-func (p *parser) templateConfig(c *Config, es []entry) error {
-	b, err := p.merged(es, "template_config")
-	if err != nil {
-		return err
+func (p *parser) templateConfig(b *body) (TemplateConfig, error) {
+	tc := defaultTemplateConfig
+	_, err := p.walk(b, stanza{keys: fields{
+		"static_secret_render_interval": to(&tc.StaticSecretRenderInterval, p.duration),
+		"exit_on_retry_failure":         to(&tc.ExitOnRetryFailure, p.boolean),
+		"max_connections_per_host": p.check(to(&tc.MaxConnectionsPerHost, p.integer),
+			func() bool { return tc.MaxConnectionsPerHost >= 0 }, "max_connections_per_host must not be negative"),
+		"lease_renewal_threshold": conv(p, &tc.LeaseRenewalThreshold, func(s string) (float64, bool) {
+			var f float64
+			_, err := fmt.Sscanf(strings.TrimSpace(s), "%g", &f)
+			return f, err == nil && f > 0 && f <= 1
+		}, "%s: %q is not a fraction of a lease between 0 and 1, such as 0.9"),
+	}})
+	if tc.StaticSecretRenderInterval <= 0 {
+		tc.StaticSecretRenderInterval = DefaultStaticRenderInterval
 	}
-	tc := &c.TemplateConfig
-	order, g := group(b)
-	for _, k := range order {
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return err
-		}
-		switch k {
-		case "static_secret_render_interval":
-			tc.StaticSecretRenderInterval, err = p.duration(b.where, e)
-			if err == nil && tc.StaticSecretRenderInterval <= 0 {
-				tc.StaticSecretRenderInterval = DefaultStaticRenderInterval
-			}
-		case "exit_on_retry_failure":
-			tc.ExitOnRetryFailure, err = p.boolean(b.where, e)
-		case "max_connections_per_host":
-			tc.MaxConnectionsPerHost, err = p.integer(b.where, e)
-			if err == nil && tc.MaxConnectionsPerHost < 0 {
-				err = p.errf(e.line, b.where, "max_connections_per_host must not be negative")
-			}
-			if tc.MaxConnectionsPerHost == 0 {
-				tc.MaxConnectionsPerHost = DefaultMaxConnectionsPerHost
-			}
-		case "lease_renewal_threshold":
-			var s string
-			if s, err = p.str(b.where, e); err == nil {
-				var f float64
-				if _, serr := fmt.Sscanf(strings.TrimSpace(s), "%g", &f); serr != nil || !(f > 0 && f <= 1) {
-					err = p.errf(e.line, b.where, "lease_renewal_threshold: %q is not a fraction of a lease between 0 and 1, such as 0.9", s)
-				}
-				tc.LeaseRenewalThreshold = f
-			}
-		default:
-			err = p.errf(e.line, b.where, "unknown key %q", k)
-		}
-		if err != nil {
-			return err
-		}
+	if tc.MaxConnectionsPerHost == 0 {
+		tc.MaxConnectionsPerHost = DefaultMaxConnectionsPerHost
 	}
-	return nil
+	return tc, err
 }
 
-func (p *parser) exec(c *Config, es []entry) error {
-	b, err := p.merged(es, "exec")
-	if err != nil {
-		return err
-	}
+func (p *parser) exec(b *body) (*Exec, error) {
 	x := &Exec{RestartOnSecretChanges: "always", RestartStopSignal: syscall.SIGTERM, RestartKillTimeout: DefaultRestartKillTimeout}
-	order, g := group(b)
-	for _, k := range order {
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return err
-		}
-		switch k {
-		case "command":
-			var single bool
-			if x.Command, single, err = p.strList("exec", e); err == nil && single && strings.ContainsAny(x.Command[0], " \t\n") {
-				err = p.errf(e.line, "exec", "command must be a list, such as [\"./app\", \"--flag\"]")
-			}
-		case "restart_on_secret_changes":
-			var s string
-			if s, err = p.str("exec", e); err == nil {
-				x.RestartOnSecretChanges = strings.ToLower(strings.TrimSpace(s))
-				if x.RestartOnSecretChanges != "always" && x.RestartOnSecretChanges != "never" {
-					err = p.errf(e.line, "exec", "restart_on_secret_changes: %q must be \"always\" or \"never\"", s)
-				}
-			}
-		case "restart_stop_signal":
-			var s string
-			if s, err = p.str("exec", e); err == nil {
-				var ok bool
-				if x.RestartStopSignal, ok = parseSignal(s); !ok {
-					err = p.errf(e.line, "exec", "restart_stop_signal: %q is not a signal name such as \"SIGTERM\" or \"SIGINT\"", s)
-				}
-			}
-		case "restart_kill_timeout":
-			x.RestartKillTimeout, err = p.duration("exec", e)
-		case "child_process_stdout":
-			x.ChildProcessStdout, err = p.str("exec", e)
-		case "child_process_stderr":
-			x.ChildProcessStderr, err = p.str("exec", e)
-		default:
-			err = p.errf(e.line, "exec", "unknown key %q", k)
-		}
-		if err != nil {
-			return err
-		}
+	var shell bool
+	_, err := p.walk(b, stanza{keys: fields{
+		"command": p.check(p.command(&x.Command, &shell),
+			func() bool { return !shell || !strings.ContainsAny(x.Command[0], " \t\n") },
+			`command must be a list, such as ["./app", "--flag"]`),
+		"restart_on_secret_changes": conv(p, &x.RestartOnSecretChanges, func(s string) (string, bool) {
+			s = strings.ToLower(strings.TrimSpace(s))
+			return s, s == "always" || s == "never"
+		}, `%s: %q must be "always" or "never"`),
+		"restart_stop_signal": conv(p, &x.RestartStopSignal, parseSignal,
+			`%s: %q is not a signal name such as "SIGTERM" or "SIGINT"`),
+		"restart_kill_timeout": to(&x.RestartKillTimeout, p.duration),
+		"child_process_stdout": to(&x.ChildProcessStdout, p.str),
+		"child_process_stderr": to(&x.ChildProcessStderr, p.str),
+	}})
+	if err != nil {
+		return nil, err
 	}
 	if len(x.Command) == 0 || strings.TrimSpace(x.Command[0]) == "" {
-		return p.errf(b.line, "exec", "command is required, such as command = [\"./app\", \"--flag\"]")
+		return nil, p.errf(b.line, "exec", "command is required, such as command = [\"./app\", \"--flag\"]")
 	}
 	if x.RestartKillTimeout <= 0 {
 		x.RestartKillTimeout = DefaultRestartKillTimeout
 	}
-	c.Exec = x
-	return nil
+	return x, nil
 }
 
 // parseSignal reads "SIGTERM", "sigterm" or "TERM".
@@ -804,7 +529,8 @@ func parseSignal(s string) (syscall.Signal, bool) {
 var envTemplateRefused = []string{"backup", "command", "command_timeout", "create_dest_dirs", "destination",
 	"exec", "perms", "user", "uid", "group", "gid", "wait"}
 
-func (p *parser) envTemplate(e entry) (*EnvTemplate, error) {
+// envTemplate reads one env_template; earlier are those read before it.
+func (p *parser) envTemplate(e entry, earlier []*EnvTemplate) (*EnvTemplate, error) {
 	if len(e.labels) == 0 || strings.TrimSpace(e.labels[0]) == "" {
 		return nil, p.errf(e.line, "env_template", "the environment variable's name is required, e.g. env_template \"DB_PASSWORD\" { contents = \"...\" }")
 	}
@@ -817,157 +543,78 @@ func (p *parser) envTemplate(e entry) (*EnvTemplate, error) {
 	if err != nil {
 		return nil, err
 	}
-	var sourceSet, contentsSet bool
-	order, g := group(b)
-	for _, k := range order {
-		ke, err := p.single(b, g[k])
-		if err != nil {
-			return nil, err
-		}
-		switch k {
-		case "contents":
-			t.Contents, err = p.str(where, ke)
-			contentsSet = true
-		case "source":
-			t.Source, err = p.str(where, ke)
-			sourceSet = true
-		case "error_on_missing_key":
-			t.ErrorOnMissingKey, err = p.boolean(where, ke)
-		case "error_fatal":
-			_, err = p.boolean(where, ke)
-		case "left_delimiter":
-			t.LeftDelim, err = p.str(where, ke)
-		case "right_delimiter":
-			t.RightDelim, err = p.str(where, ke)
-		default:
-			switch {
-			case slices.Contains(envTemplateRefused, k):
-				err = p.errf(ke.line, where, "%s is not allowed in an env_template", k)
-			case slices.Contains(refusedTemplateKeys, k):
-				err = p.errf(ke.line, where, "%s is not supported by Arca's agent yet; remove it", k)
-			default:
-				err = p.errf(ke.line, where, "unknown key %q", k)
-			}
-		}
-		if err != nil {
-			return nil, err
-		}
+	keys := p.templateFields(&t.Source, &t.Contents, &t.ErrorOnMissingKey, &t.LeftDelim, &t.RightDelim).
+		also(p.refuse("%s is not allowed in an env_template"), envTemplateRefused...)
+	keys["error_fatal"] = to(new(bool), p.boolean) // accepted and checked, not used
+	set, err := p.walk(b, stanza{keys: keys})
+	if err != nil {
+		return nil, err
 	}
-	switch {
-	case sourceSet && contentsSet:
-		return nil, p.errf(e.line, where, "give source or contents, not both")
-	case !sourceSet && !contentsSet:
-		return nil, p.errf(e.line, where, "source (a template file) or contents (the template inline) is required")
+	if err := p.oneSource(set, e.line, where); err != nil {
+		return nil, err
 	}
-	if t.LeftDelim == "" {
-		t.LeftDelim = "{{"
-	}
-	if t.RightDelim == "" {
-		t.RightDelim = "}}"
+	if slices.ContainsFunc(earlier, func(o *EnvTemplate) bool { return o.Name == t.Name }) {
+		return nil, p.errf(e.line, where, "the variable is given more than once")
 	}
 	return t, nil
 }
 
-// apiProxy reads api_proxy {} (or, with cache set, the older cache {});
-// hasToken reports whether use_auto_auth_token was given.
-func (p *parser) apiProxy(b *body, cache bool) (ap *APIProxy, hasToken bool, err error) {
-	ap = &APIProxy{UseAutoAuthToken: "false"}
-	order, g := group(b)
-	for _, k := range order {
-		if cache && slices.Contains(ignored["cache"], k) {
-			continue
-		}
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return nil, false, err
-		}
-		switch k {
-		case "use_auto_auth_token":
-			var s string
-			if s, err = p.str(b.where, e); err == nil {
-				hasToken = true
-				switch v := strings.ToLower(strings.TrimSpace(s)); v {
+// proxyBlock is api_proxy {} or cache {} as read: hasToken reports whether
+// use_auto_auth_token was given, line where the block starts.
+type proxyBlock struct {
+	*APIProxy
+	hasToken bool
+	line     int
+}
+
+// apiProxy reads api_proxy {} or, skipping ignore, the older cache {}.
+func (p *parser) apiProxy(ignore []string) func(*body) (proxyBlock, error) {
+	return func(b *body) (proxyBlock, error) {
+		ap := &APIProxy{UseAutoAuthToken: "false"}
+		set, err := p.walk(b, stanza{ignore: ignore, keys: fields{
+			"use_auto_auth_token": conv(p, &ap.UseAutoAuthToken, func(s string) (string, bool) {
+				switch strings.ToLower(strings.TrimSpace(s)) {
 				case "true", "1", "t":
-					ap.UseAutoAuthToken = "true"
+					return "true", true
 				case "false", "0", "f":
-					ap.UseAutoAuthToken = "false"
+					return "false", true
 				case "force":
-					ap.UseAutoAuthToken = "force"
-				default:
-					err = p.errf(e.line, b.where, "use_auto_auth_token: %q must be true, false or \"force\"", s)
+					return "force", true
 				}
-			}
-		case "enforce_consistency":
-			ap.EnforceConsistency, err = p.str(b.where, e)
-		case "when_inconsistent":
-			ap.WhenInconsistent, err = p.str(b.where, e)
-		default:
-			err = p.errf(e.line, b.where, "unknown key %q", k)
-		}
-		if err != nil {
-			return nil, false, err
-		}
+				return "", false
+			}, `%s: %q must be true, false or "force"`),
+			"enforce_consistency": to(&ap.EnforceConsistency, p.str),
+			"when_inconsistent":   to(&ap.WhenInconsistent, p.str),
+		}})
+		return proxyBlock{ap, set["use_auto_auth_token"], b.line}, err
 	}
-	return ap, hasToken, nil
 }
 
 func (p *parser) listener(e entry) (*Listener, error) {
-	typ, b, err := p.labeled(e, "listener")
+	typ, b, err := p.labeled(e, "listener", []string{"tcp", "unix"}, "", `a listener is "tcp" or "unix"`)
 	if err != nil {
 		return nil, err
 	}
-	if typ != "tcp" && typ != "unix" {
-		return nil, p.errf(e.line, b.where, "a listener is \"tcp\" or \"unix\"")
-	}
 	l := &Listener{Type: typ}
-	order, g := group(b)
-	for _, k := range order {
-		if slices.Contains(ignored["listener"], k) {
-			continue
-		}
-		e, err := p.single(b, g[k])
-		if err != nil {
-			return nil, err
-		}
-		switch k {
-		case "address":
-			l.Address, err = p.str(b.where, e)
-		case "tls_disable":
-			l.TLSDisable, err = p.boolean(b.where, e)
-		case "tls_cert_file":
-			l.TLSCertFile, err = p.str(b.where, e)
-		case "tls_key_file":
-			l.TLSKeyFile, err = p.str(b.where, e)
-		case "tls_min_version":
-			if l.TLSMinVersion, err = p.str(b.where, e); err == nil && !slices.Contains([]string{"tls12", "tls13"}, l.TLSMinVersion) {
-				err = p.errf(e.line, b.where, "tls_min_version: %q must be \"tls12\" or \"tls13\"", l.TLSMinVersion)
-			}
-		case "socket_mode":
-			l.SocketMode, err = p.mode(b.where, e)
-		case "socket_user":
-			l.SocketUser, err = p.str(b.where, e)
-		case "socket_group":
-			l.SocketGroup, err = p.str(b.where, e)
-		case "require_request_header":
-			l.RequireRequestHeader, err = p.boolean(b.where, e)
-		case "role":
-			var role string
-			if role, err = p.str(b.where, e); err == nil && role != "default" && role != "" {
-				err = p.errf(e.line, b.where, "role %q is not supported by Arca's agent; remove it (the listener serves the API proxy)", role)
-			}
-		case "tls_require_and_verify_client_cert":
-			var on bool
-			if on, err = p.boolean(b.where, e); err == nil && on {
-				err = p.errf(e.line, b.where, "%s = true: Arca's agent does not verify client certificates; remove it", k)
-			}
-		case "tls_client_ca_file", "agent_api", "proxy_api":
-			err = p.errf(e.line, b.where, "%s is not supported by Arca's agent; remove it", k)
-		default:
-			err = p.errf(e.line, b.where, "unknown key %q", k)
-		}
-		if err != nil {
-			return nil, err
-		}
+	var verifyClients bool
+	_, err = p.walk(b, stanza{ignore: ignored["listener"], keys: fields{
+		"address":       to(&l.Address, p.str),
+		"tls_disable":   to(&l.TLSDisable, p.boolean),
+		"tls_cert_file": to(&l.TLSCertFile, p.str),
+		"tls_key_file":  to(&l.TLSKeyFile, p.str),
+		"tls_min_version": conv(p, &l.TLSMinVersion, func(s string) (string, bool) { return s, s == "tls12" || s == "tls13" },
+			`%s: %q must be "tls12" or "tls13"`),
+		"socket_mode":            to(&l.SocketMode, p.mode),
+		"socket_user":            to(&l.SocketUser, p.str),
+		"socket_group":           to(&l.SocketGroup, p.str),
+		"require_request_header": to(&l.RequireRequestHeader, p.boolean),
+		"role": conv(p, new(string), func(s string) (string, bool) { return s, s == "default" || s == "" },
+			"%s %q is not supported by Arca's agent; remove it (the listener serves the API proxy)"),
+		"tls_require_and_verify_client_cert": p.check(to(&verifyClients, p.boolean), func() bool { return !verifyClients },
+			"tls_require_and_verify_client_cert = true: Arca's agent does not verify client certificates; remove it"),
+	}.also(p.refuse("%s is not supported by Arca's agent; remove it"), "tls_client_ca_file", "agent_api", "proxy_api")})
+	if err != nil {
+		return nil, err
 	}
 	if strings.TrimSpace(l.Address) == "" {
 		return nil, p.errf(e.line, b.where, "address is required (host:port for tcp, a socket path for unix)")
