@@ -65,6 +65,9 @@ func startAgent(t *testing.T, dir, hcl string, env ...string) *agentProc {
 			p.cmd.Process.Kill()
 			<-p.done
 		}
+		if strings.Contains(p.out.String(), "DATA RACE") {
+			t.Errorf("the agent (a -race build, ARCA_TEST_BINARY) reported a data race")
+		}
 		if t.Failed() {
 			t.Logf("agent output:\n%s", p.out.String())
 		}

@@ -26,8 +26,12 @@ var (
 )
 
 // Binary builds cmd/arca once per process into a temporary directory and
-// returns its path. Cleanup removes it.
+// returns its path. Cleanup removes it. $ARCA_TEST_BINARY, when set, names a
+// binary built beforehand (a -race build, say) to use instead.
 func Binary() (string, error) {
+	if bin := os.Getenv("ARCA_TEST_BINARY"); bin != "" {
+		return bin, nil
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "arca-proc-bin")
 		if err != nil {
