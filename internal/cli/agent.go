@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -23,6 +24,7 @@ and api_proxy listeners forward requests with the agent's token. See docs/agent.
 		boolFlag("exit-after-auth", false, "exit after the first login (and one render of the templates)"),
 		flagSpec{name: "log-level", def: "", env: []string{"ARCA_LOG_LEVEL", "VAULT_LOG_LEVEL"}, usage: "log level: debug, info, warn, error"},
 		strFlag("log-format", "", "log format: standard or json"),
+		strFlag("log-file", "", "write logs to this file (appended) as well as to standard error"),
 	},
 	noArgs: true,
 	run:    runAgent,
@@ -39,7 +41,16 @@ func runAgent(e *env) error {
 	if e.flag("exit-after-auth") {
 		cfg.ExitAfterAuth = true
 	}
-	log, err := newLogger(stderr, e.str("log-level"), e.str("log-format"))
+	logOut := stderr
+	if path := e.str("log-file"); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)
+		if err != nil {
+			return &exitError{code: 1, err: fmt.Errorf("opening -log-file: %w", err)}
+		}
+		defer f.Close()
+		logOut = io.MultiWriter(stderr, f)
+	}
+	log, err := newLogger(logOut, e.str("log-level"), e.str("log-format"))
 	if err != nil {
 		return usageError("%v", err)
 	}
