@@ -41,6 +41,11 @@ func runAgent(e *env) error {
 	if e.flag("exit-after-auth") {
 		cfg.ExitAfterAuth = true
 	}
+	for flagName, fromFile := range map[string]string{"log-level": cfg.LogLevel, "log-format": cfg.LogFormat, "log-file": cfg.LogFile} {
+		if *e.strs[flagName] == "" {
+			*e.strs[flagName] = fromFile
+		}
+	}
 	logOut := stderr
 	if path := e.str("log-file"); path != "" {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o640)

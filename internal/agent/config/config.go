@@ -14,6 +14,9 @@ import (
 type Config struct {
 	PidFile       string // pid_file
 	ExitAfterAuth bool   // exit_after_auth
+	// LogLevel, LogFormat and LogFile are log_level, log_format and
+	// log_file; the command line's flags win over them.
+	LogLevel, LogFormat, LogFile string
 
 	Vault          *Vault         // vault {}; never nil after Parse (address from $VAULT_ADDR/$ARCA_ADDR when unset)
 	AutoAuth       *AutoAuth      // auto_auth {}; nil when absent

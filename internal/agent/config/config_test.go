@@ -14,7 +14,8 @@ import (
 // documented examples) and its JSON twin must parse into.
 func docExample() *Config {
 	return &Config{
-		PidFile: "/run/arca-agent/pidfile",
+		PidFile:  "/run/arca-agent/pidfile",
+		LogLevel: "info",
 		Vault: &Vault{
 			Address:       "https://arca.example.internal:8200",
 			CACert:        "/etc/arca-agent/ca.pem",

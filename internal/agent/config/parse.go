@@ -37,7 +37,7 @@ var MethodTypes = []string{"approle", "jwt", "token_file"}
 // ignored are keys Vault Agent knows that change nothing Arca does (logging,
 // telemetry and connection tuning); they are accepted and skipped.
 var ignored = map[string][]string{
-	"": {"telemetry", "log_level", "log_file", "log_format", "log_rotate_duration", "log_rotate_bytes",
+	"": {"telemetry", "log_rotate_duration", "log_rotate_bytes",
 		"log_rotate_max_files", "disable_mlock", "cluster_name", "default_max_request_duration",
 		"disable_idle_connections", "disable_keep_alives", "ui"},
 	"auto_auth": {"enable_reauth_on_new_credentials"},
@@ -78,6 +78,9 @@ func Parse(src []byte, name string) (*Config, error) {
 	_, err = p.walk(&body{entries: entries(root)}, stanza{ignore: ignored[""], keys: fields{
 		"pid_file":        to(&c.PidFile, p.str),
 		"exit_after_auth": to(&c.ExitAfterAuth, p.boolean),
+		"log_level":       to(&c.LogLevel, p.str),
+		"log_format":      to(&c.LogFormat, p.str),
+		"log_file":        to(&c.LogFile, p.str),
 		"vault":           block(p, "vault", &c.Vault, p.vault),
 		"auto_auth":       block(p, "auto_auth", &c.AutoAuth, p.autoAuth),
 		"template":        appendTo(&c.Templates, p.template),
