@@ -420,6 +420,7 @@ func TestVaultAgentConfigRunsUnchanged(t *testing.T) {
 	p := startAgent(t, dir, fmt.Sprintf(`
 pid_file = %q
 log_level = "debug"
+log_file  = %q
 
 vault {
   address = %q
@@ -472,7 +473,7 @@ template {
   source      = %q
   destination = %q
 }
-`, pidFile, addr, roleID, secretID, filepath.Join(dir, "sink"), socket, listen,
+`, pidFile, filepath.Join(dir, "agent.log"), addr, roleID, secretID, filepath.Join(dir, "sink"), socket, listen,
 		filepath.Join(dir, "server.key.ctmpl"), filepath.Join(dir, "server.key"),
 		filepath.Join(dir, "server.crt.ctmpl"), filepath.Join(dir, "server.crt")))
 
@@ -483,6 +484,9 @@ template {
 	}
 	if _, err := os.Stat(secretID); err != nil {
 		t.Fatalf("remove_secret_id_file_after_reading = false, yet the file is gone: %v", err)
+	}
+	if log := readFile(t, filepath.Join(dir, "agent.log")); !strings.Contains(log, "rendered") {
+		t.Fatalf("log_file holds no render:\n%s", log)
 	}
 	for _, proxyAddr := range []string{"unix://" + socket, "http://" + listen} {
 		app := vaultClient(t, proxyAddr, "")
