@@ -82,9 +82,10 @@ func (a *agent) run(parent context.Context) (int, error) {
 	fail := func(err error) { cancel(err) }
 
 	w := watch.New(a.client, watch.Options{
-		StaticInterval: cfg.TemplateConfig.StaticSecretRenderInterval,
-		Retries:        cfg.Vault.Retries,
-		Logger:         a.log.With("part", "watch"),
+		StaticInterval:   cfg.TemplateConfig.StaticSecretRenderInterval,
+		Retries:          cfg.Vault.Retries,
+		RenewalThreshold: cfg.TemplateConfig.LeaseRenewalThreshold,
+		Logger:           a.log.With("part", "watch"),
 	})
 
 	// First token: auto-auth's first login, or the token from the

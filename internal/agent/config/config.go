@@ -106,9 +106,10 @@ type TemplateConfig struct {
 	ExitOnRetryFailure bool
 	// MaxConnectionsPerHost caps connections to the server; default 10.
 	MaxConnectionsPerHost int
-	// LeaseRenewalThreshold is the fraction of a lease after which it is
-	// renewed (lease_renewal_threshold); default 0.9 in Vault Agent for
-	// non-renewable re-fetch; Arca renews renewable leases at 2/3.
+	// LeaseRenewalThreshold (lease_renewal_threshold, default 0.9) is the
+	// share of a non-renewable lease, or of a certificate's life, after
+	// which the secret is fetched again; renewable leases are renewed at
+	// about two thirds.
 	LeaseRenewalThreshold float64
 }
 

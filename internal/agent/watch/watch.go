@@ -38,7 +38,11 @@ type Options struct {
 	// before the error is returned to the template (Vault Agent's
 	// retry { num_retries }; 0 means the default, 12; -1: none).
 	Retries int
-	Logger  *slog.Logger
+	// RenewalThreshold is the share of a non-renewable lease (or of a
+	// certificate's life) after which the secret is fetched again
+	// (template_config's lease_renewal_threshold); 0.9 when zero.
+	RenewalThreshold float64
+	Logger           *slog.Logger
 }
 
 // DefaultStaticInterval is Options.StaticInterval when it is zero (Vault
@@ -56,9 +60,8 @@ const (
 	backoffMax  = time.Minute
 )
 
-// nonRenewableThreshold is the share of a non-renewable lease after which
-// the secret is fetched again (consul-template's lease_renewal_threshold).
-const nonRenewableThreshold = 0.9
+// DefaultRenewalThreshold is Options.RenewalThreshold when it is zero.
+const DefaultRenewalThreshold = 0.9
 
 // ErrNotFound is what Secret returns (wrapped, naming the path) when no
 // secret exists at a path, or the KV v2 version read is deleted.
@@ -67,10 +70,11 @@ var ErrNotFound = errors.New("no secret exists")
 // Watcher fetches secrets through one client and keeps them fresh. It
 // implements template.Source. Its methods are safe for concurrent use.
 type Watcher struct {
-	c       *api.Client
-	static  time.Duration
-	retries int
-	log     *slog.Logger
+	c         *api.Client
+	static    time.Duration
+	retries   int
+	threshold float64
+	log       *slog.Logger
 
 	// ctx bounds the synchronous fetches of Secret and List; it ends when
 	// Run returns.
@@ -91,17 +95,21 @@ type Watcher struct {
 // with SetToken on re-authentication).
 func New(c *api.Client, opts Options) *Watcher {
 	w := &Watcher{
-		c:       c,
-		static:  opts.StaticInterval,
-		retries: opts.Retries,
-		log:     opts.Logger,
-		changed: make(chan struct{}, 1),
-		wake:    make(chan struct{}, 1),
-		entries: map[string]*entry{},
-		mounts:  map[string]*api.MountInfo{},
+		c:         c,
+		static:    opts.StaticInterval,
+		retries:   opts.Retries,
+		threshold: opts.RenewalThreshold,
+		log:       opts.Logger,
+		changed:   make(chan struct{}, 1),
+		wake:      make(chan struct{}, 1),
+		entries:   map[string]*entry{},
+		mounts:    map[string]*api.MountInfo{},
 	}
 	if w.static <= 0 {
 		w.static = DefaultStaticInterval
+	}
+	if w.threshold <= 0 || w.threshold >= 1 {
+		w.threshold = DefaultRenewalThreshold
 	}
 	switch {
 	case w.retries == 0:
@@ -582,7 +590,7 @@ func (w *Watcher) store(e *entry, res result, now time.Time, gen uint64) bool {
 		e.grace = grace(dur, dur)
 		w.queueAt(e, actRenew, now.Add(renewAfter(dur, e.grace)), gen)
 	case s.LeaseID != "" && dur > 0:
-		frac := nonRenewableThreshold + (jitter()-0.5)*0.1
+		frac := min(w.threshold+(jitter()-0.5)*0.1, 0.99)
 		w.queueAt(e, actRefetch, now.Add(time.Duration(float64(dur)*frac)), gen)
 	default:
 		w.queueAt(e, actRefetch, now.Add(w.staticWait(s, now)), gen)
@@ -597,7 +605,7 @@ func (w *Watcher) staticWait(s *api.Secret, now time.Time) time.Duration {
 	if _, ok := s.Data["certificate"]; ok {
 		if exp, ok := api.Int64(s.Data["expiration"]); ok {
 			if left := time.Unix(exp, 0).Sub(now); left > 0 {
-				frac := nonRenewableThreshold + (jitter()-0.5)*0.1
+				frac := min(w.threshold+(jitter()-0.5)*0.1, 0.99)
 				return time.Duration(float64(left) * frac)
 			}
 		}
