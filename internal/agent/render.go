@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/arcasec/arca/api"
@@ -144,6 +146,9 @@ func (r *renderer) render(ctx context.Context) (complete bool, err error) {
 			continue
 		}
 		if changed {
+			if err := chown(ft.cfg); err != nil {
+				r.log.Error("cannot give the rendered file its owner", "template", ft.name, "error", err)
+			}
 			r.log.Info("rendered", "template", ft.name, "destination", ft.cfg.Destination)
 			r.runCommand(ctx, ft)
 		}
@@ -283,4 +288,33 @@ func (r *renderer) renderUntilDone(ctx context.Context) error {
 func retryDelay(attempt int) time.Duration {
 	d := time.Second << min(attempt-1, 6)
 	return min(d, time.Minute)
+}
+
+// chown gives the destination the template's user and group (names or
+// numeric IDs). Only root can; without them, or as another user, the file
+// keeps the agent's.
+func chown(tc *config.Template) error {
+	if (tc.User == "" && tc.Group == "") || os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid := -1, -1
+	if tc.User != "" {
+		u, err := user.Lookup(tc.User)
+		if err != nil {
+			if u, err = user.LookupId(tc.User); err != nil {
+				return fmt.Errorf("user %q: %w", tc.User, err)
+			}
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+	}
+	if tc.Group != "" {
+		g, err := user.LookupGroup(tc.Group)
+		if err != nil {
+			if g, err = user.LookupGroupId(tc.Group); err != nil {
+				return fmt.Errorf("group %q: %w", tc.Group, err)
+			}
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	return os.Chown(tc.Destination, uid, gid)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -584,4 +585,44 @@ template {
 	kvPut(t, c, "app/db", map[string]any{"password": "v3", "later": "now-here"})
 	waitFor(t, 20*time.Second, "the render after the burst", fileIs(ran, "v1\nv3\n"))
 	waitFor(t, 20*time.Second, "the template that could not render before", fileIs(broken, "now-here"))
+}
+
+// TestAgentTemplateOwner: run as root, the agent gives a rendered file the
+// template's user and group.
+func TestAgentTemplateOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("only root can give a file another owner")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip("no user nobody")
+	}
+	addr, root := servertest.StartDev(t)
+	kvPut(t, vaultClient(t, addr, root), "app/db", map[string]any{"password": "owned"})
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	dest := filepath.Join(dir, "out")
+	startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template {
+  contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
+  destination = %q
+  user        = "nobody"
+  group       = %q
+  perms       = "0640"
+}
+`, addr, tokenFile, dest, nobody.Gid))
+	waitFor(t, 20*time.Second, "the render", fileIs(dest, "owned"))
+	fi, err := os.Stat(dest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	if fmt.Sprint(st.Uid) != nobody.Uid || fmt.Sprint(st.Gid) != nobody.Gid {
+		t.Fatalf("owner %d:%d, want nobody %s:%s", st.Uid, st.Gid, nobody.Uid, nobody.Gid)
+	}
 }
