@@ -1,0 +1,154 @@
+package agent_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/arcasec/arca/internal/server/servertest"
+)
+
+// The tests in this file pin behaviour a user switching from Vault Agent
+// relies on, found by running OpenBao's agent and Arca's side by side on
+// the same configuration (docs/agent.md, "Coming from Vault Agent").
+
+// TestPeerPidFileMode: pid_file holds the agent's process ID, with mode
+// 0600 as Vault Agent writes it, and is removed when the agent exits.
+func TestPeerPidFileMode(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	kvPut(t, c, "app/pid", map[string]any{"v": "one"})
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	pidFile := filepath.Join(dir, "agent.pid")
+	dest := filepath.Join(dir, "out")
+	p := startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+pid_file = %q
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template {
+  contents    = "{{ with secret \"secret/data/app/pid\" }}{{ .Data.data.v }}{{ end }}"
+  destination = %q
+}
+`, addr, pidFile, tokenFile, dest))
+	waitFor(t, 20*time.Second, "the render", fileIs(dest, "one"))
+	fi, err := os.Stat(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("pid_file mode %v, want 0600", fi.Mode().Perm())
+	}
+	if got := readFile(t, pidFile); got != strconv.Itoa(p.cmd.Process.Pid) {
+		t.Errorf("pid_file holds %q, want %d", got, p.cmd.Process.Pid)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exited(t, 20*time.Second); code != 0 {
+		t.Errorf("agent exit code %d after SIGTERM, want 0", code)
+	}
+	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
+		t.Errorf("pid_file left behind after exit (stat: %v)", err)
+	}
+}
+
+// TestPeerExecSIGTERMStopsChildAndExitsZero: SIGTERM to an agent running
+// an exec child reaches the child, and the agent then exits 0, as Vault
+// Agent does, even though a child that does not catch TERM dies with 143
+// (a stop under systemd is not a failure). A child that exits on its own
+// still gives the agent its code
+// (TestAgentExecRestartsChildOnChangeAndReturnsItsExitCode).
+func TestPeerExecSIGTERMStopsChildAndExitsZero(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	kvPut(t, c, "app/term", map[string]any{"key": "k"})
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	started := filepath.Join(dir, "started")
+	script := filepath.Join(dir, "app.sh")
+	// The child does not catch TERM: it dies of it.
+	writeFile(t, script, fmt.Sprintf("#!/bin/sh\necho \"$$ $KEY\" > %s\nexec sleep 300\n", started))
+	os.Chmod(script, 0o755)
+	p := startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+env_template "KEY" {
+  contents = "{{ with secret \"secret/data/app/term\" }}{{ .Data.data.key }}{{ end }}"
+}
+exec { command = [%q] }
+`, addr, tokenFile, script))
+	waitFor(t, 20*time.Second, "the child to start", func() bool {
+		b, err := os.ReadFile(started)
+		return err == nil && strings.HasSuffix(string(b), " k\n")
+	})
+	pid, err := strconv.Atoi(strings.Fields(readFile(t, started))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if code := p.exited(t, 20*time.Second); code != 0 {
+		t.Fatalf("agent exit code %d after SIGTERM, want 0; output:\n%s", code, p.out.String())
+	}
+	if err := syscall.Kill(pid, 0); err == nil {
+		syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatal("the child is still running after the agent exited")
+	}
+}
+
+// TestPeerMissingKeyLaterKeepsAgentRunning: a key that disappears from a
+// secret after the template rendered (error_on_missing_key) does not stop
+// the agent, as it does not stop Vault Agent: the previous file stays,
+// the error is logged, and the file follows once the key is back. (At
+// start-up the same error stops the agent:
+// TestAgentMissingKeyFailsWithErrorOnMissingKey.)
+func TestPeerMissingKeyLaterKeepsAgentRunning(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	kvPut(t, c, "app/mk", map[string]any{"password": "first-secret"})
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	dest := filepath.Join(dir, "out")
+	p := startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template_config { static_secret_render_interval = "300ms" }
+template {
+  contents             = "{{ with secret \"secret/data/app/mk\" }}{{ .Data.data.password }}{{ end }}"
+  destination          = %q
+  error_on_missing_key = true
+}
+`, addr, tokenFile, dest))
+	waitFor(t, 20*time.Second, "the first render", fileIs(dest, "first-secret"))
+
+	kvPut(t, c, "app/mk", map[string]any{"passwd": "renamed-secret"})
+	waitFor(t, 20*time.Second, "the error to be logged", func() bool {
+		return strings.Contains(p.out.String(), "keeping the previous output")
+	})
+	select {
+	case <-p.done:
+		t.Fatalf("the agent exited (code %d) on a key removed after start-up", p.code)
+	default:
+	}
+	if got := readFile(t, dest); got != "first-secret" {
+		t.Fatalf("the file holds %q after the failed render, want the previous text", got)
+	}
+	if out := p.out.String(); !strings.Contains(out, "password") || strings.Contains(out, "renamed-secret") || strings.Contains(out, "first-secret") {
+		t.Fatalf("the log should name the key and no value:\n%s", out)
+	}
+
+	kvPut(t, c, "app/mk", map[string]any{"password": "second-secret"})
+	waitFor(t, 20*time.Second, "the render once the key is back", fileIs(dest, "second-secret"))
+}
