@@ -84,10 +84,19 @@ func (a *agent) run(parent context.Context) (int, error) {
 	// fail ends the agent with err unless something ended it first.
 	fail := func(err error) { cancel(err) }
 
+	// A read refused with 403 makes auto-auth check its token (set below,
+	// before any part runs): a token revoked on the server is replaced at
+	// once, not at its next renewal.
+	var checkToken func()
 	w := watch.New(a.client, watch.Options{
 		StaticInterval: cfg.TemplateConfig.StaticSecretRenderInterval,
 		Retries:        cfg.Vault.Retries,
 		Logger:         a.log.With("part", "watch"),
+		OnPermissionDenied: func() {
+			if checkToken != nil {
+				checkToken()
+			}
+		},
 	})
 
 	// First token: auto-auth's first login, or the token from the
@@ -98,6 +107,7 @@ func (a *agent) run(parent context.Context) (int, error) {
 		if err != nil {
 			return 1, err
 		}
+		checkToken = h.CheckToken
 		wg.Go(func() {
 			if err := h.Run(ctx); err != nil && ctx.Err() == nil {
 				fail(fmt.Errorf("auto-auth: %w", err))

@@ -152,3 +152,91 @@ template {
 	kvPut(t, c, "app/mk", map[string]any{"password": "second-secret"})
 	waitFor(t, 20*time.Second, "the render once the key is back", fileIs(dest, "second-secret"))
 }
+
+// TestPeerRevokedTokenReplacedAtOnce: a token revoked on the server is
+// replaced as soon as a read is refused, not at its next renewal (two
+// thirds of an hour here; Vault Agent waits that long): the agent checks
+// its token, logs in again, writes the new token to the sink and renders
+// what changed meanwhile.
+func TestPeerRevokedTokenReplacedAtOnce(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	dir := t.TempDir()
+	roleID, secretID := appRole(t, c, dir, `path "secret/data/app/*" { capabilities = ["read"] }`)
+	kvPut(t, c, "app/rev", map[string]any{"v": "before"})
+	sink := filepath.Join(dir, "sink")
+	dest := filepath.Join(dir, "out")
+	startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path   = %q
+      secret_id_file_path = %q
+      remove_secret_id_file_after_reading = false
+    }
+  }
+  sink "file" { config = { path = %q } }
+}
+template_config { static_secret_render_interval = "300ms" }
+template {
+  contents    = "{{ with secret \"secret/data/app/rev\" }}{{ .Data.data.v }}{{ end }}"
+  destination = %q
+}
+`, addr, roleID, secretID, sink, dest))
+	waitFor(t, 20*time.Second, "the first render", fileIs(dest, "before"))
+	old := readFile(t, sink)
+	if _, err := c.Logical().Write("auth/token/revoke", map[string]any{"token": old}); err != nil {
+		t.Fatal(err)
+	}
+	kvPut(t, c, "app/rev", map[string]any{"v": "after"})
+	waitFor(t, 20*time.Second, "a new token in the sink", func() bool {
+		b, err := os.ReadFile(sink)
+		return err == nil && len(b) > 0 && string(b) != old
+	})
+	waitFor(t, 20*time.Second, "the render with the new token", fileIs(dest, "after"))
+	if _, err := vaultClient(t, addr, readFile(t, sink)).Auth().Token().LookupSelf(); err != nil {
+		t.Fatalf("the new token does not work: %v", err)
+	}
+}
+
+// TestPeerPermissionDeniedKeepsAValidToken: a read the policy refuses
+// makes the agent check its token, but a token that still works is kept:
+// no new login (no new token) for a template that asks for too much.
+func TestPeerPermissionDeniedKeepsAValidToken(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	dir := t.TempDir()
+	roleID, secretID := appRole(t, c, dir, `path "secret/data/app/*" { capabilities = ["read"] }`)
+	kvPut(t, c, "app/ok", map[string]any{"v": "fine"})
+	kvPut(t, c, "other/no", map[string]any{"v": "forbidden"})
+	dest := filepath.Join(dir, "ok")
+	p := startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "approle" {
+    config = {
+      role_id_file_path   = %q
+      secret_id_file_path = %q
+    }
+  }
+}
+template_config { static_secret_render_interval = "300ms" }
+template {
+  contents    = "{{ with secret \"secret/data/app/ok\" }}{{ .Data.data.v }}{{ end }}"
+  destination = %q
+}
+template {
+  contents    = "{{ with secret \"secret/data/other/no\" }}{{ .Data.data.v }}{{ end }}"
+  destination = %q
+}
+`, addr, roleID, secretID, dest, filepath.Join(dir, "no")))
+	waitFor(t, 20*time.Second, "the allowed template", fileIs(dest, "fine"))
+	waitFor(t, 20*time.Second, "several refused reads", func() bool {
+		return strings.Count(p.out.String(), "permission denied") >= 3
+	})
+	out := p.out.String()
+	if n := strings.Count(out, "auto-auth: logged in"); n != 1 {
+		t.Fatalf("%d logins for a valid token refused one path, want 1:\n%s", n, out)
+	}
+}

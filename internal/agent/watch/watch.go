@@ -39,6 +39,10 @@ type Options struct {
 	// retry { num_retries }; 0 means the default, 12; -1: none).
 	Retries int
 	Logger  *slog.Logger
+	// OnPermissionDenied, when set, is called (it must not block) each
+	// time a read, list or renewal is refused with 403, so that the agent
+	// can check whether its token was revoked on the server.
+	OnPermissionDenied func()
 }
 
 // DefaultStaticInterval is Options.StaticInterval when it is zero (Vault
@@ -71,6 +75,7 @@ type Watcher struct {
 	static  time.Duration
 	retries int
 	log     *slog.Logger
+	denied  func() // Options.OnPermissionDenied, or nil
 
 	// ctx bounds the synchronous fetches of Secret and List; it ends when
 	// Run returns.
@@ -95,6 +100,7 @@ func New(c *api.Client, opts Options) *Watcher {
 		static:  opts.StaticInterval,
 		retries: opts.Retries,
 		log:     opts.Logger,
+		denied:  opts.OnPermissionDenied,
 		changed: make(chan struct{}, 1),
 		wake:    make(chan struct{}, 1),
 		entries: map[string]*entry{},
@@ -381,6 +387,7 @@ func splitPath(raw string) (string, url.Values, error) {
 // first fetches a new entry, retrying with backoff, and queues it.
 func (w *Watcher) first(e *entry, gen uint64) {
 	res, err := w.fetchRetrying(e)
+	w.checkDenied(err)
 	now := time.Now()
 	w.mu.Lock()
 	if err != nil {
@@ -731,6 +738,7 @@ func (w *Watcher) failed(ctx context.Context, e *entry, act action, err error, n
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	w.checkDenied(err)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e.failures++
@@ -744,6 +752,14 @@ func (w *Watcher) failed(ctx context.Context, e *entry, act action, err error, n
 	}
 	w.queueAt(e, act, now.Add(d), gen)
 	return nil
+}
+
+// checkDenied calls OnPermissionDenied when err is a 403.
+func (w *Watcher) checkDenied(err error) {
+	var re *api.ResponseError
+	if w.denied != nil && errors.As(err, &re) && re.StatusCode == 403 {
+		w.denied()
+	}
 }
 
 // retryable reports an error that another attempt may not meet: no
