@@ -240,3 +240,46 @@ template {
 		t.Fatalf("%d logins for a valid token refused one path, want 1:\n%s", n, out)
 	}
 }
+
+// TestPeerMissingSecretLookedForAtTheInterval: a secret that does not
+// exist yet is looked for again at static_secret_render_interval (not with
+// a backoff growing to a minute), as Vault Agent does, without a warning
+// each time; the file appears once the secret is written.
+func TestPeerMissingSecretLookedForAtTheInterval(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	dest := filepath.Join(dir, "out")
+	p := startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template_config { static_secret_render_interval = "300ms" }
+template {
+  contents    = "{{ with secret \"secret/data/app/later\" }}{{ .Data.data.v }}{{ end }}"
+  destination = %q
+}
+`, addr, tokenFile, dest))
+	const still = "a secret still does not exist"
+	waitFor(t, 30*time.Second, "several looks for the missing secret", func() bool {
+		return strings.Count(p.out.String(), still) >= 5
+	})
+	for _, line := range strings.Split(p.out.String(), "\n") {
+		if !strings.Contains(line, still) {
+			continue
+		}
+		_, after, _ := strings.Cut(line, "backoff=")
+		d, err := time.ParseDuration(strings.Fields(after + " x")[0])
+		if err != nil || d > 300*time.Millisecond {
+			t.Fatalf("looked again after %v (%v), want at most the 300ms interval: %s", d, err, line)
+		}
+	}
+	if _, err := os.Stat(dest); !os.IsNotExist(err) {
+		t.Fatalf("a file was written for a missing secret (stat: %v)", err)
+	}
+	kvPut(t, c, "app/later", map[string]any{"v": "now"})
+	waitFor(t, 20*time.Second, "the file once the secret exists", fileIs(dest, "now"))
+}

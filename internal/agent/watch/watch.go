@@ -746,7 +746,17 @@ func (w *Watcher) failed(ctx context.Context, e *entry, act action, err error, n
 		e.err = err
 	}
 	d := backoff(e.failures)
-	w.log.Warn("refreshing a secret failed; keeping its last data and retrying", "path", e.String(), "attempt", e.failures, "backoff", d.Round(time.Millisecond), "error", err)
+	if errors.Is(err, ErrNotFound) {
+		// A secret not written yet is looked for again at the static
+		// interval at the latest, as Vault Agent does; after the first
+		// time only at debug level (the renderer says what it waits for).
+		d = min(d, w.static)
+	}
+	if errors.Is(err, ErrNotFound) && e.failures > 1 {
+		w.log.Debug("a secret still does not exist; looking again", "path", e.String(), "attempt", e.failures, "backoff", d.Round(time.Millisecond))
+	} else {
+		w.log.Warn("refreshing a secret failed; keeping its last data and retrying", "path", e.String(), "attempt", e.failures, "backoff", d.Round(time.Millisecond), "error", err)
+	}
 	if exitOnRetryFailure && e.failures > w.retries {
 		return fmt.Errorf("refreshing %s failed %d times: %w", e, e.failures, err)
 	}
