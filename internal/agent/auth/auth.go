@@ -56,9 +56,10 @@ type Handler struct {
 	sinkGen atomic.Uint64  // bumped by each new token: older sink retries stop
 	sinkWG  sync.WaitGroup // sink retries under way
 
-	checkOnce sync.Once
-	check     chan struct{} // CheckToken's requests
-	lastCheck time.Time     // Run's goroutine only
+	checkOnce     sync.Once
+	check         chan struct{} // CheckToken's requests
+	lastCheck     time.Time     // Run's goroutine only
+	checkInterval time.Duration // CheckInterval when zero (tests shorten it)
 }
 
 // CheckInterval is the least time between two checks CheckToken asks for.
@@ -98,7 +99,11 @@ func (h *Handler) wait(ctx context.Context, rc *api.Client, d time.Duration) (el
 		case <-timer:
 			return true, false
 		case <-h.checks():
-			if time.Since(h.lastCheck) < CheckInterval {
+			every := h.checkInterval
+			if every == 0 {
+				every = CheckInterval
+			}
+			if time.Since(h.lastCheck) < every {
 				continue
 			}
 			h.lastCheck = time.Now()
