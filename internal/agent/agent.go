@@ -15,8 +15,10 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/arcasec/arca/api"
@@ -63,7 +65,8 @@ func (a *agent) run(parent context.Context) (int, error) {
 		return 1, err
 	}
 	if cfg.PidFile != "" {
-		if err := os.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o644); err != nil {
+		// 0600, as Vault Agent writes it.
+		if err := os.WriteFile(cfg.PidFile, []byte(strconv.Itoa(os.Getpid())), 0o600); err != nil {
 			return 1, fmt.Errorf("writing pid_file: %w", err)
 		}
 		defer os.Remove(cfg.PidFile)
@@ -81,11 +84,20 @@ func (a *agent) run(parent context.Context) (int, error) {
 	// fail ends the agent with err unless something ended it first.
 	fail := func(err error) { cancel(err) }
 
+	// A read refused with 403 makes auto-auth check its token (set below,
+	// before any part runs): a token revoked on the server is replaced at
+	// once, not at its next renewal.
+	var checkToken func()
 	w := watch.New(a.client, watch.Options{
 		StaticInterval:   cfg.TemplateConfig.StaticSecretRenderInterval,
 		Retries:          cfg.Vault.Retries,
 		RenewalThreshold: cfg.TemplateConfig.LeaseRenewalThreshold,
 		Logger:           a.log.With("part", "watch"),
+		OnPermissionDenied: func() {
+			if checkToken != nil {
+				checkToken()
+			}
+		},
 	})
 
 	// First token: auto-auth's first login, or the token from the
@@ -96,6 +108,7 @@ func (a *agent) run(parent context.Context) (int, error) {
 		if err != nil {
 			return 1, err
 		}
+		checkToken = h.CheckToken
 		wg.Go(func() {
 			if err := h.Run(ctx); err != nil && ctx.Err() == nil {
 				fail(fmt.Errorf("auto-auth: %w", err))
@@ -144,6 +157,7 @@ func (a *agent) run(parent context.Context) (int, error) {
 	}
 
 	var envs chan []string
+	var stopSigs chan os.Signal
 	childDone := make(chan childResult, 1)
 	if cfg.Exec != nil {
 		envs = make(chan []string, 1)
@@ -153,6 +167,8 @@ func (a *agent) run(parent context.Context) (int, error) {
 		}
 		defer closeFiles()
 		r.envs = envs
+		stopSigs = stopSignals()
+		defer signal.Stop(stopSigs)
 		wg.Go(func() {
 			code, err := child.Run(ctx, execOpts, envs)
 			childDone <- childResult{code, err}
@@ -170,6 +186,14 @@ func (a *agent) run(parent context.Context) (int, error) {
 		if res.err != nil {
 			return 1, fmt.Errorf("exec: %w", res.err)
 		}
+		if len(stopSigs) > 0 {
+			// The agent was told to stop (SIGTERM, SIGINT) and forwarded
+			// it: a clean shutdown, exit 0 as Vault Agent does, whatever
+			// the child's code (143 for a child that does not catch TERM
+			// would mark a systemd unit failed).
+			a.log.Info("stopped by a signal; the exec child has exited", "code", res.code)
+			return 0, nil
+		}
 		a.log.Info("the exec child exited; the agent exits with its code", "code", res.code)
 		return res.code, nil
 	case <-ctx.Done():
@@ -183,6 +207,19 @@ func (a *agent) run(parent context.Context) (int, error) {
 		}
 		return a.ended(ctx)
 	}
+}
+
+// stopSignals notes the stop signals (SIGINT, SIGTERM) the agent receives
+// while it runs an exec child; the child supervisor forwards them. One the
+// agent was started ignoring is left ignored.
+func stopSignals() chan os.Signal {
+	c := make(chan os.Signal, 2)
+	for _, s := range []os.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		if !signal.Ignored(s) {
+			signal.Notify(c, s)
+		}
+	}
+	return c
 }
 
 type childResult struct {

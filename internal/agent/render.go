@@ -21,12 +21,16 @@ type fileTemplate struct {
 	cfg  *config.Template
 	name string
 	t    *template.Template
+	// rendered: the template has rendered once; an error of the template
+	// itself (a missing key) no longer stops the agent, see templateFailed.
+	rendered bool
 }
 
 // envTemplate is an env_template stanza, parsed.
 type envTemplate struct {
-	name string // the variable
-	t    *template.Template
+	name     string // the variable
+	t        *template.Template
+	rendered bool // as fileTemplate.rendered
 }
 
 // parseTemplates parses every template up front, so a syntax error stops
@@ -126,13 +130,15 @@ func (r *renderer) render(ctx context.Context) (complete bool, err error) {
 	for _, ft := range r.templates {
 		out, retry, err := r.execute(ft.t)
 		if err != nil {
-			if !retry && ft.cfg.ErrorFatal {
-				return false, fmt.Errorf("rendering %s: %w", ft.name, err)
-			}
 			if !retry {
-				// error_fatal = false: the file stays as it was until a
-				// change lets the template render.
-				r.log.Error("the template cannot render; keeping the previous file", "template", ft.name, "error", err)
+				// A template error stops the agent at start-up; after a
+				// first render (a key removed since), or with error_fatal
+				// = false, the old file stays and the render is retried.
+				if !ft.rendered && ft.cfg.ErrorFatal {
+					return false, fmt.Errorf("rendering %s: %w", ft.name, err)
+				}
+				r.templateFailed(ft.name, err)
+				complete = false
 				continue
 			}
 			r.log.Warn("cannot render the template yet; keeping the previous file and retrying", "template", ft.name, "error", err)
@@ -145,6 +151,7 @@ func (r *renderer) render(ctx context.Context) (complete bool, err error) {
 			complete = false
 			continue
 		}
+		ft.rendered = true
 		if changed {
 			if err := chown(ft.cfg); err != nil {
 				r.log.Error("cannot give the rendered file its owner", "template", ft.name, "error", err)
@@ -161,11 +168,16 @@ func (r *renderer) render(ctx context.Context) (complete bool, err error) {
 		out, retry, err := r.execute(et.t)
 		if err != nil {
 			if !retry {
-				return false, fmt.Errorf("rendering env_template %s: %w", et.name, err)
+				if !et.rendered {
+					return false, fmt.Errorf("rendering env_template %s: %w", et.name, err)
+				}
+				r.templateFailed("env_template "+et.name, err)
+				return false, nil
 			}
 			r.log.Warn("cannot render env_template yet; retrying", "name", et.name, "error", err)
 			return false, nil
 		}
+		et.rendered = true
 		env = append(env, et.name+"="+string(out))
 	}
 	slices.Sort(env)
@@ -179,6 +191,16 @@ func (r *renderer) render(ctx context.Context) (complete bool, err error) {
 		r.lastEnv, r.envSent = env, true
 	}
 	return complete, nil
+}
+
+// templateFailed logs a template's own error (a missing key with
+// error_on_missing_key) once it has rendered before. At start-up such an
+// error stops the agent; later (a key removed from a KV secret) the agent
+// goes on as Vault Agent does: the previous file (or the exec child's
+// environment) stays, the error is logged and the render retried, and
+// exit_on_retry_failure ends the agent.
+func (r *renderer) templateFailed(name string, err error) {
+	r.log.Error("cannot render the template; keeping the previous output and retrying", "template", name, "error", err)
 }
 
 // perm is the destination's mode: perms when given, else the existing

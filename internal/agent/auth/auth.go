@@ -55,6 +55,66 @@ type Handler struct {
 
 	sinkGen atomic.Uint64  // bumped by each new token: older sink retries stop
 	sinkWG  sync.WaitGroup // sink retries under way
+
+	checkOnce     sync.Once
+	check         chan struct{} // CheckToken's requests
+	lastCheck     time.Time     // Run's goroutine only
+	checkInterval time.Duration // CheckInterval when zero (tests shorten it)
+}
+
+// CheckInterval is the least time between two checks CheckToken asks for.
+const CheckInterval = 10 * time.Second
+
+// CheckToken asks Run to check now whether the current token still works
+// (a part was refused with 403: the token may have been revoked on the
+// server). Run looks the token up (auth/token/lookup-self) at most once
+// per CheckInterval and, when the lookup is refused, logs in again at
+// once rather than at the next renewal. It never blocks.
+func (h *Handler) CheckToken() {
+	select {
+	case h.checks() <- struct{}{}:
+	default:
+	}
+}
+
+func (h *Handler) checks() chan struct{} {
+	h.checkOnce.Do(func() { h.check = make(chan struct{}, 1) })
+	return h.check
+}
+
+// wait waits d (forever when d < 0) or until ctx ends (false). A check
+// asked for meanwhile is made; when it finds the token refused, wait
+// returns false with revoked set.
+func (h *Handler) wait(ctx context.Context, rc *api.Client, d time.Duration) (elapsed, revoked bool) {
+	var timer <-chan time.Time
+	if d >= 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		timer = t.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return false, false
+		case <-timer:
+			return true, false
+		case <-h.checks():
+			every := h.checkInterval
+			if every == 0 {
+				every = CheckInterval
+			}
+			if time.Since(h.lastCheck) < every {
+				continue
+			}
+			h.lastCheck = time.Now()
+			_, err := rc.Read(ctx, "auth/token/lookup-self", nil)
+			var re *api.ResponseError
+			if errors.As(err, &re) && re.StatusCode == 403 {
+				h.logger().Warn("auto-auth: the token is refused by the server (revoked?); logging in again")
+				return false, true
+			}
+		}
+	}
 }
 
 func (h *Handler) logger() *slog.Logger {
@@ -187,23 +247,23 @@ func checkLogin(s *api.Secret) error {
 func (h *Handler) keepAlive(ctx context.Context, token string, a *api.SecretAuth) (exhausted bool) {
 	log := h.logger()
 	ttl := seconds(a.LeaseDuration)
+	rc := h.Client.Clone()
+	rc.SetToken(token)
+	rc.SetWrapTTL("")
 	if ttl <= 0 {
 		log.Info("auto-auth: the token has no TTL; it is not renewed")
-		<-ctx.Done()
+		h.wait(ctx, rc, -1) // until ctx ends or the token is refused
 		return false
 	}
 	if !a.Renewable {
 		wait := renewDelay(ttl)
 		log.Info("auto-auth: the token is not renewable; logging in again before it expires", "in", wait.Round(time.Second).String())
-		sleep(ctx, wait)
-		return true
+		elapsed, _ := h.wait(ctx, rc, wait)
+		return elapsed
 	}
 	orig := ttl
-	rc := h.Client.Clone()
-	rc.SetToken(token)
-	rc.SetWrapTTL("")
 	for {
-		if !sleep(ctx, renewDelay(ttl)) {
+		if elapsed, _ := h.wait(ctx, rc, renewDelay(ttl)); !elapsed {
 			return false
 		}
 		s, err := rc.Write(ctx, "auth/token/renew-self", map[string]any{"increment": int64(orig / time.Second)})

@@ -38,6 +38,9 @@ type Options struct {
 	// X-Vault-Request: true, as a listener's require_request_header asks;
 	// browsers cannot add that header to a cross-site request.
 	RequireRequestHeader bool
+	// Quit, when set, is called for POST /agent/v1/quit (Vault Agent's
+	// agent_api { enable_quit = true }); unset, that path answers 404.
+	Quit func()
 }
 
 const tokenHeader = "X-Vault-Token"
@@ -94,6 +97,12 @@ func Handler(opts Options) http.Handler {
 			respondError(w, http.StatusPreconditionFailed, "missing 'X-Vault-Request' header")
 			return
 		}
+		if strings.HasPrefix(r.URL.Path, "/agent/") {
+			// The agent's own API: answered here, never forwarded to
+			// the server (with the agent's token).
+			agentAPI(w, r, opts.Quit)
+			return
+		}
 		switch mode {
 		case "force":
 			if t := opts.Client.Token(); t != "" {
@@ -111,6 +120,42 @@ func Handler(opts Options) http.Handler {
 		}
 		rp.ServeHTTP(w, r)
 	})
+}
+
+// agentAPI answers Vault Agent's /agent/v1/ paths as Vault Agent does:
+// quit (when enabled) stops the agent; cache-clear succeeds, as there is no
+// cache to clear; anything else is 404.
+func agentAPI(w http.ResponseWriter, r *http.Request, quit func()) {
+	switch strings.TrimSuffix(r.URL.Path, "/") {
+	case "/agent/v1/quit":
+		if quit == nil {
+			notFound(w)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+		quit()
+	case "/agent/v1/cache-clear":
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	default:
+		notFound(w)
+	}
+}
+
+// notFound is Vault's 404: {"errors":[]}.
+func notFound(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = io.WriteString(w, `{"errors":[]}`+"\n")
 }
 
 func respondError(w http.ResponseWriter, status int, msg string) {

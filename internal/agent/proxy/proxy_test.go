@@ -342,3 +342,46 @@ func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
 	pool.AddCert(cert)
 	return certFile, keyFile, pool
 }
+
+// TestAgentAPIAnsweredLocally: the /agent/v1/ paths are Vault Agent's own
+// API. They are answered by the proxy and never forwarded to the server
+// (where the agent's token would be spent on a path that does not exist):
+// quit is 404 unless enabled, then POST-only and it stops the agent;
+// cache-clear succeeds (there is no cache to clear).
+func TestAgentAPIAnsweredLocally(t *testing.T) {
+	up := newUpstream(t)
+	url := startProxy(t, Options{Client: agentClient(t, up.URL, "agent-token"), UseAutoAuthToken: "true"})
+	if resp, body := do(t, "POST", url+"/agent/v1/quit", "", "", nil); resp.StatusCode != http.StatusNotFound || strings.TrimSpace(body) != `{"errors":[]}` {
+		t.Errorf("quit, not enabled: %d %q, want 404 {\"errors\":[]}", resp.StatusCode, body)
+	}
+	if resp, _ := do(t, "POST", url+"/agent/v1/cache-clear", "", `{"type":"all"}`, nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("cache-clear: %d, want 200", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", url+"/agent/v1/cache-clear", "", "", nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET cache-clear: %d, want 405", resp.StatusCode)
+	}
+	if resp, _ := do(t, "GET", url+"/agent/v1/nothing", "", "", nil); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown agent path: %d, want 404", resp.StatusCode)
+	}
+	up.mu.Lock()
+	n := len(up.seen)
+	up.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d agent API requests reached the server", n)
+	}
+
+	quit := make(chan struct{}, 1)
+	url = startProxy(t, Options{Client: agentClient(t, up.URL, "agent-token"), Quit: func() { quit <- struct{}{} }})
+	if resp, _ := do(t, "GET", url+"/agent/v1/quit", "", "", nil); resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("GET quit: %d, want 405", resp.StatusCode)
+	}
+	if len(quit) != 0 {
+		t.Fatal("a GET stopped the agent")
+	}
+	if resp, _ := do(t, "POST", url+"/agent/v1/quit", "", "", nil); resp.StatusCode != http.StatusOK {
+		t.Errorf("POST quit: %d, want 200", resp.StatusCode)
+	}
+	if len(quit) != 1 {
+		t.Error("POST /agent/v1/quit did not call Quit")
+	}
+}

@@ -43,6 +43,10 @@ type Options struct {
 	// (template_config's lease_renewal_threshold); 0.9 when zero.
 	RenewalThreshold float64
 	Logger           *slog.Logger
+	// OnPermissionDenied, when set, is called (it must not block) each
+	// time a read, list or renewal is refused with 403, so that the agent
+	// can check whether its token was revoked on the server.
+	OnPermissionDenied func()
 }
 
 // DefaultStaticInterval is Options.StaticInterval when it is zero (Vault
@@ -75,6 +79,7 @@ type Watcher struct {
 	retries   int
 	threshold float64
 	log       *slog.Logger
+	denied    func() // Options.OnPermissionDenied, or nil
 
 	// ctx bounds the synchronous fetches of Secret and List; it ends when
 	// Run returns.
@@ -104,6 +109,7 @@ func New(c *api.Client, opts Options) *Watcher {
 		wake:      make(chan struct{}, 1),
 		entries:   map[string]*entry{},
 		mounts:    map[string]*api.MountInfo{},
+		denied:    opts.OnPermissionDenied,
 	}
 	if w.static <= 0 {
 		w.static = DefaultStaticInterval
@@ -389,6 +395,7 @@ func splitPath(raw string) (string, url.Values, error) {
 // first fetches a new entry, retrying with backoff, and queues it.
 func (w *Watcher) first(e *entry, gen uint64) {
 	res, err := w.fetchRetrying(e)
+	w.checkDenied(err)
 	now := time.Now()
 	w.mu.Lock()
 	if err != nil {
@@ -724,6 +731,7 @@ func (w *Watcher) failed(ctx context.Context, e *entry, act action, err error, n
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
+	w.checkDenied(err)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	e.failures++
@@ -731,12 +739,30 @@ func (w *Watcher) failed(ctx context.Context, e *entry, act action, err error, n
 		e.err = err
 	}
 	d := backoff(e.failures)
-	w.log.Warn("refreshing a secret failed; keeping its last data and retrying", "path", e.String(), "attempt", e.failures, "backoff", d.Round(time.Millisecond), "error", err)
+	if errors.Is(err, ErrNotFound) {
+		// A secret not written yet is looked for again at the static
+		// interval at the latest, as Vault Agent does; after the first
+		// time only at debug level (the renderer says what it waits for).
+		d = min(d, w.static)
+	}
+	if errors.Is(err, ErrNotFound) && e.failures > 1 {
+		w.log.Debug("a secret still does not exist; looking again", "path", e.String(), "attempt", e.failures, "backoff", d.Round(time.Millisecond))
+	} else {
+		w.log.Warn("refreshing a secret failed; keeping its last data and retrying", "path", e.String(), "attempt", e.failures, "backoff", d.Round(time.Millisecond), "error", err)
+	}
 	if exitOnRetryFailure && e.failures > w.retries {
 		return fmt.Errorf("refreshing %s failed %d times: %w", e, e.failures, err)
 	}
 	w.queueAt(e, act, now.Add(d), gen)
 	return nil
+}
+
+// checkDenied calls OnPermissionDenied when err is a 403.
+func (w *Watcher) checkDenied(err error) {
+	var re *api.ResponseError
+	if w.denied != nil && errors.As(err, &re) && re.StatusCode == 403 {
+		w.denied()
+	}
 }
 
 // retryable reports an error that another attempt may not meet: no
