@@ -120,7 +120,7 @@ func (a *agent) run(parent context.Context) (int, error) {
 	}
 
 	for _, l := range cfg.Listeners {
-		if err := a.serveProxy(ctx, &wg, l); err != nil {
+		if err := a.serveProxy(ctx, &wg, l, func() { cancel(nil) }); err != nil {
 			return 1, err
 		}
 	}
@@ -300,7 +300,8 @@ func (a *agent) authHandler(aa *config.AutoAuth, authed chan struct{}, w *watch.
 }
 
 // serveProxy starts the API proxy on one listener; it stops with ctx.
-func (a *agent) serveProxy(ctx context.Context, wg *sync.WaitGroup, l *config.Listener) error {
+// quit stops the agent (POST /agent/v1/quit, when the listener enables it).
+func (a *agent) serveProxy(ctx context.Context, wg *sync.WaitGroup, l *config.Listener, quit func()) error {
 	ln, err := proxy.Listen(l)
 	if err != nil {
 		return fmt.Errorf("listener %q %s: %w", l.Type, l.Address, err)
@@ -309,9 +310,13 @@ func (a *agent) serveProxy(ctx context.Context, wg *sync.WaitGroup, l *config.Li
 	if a.cfg.APIProxy != nil {
 		mode = a.cfg.APIProxy.UseAutoAuthToken
 	}
+	opts := proxy.Options{Client: a.client, UseAutoAuthToken: mode,
+		RequireRequestHeader: l.RequireRequestHeader, Logger: a.log.With("part", "proxy")}
+	if l.EnableQuit {
+		opts.Quit = quit
+	}
 	srv := &http.Server{
-		Handler: proxy.Handler(proxy.Options{Client: a.client, UseAutoAuthToken: mode,
-			RequireRequestHeader: l.RequireRequestHeader, Logger: a.log.With("part", "proxy")}),
+		Handler:           proxy.Handler(opts),
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return ctx },

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -40,6 +41,17 @@ func runAgent(e *env) error {
 	}
 	if e.flag("exit-after-auth") {
 		cfg.ExitAfterAuth = true
+	}
+	// As with vault agent: -address, then $ARCA_ADDR/$VAULT_ADDR, then
+	// the file's vault { address } (likewise the CA file and skip-verify).
+	if addr := cmp.Or(e.address, os.Getenv("ARCA_ADDR"), os.Getenv("VAULT_ADDR")); addr != "" {
+		cfg.Vault.Address = addr
+	}
+	if ca := cmp.Or(e.caCert, os.Getenv("ARCA_CACERT"), os.Getenv("VAULT_CACERT")); ca != "" {
+		cfg.Vault.CACert = ca
+	}
+	if e.skip {
+		cfg.Vault.TLSSkipVerify = true
 	}
 	for flagName, fromFile := range map[string]string{"log-level": cfg.LogLevel, "log-format": cfg.LogFormat, "log-file": cfg.LogFile} {
 		if *e.strs[flagName] == "" {

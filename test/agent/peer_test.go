@@ -2,6 +2,7 @@ package agent_test
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -282,4 +283,41 @@ template {
 	}
 	kvPut(t, c, "app/later", map[string]any{"v": "now"})
 	waitFor(t, 20*time.Second, "the file once the secret exists", fileIs(dest, "now"))
+}
+
+// TestPeerAddressFromEnvironmentAndQuit: as with vault agent, $VAULT_ADDR
+// wins over the file's vault { address }, and a listener with agent_api {
+// enable_quit = true } stops the agent on POST /agent/v1/quit (exit 0).
+func TestPeerAddressFromEnvironmentAndQuit(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	kvPut(t, vaultClient(t, addr, root), "app/db", map[string]any{"password": "env-addr"})
+	dir := t.TempDir()
+	tokenFile := filepath.Join(dir, "token")
+	writeFile(t, tokenFile, root)
+	dest := filepath.Join(dir, "out")
+	listen := freePort(t)
+	p := startAgent(t, dir, fmt.Sprintf(`
+vault { address = "http://127.0.0.1:1" }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+listener "tcp" {
+  address     = %q
+  tls_disable = true
+  agent_api { enable_quit = true }
+}
+template {
+  contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
+  destination = %q
+}
+`, tokenFile, listen, dest), "VAULT_ADDR="+addr, "ARCA_ADDR=")
+	waitFor(t, 20*time.Second, "the render through $VAULT_ADDR", fileIs(dest, "env-addr"))
+	resp, err := http.Post("http://"+listen+"/agent/v1/quit", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if code := p.exited(t, 15*time.Second); code != 0 {
+		t.Fatalf("exit code after quit: %d", code)
+	}
 }

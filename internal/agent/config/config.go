@@ -160,6 +160,9 @@ type Listener struct {
 	// RequireRequestHeader is require_request_header: refuse requests
 	// without X-Vault-Request: true.
 	RequireRequestHeader bool
+	// EnableQuit is agent_api { enable_quit }: POST /agent/v1/quit stops
+	// the agent.
+	EnableQuit bool
 }
 
 // Load reads and parses the file at path.

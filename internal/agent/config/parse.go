@@ -611,11 +611,14 @@ func (p *parser) listener(e entry) (*Listener, error) {
 		"socket_user":            to(&l.SocketUser, p.str),
 		"socket_group":           to(&l.SocketGroup, p.str),
 		"require_request_header": to(&l.RequireRequestHeader, p.boolean),
+		"agent_api": p.nested("listener.agent_api", stanza{keys: fields{
+			"enable_quit": to(&l.EnableQuit, p.boolean),
+		}}),
 		"role": conv(p, new(string), func(s string) (string, bool) { return s, s == "default" || s == "" },
 			"%s %q is not supported by Arca's agent; remove it (the listener serves the API proxy)"),
 		"tls_require_and_verify_client_cert": p.check(to(&verifyClients, p.boolean), func() bool { return !verifyClients },
 			"tls_require_and_verify_client_cert = true: Arca's agent does not verify client certificates; remove it"),
-	}.also(p.refuse("%s is not supported by Arca's agent; remove it"), "tls_client_ca_file", "agent_api", "proxy_api")})
+	}.also(p.refuse("%s is not supported by Arca's agent; remove it"), "tls_client_ca_file", "proxy_api")})
 	if err != nil {
 		return nil, err
 	}
