@@ -562,6 +562,11 @@ func lookupData(te *TokenEntry, withID bool, now time.Time) map[string]any {
 	if te.Period > 0 {
 		data["period"] = int64(te.Period / time.Second)
 	}
+	if !te.LastRenewal.IsZero() {
+		// Only once renewed, as in Vault.
+		data["last_renewal_time"] = te.LastRenewal.Unix()
+		data["last_renewal"] = te.LastRenewal.Format(time.RFC3339Nano)
+	}
 	if te.Role != "" {
 		data["role"] = te.Role
 	}

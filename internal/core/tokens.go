@@ -27,7 +27,8 @@ type TokenEntry struct {
 	NumUses        int               `json:"num_uses"`
 	CreationTime   time.Time         `json:"creation_time"`
 	CreationTTL    time.Duration     `json:"creation_ttl"`
-	ExpireTime     time.Time         `json:"expire_time"` // zero: never expires
+	ExpireTime     time.Time         `json:"expire_time"`           // zero: never expires
+	LastRenewal    time.Time         `json:"last_renewal,omitzero"` // zero: never renewed
 	ExplicitMaxTTL time.Duration     `json:"explicit_max_ttl"`
 	Period         time.Duration     `json:"period"`
 	Renewable      bool              `json:"renewable"`
@@ -615,6 +616,7 @@ func (ts *tokenStore) renew(ctx context.Context, te *TokenEntry, increment time.
 		})
 		te.Period = period
 		te.ExpireTime = now.Add(ttl)
+		te.LastRenewal = now
 		return nil
 	})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	vault "github.com/hashicorp/vault/api"
 )
@@ -596,5 +597,33 @@ func TestTokenCreateWarnsOfMissingPolicy(t *testing.T) {
 	}
 	if len(s.Warnings) != 1 || !strings.Contains(s.Warnings[0], `"not-written"`) {
 		t.Fatalf("warnings = %q, want one naming not-written", s.Warnings)
+	}
+}
+
+// TestTokenLastRenewal: a token's lookup shows last_renewal_time and
+// last_renewal only once it has been renewed, as Vault's does (agents read
+// them to see their renewals land).
+func TestTokenLastRenewal(t *testing.T) {
+	r := newTokenRig(t)
+	s, err := r.root.Auth().Token().Create(&vault.TokenCreateRequest{TTL: "1h", Policies: []string{"default"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := s.Auth.ClientToken
+	if d := r.lookup(t, tok).Data; d["last_renewal_time"] != nil || d["last_renewal"] != nil {
+		t.Fatalf("a token never renewed shows a renewal: %v %v", d["last_renewal_time"], d["last_renewal"])
+	}
+	before := time.Now().Add(-time.Second).Unix()
+	if _, err := newClient(t, r.root.Address(), tok).Auth().Token().RenewSelf(3600); err != nil {
+		t.Fatal(err)
+	}
+	d := r.lookup(t, tok).Data
+	if secondsOf(t, &vault.Secret{Data: d}, "last_renewal_time") < before {
+		t.Fatalf("last_renewal_time %v is not the renewal's", d["last_renewal_time"])
+	}
+	if ts, ok := d["last_renewal"].(string); !ok {
+		t.Fatalf("last_renewal %v is not a time", d["last_renewal"])
+	} else if _, err := time.Parse(time.RFC3339Nano, ts); err != nil {
+		t.Fatalf("last_renewal %q: %v", ts, err)
 	}
 }
