@@ -59,6 +59,11 @@ type Handler struct {
 	checkOnce     sync.Once
 	check         chan struct{} // CheckToken's requests
 	lastCheck     time.Time     // Run's goroutine only
+	// checkRelogged: the current token came from a login a refused check
+	// caused and no lookup has succeeded since; checksOff: a token fresh
+	// from such a login was refused too, so the refusals mean it may not
+	// look itself up (no default policy), not that it was revoked.
+	checkRelogged, checksOff bool
 	checkInterval time.Duration // CheckInterval when zero (tests shorten it)
 }
 
@@ -103,16 +108,25 @@ func (h *Handler) wait(ctx context.Context, rc *api.Client, d time.Duration) (el
 			if every == 0 {
 				every = CheckInterval
 			}
-			if time.Since(h.lastCheck) < every {
+			if h.checksOff || time.Since(h.lastCheck) < every {
 				continue
 			}
 			h.lastCheck = time.Now()
 			_, err := rc.Read(ctx, "auth/token/lookup-self", nil)
-			var re *api.ResponseError
-			if errors.As(err, &re) && re.StatusCode == 403 {
-				h.logger().Warn("auto-auth: the token is refused by the server (revoked?); logging in again")
-				return false, true
+			if !api.IsStatus(err, 403) {
+				if err == nil {
+					h.checkRelogged = false
+				}
+				continue
 			}
+			if h.checkRelogged {
+				h.checksOff = true
+				h.logger().Warn("auto-auth: a token fresh from a login cannot look itself up (auth/token/lookup-self); revoked tokens are now noticed at renewal only")
+				continue
+			}
+			h.checkRelogged = true
+			h.logger().Warn("auto-auth: the token is refused by the server (revoked?); logging in again")
+			return false, true
 		}
 	}
 }

@@ -92,3 +92,40 @@ func waitUntil(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A token that may not look itself up (no default policy) is refused at
+// every check: after one login the refusal caused, a fresh token refused too
+// turns the checks off instead of logging in again every CheckInterval,
+// which would leave a trail of tokens (and spend secret IDs).
+func TestCheckTokenStopsWhenFreshTokensAreRefusedToo(t *testing.T) {
+	var lookups atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		lookups.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusForbidden)
+		w.Write([]byte(`{"errors":["permission denied"]}`))
+	}))
+	defer srv.Close()
+	c, err := api.NewClient(api.Config{Address: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &countingMethod{}
+	h := &Handler{Client: c, Method: m, checkInterval: time.Nanosecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { h.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	for range 20 {
+		h.CheckToken()
+		time.Sleep(5 * time.Millisecond)
+	}
+	waitUntil(t, func() bool { return lookups.Load() >= 2 })
+	for range 20 {
+		h.CheckToken()
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := m.logins.Load(); n != 2 {
+		t.Fatalf("%d logins, want 2 (the first, and one after the first refusal)", n)
+	}
+}
