@@ -127,6 +127,12 @@ func (r *renderer) execute(t *template.Template) (out []byte, retry bool, err er
 // a fatal template error.
 func (r *renderer) render(ctx context.Context) (complete bool, err error) {
 	complete = true
+	r.watcher.BeginRender()
+	defer func() {
+		if complete && err == nil {
+			r.watcher.Prune()
+		}
+	}()
 	for _, ft := range r.templates {
 		out, retry, err := r.execute(ft.t)
 		if err != nil {

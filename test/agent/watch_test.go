@@ -438,3 +438,38 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 		t.Fatalf("after the token changed: user %q lease %q, want a new user and lease", user3, third.LeaseID)
 	}
 }
+
+// Prune drops the secrets the last render did not read: they are no longer
+// re-read at the interval, and a later read fetches them afresh.
+func TestWatchPruneDropsUnreadSecrets(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	admin := apiClient(t, addr, root)
+	watchWrite(t, admin, "secret/data/app/a", map[string]any{"data": map[string]any{"v": "a1"}})
+	watchWrite(t, admin, "secret/data/app/b", map[string]any{"data": map[string]any{"v": "b1"}})
+	p := startWatchProxy(t, addr)
+	w := watch.New(apiClient(t, p.URL, root), watch.Options{StaticInterval: 100 * time.Millisecond})
+	watchRun(t, w)
+
+	w.BeginRender()
+	mustSecret(t, w, "secret/data/app/a", nil)
+	mustSecret(t, w, "secret/data/app/b", nil)
+	if n := w.Prune(); n != 0 {
+		t.Fatalf("Prune dropped %d secrets the render read", n)
+	}
+	w.BeginRender()
+	mustSecret(t, w, "secret/data/app/a", nil)
+	if n := w.Prune(); n != 1 {
+		t.Fatalf("Prune dropped %d secrets, want 1 (b)", n)
+	}
+	// a is still re-read; b is not.
+	aBefore, bBefore := p.count("GET /v1/secret/data/app/a"), p.count("GET /v1/secret/data/app/b")
+	waitFor(t, 30*time.Second, "a re-read of a", func() bool { return p.count("GET /v1/secret/data/app/a") >= aBefore+3 })
+	if got := p.count("GET /v1/secret/data/app/b"); got > bBefore+1 {
+		t.Fatalf("b was read %d more times after it was pruned", got-bBefore)
+	}
+	// Reading b again fetches it again.
+	watchWrite(t, admin, "secret/data/app/b", map[string]any{"data": map[string]any{"v": "b2"}})
+	if v, _ := kvField(t, mustSecret(t, w, "secret/data/app/b", nil), "v"); v != "b2" {
+		t.Fatalf("b after pruning: %q, want the new b2", v)
+	}
+}

@@ -56,15 +56,15 @@ type Handler struct {
 	sinkGen atomic.Uint64  // bumped by each new token: older sink retries stop
 	sinkWG  sync.WaitGroup // sink retries under way
 
-	checkOnce     sync.Once
-	check         chan struct{} // CheckToken's requests
-	lastCheck     time.Time     // Run's goroutine only
+	checkOnce sync.Once
+	check     chan struct{} // CheckToken's requests
+	lastCheck time.Time     // Run's goroutine only
 	// checkRelogged: the current token came from a login a refused check
 	// caused and no lookup has succeeded since; checksOff: a token fresh
 	// from such a login was refused too, so the refusals mean it may not
 	// look itself up (no default policy), not that it was revoked.
 	checkRelogged, checksOff bool
-	checkInterval time.Duration // CheckInterval when zero (tests shorten it)
+	checkInterval            time.Duration // CheckInterval when zero (tests shorten it)
 }
 
 // CheckInterval is the least time between two checks CheckToken asks for.

@@ -94,6 +94,9 @@ type Watcher struct {
 	mounts  map[string]*api.MountInfo // by mount path ("secret/")
 	queue   queue
 	gen     uint64 // bumped by TokenChanged
+	// epoch counts renders (BeginRender); an entry remembers the last
+	// epoch that read it, and Prune drops those the last render did not.
+	epoch uint64
 }
 
 // New returns a watcher that reads through c (whose token the agent swaps
@@ -152,6 +155,9 @@ type entry struct {
 	path  string // as the template named it, without its query
 	query url.Values
 	data  map[string]any
+
+	used    uint64 // the render epoch that last read it
+	dropped bool   // pruned: never queued again
 
 	// target is the path actually read: path, or its KV v2 form; "" until
 	// the mount has been asked about.
@@ -243,6 +249,43 @@ func (w *Watcher) Leases() []string {
 	}
 	slices.Sort(ids)
 	return ids
+}
+
+// BeginRender starts a render of every template: the secrets read from now
+// until Prune are the ones still in use.
+func (w *Watcher) BeginRender() {
+	w.mu.Lock()
+	w.epoch++
+	w.mu.Unlock()
+}
+
+// Prune stops watching the secrets the render since BeginRender did not
+// read (a template that ranges over a list whose key went away, a branch
+// no longer taken), as consul-template drops unused dependencies. Call it
+// only after a render in which every template rendered, so nothing a
+// failed template would have read is dropped. It returns how many went.
+func (w *Watcher) Prune() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for key, e := range w.entries {
+		if e.used == w.epoch {
+			continue
+		}
+		select {
+		case <-e.ready:
+		default:
+			continue // its first fetch is under way
+		}
+		delete(w.entries, key)
+		e.dropped = true
+		if e.index >= 0 {
+			heap.Remove(&w.queue, e.index)
+		}
+		n++
+		w.log.Debug("no template reads this secret any more; it is no longer watched", "path", e.String())
+	}
+	return n
 }
 
 // TokenChanged tells the watcher the client now carries a new token: leases
@@ -350,8 +393,10 @@ func (w *Watcher) get(k kind, raw string, data map[string]any) (*entry, error) {
 
 	w.mu.Lock()
 	e, ok := w.entries[key]
-	if !ok {
-		e = &entry{key: key, kind: k, path: p, query: query, data: data, ready: make(chan struct{}), index: -1}
+	if ok {
+		e.used = w.epoch
+	} else {
+		e = &entry{key: key, kind: k, path: p, query: query, data: data, ready: make(chan struct{}), index: -1, used: w.epoch}
 		w.entries[key] = e
 		gen := w.gen
 		w.mu.Unlock()
@@ -628,6 +673,9 @@ func (w *Watcher) staticWait(s *api.Secret, now time.Time) time.Duration {
 // queueAt puts e in the queue for act at t; a token change since gen makes
 // it a refetch now (w.mu held).
 func (w *Watcher) queueAt(e *entry, act action, t time.Time, gen uint64) {
+	if e.dropped {
+		return
+	}
 	if gen != w.gen {
 		act, t = actRefetch, time.Now()
 	}
