@@ -39,6 +39,7 @@ var unsupported = func() map[string]string {
 		"executeTemplate": `executeTemplate is not supported: use {{ template "name" . }}`,
 		"plugin":          "plugin is not supported: Arca agent runs no template plugins",
 		"sockaddr":        "sockaddr is not supported by Arca agent",
+		"pkiCert":         `pkiCert needs a PKI secrets engine, which Arca does not have; read certificates with {{ with secret "PATH" "common_name=..." }}`,
 	}
 	for _, f := range []string{"key", "keyExists", "keyOrDefault", "ls", "safeLs", "tree", "safeTree",
 		"service", "services", "node", "nodes", "datacenters", "connect", "caLeaf", "caRoots",

@@ -230,12 +230,13 @@ func TestParseErrorNamesFileAndLine(t *testing.T) {
 
 func TestUnsupportedFunctionsFailAtParseWithReason(t *testing.T) {
 	cases := map[string]string{
-		"\n{{ key \"service/redis\" }}":                     "app.tmpl:2: key is a Consul function; Arca agent serves Vault secrets only",
-		"{{ range service \"web\" }}{{ end }}":              "app.tmpl:1: service is a Consul function",
-		"{{ if true }}\n\n{{ writeToFile \"a\" }}{{ end }}": "app.tmpl:3: writeToFile is not supported",
-		"{{ executeTemplate \"x\" }}":                       "app.tmpl:1: executeTemplate is not supported",
-		"{{ \"x\" | plugin \"p\" }}":                        "app.tmpl:1: plugin is not supported",
-		"{{ define \"d\" }}\n{{ nomadVar \"x\" }}{{ end }}": "app.tmpl:2: nomadVar is a Nomad function",
+		"\n{{ key \"service/redis\" }}":                                              "app.tmpl:2: key is a Consul function; Arca agent serves Vault secrets only",
+		"{{ range service \"web\" }}{{ end }}":                                       "app.tmpl:1: service is a Consul function",
+		"{{ with pkiCert \"pki/issue/web\" \"common_name=a\" }}{{ .Cert }}{{ end }}": "app.tmpl:1: pkiCert needs a PKI secrets engine",
+		"{{ if true }}\n\n{{ writeToFile \"a\" }}{{ end }}":                          "app.tmpl:3: writeToFile is not supported",
+		"{{ executeTemplate \"x\" }}":                                                "app.tmpl:1: executeTemplate is not supported",
+		"{{ \"x\" | plugin \"p\" }}":                                                 "app.tmpl:1: plugin is not supported",
+		"{{ define \"d\" }}\n{{ nomadVar \"x\" }}{{ end }}":                          "app.tmpl:2: nomadVar is a Nomad function",
 	}
 	for text, want := range cases {
 		_, err := Parse("app.tmpl", text, Options{})
