@@ -75,6 +75,14 @@ func (a *agent) run(parent context.Context) (int, error) {
 		return 1, err
 	}
 
+	// With exec, the stop signals are noted here and forwarded to the
+	// child by its supervisor; before the child runs, they stop the agent.
+	var stopSigs chan os.Signal
+	if cfg.Exec != nil {
+		stopSigs = stopSignals()
+		defer signal.Stop(stopSigs)
+	}
+
 	// The parts stop (cancel) before the agent waits for them (wg.Wait):
 	// deferred calls run last first.
 	var wg sync.WaitGroup
@@ -129,6 +137,9 @@ func (a *agent) run(parent context.Context) (int, error) {
 	case <-authed:
 	case <-ctx.Done():
 		return a.ended(ctx)
+	case sig := <-stopSigs:
+		a.log.Info("stopped by a signal before the exec child started", "signal", sig.String())
+		return 0, nil
 	}
 
 	renderOnce := cfg.ExitAfterAuth
@@ -157,7 +168,6 @@ func (a *agent) run(parent context.Context) (int, error) {
 	}
 
 	var envs chan []string
-	var stopSigs chan os.Signal
 	childDone := make(chan childResult, 1)
 	if cfg.Exec != nil {
 		envs = make(chan []string, 1)
@@ -167,8 +177,6 @@ func (a *agent) run(parent context.Context) (int, error) {
 		}
 		defer closeFiles()
 		r.envs = envs
-		stopSigs = stopSignals()
-		defer signal.Stop(stopSigs)
 		wg.Go(func() {
 			code, err := child.Run(ctx, execOpts, envs)
 			childDone <- childResult{code, err}
