@@ -54,8 +54,7 @@ func TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL(t *testing.T) {
 	addr, root, pg := databaseServer(t, "3s", "9s")
 
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "db.env")
 	ran := filepath.Join(dir, "ran")
 	startAgent(t, dir, fmt.Sprintf(`

@@ -76,6 +76,15 @@ func startAgent(t *testing.T, dir, hcl string, env ...string) *agentProc {
 	return p
 }
 
+// stopWith sends sig and fails the test unless the agent exits with code.
+func (p *agentProc) stopWith(t *testing.T, sig syscall.Signal, code int) {
+	t.Helper()
+	p.cmd.Process.Signal(sig)
+	if got := p.exited(t, 20*time.Second); got != code {
+		t.Fatalf("agent exit code %d after %v, want %d", got, sig, code)
+	}
+}
+
 // exited waits for the agent to exit and returns its code.
 func (p *agentProc) exited(t *testing.T, within time.Duration) int {
 	t.Helper()
@@ -208,8 +217,7 @@ func TestAgentExecRestartsChildOnChangeAndReturnsItsExitCode(t *testing.T) {
 	c := vaultClient(t, addr, root)
 	dir := t.TempDir()
 	kvPut(t, c, "app/api", map[string]any{"key": "k-one"})
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	seen := filepath.Join(dir, "seen")
 	stopped := filepath.Join(dir, "stopped")
 	exitNow := filepath.Join(dir, "exit-now")
@@ -305,8 +313,7 @@ func TestAgentTemplateSyntaxErrorNamesFileAndLine(t *testing.T) {
 	dir := t.TempDir()
 	src := filepath.Join(dir, "app.tmpl")
 	writeFile(t, src, "line one\n{{ with secret \"secret/data/x\" }}\n{{ .Data.data.x \n")
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	p := startAgent(t, dir, fmt.Sprintf(`
 vault { address = %q }
 auto_auth {
@@ -333,8 +340,7 @@ func TestAgentMissingKeyFailsWithErrorOnMissingKey(t *testing.T) {
 	c := vaultClient(t, addr, root)
 	kvPut(t, c, "app/db", map[string]any{"user": "app", "password": "never-shown"})
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
 	p := startAgent(t, dir, fmt.Sprintf(`
 vault { address = %q }
@@ -497,10 +503,7 @@ template {
 			t.Fatalf("read through the proxy at %s: %v", proxyAddr, err)
 		}
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.exited(t, 15*time.Second); code != 0 {
-		t.Fatalf("agent exit code on SIGTERM: %d", code)
-	}
+	p.stopWith(t, syscall.SIGTERM, 0)
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Fatalf("the pid_file was left behind (stat: %v)", err)
 	}
@@ -553,8 +556,7 @@ func TestAgentTemplateWaitAndErrorFatal(t *testing.T) {
 	c := vaultClient(t, addr, root)
 	kvPut(t, c, "app/db", map[string]any{"password": "v1"})
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	dest, broken, ran := filepath.Join(dir, "out"), filepath.Join(dir, "broken"), filepath.Join(dir, "ran")
 	startAgent(t, dir, fmt.Sprintf(`
 vault { address = %q }
@@ -600,8 +602,7 @@ func TestAgentTemplateOwner(t *testing.T) {
 	addr, root := servertest.StartDev(t)
 	kvPut(t, vaultClient(t, addr, root), "app/db", map[string]any{"password": "owned"})
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
 	startAgent(t, dir, fmt.Sprintf(`
 vault { address = %q }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -169,4 +170,12 @@ func canLogIn(pg *pgtest.Cluster, username, password string) bool {
 func readFileOrEmpty(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// tokenFileWith writes token to dir/token, for token_file auto-auth.
+func tokenFileWith(t *testing.T, dir, token string) string {
+	t.Helper()
+	path := filepath.Join(dir, "token")
+	writeFile(t, path, token)
+	return path
 }

@@ -25,8 +25,7 @@ func TestPeerPidFileMode(t *testing.T) {
 	c := vaultClient(t, addr, root)
 	kvPut(t, c, "app/pid", map[string]any{"v": "one"})
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	pidFile := filepath.Join(dir, "agent.pid")
 	dest := filepath.Join(dir, "out")
 	p := startAgent(t, dir, fmt.Sprintf(`
@@ -51,10 +50,7 @@ template {
 	if got := readFile(t, pidFile); got != strconv.Itoa(p.cmd.Process.Pid) {
 		t.Errorf("pid_file holds %q, want %d", got, p.cmd.Process.Pid)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.exited(t, 20*time.Second); code != 0 {
-		t.Errorf("agent exit code %d after SIGTERM, want 0", code)
-	}
+	p.stopWith(t, syscall.SIGTERM, 0)
 	if _, err := os.Stat(pidFile); !os.IsNotExist(err) {
 		t.Errorf("pid_file left behind after exit (stat: %v)", err)
 	}
@@ -71,8 +67,7 @@ func TestPeerExecSIGTERMStopsChildAndExitsZero(t *testing.T) {
 	c := vaultClient(t, addr, root)
 	kvPut(t, c, "app/term", map[string]any{"key": "k"})
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	started := filepath.Join(dir, "started")
 	script := filepath.Join(dir, "app.sh")
 	// The child does not catch TERM: it dies of it.
@@ -96,10 +91,7 @@ exec { command = [%q] }
 	if err != nil {
 		t.Fatal(err)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if code := p.exited(t, 20*time.Second); code != 0 {
-		t.Fatalf("agent exit code %d after SIGTERM, want 0; output:\n%s", code, p.out.String())
-	}
+	p.stopWith(t, syscall.SIGTERM, 0)
 	if err := syscall.Kill(pid, 0); err == nil {
 		syscall.Kill(pid, syscall.SIGKILL)
 		t.Fatal("the child is still running after the agent exited")
@@ -117,8 +109,7 @@ func TestPeerMissingKeyLaterKeepsAgentRunning(t *testing.T) {
 	c := vaultClient(t, addr, root)
 	kvPut(t, c, "app/mk", map[string]any{"password": "first-secret"})
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
 	p := startAgent(t, dir, fmt.Sprintf(`
 vault { address = %q }
@@ -250,8 +241,7 @@ func TestPeerMissingSecretLookedForAtTheInterval(t *testing.T) {
 	addr, root := servertest.StartDev(t)
 	c := vaultClient(t, addr, root)
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
 	p := startAgent(t, dir, fmt.Sprintf(`
 vault { address = %q }
@@ -292,8 +282,7 @@ func TestPeerAddressFromEnvironmentAndQuit(t *testing.T) {
 	addr, root := servertest.StartDev(t)
 	kvPut(t, vaultClient(t, addr, root), "app/db", map[string]any{"password": "env-addr"})
 	dir := t.TempDir()
-	tokenFile := filepath.Join(dir, "token")
-	writeFile(t, tokenFile, root)
+	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
 	listen := freePort(t)
 	p := startAgent(t, dir, fmt.Sprintf(`
