@@ -81,6 +81,17 @@ func (a *agent) run(parent context.Context) (int, error) {
 	if cfg.Exec != nil {
 		stopSigs = stopSignals()
 		defer signal.Stop(stopSigs)
+	} else if !signal.Ignored(syscall.SIGHUP) {
+		// A service manager's reload (SIGHUP) must not kill the agent,
+		// whose configuration is read once.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer func() { signal.Stop(hup); close(hup) }()
+		go func() {
+			for range hup {
+				a.log.Warn("SIGHUP received: the agent reads its configuration once; restart it to apply a change")
+			}
+		}()
 	}
 
 	// The parts stop (cancel) before the agent waits for them (wg.Wait):

@@ -627,3 +627,30 @@ template {
 		t.Fatalf("owner %d:%d, want nobody %s:%s", st.Uid, st.Gid, nobody.Uid, nobody.Gid)
 	}
 }
+
+// TestAgentSurvivesSIGHUP: a service manager's reload (SIGHUP) does not
+// kill the agent; it says the configuration is read once and goes on.
+func TestAgentSurvivesSIGHUP(t *testing.T) {
+	addr, root := servertest.StartDev(t)
+	c := vaultClient(t, addr, root)
+	kvPut(t, c, "app/db", map[string]any{"password": "before"})
+	dir := t.TempDir()
+	dest := filepath.Join(dir, "out")
+	p := startAgent(t, dir, fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}
+template_config { static_secret_render_interval = "200ms" }
+template {
+  contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
+  destination = %q
+}
+`, addr, tokenFileWith(t, dir, root), dest))
+	waitFor(t, 20*time.Second, "the first render", fileIs(dest, "before"))
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, 10*time.Second, "the agent to note the SIGHUP", func() bool { return strings.Contains(p.out.String(), "SIGHUP") })
+	kvPut(t, c, "app/db", map[string]any{"password": "after"})
+	waitFor(t, 20*time.Second, "a render after the SIGHUP", fileIs(dest, "after"))
+	p.stopWith(t, syscall.SIGTERM, 0)
+}
