@@ -21,7 +21,7 @@ token to its sinks, template stanzas render secrets into files (re-rendered when
 replaced or a KV secret changes), exec runs the application with secrets in its environment,
 and api_proxy listeners forward requests with the agent's token. See docs/agent.md.`,
 	flags: []flagSpec{
-		strFlag("config", "", "the agent configuration file (HCL or JSON)"),
+		listFlagSpec("config", "the agent configuration file (HCL or JSON)"),
 		boolFlag("exit-after-auth", false, "exit after the first login (and one render of the templates)"),
 		flagSpec{name: "log-level", def: "", env: []string{"ARCA_LOG_LEVEL", "VAULT_LOG_LEVEL"}, usage: "log level: debug, info, warn, error"},
 		strFlag("log-format", "", "log format: standard or json"),
@@ -32,10 +32,17 @@ and api_proxy listeners forward requests with the agent's token. See docs/agent.
 }
 
 func runAgent(e *env) error {
-	if e.str("config") == "" {
+	files := e.list("config")
+	switch {
+	case len(files) == 0:
 		return usageError("arca agent needs -config=FILE")
+	case len(files) > 1:
+		return usageError("arca agent reads one -config file (%d given); put the stanzas in one file", len(files))
 	}
-	cfg, err := config.Load(e.str("config"))
+	if fi, err := os.Stat(files[0]); err == nil && fi.IsDir() {
+		return usageError("-config=%s is a directory; arca agent reads one file", files[0])
+	}
+	cfg, err := config.Load(files[0])
 	if err != nil {
 		return &exitError{code: 1, err: fmt.Errorf("loading the agent configuration: %w", err)}
 	}
