@@ -33,8 +33,8 @@ import (
 
 	"github.com/arcasec/arca/internal/logical"
 	"github.com/arcasec/arca/internal/logical/leasetest"
-	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/server"
+	"github.com/arcasec/arca/internal/server/servertest"
 )
 
 // shiftedClock is the real clock moved by an offset, so a restarted server
@@ -111,13 +111,7 @@ func TestLeaseScale(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
-		t.Fatal(err)
-	}
+	root, key := servertest.InitUnseal(t, srv)
 	if err := srv.Core.EnableSecretsEngine(ctx, "stub/", "stub", nil, ""); err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +123,7 @@ func TestLeaseScale(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for next.Add(1) <= int64(count) {
-					_, err := srv.Core.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "stub/creds/bench", ClientToken: res.RootToken})
+					_, err := srv.Core.HandleRequest(ctx, &logical.Request{Operation: logical.ReadOperation, Path: "stub/creds/bench", ClientToken: root})
 					if err != nil {
 						t.Error(err)
 						return
@@ -153,7 +147,7 @@ func TestLeaseScale(t *testing.T) {
 		addr = "127.0.0.1:" + strconv.Itoa(18400+int(offset/time.Hour))
 		cmd := exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), "ARCA_LEASE_BENCH_CHILD=1", "ARCA_LEASE_BENCH_DB="+db, "ARCA_LEASE_BENCH_ADDR="+addr,
-			"ARCA_LEASE_BENCH_OFFSET="+offset.String(), "ARCA_LEASE_BENCH_KEY="+strconv.Quote(string(res.Shares[0])))
+			"ARCA_LEASE_BENCH_OFFSET="+offset.String(), "ARCA_LEASE_BENCH_KEY="+strconv.Quote(string(key)))
 		out, _ := cmd.StdoutPipe()
 		begin := time.Now()
 		if err := cmd.Start(); err != nil {
@@ -179,7 +173,7 @@ func TestLeaseScale(t *testing.T) {
 	stop, readyMs, wall, pid, addr := run(0)
 	readyRSS := rss(pid)
 	begin := time.Now()
-	count := waitCount(t, addr, res.RootToken, func(c int64) bool { return c == int64(n) })
+	count := waitCount(t, addr, root, func(c int64) bool { return c == int64(n) })
 	t.Logf("restart with %d leases: unsealed and serving in %s ms (process start to ready: %s); RSS at ready %s; lease count complete %s later; RSS then %s",
 		count, readyMs, wall.Round(time.Millisecond), readyRSS, time.Since(begin).Round(time.Millisecond), rss(pid))
 	stop(os.Getenv("ARCA_LEASE_BENCH_CRASH") == "")
@@ -192,7 +186,7 @@ func TestLeaseScale(t *testing.T) {
 	begin = time.Now()
 	target := int64(n - expiring)
 	above := false
-	waitCount(t, addr, res.RootToken, func(c int64) bool {
+	waitCount(t, addr, root, func(c int64) bool {
 		above = above || c > target
 		return above && c <= target
 	})

@@ -14,8 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/arcasec/arca/internal/logical/leasetest"
-	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/server"
+	"github.com/arcasec/arca/internal/server/servertest"
 	"github.com/arcasec/arca/internal/testutil/pgtest"
 )
 
@@ -362,6 +362,15 @@ func TestDynamicCredsLeaseEndsDropTheUser(t *testing.T) {
 // quietLog discards the server's log.
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// boltServer starts an uninitialised server on a bolt file and a manual
+// clock; several may run one after another on the same file.
+func boltServer(t *testing.T, path string, clock *leasetest.Clock) (*server.Server, string) {
+	return servertest.StartConfig(t, &server.Config{
+		Storage: server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
+		Clock:   clock,
+	}, nil)
+}
+
 // A server stopped while leases run and started again later still revokes
 // them: the one that expired while it was down at once, the other when it
 // expires after the restart. Storage is a bolt file, as in production.
@@ -369,32 +378,11 @@ func TestDynamicCredsLeasesSurviveARestart(t *testing.T) {
 	pg := pgtest.Start(t)
 	clock := leasetest.NewClock(clockStart())
 	path := filepath.Join(t.TempDir(), "arca.db")
-	start := func() (*server.Server, string) {
-		srv, err := server.New(&server.Config{
-			Storage:   server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
-			Listeners: []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
-			Clock:     clock,
-		}, quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs, err := srv.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Shutdown(context.Background()) })
-		return srv, "http://" + addrs[0]
-	}
+	start := func() (*server.Server, string) { return boltServer(t, path, clock) }
 	ctx := context.Background()
 	srv, addr := start()
-	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
-		t.Fatal(err)
-	}
-	c := newClient(t, addr, res.RootToken)
+	root, key := servertest.InitUnseal(t, srv)
+	c := newClient(t, addr, root)
 	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
 		t.Fatal(err)
 	}
@@ -414,10 +402,10 @@ func TestDynamicCredsLeasesSurviveARestart(t *testing.T) {
 	}
 
 	srv, addr = start()
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+	if err := srv.Core.Unseal(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	c = newClient(t, addr, res.RootToken)
+	c = newClient(t, addr, root)
 	wantDropped(t, pg, shortUser)
 	wantInvalidLease(t, c, short.LeaseID)
 	if !userExists(t, pg, longUser) {
@@ -533,32 +521,11 @@ func TestHalfCreatedUserRolledBackAfterACrash(t *testing.T) {
 	pg := pgtest.Start(t)
 	clock := leasetest.NewClock(clockStart())
 	dir := t.TempDir()
-	start := func(path string) (*server.Server, string) {
-		srv, err := server.New(&server.Config{
-			Storage:   server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
-			Listeners: []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
-			Clock:     clock,
-		}, quietLog())
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs, err := srv.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { srv.Shutdown(context.Background()) })
-		return srv, "http://" + addrs[0]
-	}
+	start := func(path string) (*server.Server, string) { return boltServer(t, path, clock) }
 	ctx := context.Background()
 	srv, addr := start(filepath.Join(dir, "arca.db"))
-	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
-		t.Fatal(err)
-	}
-	c := newClient(t, addr, res.RootToken)
+	root, key := servertest.InitUnseal(t, srv)
+	c := newClient(t, addr, root)
 	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
 		t.Fatal(err)
 	}
@@ -598,10 +565,10 @@ func TestHalfCreatedUserRolledBackAfterACrash(t *testing.T) {
 	}
 
 	srv, addr = start(crashed)
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+	if err := srv.Core.Unseal(ctx, key); err != nil {
 		t.Fatal(err)
 	}
-	c = newClient(t, addr, res.RootToken)
+	c = newClient(t, addr, root)
 	clock.Advance(5 * time.Minute)
 	if !userExists(t, pg, halfCreated) {
 		t.Fatal("a write-ahead log entry younger than the rollback age was rolled back")

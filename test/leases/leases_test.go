@@ -17,7 +17,6 @@ import (
 
 	"github.com/arcasec/arca/internal/core"
 	"github.com/arcasec/arca/internal/logical/leasetest"
-	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/server"
 	"github.com/arcasec/arca/internal/server/servertest"
 )
@@ -430,31 +429,12 @@ func testLeaseExpiryResumesAfterRestart(t *testing.T, store server.StorageConfig
 	e.TTL = 30 * time.Minute
 	clock := leasetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	start := func() (*server.Server, string) {
-		srv, err := server.New(&server.Config{
-			Storage:   store,
-			Listeners: []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
-			Catalog:   catalogWith(e),
-			Clock:     clock,
-		}, quiet())
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs, err := srv.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return srv, "http://" + addrs[0]
+		return servertest.StartConfig(t, &server.Config{Storage: store, Catalog: catalogWith(e), Clock: clock}, nil)
 	}
 	ctx := context.Background()
 	srv, addr := start()
-	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
-		t.Fatal(err)
-	}
-	c := client(t, addr, res.RootToken)
+	root, key := servertest.InitUnseal(t, srv)
+	c := client(t, addr, root)
 	if err := c.Sys().Mount("stub", &vault.MountInput{Type: "stub"}); err != nil {
 		t.Fatal(err)
 	}
@@ -466,12 +446,12 @@ func testLeaseExpiryResumesAfterRestart(t *testing.T, store server.StorageConfig
 	srv, addr = start()
 	defer srv.Shutdown(ctx)
 	noRevocation(t, e)
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+	if err := srv.Core.Unseal(ctx, key); err != nil {
 		t.Fatal(err)
 	}
 	nextRevocation(t, e)
 	nextRevocation(t, e)
-	wantInvalidLease(t, client(t, addr, res.RootToken), s.LeaseID)
+	wantInvalidLease(t, client(t, addr, root), s.LeaseID)
 	if live := e.Live(); len(live) != 0 {
 		t.Fatalf("still live after restart and expiry: %v", live)
 	}
@@ -715,31 +695,16 @@ func TestTokenExpiryResumesAfterRestart(t *testing.T) {
 	clock := leasetest.NewClock(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))
 	path := filepath.Join(t.TempDir(), "arca.db")
 	start := func() (*server.Server, string) {
-		srv, err := server.New(&server.Config{
-			Storage:   server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
-			Listeners: []server.ListenerConfig{{Type: "tcp", Address: "127.0.0.1:0", TLSDisable: true}},
-			Catalog:   catalogWith(e),
-			Clock:     clock,
-		}, quiet())
-		if err != nil {
-			t.Fatal(err)
-		}
-		addrs, err := srv.Start()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return srv, "http://" + addrs[0]
+		return servertest.StartConfig(t, &server.Config{
+			Storage: server.StorageConfig{Type: "bolt", Options: map[string]string{"path": path}},
+			Catalog: catalogWith(e),
+			Clock:   clock,
+		}, nil)
 	}
 	ctx := context.Background()
 	srv, addr := start()
-	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
-		t.Fatal(err)
-	}
-	c := client(t, addr, res.RootToken)
+	root, key := servertest.InitUnseal(t, srv)
+	c := client(t, addr, root)
 	if err := c.Sys().Mount("stub", &vault.MountInput{Type: "stub"}); err != nil {
 		t.Fatal(err)
 	}
@@ -755,13 +720,13 @@ func TestTokenExpiryResumesAfterRestart(t *testing.T) {
 	clock.Advance(time.Minute)
 	srv, addr = start()
 	defer srv.Shutdown(ctx)
-	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+	if err := srv.Core.Unseal(ctx, key); err != nil {
 		t.Fatal(err)
 	}
 	if r := nextRevocation(t, e); r.User != s.Data["username"] || r.Err != nil {
 		t.Fatalf("revocation = %+v", r)
 	}
-	c = client(t, addr, res.RootToken)
+	c = client(t, addr, root)
 	waitMetric(t, c, "arca_token_count", "1")
 	wantInvalidLease(t, c, s.LeaseID)
 }

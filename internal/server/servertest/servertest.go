@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/arcasec/arca/internal/seal"
 	"github.com/arcasec/arca/internal/server"
 )
 
@@ -149,4 +150,20 @@ func StartConfig(t testing.TB, conf *server.Config, log io.Writer) (srv *server.
 		srv.Shutdown(ctx)
 	})
 	return srv, "http://" + addrs[0]
+}
+
+// InitUnseal initialises srv with a single key share and unseals it. It
+// returns the root token and the share, to unseal the server again after
+// a restart on the same storage.
+func InitUnseal(t testing.TB, srv *server.Server) (rootToken string, key []byte) {
+	t.Helper()
+	ctx := context.Background()
+	res, err := srv.Core.Init(ctx, seal.Config{Shares: 1, Threshold: 1})
+	if err != nil {
+		t.Fatalf("initialising: %v", err)
+	}
+	if err := srv.Core.Unseal(ctx, res.Shares[0]); err != nil {
+		t.Fatalf("unsealing: %v", err)
+	}
+	return res.RootToken, res.Shares[0]
 }
