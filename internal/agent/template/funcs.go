@@ -578,36 +578,29 @@ func parseBool(s string) (bool, error) {
 }
 
 func parseFloat(s string) (float64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil {
-		return 0, ferr("the value is not a number")
-	}
-	return f, nil
+	return parseNumber(s, func(s string) (float64, error) { return strconv.ParseFloat(s, 64) }, "the value is not a number")
 }
 
 func parseInt(s string) (int64, error) {
-	if s == "" {
-		return 0, nil
-	}
-	i, err := strconv.ParseInt(s, 10, 64)
-	if err != nil {
-		return 0, ferr("the value is not a base-10 integer")
-	}
-	return i, nil
+	return parseNumber(s, func(s string) (int64, error) { return strconv.ParseInt(s, 10, 64) }, "the value is not a base-10 integer")
 }
 
 func parseUint(s string) (uint64, error) {
+	return parseNumber(s, func(s string) (uint64, error) { return strconv.ParseUint(s, 10, 64) }, "the value is not a base-10 unsigned integer")
+}
+
+// parseNumber is the parse* functions: "" is zero, as in consul-template,
+// and an error never echoes the value.
+func parseNumber[T any](s string, parse func(string) (T, error), notNumber string) (T, error) {
+	var zero T
 	if s == "" {
-		return 0, nil
+		return zero, nil
 	}
-	i, err := strconv.ParseUint(s, 10, 64)
+	n, err := parse(s)
 	if err != nil {
-		return 0, ferr("the value is not a base-10 unsigned integer")
+		return zero, ferr("%s", notNumber)
 	}
-	return i, nil
+	return n, nil
 }
 
 // compile compiles a template's regular expression; its error names the
