@@ -57,17 +57,13 @@ func TestAgentDatabaseCredsRenewedThenReplacedAtMaxTTL(t *testing.T) {
 	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "db.env")
 	ran := filepath.Join(dir, "ran")
-	startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 template {
   contents    = "{{ with secret \"database/creds/app\" }}{{ .Data.username }} {{ .Data.password }} {{ .LeaseDuration }}{{ end }}"
   destination = %q
   command     = "cut -d' ' -f1 %s >> %s"
 }
-`, addr, tokenFile, dest, dest, ran))
+`, dest, dest, ran))
 
 	var firstUser, firstPass string
 	waitFor(t, 20*time.Second, "the first credentials", func() bool {

@@ -314,16 +314,12 @@ func TestAgentTemplateSyntaxErrorNamesFileAndLine(t *testing.T) {
 	src := filepath.Join(dir, "app.tmpl")
 	writeFile(t, src, "line one\n{{ with secret \"secret/data/x\" }}\n{{ .Data.data.x \n")
 	tokenFile := tokenFileWith(t, dir, root)
-	p := startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	p := startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 template {
   source      = %q
   destination = %q
 }
-`, addr, tokenFile, src, filepath.Join(dir, "out")))
+`, src, filepath.Join(dir, "out")))
 	if code := p.exited(t, 20*time.Second); code == 0 {
 		t.Fatal("the agent ran with a broken template")
 	}
@@ -342,17 +338,13 @@ func TestAgentMissingKeyFailsWithErrorOnMissingKey(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
-	p := startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	p := startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 template {
   contents             = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.passwrd }}{{ end }}"
   destination          = %q
   error_on_missing_key = true
 }
-`, addr, tokenFile, dest))
+`, dest))
 	if code := p.exited(t, 20*time.Second); code == 0 {
 		t.Fatal("the agent went on with a missing key and error_on_missing_key")
 	}
@@ -558,11 +550,7 @@ func TestAgentTemplateWaitAndErrorFatal(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := tokenFileWith(t, dir, root)
 	dest, broken, ran := filepath.Join(dir, "out"), filepath.Join(dir, "broken"), filepath.Join(dir, "ran")
-	startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 template_config { static_secret_render_interval = "200ms" }
 template {
   contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
@@ -579,7 +567,7 @@ template {
   error_on_missing_key = true
   error_fatal          = false
 }
-`, addr, tokenFile, dest, dest, ran, ran, broken))
+`, dest, dest, ran, ran, broken))
 
 	waitFor(t, 20*time.Second, "the first render", fileIs(ran, "v1\n"))
 	kvPut(t, c, "app/db", map[string]any{"password": "v2"})
@@ -604,11 +592,7 @@ func TestAgentTemplateOwner(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
-	startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 template {
   contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
   destination = %q
@@ -616,7 +600,7 @@ template {
   group       = %q
   perms       = "0640"
 }
-`, addr, tokenFile, dest, nobody.Gid))
+`, dest, nobody.Gid))
 	waitFor(t, 20*time.Second, "the render", fileIs(dest, "owned"))
 	fi, err := os.Stat(dest)
 	if err != nil {
@@ -636,17 +620,13 @@ func TestAgentSurvivesSIGHUP(t *testing.T) {
 	kvPut(t, c, "app/db", map[string]any{"password": "before"})
 	dir := t.TempDir()
 	dest := filepath.Join(dir, "out")
-	p := startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	p := startAgent(t, dir, tokenAuthHCL(addr, tokenFileWith(t, dir, root))+fmt.Sprintf(`
 template_config { static_secret_render_interval = "200ms" }
 template {
   contents    = "{{ with secret \"secret/data/app/db\" }}{{ .Data.data.password }}{{ end }}"
   destination = %q
 }
-`, addr, tokenFileWith(t, dir, root), dest))
+`, dest))
 	waitFor(t, 20*time.Second, "the first render", fileIs(dest, "before"))
 	p.cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, 10*time.Second, "the agent to note the SIGHUP", func() bool { return strings.Contains(p.out.String(), "SIGHUP") })

@@ -3,6 +3,7 @@ package agent_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -178,4 +179,14 @@ func tokenFileWith(t *testing.T, dir, token string) string {
 	path := filepath.Join(dir, "token")
 	writeFile(t, path, token)
 	return path
+}
+
+// tokenAuthHCL is the opening of an agent configuration: the server's
+// address and token_file auto-auth from tokenFile.
+func tokenAuthHCL(addr, tokenFile string) string {
+	return fmt.Sprintf(`
+vault { address = %q }
+auto_auth {
+  method "token_file" { config = { token_file_path = %q } }
+}`, addr, tokenFile)
 }

@@ -73,16 +73,12 @@ func TestPeerExecSIGTERMStopsChildAndExitsZero(t *testing.T) {
 	// The child does not catch TERM: it dies of it.
 	writeFile(t, script, fmt.Sprintf("#!/bin/sh\necho \"$$ $KEY\" > %s\nexec sleep 300\n", started))
 	os.Chmod(script, 0o755)
-	p := startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	p := startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 env_template "KEY" {
   contents = "{{ with secret \"secret/data/app/term\" }}{{ .Data.data.key }}{{ end }}"
 }
 exec { command = [%q] }
-`, addr, tokenFile, script))
+`, script))
 	waitFor(t, 20*time.Second, "the child to start", func() bool {
 		b, err := os.ReadFile(started)
 		return err == nil && strings.HasSuffix(string(b), " k\n")
@@ -111,18 +107,14 @@ func TestPeerMissingKeyLaterKeepsAgentRunning(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
-	p := startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	p := startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 template_config { static_secret_render_interval = "300ms" }
 template {
   contents             = "{{ with secret \"secret/data/app/mk\" }}{{ .Data.data.password }}{{ end }}"
   destination          = %q
   error_on_missing_key = true
 }
-`, addr, tokenFile, dest))
+`, dest))
 	waitFor(t, 20*time.Second, "the first render", fileIs(dest, "first-secret"))
 
 	kvPut(t, c, "app/mk", map[string]any{"passwd": "renamed-secret"})
@@ -243,17 +235,13 @@ func TestPeerMissingSecretLookedForAtTheInterval(t *testing.T) {
 	dir := t.TempDir()
 	tokenFile := tokenFileWith(t, dir, root)
 	dest := filepath.Join(dir, "out")
-	p := startAgent(t, dir, fmt.Sprintf(`
-vault { address = %q }
-auto_auth {
-  method "token_file" { config = { token_file_path = %q } }
-}
+	p := startAgent(t, dir, tokenAuthHCL(addr, tokenFile)+fmt.Sprintf(`
 template_config { static_secret_render_interval = "300ms" }
 template {
   contents    = "{{ with secret \"secret/data/app/later\" }}{{ .Data.data.v }}{{ end }}"
   destination = %q
 }
-`, addr, tokenFile, dest))
+`, dest))
 	const still = "a secret still does not exist"
 	waitFor(t, 30*time.Second, "several looks for the missing secret", func() bool {
 		return strings.Count(p.out.String(), still) >= 5
