@@ -17,42 +17,25 @@ import (
 	"testing"
 	"time"
 
-	vault "github.com/hashicorp/vault/api"
-)
+	"github.com/arcasec/arca/internal/testutil/arcaproc"
 
-var (
-	buildOnce sync.Once
-	arcaBin   string
-	buildErr  error
+	vault "github.com/hashicorp/vault/api"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if arcaBin != "" {
-		os.RemoveAll(filepath.Dir(arcaBin))
-	}
+	arcaproc.Cleanup()
 	os.Exit(code)
 }
 
-// arcaBinary builds cmd/arca once per test run.
+// arcaBinary is the arca binary, built once per test run.
 func arcaBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "arca-e2e-bin")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		arcaBin = filepath.Join(dir, "arca")
-		out, err := exec.Command("go", "build", "-o", arcaBin, "github.com/arcasec/arca/cmd/arca").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	bin, err := arcaproc.Binary()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return arcaBin
+	return bin
 }
 
 func freeAddr(t *testing.T) string {
