@@ -26,7 +26,7 @@ func databaseServer(t *testing.T, ttl, maxTTL string) (addr, root string, pg *pg
 	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
 		t.Fatal(err)
 	}
-	pgExec(t, pg, `CREATE ROLE arca_admin WITH LOGIN SUPERUSER PASSWORD 'arca_admin_password'`)
+	pg.Exec(t, `CREATE ROLE arca_admin WITH LOGIN SUPERUSER PASSWORD 'arca_admin_password'`)
 	if _, err := c.Logical().Write("database/config/app", map[string]any{
 		"plugin_name": "postgresql-database-plugin", "connection_url": pg.TemplateURL(),
 		"allowed_roles": "app", "username": "arca_admin", "password": "arca_admin_password",
@@ -85,7 +85,7 @@ template {
 	if f := strings.Fields(readFileOrEmpty(dest)); len(f) != 3 || f[0] != firstUser {
 		t.Fatalf("the credentials were replaced before max_ttl instead of renewed: %q", f)
 	}
-	if !roleExists(t, pg, firstUser) {
+	if !pg.RoleExists(t, firstUser) {
 		t.Fatal("the first user was dropped: its lease was not renewed")
 	}
 
@@ -106,7 +106,7 @@ template {
 	waitFor(t, 10*time.Second, "the command to run for both renders", func() bool {
 		return strings.HasPrefix(readFileOrEmpty(ran), firstUser+"\n"+secondUser+"\n")
 	})
-	waitFor(t, 20*time.Second, "the server to drop the first user", func() bool { return !roleExists(t, pg, firstUser) })
+	waitFor(t, 20*time.Second, "the server to drop the first user", func() bool { return !pg.RoleExists(t, firstUser) })
 }
 
 // TestRunRevokesItsLeasesWhenTheCommandEnds: `arca run -dotenv` with
@@ -139,7 +139,7 @@ DB_PASSWORD={{ .Data.password }}{{ end }}
 		if user == "" {
 			t.Fatal("the command saw no DB_USER")
 		}
-		if exists := roleExists(t, pg, user); exists != keep {
+		if exists := pg.RoleExists(t, user); exists != keep {
 			t.Fatalf("-revoke=%v: the user exists after the command: %v", !keep, exists)
 		}
 	}

@@ -123,39 +123,6 @@ func apiClient(t *testing.T, addr, token string) *api.Client {
 	return c
 }
 
-// pgQuery runs one query on the cluster as its superuser.
-func pgQuery(t *testing.T, pg *pgtest.Cluster, q string, args ...any) int {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var n int
-	if err := conn.QueryRow(ctx, q, args...).Scan(&n); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return n
-}
-
-func pgExec(t *testing.T, pg *pgtest.Cluster, stmt string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, stmt); err != nil {
-		t.Fatalf("%s: %v", stmt, err)
-	}
-}
-
-func roleExists(t *testing.T, pg *pgtest.Cluster, name string) bool {
-	return pgQuery(t, pg, `SELECT count(*) FROM pg_roles WHERE rolname = $1`, name) == 1
-}
-
 // canLogIn reports whether username/password opens a session.
 func canLogIn(pg *pgtest.Cluster, username, password string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

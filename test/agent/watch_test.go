@@ -366,7 +366,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	addr, root := servertest.StartDev(t)
 	admin := apiClient(t, addr, root)
 	watchWrite(t, admin, "sys/mounts/database", map[string]any{"type": "database"})
-	pgExec(t, pg, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'vault_admin_password'`)
+	pg.Exec(t, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'vault_admin_password'`)
 	watchWrite(t, admin, "database/config/production", map[string]any{
 		"plugin_name": "postgresql-database-plugin", "connection_url": pg.TemplateURL(),
 		"allowed_roles": "app", "username": "vault_admin", "password": "vault_admin_password",
@@ -416,8 +416,8 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	if user2 == "" || user2 == user1 {
 		t.Fatalf("replacement username %q, first %q: want a new user", user2, user1)
 	}
-	waitFor(t, 30*time.Second, "the first user dropped", func() bool { return !roleExists(t, pg, user1) })
-	if !roleExists(t, pg, user2) {
+	waitFor(t, 30*time.Second, "the first user dropped", func() bool { return !pg.RoleExists(t, user1) })
+	if !pg.RoleExists(t, user2) {
 		t.Fatalf("the replacement user %s does not exist", user2)
 	}
 
@@ -425,7 +425,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	// leases taken under it: TokenChanged fetches new credentials with the
 	// new token at once.
 	watchWrite(t, admin, "auth/token/revoke", map[string]any{"token": tokA})
-	waitFor(t, 30*time.Second, "the user of the revoked token dropped", func() bool { return !roleExists(t, pg, user2) })
+	waitFor(t, 30*time.Second, "the user of the revoked token dropped", func() bool { return !pg.RoleExists(t, user2) })
 	c.SetToken(newToken())
 	for len(w.Changed()) > 0 {
 		<-w.Changed()
@@ -434,7 +434,7 @@ func TestWatchDatabaseCredsRenewedThenReplaced(t *testing.T) {
 	waitChanged(t, w, "after the token changed")
 	third := mustSecret(t, w, "database/creds/app", nil)
 	user3, _ := third.Data["username"].(string)
-	if user3 == "" || user3 == user2 || third.LeaseID == second.LeaseID || !roleExists(t, pg, user3) {
+	if user3 == "" || user3 == user2 || third.LeaseID == second.LeaseID || !pg.RoleExists(t, user3) {
 		t.Fatalf("after the token changed: user %q lease %q, want a new user and lease", user3, third.LeaseID)
 	}
 }

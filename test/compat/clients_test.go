@@ -1,15 +1,12 @@
 package compat
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/arcasec/arca/internal/server/servertest"
 	"github.com/arcasec/arca/internal/testutil/pgtest"
@@ -67,19 +64,7 @@ func TestNodeVault(t *testing.T) {
 	if revoked == "" || kept == "" {
 		t.Fatalf("compat.js did not name the database users it was issued: %v", users)
 	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	exists := func(name string) bool {
-		var ok bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, name).Scan(&ok); err != nil {
-			t.Fatal(err)
-		}
-		return ok
-	}
+	exists := func(name string) bool { return pg.RoleExists(t, name) }
 	if exists(revoked) {
 		t.Fatalf("user %s survived sys/leases/revoke from node-vault", revoked)
 	}

@@ -89,30 +89,9 @@ func creds(t *testing.T, c *vault.Client, role string) (s *vault.Secret, usernam
 	return s, username, password
 }
 
-// query returns the first column of the first row, run as the superuser.
-func query(t *testing.T, pg *pgtest.Cluster, q string, args ...any) any {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var v any
-	if err := conn.QueryRow(ctx, q, args...).Scan(&v); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-	return v
-}
-
-func userExists(t *testing.T, pg *pgtest.Cluster, username string) bool {
-	t.Helper()
-	return query(t, pg, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, username).(bool)
-}
-
 func validUntil(t *testing.T, pg *pgtest.Cluster, username string) time.Time {
 	t.Helper()
-	return query(t, pg, `SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1`, username).(time.Time)
+	return pg.Query(t, `SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1`, username).(time.Time)
 }
 
 // eventually waits for cond, which the server's own goroutines (the expiry
@@ -146,7 +125,7 @@ func advanceUntil(t *testing.T, clock *leasetest.Clock, step time.Duration, what
 // wantDropped waits for the user to be dropped by the server.
 func wantDropped(t *testing.T, pg *pgtest.Cluster, username string) {
 	t.Helper()
-	eventually(t, "user "+username+" dropped", func() bool { return !userExists(t, pg, username) })
+	eventually(t, "user "+username+" dropped", func() bool { return !pg.RoleExists(t, username) })
 }
 
 func wantInvalidLease(t *testing.T, c *vault.Client, leaseID string) {
@@ -185,7 +164,8 @@ func number(t *testing.T, v any) int64 {
 // the user's session and drops it.
 func TestDynamicCredsLeaseLifecycleThroughServer(t *testing.T) {
 	pg := pgtest.Start(t)
-	sql(t, pg, `CREATE TABLE orders (id int)`, `INSERT INTO orders VALUES (1)`)
+	pg.Exec(t, `CREATE TABLE orders (id int)`)
+	pg.Exec(t, `INSERT INTO orders VALUES (1)`)
 	c, clock := leaseServer(t, pg)
 
 	s, username, password := creds(t, c, "app-readonly")
@@ -261,7 +241,7 @@ func TestDynamicCredsLeaseLifecycleThroughServer(t *testing.T) {
 	if err := c.Sys().Revoke(s.LeaseID); err != nil {
 		t.Fatalf("revoke: %v", err)
 	}
-	if userExists(t, pg, username) {
+	if pg.RoleExists(t, username) {
 		t.Fatal("the user survived a synchronous revocation")
 	}
 	if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&n); err == nil {
@@ -286,12 +266,12 @@ func TestDynamicCredsLeaseEndsDropTheUser(t *testing.T) {
 			t.Fatalf("lease_duration = %d, want 3", s.LeaseDuration)
 		}
 		clock.Advance(2 * time.Second)
-		if !userExists(t, pg, username) {
+		if !pg.RoleExists(t, username) {
 			t.Fatal("the user was dropped before its lease expired")
 		}
 		lookupLease(t, c, s.LeaseID)
 		clock.Advance(time.Second)
-		advanceUntil(t, clock, time.Second, "the expired user dropped", func() bool { return !userExists(t, pg, username) })
+		advanceUntil(t, clock, time.Second, "the expired user dropped", func() bool { return !pg.RoleExists(t, username) })
 		wantInvalidLease(t, c, s.LeaseID)
 	})
 
@@ -313,7 +293,7 @@ func TestDynamicCredsLeaseEndsDropTheUser(t *testing.T) {
 		}
 		wantDropped(t, pg, mineUser)
 		wantInvalidLease(t, c, mine.LeaseID)
-		if !userExists(t, pg, otherUser) {
+		if !pg.RoleExists(t, otherUser) {
 			t.Fatal("revoking a token dropped a user another token read")
 		}
 		lookupLease(t, c, other.LeaseID)
@@ -331,13 +311,13 @@ func TestDynamicCredsLeaseEndsDropTheUser(t *testing.T) {
 			t.Fatalf("revoke-prefix: %v", err)
 		}
 		for _, u := range []string{userA, userB} {
-			if userExists(t, pg, u) {
+			if pg.RoleExists(t, u) {
 				t.Fatalf("user %s survived revoke-prefix", u)
 			}
 		}
 		wantInvalidLease(t, c, a.LeaseID)
 		wantInvalidLease(t, c, b.LeaseID)
-		if !userExists(t, pg, keptUser) {
+		if !pg.RoleExists(t, keptUser) {
 			t.Fatal("revoke-prefix of app-readonly dropped a user of app-readwrite")
 		}
 		lookupLease(t, c, kept.LeaseID)
@@ -349,10 +329,10 @@ func TestDynamicCredsLeaseEndsDropTheUser(t *testing.T) {
 		if err := c.Sys().Unmount("database"); err != nil {
 			t.Fatalf("disabling the engine: %v", err)
 		}
-		if userExists(t, pg, username) {
+		if pg.RoleExists(t, username) {
 			t.Fatal("disabling the engine left the user of its lease")
 		}
-		if n := query(t, pg, `SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'`).(int64); n != 0 {
+		if n := pg.Query(t, `SELECT count(*) FROM pg_roles WHERE rolname LIKE 'v-%'`).(int64); n != 0 {
 			t.Fatalf("%d issued users outlived the engine", n)
 		}
 		wantInvalidLease(t, c, s.LeaseID)
@@ -397,7 +377,7 @@ func TestDynamicCredsLeasesSurviveARestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.Advance(25 * time.Minute) // short expires while the server is down
-	if !userExists(t, pg, shortUser) || !userExists(t, pg, longUser) {
+	if !pg.RoleExists(t, shortUser) || !pg.RoleExists(t, longUser) {
 		t.Fatal("a user was dropped while the server was down")
 	}
 
@@ -408,14 +388,14 @@ func TestDynamicCredsLeasesSurviveARestart(t *testing.T) {
 	c = newClient(t, addr, root)
 	wantDropped(t, pg, shortUser)
 	wantInvalidLease(t, c, short.LeaseID)
-	if !userExists(t, pg, longUser) {
+	if !pg.RoleExists(t, longUser) {
 		t.Fatal("the restart dropped a user whose lease had not expired")
 	}
 	if ttl := number(t, lookupLease(t, c, long.LeaseID)["ttl"]); ttl != 30*60 {
 		t.Fatalf("ttl of the live lease after the restart = %d, want %d", ttl, 30*60)
 	}
 	clock.Advance(30 * time.Minute)
-	advanceUntil(t, clock, time.Second, "the user of the lease that expired after the restart dropped", func() bool { return !userExists(t, pg, longUser) })
+	advanceUntil(t, clock, time.Second, "the user of the lease that expired after the restart dropped", func() bool { return !pg.RoleExists(t, longUser) })
 	wantInvalidLease(t, c, long.LeaseID)
 }
 
@@ -468,10 +448,10 @@ func TestDynamicCredsRevocationRetriedWhilePostgresIsDown(t *testing.T) {
 	if err := pg.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if !userExists(t, pg, username) {
+	if !pg.RoleExists(t, username) {
 		t.Fatal("the user vanished while PostgreSQL was down")
 	}
-	advanceUntil(t, clock, time.Second, "the retried revocation drops the user", func() bool { return !userExists(t, pg, username) })
+	advanceUntil(t, clock, time.Second, "the retried revocation drops the user", func() bool { return !pg.RoleExists(t, username) })
 	eventually(t, "the revoked lease is deleted", func() bool {
 		_, err := c.Sys().Lookup(s.LeaseID)
 		return statusOf(err) == 400
@@ -483,7 +463,7 @@ func TestDynamicCredsRevocationRetriedWhilePostgresIsDown(t *testing.T) {
 func TestStaticRoleRotatesOnScheduleThroughServer(t *testing.T) {
 	pg := pgtest.Start(t)
 	c, clock := leaseServer(t, pg)
-	sql(t, pg, `CREATE ROLE app_static WITH LOGIN`)
+	pg.Exec(t, `CREATE ROLE app_static WITH LOGIN`)
 	if _, err := c.Logical().Write("database/config/production", map[string]any{"allowed_roles": "*"}); err != nil {
 		t.Fatal(err)
 	}
@@ -542,9 +522,9 @@ func TestHalfCreatedUserRolledBackAfterACrash(t *testing.T) {
 	}()
 	var halfCreated string
 	eventually(t, "the creation statements reach pg_sleep", func() bool {
-		v := query(t, pg, `SELECT coalesce(max(rolname), '') FROM pg_roles WHERE rolname LIKE 'v-root-stalls-%'`).(string)
+		v := pg.Query(t, `SELECT coalesce(max(rolname), '') FROM pg_roles WHERE rolname LIKE 'v-root-stalls-%'`).(string)
 		halfCreated = v
-		return v != "" && query(t, pg, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'`).(int64) > 0
+		return v != "" && pg.Query(t, `SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'`).(int64) > 0
 	})
 	crashed := filepath.Join(dir, "crashed.db")
 	raw, err := os.ReadFile(filepath.Join(dir, "arca.db"))
@@ -555,12 +535,12 @@ func TestHalfCreatedUserRolledBackAfterACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	// End the first server's request and the server: only the copy goes on.
-	query(t, pg, `SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'`)
+	pg.Query(t, `SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'`)
 	<-done
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if !userExists(t, pg, halfCreated) {
+	if !pg.RoleExists(t, halfCreated) {
 		t.Fatal("the half-created user is gone before any rollback")
 	}
 
@@ -570,11 +550,11 @@ func TestHalfCreatedUserRolledBackAfterACrash(t *testing.T) {
 	}
 	c = newClient(t, addr, root)
 	clock.Advance(5 * time.Minute)
-	if !userExists(t, pg, halfCreated) {
+	if !pg.RoleExists(t, halfCreated) {
 		t.Fatal("a write-ahead log entry younger than the rollback age was rolled back")
 	}
-	advanceUntil(t, clock, time.Minute, "the rollback drops the half-created user", func() bool { return !userExists(t, pg, halfCreated) })
-	if !userExists(t, pg, leasedUser) {
+	advanceUntil(t, clock, time.Minute, "the rollback drops the half-created user", func() bool { return !pg.RoleExists(t, halfCreated) })
+	if !pg.RoleExists(t, leasedUser) {
 		t.Fatal("the rollback dropped a user whose lease exists")
 	}
 	lookupLease(t, c, leased.LeaseID)

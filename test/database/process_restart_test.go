@@ -115,7 +115,7 @@ func TestLeaseRevokedAfterProcessKilledAndRestarted(t *testing.T) {
 	srv.kill()
 	// Wait, with the server down, until the lease has expired.
 	time.Sleep(time.Until(expires) + time.Second)
-	if !userExists(t, pg, username) {
+	if !pg.RoleExists(t, username) {
 		t.Fatal("the user was dropped while no server ran")
 	}
 
@@ -124,7 +124,7 @@ func TestLeaseRevokedAfterProcessKilledAndRestarted(t *testing.T) {
 	if st, err := c.Sys().Unseal(init.Keys[0]); err != nil || st.Sealed {
 		t.Fatalf("unseal after the restart: %v, %+v", err, st)
 	}
-	eventually(t, "user "+username+" dropped after the restart", func() bool { return !userExists(t, pg, username) })
+	eventually(t, "user "+username+" dropped after the restart", func() bool { return !pg.RoleExists(t, username) })
 	wantInvalidLease(t, c, s.LeaseID)
 	if canLogin(pg, username, password) {
 		t.Fatal("the credentials of the revoked lease still log in")

@@ -37,22 +37,6 @@ func setup(t *testing.T) (*vault.Client, *pgtest.Cluster) {
 	return c, pg
 }
 
-// sql runs statements as the cluster's superuser.
-func sql(t *testing.T, pg *pgtest.Cluster, stmts ...string) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	for _, s := range stmts {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-	}
-}
-
 // canLogin reports whether username can log in with password.
 func canLogin(pg *pgtest.Cluster, username, password string) bool {
 	ctx := context.Background()
@@ -76,7 +60,7 @@ func statusOf(err error) int {
 // does, with an admin user created for it.
 func writeConfig(t *testing.T, c *vault.Client, pg *pgtest.Cluster, allowed string) {
 	t.Helper()
-	sql(t, pg, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'vault_admin_password'`)
+	pg.Exec(t, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'vault_admin_password'`)
 	_, err := c.Logical().Write("database/config/production", map[string]any{
 		"plugin_name":    "postgresql-database-plugin",
 		"connection_url": pg.TemplateURL(),
@@ -125,7 +109,7 @@ func TestConfigNeverReturnsThePassword(t *testing.T) {
 
 func TestConfigBadInputIsRefusedWithoutLeakingPasswords(t *testing.T) {
 	c, pg := setup(t)
-	sql(t, pg, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'right-password'`)
+	pg.Exec(t, `CREATE ROLE vault_admin WITH LOGIN SUPERUSER PASSWORD 'right-password'`)
 	base := func() map[string]any {
 		return map[string]any{
 			"plugin_name":    "postgresql-database-plugin",
@@ -179,7 +163,7 @@ func TestConfigBadInputIsRefusedWithoutLeakingPasswords(t *testing.T) {
 func TestStaticRoleSingleUserRotation(t *testing.T) {
 	c, pg := setup(t)
 	writeConfig(t, c, pg, "*")
-	sql(t, pg, `CREATE ROLE app_static WITH LOGIN PASSWORD 'known-to-the-dba'`)
+	pg.Exec(t, `CREATE ROLE app_static WITH LOGIN PASSWORD 'known-to-the-dba'`)
 	if _, err := c.Logical().Write("database/static-roles/app", map[string]any{
 		"db_name": "production", "username": "app_static", "rotation_period": "24h",
 	}); err != nil {
@@ -244,7 +228,8 @@ func TestStaticRoleSingleUserRotation(t *testing.T) {
 func TestStaticRoleAlternatingUsersKeepsThePreviousCredential(t *testing.T) {
 	c, pg := setup(t)
 	writeConfig(t, c, pg, "*")
-	sql(t, pg, `CREATE ROLE app_a WITH LOGIN`, `CREATE ROLE app_b WITH LOGIN`)
+	pg.Exec(t, `CREATE ROLE app_a WITH LOGIN`)
+	pg.Exec(t, `CREATE ROLE app_b WITH LOGIN`)
 	if _, err := c.Logical().Write("database/static-roles/app", map[string]any{
 		"db_name": "production", "username": "app_a", "alternate_username": "app_b",
 		"rotation_strategy": "alternating-users", "rotation_schedule": "0 3 * * *", "rotation_window": "1h",
@@ -294,7 +279,7 @@ func TestStaticRoleAlternatingUsersKeepsThePreviousCredential(t *testing.T) {
 func TestStaticRoleNotInAllowedRoles(t *testing.T) {
 	c, pg := setup(t)
 	writeConfig(t, c, pg, "app-readonly")
-	sql(t, pg, `CREATE ROLE app_static WITH LOGIN PASSWORD 'unchanged'`)
+	pg.Exec(t, `CREATE ROLE app_static WITH LOGIN PASSWORD 'unchanged'`)
 	_, err := c.Logical().Write("database/static-roles/other", map[string]any{
 		"db_name": "production", "username": "app_static", "rotation_period": "1h",
 	})
@@ -320,7 +305,7 @@ func TestRotateRootReplacesTheAdminPassword(t *testing.T) {
 		t.Fatal("the config returns a password")
 	}
 	// Arca still reaches the database with the password only it knows.
-	sql(t, pg, `CREATE ROLE app_static WITH LOGIN`)
+	pg.Exec(t, `CREATE ROLE app_static WITH LOGIN`)
 	if _, err := c.Logical().Write("database/reset/production", nil); err != nil {
 		t.Fatalf("reset: %v", err)
 	}
@@ -370,7 +355,8 @@ func TestRolesAreStoredAsWritten(t *testing.T) {
 // config and role exactly as written there, then database/creds.
 func TestIssueFlowThroughTheVaultClient(t *testing.T) {
 	c, pg := setup(t)
-	sql(t, pg, `CREATE TABLE orders (id int)`, `INSERT INTO orders VALUES (1)`)
+	pg.Exec(t, `CREATE TABLE orders (id int)`)
+	pg.Exec(t, `INSERT INTO orders VALUES (1)`)
 	writeConfig(t, c, pg, "app-readonly,app-readwrite")
 	if _, err := c.Logical().Write("database/roles/app-readonly", map[string]any{
 		"db_name":             "production",
@@ -455,7 +441,7 @@ func TestGeneratedPasswordsNeverReachErrorsOrLogs(t *testing.T) {
 		t.Fatalf("creds error = %v, want a 400 with the password redacted", err)
 	}
 
-	sql(t, pg, `CREATE ROLE app_static WITH LOGIN`)
+	pg.Exec(t, `CREATE ROLE app_static WITH LOGIN`)
 	if _, err := c.Logical().Write("database/static-roles/app", map[string]any{
 		"db_name": "production", "username": "app_static", "rotation_period": "1h",
 	}); err != nil {

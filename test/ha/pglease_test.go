@@ -1,7 +1,6 @@
 package ha_test
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -9,39 +8,9 @@ import (
 	"time"
 
 	vault "github.com/hashicorp/vault/api"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/arcasec/arca/internal/testutil/arcaproc"
-	"github.com/arcasec/arca/internal/testutil/pgtest"
 )
-
-func pgExec(t *testing.T, pg *pgtest.Cluster, q string, args ...any) {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, q, args...); err != nil {
-		t.Fatalf("%s: %v", q, err)
-	}
-}
-
-func roleExists(t *testing.T, pg *pgtest.Cluster, name string) bool {
-	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pg.URL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, name).Scan(&ok); err != nil {
-		t.Fatal(err)
-	}
-	return ok
-}
 
 // TestPGLeaseRevokedAfterKill: a database credential with a short lease,
 // issued by the active server just before it is killed with SIGKILL, is
@@ -53,7 +22,7 @@ func TestPGLeaseRevokedAfterKill(t *testing.T) {
 	if err := c.Sys().Mount("database", &vault.MountInput{Type: "database"}); err != nil {
 		t.Fatal(err)
 	}
-	pgExec(t, pg, `CREATE ROLE ha_admin WITH LOGIN SUPERUSER PASSWORD 'ha_admin_password'`)
+	pg.Exec(t, `CREATE ROLE ha_admin WITH LOGIN SUPERUSER PASSWORD 'ha_admin_password'`)
 	if _, err := c.Logical().Write("database/config/production", map[string]any{
 		"plugin_name": "postgresql-database-plugin", "connection_url": pg.TemplateURL(),
 		"allowed_roles": "short", "username": "ha_admin", "password": "ha_admin_password",
@@ -72,7 +41,7 @@ func TestPGLeaseRevokedAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	user, _ := s.Data["username"].(string)
-	if user == "" || !roleExists(t, pg, user) {
+	if user == "" || !pg.RoleExists(t, user) {
 		t.Fatalf("the credential's role %q does not exist", user)
 	}
 	servers[a].Kill()
@@ -82,7 +51,7 @@ func TestPGLeaseRevokedAfterKill(t *testing.T) {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(60 * time.Second)
-	for roleExists(t, pg, user) {
+	for pg.RoleExists(t, user) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the role of a lease due 8 s after issue still exists a minute later")
 		}

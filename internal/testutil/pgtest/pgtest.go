@@ -8,6 +8,7 @@ package pgtest
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -21,6 +22,8 @@ import (
 	"sort"
 	"strconv"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // Superuser is the name of the cluster's superuser.
@@ -213,4 +216,45 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// Exec runs one statement on the cluster as its superuser, failing t on an
+// error.
+func (c *Cluster) Exec(t testing.TB, stmt string, args ...any) {
+	t.Helper()
+	c.withConn(t, func(ctx context.Context, conn *pgx.Conn) {
+		if _, err := conn.Exec(ctx, stmt, args...); err != nil {
+			t.Fatalf("%s: %v", stmt, err)
+		}
+	})
+}
+
+// Query runs q as the superuser and returns the first column of its one
+// row.
+func (c *Cluster) Query(t testing.TB, q string, args ...any) any {
+	t.Helper()
+	var v any
+	c.withConn(t, func(ctx context.Context, conn *pgx.Conn) {
+		if err := conn.QueryRow(ctx, q, args...).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	})
+	return v
+}
+
+// RoleExists reports whether a role (a database user) of that name exists.
+func (c *Cluster) RoleExists(t testing.TB, name string) bool {
+	t.Helper()
+	return c.Query(t, `SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)`, name).(bool)
+}
+
+func (c *Cluster) withConn(t testing.TB, f func(context.Context, *pgx.Conn)) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, c.URL())
+	if err != nil {
+		t.Fatalf("pgtest: connecting: %v", err)
+	}
+	defer conn.Close(ctx)
+	f(ctx, conn)
 }
